@@ -1,0 +1,413 @@
+"""The ``hitl`` command: run the local stack, the demo, and resolve interventions.
+
+Every listing and ``show`` takes ``--json`` for scripts. Errors exit non-zero with a
+message that says what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from scrapy_hitl.config import StateConfig
+
+if TYPE_CHECKING:
+    from scrapy_hitl.state import HitlState
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+class _Ctx:
+    def __init__(self) -> None:
+        self._state: HitlState | None = None
+
+    def state(self) -> HitlState:
+        if self._state is None:
+            from scrapy_hitl.state import HitlState, RedisUnavailable, SchemaError
+
+            try:
+                self._state = HitlState.open(StateConfig.from_env())
+            except (RedisUnavailable, SchemaError) as exc:
+                raise click.ClickException(str(exc)) from exc
+        return self._state
+
+
+pass_ctx = click.make_pass_decorator(_Ctx, ensure=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="scrapy-hitl")
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """scrapy-hitl: crawls that pause instead of failing, and ask a human for help.
+
+    State lives in HITL_DATA_DIR (default ./.hitl): a SQLite database and an embedded
+    Redis, unless HITL_DATABASE_URL / HITL_REDIS_URL point elsewhere.
+    """
+    ctx.obj = _Ctx()
+    ctx.call_on_close(lambda: ctx.obj._state.close() if ctx.obj._state else None)
+
+
+# --- db -----------------------------------------------------------------------------------------
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Create the database or upgrade it to the newest schema."""
+    from scrapy_hitl.state.db import Database
+
+    database = Database(StateConfig.from_env().database_url)
+    before, after = database.upgrade()
+    if before == after:
+        click.echo(f"Database {database.safe_url} is up to date (schema {after}).")
+    else:
+        click.echo(f"Database {database.safe_url} upgraded: {before or 'empty'} -> {after}.")
+    database.dispose()
+
+
+@db.command("current")
+def db_current() -> None:
+    """Show the schema revision of the database and the one this version needs."""
+    from scrapy_hitl.state.db import Database
+
+    database = Database(StateConfig.from_env().database_url)
+    click.echo(f"current: {database.current_revision()}  head: {database.head_revision()}")
+    database.dispose()
+
+
+# --- stack ---------------------------------------------------------------------------------------
+@main.command()
+def up() -> None:
+    """Run the local stack in the foreground until Ctrl-C: the database and Redis."""
+    from hitl_console.stack import run_stack
+
+    run_stack(StateConfig.from_env())
+
+
+@main.command()
+def down() -> None:
+    """Stop the embedded Redis that a crawl started in HITL_DATA_DIR."""
+    from scrapy_hitl.state.redis_server import EmbeddedRedis
+
+    config = StateConfig.from_env()
+    if config.redis_url:
+        raise click.ClickException("HITL_REDIS_URL is set: that Redis is not ours to stop.")
+    if EmbeddedRedis(config.data_dir).stop():
+        click.echo(f"Stopped the embedded Redis of {config.data_dir}.")
+    else:
+        click.echo(f"No embedded Redis is running for {config.data_dir}.")
+
+
+@main.command()
+@click.option("--keep", is_flag=True, help="Keep the demo's data dir afterwards.")
+@click.option("--interactive/--auto", default=None,
+              help="Wait for you to resolve (default when run in a terminal), or resolve by itself.")
+def demo(keep: bool, interactive: bool | None) -> None:
+    """Show the whole loop on a local sandbox site: block, park, resolve, resume."""
+    from hitl_console.demo import run_demo
+
+    sys.exit(run_demo(keep=keep, interactive=sys.stdin.isatty() if interactive is None else interactive))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_ctx
+def status(obj: _Ctx, as_json: bool) -> None:
+    """Health of Redis and the database, parked requests, open interventions."""
+    from hitl_console.status import collect_status, render_status
+
+    data = collect_status(obj.state())
+    if as_json:
+        _echo_json(data)
+    else:
+        click.echo(render_status(data))
+
+
+# --- interventions -------------------------------------------------------------------------------
+@main.group()
+def interventions() -> None:
+    """List, show, resolve and cancel interventions."""
+
+
+@interventions.command("list")
+@click.option("--status", type=click.Choice(["open", "resolved", "cancelled", "expired", "all"]),
+              default="open", show_default=True)
+@click.option("--type", "type_", help="manual_access, login_refresh, captcha_solve, selector_fix")
+@click.option("--domain")
+@click.option("--run", "run_id")
+@click.option("--limit", default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def interventions_list(obj: _Ctx, status: str, type_: str | None, domain: str | None,
+                       run_id: str | None, limit: int, as_json: bool) -> None:
+    """List interventions, newest first."""
+    from scrapy_hitl.state.interventions import list_interventions
+
+    rows = list_interventions(obj.state(), status=None if status == "all" else status,
+                              type=type_, domain=domain, run_id=run_id, limit=limit)
+    if as_json:
+        _echo_json(rows)
+        return
+    if not rows:
+        click.echo(f"No {'' if status == 'all' else status + ' '}interventions.")
+        return
+    click.echo(f"{'ID':>5}  {'STATUS':9}  {'TYPE':14}  {'REASON':24}  {'PARKED':>6}  DOMAIN")
+    for r in rows:
+        click.echo(f"{r['id']:>5}  {r['status']:9}  {r['type']:14}  {r['reason'][:24]:24}  "
+                   f"{r['parked_count']:>6}  {r['domain']}")
+
+
+def _get_intervention(obj: _Ctx, intervention_id: int) -> dict[str, Any]:
+    from scrapy_hitl.state.interventions import InterventionNotFound, get
+
+    try:
+        return get(obj.state(), intervention_id)
+    except InterventionNotFound as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@interventions.command("show")
+@click.argument("intervention_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def interventions_show(obj: _Ctx, intervention_id: int, as_json: bool) -> None:
+    """Show one intervention, its history and its oldest parked requests."""
+    data = _get_intervention(obj, intervention_id)
+    if as_json:
+        _echo_json(data)
+        return
+    for key in ("id", "status", "type", "reason", "vendor", "domain", "spider", "run_id", "url",
+                "response_status", "parked_count", "created_at", "resolved_at", "resolved_by", "note"):
+        if data.get(key) not in (None, ""):
+            click.echo(f"{key:16} {data[key]}")
+    click.echo("history:")
+    for h in data["history"]:
+        click.echo(f"  {h['at']}  {h['action']:10} {h['actor']}")
+    if data.get("parked_requests"):
+        click.echo("parked requests (oldest first):")
+        for p in data["parked_requests"]:
+            click.echo(f"  {p['park_id']:>8}  {p['url']}")
+    if data["status"] == "open":
+        click.echo(f"\nResolve: hitl interventions resolve {data['id']} --cookies cookies.txt")
+
+
+@interventions.command("resolve")
+@click.argument("intervention_id", type=int)
+@click.option("--cookies", "cookies_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Cookies from your browser: Cookie-Editor JSON, cookies.txt, Playwright "
+                   "storage_state JSON, or a raw Cookie: header.")
+@click.option("--format", "fmt", type=click.Choice(["cookie-editor-json", "netscape",
+              "playwright-storage-state", "cookie-header"]), help="Skip auto-detection.")
+@click.option("--user-agent", help="The user agent of the browser the cookies came from.")
+@click.option("--proxy", help="A proxy URL the session is bound to.")
+@click.option("--note", default="", help="Why, for the audit trail.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def interventions_resolve(obj: _Ctx, intervention_id: int, cookies_file: Path | None, fmt: str | None,
+                          user_agent: str | None, proxy: str | None, note: str, as_json: bool) -> None:
+    """Resolve an intervention; its parked requests resume in running crawlers (or the next run)."""
+    from scrapy_hitl.state.interventions import InterventionClosed, InterventionNotFound, resolve
+
+    state = obj.state()
+    cookies = None
+    source_format = ""
+    if cookies_file is not None:
+        parsed = _read_cookies(cookies_file, fmt, default_domain=None)
+        cookies, source_format = parsed.cookies, parsed.format
+        user_agent = user_agent or parsed.user_agent
+    try:
+        result = resolve(state, intervention_id, cookies=cookies, user_agent=user_agent, proxy=proxy,
+                         source_format=source_format, note=note, actor="cli")
+    except (InterventionNotFound, InterventionClosed, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        _echo_json(result)
+        return
+    i = result["intervention"]
+    msg = f"Resolved intervention {i['id']} ({i['type']} on {i['domain']})"
+    if result["session"]:
+        msg += f" with {len(result['session']['cookie_names'])} cookies"
+    click.echo(msg + ".")
+    if result["requests_to_resume"]:
+        click.echo(f"{result['requests_to_resume']} parked requests will resume.")
+
+
+def _read_cookies(path: Path, fmt: str | None, default_domain: str | None) -> Any:
+    from scrapy_hitl.cookies import CookieFormatError, parse_cookies
+
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise click.ClickException(f"Cannot read {path}: {exc.strerror}") from exc
+    try:
+        return parse_cookies(raw, source=str(path), fmt=fmt, default_domain=default_domain)
+    except CookieFormatError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@interventions.command("cancel")
+@click.argument("intervention_id", type=int)
+@click.option("--note", default="", help="Why, for the audit trail.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def interventions_cancel(obj: _Ctx, intervention_id: int, note: str, as_json: bool) -> None:
+    """Give up: the domain's parked requests fail with reason intervention_cancelled."""
+    from scrapy_hitl.state.interventions import InterventionClosed, InterventionNotFound, cancel
+
+    try:
+        result = cancel(obj.state(), intervention_id, note=note, actor="cli")
+    except (InterventionNotFound, InterventionClosed) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        _echo_json(result)
+        return
+    click.echo(f"Cancelled intervention {intervention_id}; {result['failed']} parked requests failed.")
+
+
+# --- sessions ------------------------------------------------------------------------------------
+@main.group()
+def sessions() -> None:
+    """The session vault: captured cookies per domain (values are never shown)."""
+
+
+@sessions.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def sessions_list(obj: _Ctx, as_json: bool) -> None:
+    rows = obj.state().vault.list()
+    if as_json:
+        _echo_json(rows)
+        return
+    if not rows:
+        click.echo("The vault is empty.")
+        return
+    for r in rows:
+        click.echo(f"{r['domain']:30} {r['health']:8} captured {r['captured_at'][:19]}  "
+                   f"expires {(r['expires_at'] or 'never')[:19]}  cookies: {', '.join(r['cookie_names'])}")
+
+
+@sessions.command("import")
+@click.argument("domain")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["cookie-editor-json", "netscape",
+              "playwright-storage-state", "cookie-header"]))
+@click.option("--user-agent")
+@click.option("--proxy")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def sessions_import(obj: _Ctx, domain: str, file: Path, fmt: str | None, user_agent: str | None,
+                    proxy: str | None, as_json: bool) -> None:
+    """Store cookies for DOMAIN; crawls attach them to every request for it."""
+    from scrapy_hitl.state.vault import normalize_domain
+
+    state = obj.state()
+    domain = normalize_domain(domain)
+    parsed = _read_cookies(file, fmt, default_domain=domain)
+    try:
+        info = state.vault.put(domain, parsed.cookies, user_agent=user_agent or parsed.user_agent,
+                               proxy=proxy, source_format=parsed.format, captured_by="cli")
+    except ValueError as exc:
+        raise click.ClickException(f"{file}: {exc}") from exc
+    state.events.emit("session.captured", {"cookie_names": info["cookie_names"],
+                                           "expires_at": info["expires_at"]}, domain=domain)
+    if as_json:
+        _echo_json(info)
+    else:
+        click.echo(f"Stored {len(info['cookie_names'])} cookies for {domain} ({parsed.format}).")
+
+
+@sessions.command("delete")
+@click.argument("domain")
+@pass_ctx
+def sessions_delete(obj: _Ctx, domain: str) -> None:
+    from scrapy_hitl.state.vault import normalize_domain
+
+    state = obj.state()
+    domain = normalize_domain(domain)
+    if not state.vault.delete(domain):
+        raise click.ClickException(f"No session for {domain}. See `hitl sessions list`.")
+    state.events.emit("session.invalidated", {"reason": "deleted"}, domain=domain)
+    click.echo(f"Deleted the session of {domain}.")
+
+
+# --- spiders and domains -------------------------------------------------------------------------
+@main.group()
+def spiders() -> None:
+    """Pause or unpause a whole spider (every crawler of it, on every host)."""
+
+
+@spiders.command("pause")
+@click.argument("spider")
+@pass_ctx
+def spiders_pause(obj: _Ctx, spider: str) -> None:
+    from scrapy_hitl.state import pauses
+
+    state = obj.state()
+    if pauses.pause_spider(state.redis, spider, by="cli"):
+        state.events.emit("spider.paused", {"by": "cli"}, spider=spider)
+        click.echo(f"Paused {spider}: its requests are parked until `hitl spiders unpause {spider}`.")
+    else:
+        click.echo(f"{spider} is already paused.")
+
+
+@spiders.command("unpause")
+@click.argument("spider")
+@pass_ctx
+def spiders_unpause(obj: _Ctx, spider: str) -> None:
+    from scrapy_hitl.state import pauses
+
+    state = obj.state()
+    if pauses.unpause_spider(state.redis, spider):
+        state.events.emit("spider.resumed", {"by": "cli"}, spider=spider)
+        click.echo(f"Unpaused {spider}; its parked requests resume.")
+    else:
+        click.echo(f"{spider} was not paused.")
+
+
+@main.group("domains")
+def domains_group() -> None:
+    """What the crawler learned per domain."""
+
+
+@domains_group.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def domains_list(obj: _Ctx, as_json: bool) -> None:
+    from scrapy_hitl.state import domains
+
+    rows = domains.list_domains(obj.state().db)
+    if as_json:
+        _echo_json(rows)
+        return
+    click.echo(f"{'DOMAIN':30} {'CLASS':7} {'SESSION':13} {'ATTEMPTS':>8} {'403%':>6} {'CAPTCHA%':>8}")
+    for r in rows:
+        click.echo(f"{r['domain']:30} {r['access_class']:7} {r['requires_session']:13} {r['attempts']:>8} "
+                   f"{r['block_rate_403'] * 100:>5.0f}% {r['captcha_rate'] * 100:>7.0f}%")
+
+
+@domains_group.command("set")
+@click.argument("domain")
+@click.option("--requires-session", type=click.Choice(["unknown", "required", "not_required"]))
+@click.option("--access-class", type=click.Choice(["public", "infra", "human"]))
+@pass_ctx
+def domains_set(obj: _Ctx, domain: str, requires_session: str | None, access_class: str | None) -> None:
+    """Override what was learned about DOMAIN."""
+    from scrapy_hitl.state import domains
+
+    fields = {k: v for k, v in (("requires_session", requires_session), ("access_class", access_class)) if v}
+    if not fields:
+        raise click.UsageError("Give --requires-session and/or --access-class.")
+    _echo_json(domains.update(obj.state().db, domain, **fields))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,50 @@
+"""``hitl up``: the local stack in the foreground until Ctrl-C.
+
+Creates or upgrades the database, then runs the embedded Redis (unless HITL_REDIS_URL
+points at another one). Later issues add the console and the RQ worker here.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import click
+
+from scrapy_hitl.config import StateConfig
+from scrapy_hitl.state.db import Database
+from scrapy_hitl.state.redis_server import EmbeddedRedis, RedisUnavailable, connect
+
+
+def run_stack(config: StateConfig) -> None:
+    database = Database(config.database_url)
+    before, after = database.upgrade()
+    click.echo(f"Database  {database.safe_url}  schema {after}"
+               + (f" (upgraded from {before or 'empty'})" if before != after else ""))
+    database.dispose()
+
+    embedded: EmbeddedRedis | None = None
+    try:
+        if config.redis_url:
+            connect(config.redis_url, config.data_dir)
+            click.echo(f"Redis     {config.redis_url} (HITL_REDIS_URL)")
+        else:
+            embedded = EmbeddedRedis(config.data_dir)
+            if embedded.is_running():
+                click.echo(f"Redis     embedded, already running on {embedded.socket_path}")
+                embedded = None  # someone else started it: not ours to stop
+            else:
+                embedded.run_foreground()
+                click.echo(f"Redis     embedded on {embedded.socket_path} (AOF in {config.data_dir})")
+    except RedisUnavailable as exc:
+        raise click.ClickException(str(exc)) from exc
+
+    click.echo("Ready. Run `scrapy crawl` in your project; Ctrl-C stops the stack.")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    click.echo("Stopping...")
+    if embedded is not None:
+        embedded.stop()
+    click.echo("Stopped.")

@@ -1,0 +1,38 @@
+"""Every ``HITL_*`` default, in one place.
+
+Alphabetical within a group, the enabling flag first. Each value is documented in
+``docs/settings.md``; keep the two in step. Crawls read these as Scrapy settings (the
+add-on writes them with "addon" priority); the ``hitl`` CLI and the console read the
+process-level ones (data dir, database, Redis, secret key) from the environment.
+"""
+
+from __future__ import annotations
+
+# --- where state lives (environment variables or Scrapy settings) ---------------------
+HITL_DATA_DIR = ".hitl"  # relative to the working directory
+HITL_DATABASE_URL = ""  # empty: sqlite:///<HITL_DATA_DIR>/hitl.db
+HITL_REDIS_URL = ""  # empty: the embedded redis-server in HITL_DATA_DIR (AOF on)
+HITL_SECRET_KEY = ""  # empty: generated into <HITL_DATA_DIR>/secret_key (mode 0600)
+
+# --- block detection -------------------------------------------------------------------
+HITL_BLOCKS_ENABLED = True
+HITL_BLOCK_SIGNATURES: list[dict] = []  # extra signatures, checked before the built-in ones
+HITL_CLASSIFIER_MAX_BODY = 65536  # characters of the body the classifier looks at
+HITL_SELECTOR_DRIFT_PAGES = 3  # consecutive pages missing hitl_expect before selector_fix
+
+# --- domain learning -------------------------------------------------------------------
+HITL_LEARN_MIN_ATTEMPTS = 10  # attempts before a domain's block rate is trusted
+HITL_SESSION_REQUIRED_BLOCK_RATE = 0.8  # 403 rate that makes a domain require a session
+HITL_STATS_FLUSH_INTERVAL = 5.0  # seconds between batched domain-stat writes
+
+# --- sessions (cookie vault) -------------------------------------------------------------
+HITL_SESSIONS_ENABLED = True
+
+# --- the run extension: waiting, resuming, events ------------------------------------------
+HITL_EXTENSION_ENABLED = True
+HITL_EVENTS_MAXLEN = 100_000  # events kept in the Redis stream (approximate trim)
+HITL_PARK_FLUSH_INTERVAL = 0.05  # seconds; parked requests are written to Redis in batches
+HITL_PAUSE_TIMEOUT = 1800  # seconds a spider waits for humans before closing "hitl_paused"
+HITL_PROGRESS_INTERVAL = 5.0  # seconds between run.progress events
+HITL_RESUME_BATCH = 500  # parked requests claimed from Redis per batch when resuming
+HITL_RUN_HEARTBEAT = 10.0  # seconds; a run whose heartbeat is 3x older is considered dead

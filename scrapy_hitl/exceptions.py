@@ -1,0 +1,23 @@
+"""Exceptions a spider author may see, each saying when it is raised and what happens next."""
+
+from __future__ import annotations
+
+from scrapy.exceptions import IgnoreRequest
+
+
+class RequestParked(IgnoreRequest):
+    """Raised for a request that was parked in Redis instead of sent or failed.
+
+    Its errback (if any) receives this failure; the request itself is not lost: it is sent
+    again, once, after a human resolves the domain's intervention. Check it with
+    ``failure.check(RequestParked)`` to tell a parked request from a real failure.
+    """
+
+    def __init__(self, reason: str, domain: str) -> None:
+        super().__init__(f"parked ({reason}) until a human resolves {domain}")
+        self.reason = reason
+        self.domain = domain
+
+
+class RequestAbandoned(IgnoreRequest):
+    """Raised for a parked request whose intervention was cancelled: it is not sent again."""

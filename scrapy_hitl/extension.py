@@ -1,0 +1,297 @@
+"""The run extension: run lifecycle and events, waiting for humans, resuming.
+
+- Keeps the spider open (DontCloseSpider) while it has parked requests waiting for a human,
+  up to HITL_PAUSE_TIMEOUT; then closes with the finish reason ``hitl_paused`` and leaves
+  them parked for the next run.
+- On ``domain.resumed`` (a human resolved the last open intervention of a domain) and at
+  start for domains resolved while no crawler ran, re-injects the parked requests in their
+  original order, once each, through Scrapy's FIFO start-request queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from scrapy import signals
+from scrapy.exceptions import CloseSpider, DontCloseSpider, NotConfigured
+from scrapy.utils.defer import maybe_deferred_to_future
+
+from scrapy_hitl.runtime import HitlRuntime, _reactor
+from scrapy_hitl.state import runs
+from scrapy_hitl.state.serialization import UnsafeRequestClass, request_from_json
+
+if TYPE_CHECKING:
+    from scrapy import Spider
+    from scrapy.crawler import Crawler
+    from twisted.internet.defer import Deferred
+    from typing_extensions import Self
+
+    from scrapy_hitl.state.events import Event
+    from scrapy_hitl.state.parking import Claimed
+
+logger = logging.getLogger(__name__)
+
+COMPLETED_REASONS = ("finished",)
+
+
+class HitlExtension:
+    def __init__(self, crawler: Crawler, runtime: HitlRuntime) -> None:
+        self.crawler = crawler
+        self.rt = runtime
+        self.stats = crawler.stats
+        self.resuming: set[str] = set()
+        self.resumed_pending = 0  # re-injected, not yet taken by the downloader
+        self.waiting_since: float | None = None
+        self.status = "running"
+        self._last_progress = 0.0
+        self._release_failed: set[str] = set()
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        if not crawler.settings.getbool("HITL_EXTENSION_ENABLED", True):
+            raise NotConfigured("HITL_EXTENSION_ENABLED is False")
+        ext = cls(crawler, HitlRuntime.of(crawler))
+        crawler.signals.connect(ext.spider_opened, signals.spider_opened)
+        crawler.signals.connect(ext.spider_idle, signals.spider_idle)
+        crawler.signals.connect(ext.spider_closed, signals.spider_closed)
+        crawler.signals.connect(ext.request_reached_downloader, signals.request_reached_downloader)
+        crawler.signals.connect(ext.response_received, signals.response_received)
+        ext.rt.subscribe(ext.on_event)
+        return ext
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def spider_opened(self, spider: Spider) -> None:
+        rt = self.rt
+        runs.create_run(rt.state.db, rt.run_id, spider.name, _spider_args(spider), os.getcwd())
+        self.stats.set_value("hitl/run_id", rt.run_id)
+        rt.emit("run.started", {"pid": os.getpid(), "project_dir": os.getcwd()})
+        logger.info("scrapy-hitl run %s started", rt.run_id, extra={"spider": spider})
+        # Domains resolved (or cancelled) while no crawler ran: resume what they parked.
+        _reactor().callLater(0, self.resume_released)
+
+    async def spider_closed(self, spider: Spider, reason: str) -> None:
+        rt = self.rt
+        # Resumed requests never fetched (Ctrl-C, timeout) go back to their parked place;
+        # ones whose download finally failed are done (acked).
+        unfinished = [p for p in rt.inflight_resumed if p not in rt.errored_resumed]
+        finished = [p for p in rt.inflight_resumed if p in rt.errored_resumed]
+        rt._ack_buffer.extend(finished)
+        rt.inflight_resumed.clear()
+        if reason in COMPLETED_REASONS or reason.startswith("closespider_"):
+            status, event = "completed", "run.completed"
+        elif reason == "hitl_paused":
+            status, event = "waiting_for_human", "run.waiting"
+        else:
+            status, event = "failed", "run.failed"
+        stats = _json_stats(self.stats.get_stats())
+        rt.emit(event, {"finish_reason": reason, "stats": stats, "closed": True})
+
+        def _finish(_: Any) -> Deferred[Any]:
+            def _write() -> None:
+                if unfinished:
+                    rt.state.parking.release(rt.spider_name, unfinished)
+                runs.update_run(rt.state.db, rt.run_id, status=status, stats=stats, finish_reason=reason)
+                runs.end_heartbeat(rt.state.redis, rt.run_id)
+
+            return rt.io(_write)
+
+        d = rt.flush(force=True)
+        d.addCallback(_finish)
+        d.addBoth(lambda _: rt.close())
+        await maybe_deferred_to_future(d)
+
+    # --- waiting -----------------------------------------------------------------------------
+    def _waiting_on_humans(self) -> bool:
+        rt = self.rt
+        if rt.spider_paused:
+            return True
+        return any(rt.is_domain_paused(d) for d in rt.parked_domains)
+
+    def _busy(self) -> bool:
+        rt = self.rt
+        return bool(self.resuming or rt._park_buffer or rt._ack_buffer or rt._flushing is not None)
+
+    def spider_idle(self, spider: Spider) -> None:
+        rt = self.rt
+        self.resume_released()
+        if self._busy():
+            raise DontCloseSpider
+        if not self._waiting_on_humans():
+            self.waiting_since = None
+            return  # nothing parked that a human must unblock: let it close
+        now = time.monotonic()
+        if self.waiting_since is None:
+            self.waiting_since = now
+            self._set_status("waiting_for_human", reason="all_work_parked")
+            logger.warning(
+                "Waiting for a human: every remaining request is parked (up to %ds, "
+                "HITL_PAUSE_TIMEOUT). `hitl interventions list` shows what to resolve.",
+                rt.settings.pause_timeout, extra={"spider": spider},
+            )
+        if now - self.waiting_since >= rt.settings.pause_timeout:
+            logger.warning("Closing after %ds waiting; parked requests stay in Redis for the next run",
+                           rt.settings.pause_timeout, extra={"spider": spider})
+            raise CloseSpider("hitl_paused")
+        raise DontCloseSpider
+
+    def _set_status(self, status: str, **payload: Any) -> None:
+        if status == self.status:
+            return
+        self.status = status
+        rt = self.rt
+        rt.io(runs.update_run, rt.state.db, rt.run_id, status=status)
+        if status == "waiting_for_human":
+            rt.emit("run.waiting", payload)
+        else:
+            rt.emit("run.progress", {"status": status, **self._progress()})
+
+    # --- events ------------------------------------------------------------------------------
+    def on_event(self, ev: Event) -> None:
+        rt = self.rt
+        if ev.type == "session.captured" and ev.domain:
+            rt.reload_session(ev.domain)
+        elif ev.type == "domain.resumed" and ev.domain:
+            self.release(ev.domain)
+        elif ev.type == "spider.resumed" and ev.spider == rt.spider_name:
+            self.resume_released()
+        elif ev.type == "intervention.cancelled":
+            n = (ev.payload.get("failed_by_spider") or {}).get(rt.spider_name, 0)
+            if n:
+                self.stats.inc_value("hitl/failed", n)
+                self.stats.inc_value("hitl/failed/intervention_cancelled", n)
+                logger.warning("%d parked requests to %s failed: intervention %s was cancelled",
+                               n, ev.domain, ev.intervention_id, extra={"spider": rt.spider})
+                rt.io(rt.state.parking.fingerprints, rt.spider_name).addCallback(
+                    lambda fps: setattr(rt, "parked_fps", fps | {e.fingerprint for e in rt._park_buffer if e.fingerprint})
+                )
+
+    # --- resuming ----------------------------------------------------------------------------
+    def resume_released(self) -> None:
+        """Resume every parked domain of this spider that is no longer held."""
+        rt = self.rt
+        if rt.spider_paused:
+            return
+        for domain in sorted(rt.parked_domains):
+            if not rt.is_domain_paused(domain):
+                self.release(domain)
+
+    def release(self, domain: str) -> None:
+        rt = self.rt
+        if domain in self.resuming or rt.spider_paused or rt.is_domain_paused(domain):
+            return
+        if domain not in rt.parked_domains:
+            return
+        self.resuming.add(domain)
+        self.waiting_since = None
+        self._set_status("running")
+        # Park-buffer first: requests parked a moment ago must be in Redis to be claimed.
+        d = rt.flush(force=True)
+        d.addCallback(lambda _: self._claim(domain))
+
+    def _claim(self, domain: str) -> Deferred[Any]:
+        rt = self.rt
+        d = rt.io(rt.state.parking.claim, rt.spider_name, domain, rt.settings.resume_batch, rt.run_id)
+        d.addCallback(self._inject, domain)
+        d.addErrback(self._claim_failed, domain)
+        return d
+
+    def _claim_failed(self, failure: Any, domain: str) -> None:
+        self.resuming.discard(domain)
+        logger.error("Could not resume %s: %s (will retry when idle)", domain,
+                     failure.getErrorMessage(), extra={"spider": self.rt.spider})
+
+    def _inject(self, claimed: list[Claimed], domain: str) -> None:
+        rt = self.rt
+        engine = self.crawler.engine
+        if rt.closed or engine is None or engine.spider is None:
+            if claimed:
+                rt.io(rt.state.parking.release, rt.spider_name, [c.park_id for c in claimed])
+            self.resuming.discard(domain)
+            return
+        injected = 0
+        for c in claimed:
+            try:
+                request = request_from_json(c.request, rt.spider)  # type: ignore[arg-type]
+            except (UnsafeRequestClass, ValueError, ImportError, TypeError) as exc:
+                self.stats.inc_value("hitl/resumed/unloadable")
+                logger.error("Dropping parked request %s of %s: %s", c.park_id, domain, exc,
+                             extra={"spider": rt.spider})
+                rt._ack_buffer.append(c.park_id)
+                continue
+            request.meta["hitl_park_id"] = c.park_id
+            # Scrapy's start-request queue is FIFO: original order survives the scheduler.
+            request.meta["is_start_request"] = True
+            request = request.replace(dont_filter=True)
+            rt.inflight_resumed[c.park_id] = c.fingerprint
+            self.resumed_pending += 1
+            engine.crawl(request)
+            injected += 1
+        if injected:
+            self.stats.inc_value("hitl/resumed", injected)
+            rt.emit("requests.resumed", {"count": injected}, domain=domain)
+            logger.info("Resumed %d parked requests to %s", injected, domain, extra={"spider": rt.spider})
+        if len(claimed) < rt.settings.resume_batch:
+            self.resuming.discard(domain)
+            if rt.state.parking and not rt.is_domain_paused(domain):
+                rt.io(rt.state.parking.count, rt.spider_name, domain).addCallback(
+                    lambda n: n or rt.parked_domains.discard(domain)
+                )
+            return
+        self._next_batch(domain)
+
+    def _next_batch(self, domain: str) -> None:
+        """Claim the next batch once the scheduler has room, so 100,000 parked requests
+        never sit in memory at once."""
+        rt = self.rt
+        if rt.closed or rt.is_domain_paused(domain) or rt.spider_paused:
+            self.resuming.discard(domain)
+            return
+        if self.resumed_pending > rt.settings.resume_batch // 2:
+            _reactor().callLater(0.05, self._next_batch, domain)
+            return
+        self._claim(domain)
+
+    def request_reached_downloader(self, request: Any, spider: Spider) -> None:
+        if "hitl_park_id" in request.meta and self.resumed_pending:
+            self.resumed_pending -= 1
+
+    # --- progress ----------------------------------------------------------------------------
+    def _progress(self) -> dict[str, Any]:
+        get = self.stats.get_value
+        return {
+            "requests": get("downloader/request_count", 0),
+            "responses": get("downloader/response_count", 0),
+            "items": get("item_scraped_count", 0),
+            "parked": get("hitl/parked", 0),
+            "resumed": get("hitl/resumed", 0),
+        }
+
+    def response_received(self, *args: Any, **kwargs: Any) -> None:
+        now = time.monotonic()
+        if now - self._last_progress >= self.rt.settings.progress_interval:
+            self._last_progress = now
+            self.rt.emit("run.progress", {"status": self.status, **self._progress()})
+
+
+def _spider_args(spider: Spider) -> dict[str, Any]:
+    """Arguments given with ``-a``: the instance attributes that are plain values."""
+    out = {}
+    for k, v in vars(spider).items():
+        if k.startswith("_") or k in ("crawler", "settings", "start_urls"):
+            continue
+        if isinstance(v, (str, int, float, bool)):
+            out[k] = v
+    return out
+
+
+def _json_stats(stats: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in stats.items():
+        if isinstance(v, (int, float, str, bool)) or v is None:
+            out[k] = v
+        else:
+            out[k] = str(v)
+    return out

@@ -1,0 +1,160 @@
+"""Block-detection middleware: classify every response and act on the verdict.
+
+Sits at 650, between the downloader and Scrapy's Redirect (600) and Retry (550)
+middlewares, so it sees a login redirect before it is followed and leaves ``retry``
+verdicts (429, 503 + Retry-After, network errors) to Scrapy's own RetryMiddleware.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from scrapy.exceptions import NotConfigured
+from scrapy.http import TextResponse
+
+from scrapy_hitl.classifier import Observation
+from scrapy_hitl.exceptions import RequestParked
+from scrapy_hitl.runtime import HitlRuntime, request_domain
+
+if TYPE_CHECKING:
+    from scrapy import Request, Spider
+    from scrapy.crawler import Crawler
+    from scrapy.http import Response
+    from typing_extensions import Self
+
+    from scrapy_hitl.classifier import Verdict
+
+logger = logging.getLogger(__name__)
+
+_EVIDENCE_HEADERS = 40
+
+
+def _headers(response: Response) -> dict[str, str]:
+    return {
+        k.decode("latin-1").lower(): v[-1].decode("latin-1") if v else ""
+        for k, v in response.headers.items()
+    }
+
+
+class HitlBlockMiddleware:
+    """Classify; on a pause verdict park the request, open the intervention, pause the domain."""
+
+    def __init__(self, crawler: Crawler, runtime: HitlRuntime) -> None:
+        self.crawler = crawler
+        self.rt = runtime
+        self.stats = crawler.stats
+        self.max_body = runtime.settings.classifier_max_body
+        self.drift_pages = runtime.settings.selector_drift_pages
+        # selector drift: per domain, the requests whose pages missed hitl_expect in a row
+        self.drift: dict[str, list[Request]] = {}
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        if not crawler.settings.getbool("HITL_BLOCKS_ENABLED", True):
+            raise NotConfigured("HITL_BLOCKS_ENABLED is False")
+        return cls(crawler, HitlRuntime.of(crawler))
+
+    def _expect(self, request: Request) -> str | None:
+        expect = request.meta.get("hitl_expect")
+        if expect is None and self.rt.spider is not None:
+            expect = getattr(self.rt.spider, "hitl_expect", None)
+        return expect or None
+
+    def process_response(
+        self, request: Request, response: Response, spider: Spider | None = None
+    ) -> Request | Response:
+        if request.meta.get("dont_hitl"):
+            return response
+        rt = self.rt
+        domain = request_domain(request)
+        headers = _headers(response)
+        is_text = isinstance(response, TextResponse)
+        expect = self._expect(request) if is_text and 200 <= response.status < 300 else None
+        expect_missing = bool(expect) and not response.css(expect)  # type: ignore[attr-defined]
+        obs = Observation(
+            url=response.url,
+            status=response.status,
+            headers=headers,
+            body=response.text[: self.max_body] if is_text else "",  # type: ignore[attr-defined]
+            has_session="hitl_session" in request.meta,
+            access_class=rt.access_class(domain),
+            expect_missing=expect_missing,
+            can_escalate=bool(request.meta.get("hitl_can_escalate")),
+        )
+        verdict = rt.classifier.classify(obs)
+        tier = request.meta.get("hitl_tier", "static")
+        rt.record(domain, engine=tier, ok=verdict.action == "ok", status=response.status,
+                  reason=verdict.reason, kind=verdict.type or "")
+        if verdict.action != "ok":
+            self.stats.inc_value(f"hitl/blocks/{verdict.reason}")
+
+        if verdict.action == "pause":
+            if verdict.type == "selector_fix":
+                return self._drift(request, response, domain, verdict)
+            self._pause(request, response, domain, verdict, headers)
+        if expect and not expect_missing:
+            self.drift.pop(domain, None)
+        if verdict.action == "ok" and "hitl_session" in request.meta:
+            session = rt.session_for(domain)
+            if session is not None:
+                rt.mark_session_valid(session)
+        rt.ack(request)
+        return response
+
+    def _pause(
+        self, request: Request, response: Response, domain: str, verdict: Verdict,
+        headers: dict[str, str],
+    ) -> None:
+        rt = self.rt
+        assert verdict.type is not None
+        if verdict.type == "login_refresh" and "hitl_session" in request.meta:
+            rt.invalidate_session(domain, verdict.reason)
+        rt.open_intervention(
+            domain=domain, type=verdict.type, reason=verdict.reason, vendor=verdict.vendor,
+            url=request.url, response_status=response.status,
+            response_headers=dict(list(headers.items())[:_EVIDENCE_HEADERS]),
+            evidence=self._evidence(response),
+        )
+        rt.park(request, domain, verdict.reason)
+        raise RequestParked(verdict.reason, domain)
+
+    def _evidence(self, response: Response) -> dict[str, Any]:
+        body = response.text[:20000] if isinstance(response, TextResponse) else ""
+        return {"status": response.status, "url": response.url, "body_excerpt": body}
+
+    def _drift(self, request: Request, response: Response, domain: str, verdict: Verdict) -> Response:
+        """The expected selector is missing. Let the page through until it has happened on
+        HITL_SELECTOR_DRIFT_PAGES pages in a row; then park them all (no data is lost: they
+        are fetched again once a human has fixed the spider)."""
+        rt = self.rt
+        pending = self.drift.setdefault(domain, [])
+        pending.append(request)
+        if len(pending) < self.drift_pages:
+            rt.ack(request)
+            return response
+        del self.drift[domain]
+        rt.open_intervention(
+            domain=domain, type="selector_fix", reason=verdict.reason,
+            url=request.url, response_status=response.status,
+            evidence={**self._evidence(response), "expect": self._expect(request),
+                      "pages": [r.url for r in pending]},
+        )
+        for earlier in pending[:-1]:
+            rt.park(earlier.replace(dont_filter=True), domain, verdict.reason)
+        rt.park(request, domain, verdict.reason)
+        raise RequestParked(verdict.reason, domain)
+
+    def process_exception(
+        self, request: Request, exception: Exception, spider: Spider | None = None
+    ) -> None:
+        # Network errors are Scrapy's RetryMiddleware's business, never a human's. Remember
+        # the resumed ones so a final failure is not mistaken for "still to do" at close.
+        if isinstance(exception, RequestParked):
+            return None
+        park_id = request.meta.get("hitl_park_id")
+        if park_id:
+            self.rt.errored_resumed.add(park_id)
+        self.rt.record(request_domain(request), engine=request.meta.get("hitl_tier", "static"),
+                       ok=False, status=0, reason="network_error")
+        return None

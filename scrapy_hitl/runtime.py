@@ -1,0 +1,479 @@
+"""The crawler's side of the state: one ``HitlRuntime`` per crawler, shared by the add-on's
+components.
+
+Hot-path rule: per request and per item nothing here touches the network on the reactor
+thread. Pause flags, sessions and domain knowledge live in memory, loaded once at start and
+kept fresh from the event stream (read by a background thread). Parked requests, acks,
+events and stats are buffered and written by one I/O thread, in order.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+from scrapy import signals
+from scrapy.exceptions import IgnoreRequest
+from scrapy.utils.httpobj import urlparse_cached
+from twisted.internet import task
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.threadpool import ThreadPool
+
+from scrapy_hitl.classifier import BlockClassifier
+from scrapy_hitl.config import CrawlSettings, StateConfig
+from scrapy_hitl.learning import DomainCounters
+from scrapy_hitl.state import HitlState, domains, pauses, runs
+from scrapy_hitl.state import interventions as interventions_service
+from scrapy_hitl.state.events import make_event
+from scrapy_hitl.state.parking import ParkEntry
+from scrapy_hitl.state.serialization import UnserializableRequest, request_to_json
+from scrapy_hitl.state.vault import parent_domains
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from scrapy import Request, Spider
+    from scrapy.crawler import Crawler
+    from twisted.internet.defer import Deferred
+
+    from scrapy_hitl.state.events import Event
+    from scrapy_hitl.state.vault import Session
+
+logger = logging.getLogger(__name__)
+
+
+def _reactor() -> Any:
+    # Imported late: importing it at module level would install the default reactor
+    # before Scrapy installs the asyncio one.
+    from twisted.internet import reactor
+
+    return reactor
+
+
+def request_domain(request: Request) -> str:
+    return (urlparse_cached(request).hostname or "").lower()
+
+
+class HitlRuntime:
+    """In-memory state, buffered writes and the event listener of one crawler."""
+
+    @classmethod
+    def of(cls, crawler: Crawler) -> HitlRuntime:
+        """The crawler's runtime, created (and connected) by the first component asking."""
+        rt = getattr(crawler, "_hitl_runtime", None)
+        if rt is None:
+            rt = cls(crawler)
+            crawler._hitl_runtime = rt  # type: ignore[attr-defined]
+        return rt
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self.settings = CrawlSettings.from_settings(crawler.settings)
+        self.config = StateConfig.from_settings(crawler.settings)
+        try:
+            self.state = HitlState.open(self.config, events_maxlen=self.settings.events_maxlen)
+        except Exception as exc:
+            logger.critical("scrapy-hitl cannot start: %s", exc)
+            raise
+        self.classifier = BlockClassifier.from_settings_value(self.settings.block_signatures)
+        self.run_id = runs.new_run_id()
+        self.spider_name = ""
+        self.spider: Spider | None = None
+
+        # in-memory state, only touched on the reactor thread
+        self.paused_domains: dict[str, dict[str, Any]] = {}
+        self.spider_paused = False
+        self.sessions: dict[str, Session] = {}
+        self.domain_info: dict[str, dict[str, Any]] = {}
+        self.parked_fps: set[str] = set()
+        self.parked_domains: set[str] = set()  # domains with parked requests of this spider
+        self.opening: set[tuple[str, str]] = set()  # interventions being opened
+        self.counters: dict[str, DomainCounters] = defaultdict(DomainCounters)
+        self.inflight_resumed: dict[str, str] = {}  # park id -> fingerprint
+        self.errored_resumed: set[str] = set()
+        self._park_buffer: list[ParkEntry] = []
+        self._ack_buffer: list[str] = []
+        self._event_buffer: list[Event] = []
+        self._flushing: Deferred[Any] | None = None
+        self._subscribers: list[Callable[[Event], None]] = []
+        self._listener: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._loops: list[task.LoopingCall] = []
+        self.closed = False
+
+        self._io = ThreadPool(1, 1, name="hitl-io")  # one thread: writes stay in order
+        crawler.signals.connect(self._spider_opened, signals.spider_opened)
+        crawler.signals.connect(self._request_scheduled, signals.request_scheduled)
+
+    # --- I/O thread ------------------------------------------------------------------------
+    def io(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred[Any]:
+        """Run blocking state I/O on the I/O thread; the result comes back on the reactor."""
+        if not self._io.started:
+            self._io.start()
+        return deferToThreadPool(_reactor(), self._io, fn, *args, **kwargs)
+
+    # --- lifecycle ---------------------------------------------------------------------
+    def _spider_opened(self, spider: Spider) -> None:
+        """Load the snapshot the hot path works from. Blocking, once, at start."""
+        self.spider = spider
+        self.spider_name = spider.name
+        st = self.state
+        self.paused_domains = pauses.paused_domains(st.redis)
+        self.spider_paused = spider.name in pauses.paused_spiders(st.redis)
+        self.sessions = st.vault.load_usable()
+        self.domain_info = domains.load_all(st.db)
+        released = st.parking.release_dead_claims(
+            spider.name, lambda run: run != self.run_id and runs.is_alive(st.redis, run)
+        )
+        if released:
+            logger.info("Took back %d requests claimed by a run that died", released,
+                        extra={"spider": spider})
+        self.parked_fps = st.parking.fingerprints(spider.name)
+        self.parked_domains = set(st.parking.domains_of(spider.name))
+        runs.heartbeat(st.redis, self.run_id, self.settings.run_heartbeat * 3)
+        last_id = st.events.last_id()
+        self._listener = threading.Thread(
+            target=self._listen, args=(last_id,), name="hitl-events", daemon=True
+        )
+        self._listener.start()
+        for interval, fn in (
+            (self.settings.park_flush_interval, self.flush),
+            (self.settings.stats_flush_interval, self.flush_counters),
+            (self.settings.run_heartbeat, self._heartbeat),
+        ):
+            loop = task.LoopingCall(fn)
+            loop.start(interval, now=False)
+            self._loops.append(loop)
+
+    def _heartbeat(self) -> None:
+        self.io(runs.heartbeat, self.state.redis, self.run_id, self.settings.run_heartbeat * 3)
+
+    def close(self) -> Deferred[Any]:
+        """Flush everything, stop the threads. Returns when the last write is done."""
+        for loop in self._loops:
+            if loop.running:
+                loop.stop()
+        self._stopping.set()
+
+        def _final(_: Any) -> Deferred[Any]:
+            return self.flush_counters()
+
+        d = self.flush(force=True)
+        d.addCallback(_final)
+        d.addBoth(self._stop_io)
+        return d
+
+    def _stop_io(self, result: Any) -> Any:
+        self.closed = True
+        if self._io.started:
+            self._io.stop()
+        if self._listener is not None:
+            self._listener.join(timeout=5)
+        self.state.close()
+        return result
+
+    # --- events ------------------------------------------------------------------------
+    def subscribe(self, fn: Callable[[Event], None]) -> None:
+        self._subscribers.append(fn)
+
+    def _listen(self, last_id: str) -> None:
+        """Background thread: block on the stream, hand events to the reactor."""
+        client = self.state.redis
+        from scrapy_hitl.state.events import EventStream
+
+        stream = EventStream(client)
+        while not self._stopping.is_set():
+            try:
+                events = stream.read(last_id, block_ms=500)
+            except Exception:  # Redis restarting: keep trying, nothing is lost
+                if self._stopping.wait(0.5):
+                    return
+                continue
+            for ev in events:
+                last_id = ev.id or last_id
+                _reactor().callFromThread(self._dispatch, ev)
+
+    def _dispatch(self, ev: Event) -> None:
+        if self.closed:
+            return
+        self._apply_event(ev)
+        for fn in self._subscribers:
+            try:
+                fn(ev)
+            except Exception:
+                logger.exception("Error handling event %s", ev.type)
+
+    def _apply_event(self, ev: Event) -> None:
+        """Keep the in-memory snapshot in step with what other processes did."""
+        if ev.type == "domain.paused" and ev.domain:
+            self.paused_domains[ev.domain] = {"interventions": ev.payload.get("interventions", [])}
+        elif ev.type == "domain.resumed" and ev.domain:
+            self.paused_domains.pop(ev.domain, None)
+        elif ev.type == "spider.paused" and ev.spider == self.spider_name:
+            self.spider_paused = True
+        elif ev.type == "spider.resumed" and ev.spider == self.spider_name:
+            self.spider_paused = False
+        elif ev.type == "session.invalidated" and ev.domain:
+            self.sessions.pop(ev.domain, None)
+
+    def emit(self, type: str, payload: dict[str, Any] | None = None, **ids: Any) -> None:
+        """Queue an event; written with the next flush."""
+        ids.setdefault("run_id", self.run_id)
+        ids.setdefault("spider", self.spider_name or None)
+        self._event_buffer.append(make_event(type, payload, **ids))
+
+    # --- the hot path: held? session? -------------------------------------------------------
+    def is_domain_paused(self, domain: str) -> bool:
+        if not self.paused_domains:
+            return False
+        return any(d in self.paused_domains for d in parent_domains(domain))
+
+    def held_reason(self, domain: str) -> str | None:
+        if self.spider_paused:
+            return "spider_paused"
+        if self.is_domain_paused(domain):
+            return "domain_paused"
+        return None
+
+    def session_for(self, domain: str) -> Session | None:
+        if not self.sessions:
+            return None
+        for d in parent_domains(domain):
+            s = self.sessions.get(d)
+            if s is not None:
+                return s if s.usable else None
+        return None
+
+    def requires_session(self, domain: str) -> bool:
+        info = self.domain_info.get(domain)
+        return bool(info and info.get("requires_session") == "required")
+
+    def access_class(self, domain: str) -> str:
+        info = self.domain_info.get(domain)
+        return info.get("access_class", "public") if info else "public"
+
+    def _request_scheduled(self, request: Request, spider: Spider) -> None:
+        """Drop a request whose twin is already parked: it comes back when resumed."""
+        if not self.parked_fps or request.dont_filter or "hitl_park_id" in request.meta:
+            return
+        fp = self.crawler.request_fingerprinter.fingerprint(request).hex()
+        if fp in self.parked_fps:
+            self.crawler.stats.inc_value("hitl/parked/duplicates_dropped")
+            raise IgnoreRequest(f"already parked: {request}")
+
+    # --- parking --------------------------------------------------------------------------
+    def park(self, request: Request, domain: str, reason: str) -> bool:
+        """Buffer a request for parking. False if it cannot be serialized (logged, counted)."""
+        stats = self.crawler.stats
+        park_id = request.meta.get("hitl_park_id", "")
+        if park_id:
+            fp = self.inflight_resumed.pop(park_id, "")
+        elif request.dont_filter:
+            fp = ""
+        else:
+            fp = self.crawler.request_fingerprinter.fingerprint(request).hex()
+        try:
+            data = request_to_json(request, self.spider)  # type: ignore[arg-type]
+        except UnserializableRequest as exc:
+            stats.inc_value("hitl/parked/unserializable")
+            logger.error("Cannot park %s, so it is dropped: %s", request, exc,
+                         extra={"spider": self.spider})
+            if park_id:
+                self._ack_buffer.append(park_id)
+            return False
+        self._park_buffer.append(
+            ParkEntry(domain=domain, fingerprint=fp, request=data, reason=reason,
+                      replaces=park_id, run_id=self.run_id, parked_at=time.time())
+        )
+        if fp:
+            self.parked_fps.add(fp)
+        self.parked_domains.add(domain)
+        stats.inc_value("hitl/parked")
+        stats.inc_value(f"hitl/parked/reason/{reason}")
+        return True
+
+    def ack(self, request: Request) -> None:
+        """A resumed request got its response: remove it from Redis for good."""
+        park_id = request.meta.get("hitl_park_id")
+        if park_id and park_id in self.inflight_resumed:
+            fp = self.inflight_resumed.pop(park_id)
+            self.parked_fps.discard(fp)
+            self.errored_resumed.discard(park_id)
+            self._ack_buffer.append(park_id)
+
+    def flush(self, force: bool = False) -> Deferred[Any]:
+        """Write buffered parks, acks and events in one I/O-thread call, in order."""
+        from twisted.internet.defer import succeed
+
+        if self._flushing is not None:
+            if not force:
+                return self._flushing
+            d = self._flushing
+            d2: Deferred[Any] = d.addBoth(lambda _: None)
+            return d2.addCallback(lambda _: self.flush(force=True))
+        if not (self._park_buffer or self._ack_buffer or self._event_buffer):
+            return succeed(None)
+        parks, self._park_buffer = self._park_buffer, []
+        acks, self._ack_buffer = self._ack_buffer, []
+        evs, self._event_buffer = self._event_buffer, []
+        d = self.io(self._write, self.spider_name, parks, acks, evs)
+
+        def _done(result: Any) -> Any:
+            self._flushing = None
+            return result
+
+        def _failed(failure: Any) -> None:
+            # Redis away: put everything back in front and try again on the next tick.
+            logger.warning("Could not write parked requests to Redis, will retry: %s",
+                           failure.getErrorMessage(), extra={"spider": self.spider})
+            self._park_buffer[:0] = parks
+            self._ack_buffer[:0] = acks
+            self._event_buffer[:0] = evs
+
+        d.addErrback(_failed)
+        d.addBoth(_done)
+        self._flushing = d
+        return d
+
+    def _write(self, spider: str, parks: list[ParkEntry], acks: list[str], evs: list[Event]) -> None:
+        """I/O thread: park, ack, then publish the events (parks first, so a reader of
+        ``requests.parked`` finds them in Redis)."""
+        st = self.state
+        if parks:
+            ids = st.parking.park(spider, parks)
+            dup = sum(1 for i in ids if i is None)
+            if dup:
+                _reactor().callFromThread(self.crawler.stats.inc_value, "hitl/parked/duplicates", dup)
+            by_domain: dict[str, int] = defaultdict(int)
+            for entry, park_id in zip(parks, ids):
+                if park_id:
+                    by_domain[entry.domain] += 1
+            for domain, n in by_domain.items():
+                evs.append(make_event(
+                    "requests.parked", {"count": n, "total": st.parking.count(spider, domain)},
+                    spider=spider, domain=domain, run_id=self.run_id,
+                ))
+        if acks:
+            st.parking.ack(spider, acks)
+        if evs:
+            st.events.append(evs)
+
+    # --- domain stats ---------------------------------------------------------------------
+    def record(self, domain: str, *, engine: str, ok: bool, status: int, reason: str = "", kind: str = "") -> None:
+        self.counters[domain].record(engine=engine, ok=ok, status=status, reason=reason, kind=kind)
+
+    def flush_counters(self) -> Deferred[Any]:
+        from twisted.internet.defer import succeed
+
+        if not self.counters:
+            return succeed(None)
+        batch, self.counters = dict(self.counters), defaultdict(DomainCounters)
+        d = self.io(
+            domains.apply_counters, self.state.db, batch,
+            min_attempts=self.settings.learn_min_attempts,
+            block_rate=self.settings.session_required_block_rate,
+        )
+
+        def _learned(updated: dict[str, dict[str, Any]]) -> None:
+            for domain, info in updated.items():
+                before = self.domain_info.get(domain, {}).get("requires_session")
+                self.domain_info[domain] = info
+                if info["requires_session"] == "required" and before != "required":
+                    self.crawler.stats.inc_value("hitl/learned/requires_session")
+                    logger.info("Learned: %s requires a session (403 rate %.0f%% over %d attempts)",
+                                domain, info["block_rate_403"] * 100, info["attempts"],
+                                extra={"spider": self.spider})
+
+        def _failed(failure: Any) -> None:
+            logger.warning("Could not write domain stats: %s", failure.getErrorMessage())
+            for domain, c in batch.items():  # keep them for the next flush
+                merged = self.counters[domain]
+                for k in ("attempts", "successes", "blocked_403", "blocked_401", "captchas", "hard_blocks"):
+                    setattr(merged, k, getattr(merged, k) + getattr(c, k))
+
+        d.addCallbacks(_learned, _failed)
+        return d
+
+    # --- interventions (the rare path) --------------------------------------------------------
+    def open_intervention(
+        self,
+        *,
+        domain: str,
+        type: str,
+        reason: str,
+        vendor: str | None = None,
+        url: str = "",
+        response_status: int | None = None,
+        response_headers: dict[str, Any] | None = None,
+        evidence: dict[str, Any] | None = None,
+    ) -> None:
+        """Pause the domain now (in memory), record the intervention off the reactor."""
+        self.paused_domains.setdefault(domain, {"interventions": []})
+        key = (domain, type)
+        if key in self.opening:
+            return
+        self.opening.add(key)
+        self.crawler.stats.inc_value(f"hitl/interventions/created/{type}")
+        logger.warning("Pausing %s (%s: %s); requests to it are parked until a human resolves it",
+                       domain, type, reason, extra={"spider": self.spider})
+        d = self.io(
+            interventions_service.open_or_update, self.state,
+            type=type, reason=reason, vendor=vendor, domain=domain, spider=self.spider_name,
+            run_id=self.run_id, url=url, response_status=response_status,
+            response_headers=response_headers, evidence=evidence,
+        )
+
+        def _opened(result: tuple[dict[str, Any], bool]) -> None:
+            data, created = result
+            self.opening.discard(key)
+            info = self.paused_domains.setdefault(domain, {"interventions": []})
+            if data["id"] not in info["interventions"]:
+                info["interventions"].append(data["id"])
+            if created:
+                logger.warning(
+                    "Intervention %(id)s opened for %(domain)s (%(type)s). Resolve it with: "
+                    "hitl interventions resolve %(id)s --cookies FILE",
+                    data, extra={"spider": self.spider},
+                )
+
+        def _failed(failure: Any) -> None:
+            self.opening.discard(key)
+            logger.error("Could not record the intervention for %s: %s (requests stay parked)",
+                         domain, failure.getErrorMessage(), extra={"spider": self.spider})
+
+        d.addCallbacks(_opened, _failed)
+
+    def invalidate_session(self, domain: str, reason: str) -> None:
+        session = self.session_for(domain)
+        if session is None:
+            return
+        self.sessions.pop(session.domain, None)
+        self.crawler.stats.inc_value("hitl/sessions/invalidated")
+        self.io(self.state.vault.mark, session.domain, "invalid", reason)
+        self.emit("session.invalidated", {"reason": reason}, domain=session.domain)
+
+    def mark_session_valid(self, session: Session) -> None:
+        """First good response with a session: record it (once per session per run)."""
+        key = ("validated", session.domain)
+        if key in self.opening:
+            return
+        self.opening.add(key)
+        self.io(self.state.vault.mark, session.domain, "valid")
+
+    def reload_session(self, domain: str) -> Deferred[Any]:
+        def _loaded(session: Session | None) -> None:
+            if session is not None and session.usable:
+                self.sessions[session.domain] = session
+                self.opening.discard(("validated", session.domain))
+            else:
+                self.sessions.pop(domain, None)
+
+        return self.io(self.state.vault.get, domain).addCallback(_loaded)
+
+    @property
+    def pid(self) -> int:
+        return os.getpid()

@@ -1,0 +1,151 @@
+"""The SQL database: engine, sessions, and schema checks (Alembic).
+
+SQLite (the default, a file in HITL_DATA_DIR) and PostgreSQL (HITL_DATABASE_URL) behave the
+same. Every caller opens a short session per unit of work, so the crawler can run these
+functions in Twisted's thread pool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, event, inspect
+from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from sqlalchemy.engine import Engine
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+@contextlib.contextmanager
+def _quiet_alembic() -> Iterator[None]:
+    """A schema *check* is not news; only an actual upgrade should log."""
+    log = logging.getLogger("alembic.runtime.migration")
+    level = log.level
+    log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+class SchemaError(RuntimeError):
+    """Raised when the database schema is older (or newer) than this code; says what to run."""
+
+
+def normalize_url(url: str) -> str:
+    """Use psycopg 3 for plain ``postgresql://`` URLs (psycopg2 is not a dependency)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    # WAL lets the console read while a crawler writes; busy_timeout waits out short locks.
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+class Database:
+    """An engine, a session factory and the schema helpers for one database URL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = normalize_url(url)
+        if self.url.startswith("sqlite"):
+            path = self.url.split("///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.engine: Engine = create_engine(
+                self.url, connect_args={"check_same_thread": False, "timeout": 30}
+            )
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        else:
+            self.engine = create_engine(self.url, pool_pre_ping=True, pool_size=5)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that commits on success and rolls back on error."""
+        with self._sessions() as session, session.begin():
+            yield session
+
+    # --- schema --------------------------------------------------------------------------
+    def _alembic_config(self) -> Config:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+        return cfg
+
+    def head_revision(self) -> str | None:
+        return ScriptDirectory.from_config(self._alembic_config()).get_current_head()
+
+    def current_revision(self) -> str | None:
+        with self.engine.connect() as conn, _quiet_alembic():
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def upgrade(self) -> tuple[str | None, str | None]:
+        """Create or upgrade the schema to head; returns (before, after)."""
+        before = self.current_revision()
+        if before == self.head_revision():
+            return before, before
+        cfg = self._alembic_config()
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+        return before, self.current_revision()
+
+    def ensure_schema(self, *, create_if_empty: bool = True) -> None:
+        """Check the schema is at head; create it in an empty database.
+
+        An existing database at an older schema is never migrated behind the user's back:
+        they are told to run ``hitl db upgrade``.
+        """
+        current, head = self.current_revision(), self.head_revision()
+        if current == head:
+            return
+        if current is None and create_if_empty:
+            with self.engine.connect() as conn:
+                tables = inspect(conn).get_table_names()
+            if not tables:
+                self.upgrade()
+                return
+        if current is None:
+            raise SchemaError(
+                f"The database at {self.safe_url} has no scrapy-hitl schema. "
+                "Run `hitl db upgrade` to create it."
+            )
+        known = {rev.revision for rev in ScriptDirectory.from_config(self._alembic_config()).walk_revisions()}
+        if current not in known:
+            raise SchemaError(
+                f"The database at {self.safe_url} is at schema {current}, which this version "
+                f"of scrapy-hitl does not know (newest known: {head}). Upgrade scrapy-hitl."
+            )
+        raise SchemaError(
+            f"The database at {self.safe_url} is at an older schema ({current}; this "
+            f"version needs {head}). Run `hitl db upgrade`."
+        )
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with any password masked, for messages."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,128 @@
+"""The event stream: every state change, as JSON in a capped Redis Stream.
+
+Clients replay from the last id they saw (``read(after=...)``), so a websocket that
+reconnects misses nothing. The schema is documented in ``docs/events.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import redis
+
+STREAM_KEY = "hitl:events"
+
+EVENT_TYPES = (
+    "run.started",
+    "run.progress",
+    "run.waiting",
+    "run.completed",
+    "run.failed",
+    "intervention.created",
+    "intervention.updated",
+    "intervention.resolved",
+    "intervention.cancelled",
+    "requests.parked",
+    "requests.resumed",
+    "requests.failed",
+    "domain.paused",
+    "domain.resumed",
+    "spider.paused",
+    "spider.resumed",
+    "session.captured",
+    "session.invalidated",
+)
+
+_ID_FIELDS = ("run_id", "intervention_id", "spider", "domain")
+
+
+@dataclass(slots=True)
+class Event:
+    type: str
+    timestamp: float
+    run_id: str | None = None
+    intervention_id: int | None = None
+    spider: str | None = None
+    domain: str | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+    id: str | None = None  # the stream id, set when read back
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "timestamp": self.timestamp,
+            "run_id": self.run_id,
+            "intervention_id": self.intervention_id,
+            "spider": self.spider,
+            "domain": self.domain,
+            "payload": self.payload,
+        }
+
+    def encode(self) -> str:
+        data = self.to_dict()
+        del data["id"]
+        return json.dumps(data, separators=(",", ":"), default=str)
+
+    @classmethod
+    def decode(cls, stream_id: str, raw: str | bytes) -> Event:
+        data = json.loads(raw)
+        return cls(id=stream_id, **data)
+
+
+def make_event(type: str, payload: dict[str, Any] | None = None, **ids: Any) -> Event:
+    if type not in EVENT_TYPES:
+        raise ValueError(f"Unknown event type {type!r}; add it to EVENT_TYPES and docs/events.md")
+    unknown = set(ids) - set(_ID_FIELDS)
+    if unknown:
+        raise TypeError(f"Unknown event id fields: {sorted(unknown)}")
+    return Event(type=type, timestamp=time.time(), payload=payload or {}, **ids)
+
+
+class EventStream:
+    """Append to and read from the capped stream."""
+
+    def __init__(self, client: redis.Redis, *, maxlen: int = 100_000, key: str = STREAM_KEY):
+        self.client = client
+        self.maxlen = maxlen
+        self.key = key
+
+    def emit(self, type: str, payload: dict[str, Any] | None = None, **ids: Any) -> str:
+        return self.append([make_event(type, payload, **ids)])[0]
+
+    def append(self, events: list[Event]) -> list[str]:
+        """Write several events in one round trip; returns their stream ids."""
+        pipe = self.client.pipeline(transaction=False)
+        for ev in events:
+            pipe.xadd(self.key, {"data": ev.encode()}, maxlen=self.maxlen, approximate=True)
+        return [i.decode() if isinstance(i, bytes) else i for i in pipe.execute()]
+
+    def read(self, after: str = "0-0", *, count: int = 500, block_ms: int | None = None) -> list[Event]:
+        """Events strictly after stream id ``after`` ("$" means only new ones)."""
+        resp = self.client.xread({self.key: after}, count=count, block=block_ms)
+        events: list[Event] = []
+        for _key, entries in resp or ():
+            for stream_id, fields in entries:
+                sid = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
+                raw = fields.get(b"data") or fields.get("data")
+                events.append(Event.decode(sid, raw))
+        return events
+
+    def last_id(self) -> str:
+        """The newest id in the stream ("0-0" if empty): read after it for only new events."""
+        entries = self.client.xrevrange(self.key, count=1)
+        if not entries:
+            return "0-0"
+        sid = entries[0][0]
+        return sid.decode() if isinstance(sid, bytes) else sid
+
+    def last_event_age(self) -> float | None:
+        entries = self.client.xrevrange(self.key, count=1)
+        if not entries:
+            return None
+        millis = int((entries[0][0].decode() if isinstance(entries[0][0], bytes) else entries[0][0]).split("-")[0])
+        return max(0.0, time.time() - millis / 1000)

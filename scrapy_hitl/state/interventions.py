@@ -1,0 +1,330 @@
+"""Interventions: open, resolve, cancel, list. The CLI, the console and the crawler call these.
+
+At most one intervention is open per (domain, type); a unique partial index enforces it
+across processes. A domain is paused while any of its interventions is open; resolving the
+last one releases the domain, and the crawlers resume its parked requests on the event.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from scrapy_hitl.state import pauses
+from scrapy_hitl.state.models import Intervention, InterventionEvent, iso, utcnow
+from scrapy_hitl.state.runs import get_run
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from scrapy_hitl.cookies import Cookie
+    from scrapy_hitl.state import HitlState
+
+
+class InterventionNotFound(LookupError):
+    """Raised for an unknown intervention id."""
+
+    def __init__(self, intervention_id: Any) -> None:
+        super().__init__(
+            f"No intervention with id {intervention_id}. "
+            "List them with `hitl interventions list`."
+        )
+        self.intervention_id = intervention_id
+
+
+class InterventionClosed(ValueError):
+    """Raised when resolving or cancelling an intervention that is no longer open."""
+
+
+def intervention_to_dict(row: Intervention, *, live_parked: int | None = None) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "type": row.type,
+        "reason": row.reason,
+        "vendor": row.vendor,
+        "domain": row.domain,
+        "spider": row.spider,
+        "run_id": row.run_id,
+        "status": row.status,
+        "priority": row.priority,
+        "parked_count": live_parked if live_parked is not None else row.parked_count,
+        "url": row.url,
+        "response_status": row.response_status,
+        "response_headers": row.response_headers,
+        "evidence": row.evidence,
+        "note": row.note,
+        "resolution": row.resolution,
+        "resolved_by": row.resolved_by,
+        "created_at": iso(row.created_at),
+        "updated_at": iso(row.updated_at),
+        "resolved_at": iso(row.resolved_at),
+    }
+
+
+def _history(row: Intervention) -> list[dict[str, Any]]:
+    return [
+        {"action": h.action, "actor": h.actor, "detail": h.detail, "at": iso(h.at)}
+        for h in row.history
+    ]
+
+
+def _open_ids(session: Any, domain: str) -> list[int]:
+    q = select(Intervention.id).where(Intervention.domain == domain, Intervention.status == "open")
+    return sorted(session.scalars(q))
+
+
+def open_or_update(
+    state: HitlState,
+    *,
+    type: str,
+    reason: str,
+    domain: str,
+    spider: str = "",
+    run_id: str | None = None,
+    vendor: str | None = None,
+    url: str = "",
+    response_status: int | None = None,
+    response_headers: dict[str, Any] | None = None,
+    evidence: dict[str, Any] | None = None,
+    priority: int = 0,
+    actor: str = "crawler",
+) -> tuple[dict[str, Any], bool]:
+    """Open an intervention for (domain, type), or touch the open one. Pauses the domain.
+
+    Returns (intervention, created).
+    """
+    for _attempt in range(3):
+        try:
+            with state.db.session() as s:
+                q = select(Intervention).where(
+                    Intervention.domain == domain,
+                    Intervention.type == type,
+                    Intervention.status == "open",
+                )
+                row = s.scalars(q).first()
+                created = row is None
+                if row is None:
+                    row = Intervention(
+                        type=type, reason=reason, vendor=vendor, domain=domain, spider=spider,
+                        run_id=run_id, status="open", priority=priority, parked_count=0,
+                        url=url, response_status=response_status,
+                        response_headers=response_headers or {}, evidence=evidence or {},
+                        note="", resolution={},
+                    )
+                    s.add(row)
+                    s.flush()
+                    s.add(InterventionEvent(
+                        intervention_id=row.id, action="created", actor=actor,
+                        detail={"reason": reason, "url": url, "run_id": run_id, "spider": spider},
+                    ))
+                else:
+                    row.updated_at = utcnow()
+                    if evidence:
+                        row.evidence = {**row.evidence, **evidence}
+                    s.add(InterventionEvent(
+                        intervention_id=row.id, action="updated", actor=actor,
+                        detail={"reason": reason, "url": url, "run_id": run_id, "spider": spider},
+                    ))
+                s.flush()
+                data = intervention_to_dict(row)
+                open_ids = _open_ids(s, domain)
+            break
+        except IntegrityError:  # another process opened it first: touch theirs
+            continue
+    else:  # pragma: no cover - three lost races in a row
+        raise RuntimeError(f"Could not open an intervention for {domain}/{type}")
+    pauses.set_domain(state.redis, domain, open_ids)
+    ids = {"intervention_id": data["id"], "domain": domain, "spider": spider or None, "run_id": run_id}
+    payload = {"type": type, "reason": reason, "vendor": vendor, "url": url}
+    state.events.emit("intervention.created" if created else "intervention.updated", payload, **ids)
+    if created:
+        state.events.emit("domain.paused", {"interventions": open_ids}, domain=domain)
+    return data, created
+
+
+def _close(
+    state: HitlState,
+    intervention_id: int,
+    *,
+    status: str,
+    actor: str,
+    note: str,
+    resolution: dict[str, Any],
+    parked: int,
+) -> tuple[dict[str, Any], list[int]]:
+    with state.db.session() as s:
+        row = s.get(Intervention, intervention_id)
+        if row is None:
+            raise InterventionNotFound(intervention_id)
+        if row.status != "open":
+            raise InterventionClosed(
+                f"Intervention {intervention_id} is already {row.status}; nothing to do."
+            )
+        row.status = status
+        row.note = note
+        row.resolution = resolution
+        row.resolved_by = actor
+        row.resolved_at = utcnow()
+        row.parked_count = parked
+        s.add(InterventionEvent(
+            intervention_id=row.id, action=status, actor=actor,
+            detail={"note": note, **resolution, "parked": parked},
+        ))
+        s.flush()
+        data = intervention_to_dict(row)
+        open_ids = _open_ids(s, row.domain)
+    pauses.set_domain(state.redis, data["domain"], open_ids)
+    return data, open_ids
+
+
+def _require_open(state: HitlState, intervention_id: int) -> Intervention:
+    with state.db.session() as s:
+        row = s.get(Intervention, intervention_id)
+        if row is None:
+            raise InterventionNotFound(intervention_id)
+        if row.status != "open":
+            raise InterventionClosed(
+                f"Intervention {intervention_id} is already {row.status}; nothing to do."
+            )
+        return row
+
+
+def resolve(
+    state: HitlState,
+    intervention_id: int,
+    *,
+    cookies: Iterable[Cookie] | None = None,
+    user_agent: str | None = None,
+    proxy: str | None = None,
+    source_format: str = "",
+    note: str = "",
+    actor: str = "cli",
+) -> dict[str, Any]:
+    """Resolve: store the captured session (if any) first, then release the domain.
+
+    The session is in the vault before the event goes out, so a crawler that reacts to
+    ``intervention.resolved`` always finds it.
+    """
+    row = _require_open(state, intervention_id)
+    session_info = None
+    if cookies is not None:
+        session_info = state.vault.put(
+            row.domain, cookies, user_agent=user_agent, proxy=proxy,
+            source_format=source_format, captured_by=actor,
+        )
+        state.events.emit(
+            "session.captured",
+            {"cookie_names": session_info["cookie_names"], "expires_at": session_info["expires_at"]},
+            domain=row.domain,
+        )
+    parked = state.parking.domain_count(row.domain)
+    resolution: dict[str, Any] = {"action": "cookies" if session_info else "done"}
+    if session_info:
+        resolution["cookie_names"] = session_info["cookie_names"]
+    data, open_ids = _close(
+        state, intervention_id, status="resolved", actor=actor, note=note,
+        resolution=resolution, parked=parked,
+    )
+    released = not open_ids
+    state.events.emit(
+        "intervention.resolved",
+        {"type": data["type"], "action": resolution["action"], "parked": parked,
+         "domain_released": released, "note": note},
+        intervention_id=data["id"], domain=data["domain"], spider=data["spider"] or None,
+        run_id=data["run_id"],
+    )
+    if released:
+        state.events.emit("domain.resumed", {"parked": parked}, domain=data["domain"])
+    run = get_run(state.db, data["run_id"]) if data["run_id"] else None
+    return {
+        "intervention": data,
+        "session": session_info,
+        "run": run,
+        "run_status": run["status"] if run else None,
+        "requests_to_resume": parked if released else 0,
+    }
+
+
+def cancel(state: HitlState, intervention_id: int, *, note: str = "", actor: str = "cli") -> dict[str, Any]:
+    """Give up: the domain's parked requests fail with reason ``intervention_cancelled``."""
+    row = _require_open(state, intervention_id)
+    failed: dict[str, int] = {}
+    for spider, domain in state.parking.pairs():
+        if domain == row.domain:
+            n = state.parking.discard(spider, domain)
+            if n:
+                failed[spider] = n
+    total = sum(failed.values())
+    data, open_ids = _close(
+        state, intervention_id, status="cancelled", actor=actor, note=note,
+        resolution={"action": "cancel", "failed": total}, parked=total,
+    )
+    state.events.emit(
+        "intervention.cancelled",
+        {"type": data["type"], "failed": total, "failed_by_spider": failed,
+         "reason": "intervention_cancelled", "domain_released": not open_ids, "note": note},
+        intervention_id=data["id"], domain=data["domain"], spider=data["spider"] or None,
+        run_id=data["run_id"],
+    )
+    for spider, n in failed.items():
+        state.events.emit(
+            "requests.failed", {"count": n, "reason": "intervention_cancelled"},
+            spider=spider, domain=data["domain"], intervention_id=data["id"],
+        )
+    if not open_ids:
+        state.events.emit("domain.resumed", {"parked": 0}, domain=data["domain"])
+    return {"intervention": data, "failed": total, "failed_by_spider": failed}
+
+
+def get(state: HitlState, intervention_id: int, *, parked_limit: int = 20) -> dict[str, Any]:
+    with state.db.session() as s:
+        row = s.get(Intervention, intervention_id)
+        if row is None:
+            raise InterventionNotFound(intervention_id)
+        live = state.parking.domain_count(row.domain) if row.status == "open" else None
+        data = intervention_to_dict(row, live_parked=live)
+        data["history"] = _history(row)
+    if row.status == "open":
+        data["parked_requests"] = [
+            {"park_id": p["park_id"], "url": p["request"].get("url"), "spider": spider,
+             "reason": p.get("reason")}
+            for spider, domain in state.parking.pairs() if domain == row.domain
+            for p in state.parking.peek(spider, domain, parked_limit)
+        ]
+    return data
+
+
+def list_interventions(
+    state: HitlState,
+    *,
+    status: str | None = None,
+    type: str | None = None,
+    domain: str | None = None,
+    run_id: str | None = None,
+    limit: int = 100,
+    cursor: int | None = None,
+) -> list[dict[str, Any]]:
+    """Newest first, keyset-paginated on id (pass the last id seen as ``cursor``)."""
+    q = select(Intervention).order_by(Intervention.id.desc()).limit(limit)
+    if status:
+        q = q.where(Intervention.status == status)
+    if type:
+        q = q.where(Intervention.type == type)
+    if domain:
+        q = q.where(Intervention.domain == domain)
+    if run_id:
+        q = q.where(Intervention.run_id == run_id)
+    if cursor is not None:
+        q = q.where(Intervention.id < cursor)
+    with state.db.session() as s:
+        rows = list(s.scalars(q))
+    counts: dict[str, int] = {}
+    if any(r.status == "open" for r in rows):
+        for (_spider, d), n in state.parking.counts().items():
+            counts[d] = counts.get(d, 0) + n
+    return [
+        intervention_to_dict(r, live_parked=counts.get(r.domain, 0) if r.status == "open" else None)
+        for r in rows
+    ]
