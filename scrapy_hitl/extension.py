@@ -67,7 +67,9 @@ class HitlExtension:
         rt = self.rt
         runs.create_run(rt.state.db, rt.run_id, spider.name, _spider_args(spider), os.getcwd())
         self.stats.set_value("hitl/run_id", rt.run_id)
-        rt.emit("run.started", {"pid": os.getpid(), "project_dir": os.getcwd()})
+        # Written now, not buffered: it must precede whatever this run reports next.
+        rt.state.events.emit("run.started", {"pid": os.getpid(), "project_dir": os.getcwd()},
+                             run_id=rt.run_id, spider=spider.name)
         logger.info("scrapy-hitl run %s started", rt.run_id, extra={"spider": spider})
         # Domains resolved (or cancelled) while no crawler ran: resume what they parked.
         _reactor().callLater(0, self.resume_released)
