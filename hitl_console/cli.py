@@ -221,7 +221,8 @@ def interventions_resolve(obj: _Ctx, intervention_id: int, cookies_file: Path | 
     cookies = None
     source_format = ""
     if cookies_file is not None:
-        parsed = _read_cookies(cookies_file, fmt, default_domain=None)
+        domain = _get_intervention(obj, intervention_id)["domain"]
+        parsed = _read_cookies(cookies_file, fmt, default_domain=domain)
         cookies, source_format = parsed.cookies, parsed.format
         user_agent = user_agent or parsed.user_agent
     try:

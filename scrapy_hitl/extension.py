@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -279,7 +280,27 @@ class HitlExtension:
 
 
 def _spider_args(spider: Spider) -> dict[str, Any]:
-    """Arguments given with ``-a``: the instance attributes that are plain values."""
+    """The spider's arguments, as given with ``-a`` to ``scrapy crawl``.
+
+    Scrapy keeps no record of them once a spider's ``__init__`` has consumed them, so they
+    are read from the command line; a spider started from a script records its plain
+    public attributes instead.
+    """
+    argv = sys.argv
+    args: dict[str, Any] = {}
+    for i, arg in enumerate(argv):
+        value = None
+        if arg in ("-a", "--argument") and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif arg.startswith("-a") and "=" in arg and not arg.startswith("--"):
+            value = arg[2:]
+        elif arg.startswith("--argument="):
+            value = arg[len("--argument="):]
+        if value and "=" in value:
+            key, _, val = value.partition("=")
+            args[key] = val
+    if args or "crawl" in argv:
+        return args
     out = {}
     for k, v in vars(spider).items():
         if k.startswith("_") or k in ("crawler", "settings", "start_urls"):

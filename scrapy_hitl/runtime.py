@@ -89,7 +89,7 @@ class HitlRuntime:
         self.spider_paused = False
         self.sessions: dict[str, Session] = {}
         self.domain_info: dict[str, dict[str, Any]] = {}
-        self.parked_fps: set[str] = set()
+        self.parked_fps: set[str] = set()  # parked or resumed this run: dedup at scheduling
         self.parked_domains: set[str] = set()  # domains with parked requests of this spider
         self.opening: set[tuple[str, str]] = set()  # interventions being opened
         self.counters: dict[str, DomainCounters] = defaultdict(DomainCounters)
@@ -300,8 +300,9 @@ class HitlRuntime:
         """A resumed request got its response: remove it from Redis for good."""
         park_id = request.meta.get("hitl_park_id")
         if park_id and park_id in self.inflight_resumed:
-            fp = self.inflight_resumed.pop(park_id)
-            self.parked_fps.discard(fp)
+            # Its fingerprint stays in parked_fps for the rest of the run: the spider may
+            # still discover the same page (resumed requests bypass Scrapy's dupefilter).
+            self.inflight_resumed.pop(park_id)
             self.errored_resumed.discard(park_id)
             self._ack_buffer.append(park_id)
 

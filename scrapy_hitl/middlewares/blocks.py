@@ -140,9 +140,11 @@ class HitlBlockMiddleware:
             evidence={**self._evidence(response), "expect": self._expect(request),
                       "pages": [r.url for r in pending]},
         )
-        for earlier in pending[:-1]:
-            rt.park(earlier.replace(dont_filter=True), domain, verdict.reason)
-        rt.park(request, domain, verdict.reason)
+        # The fix is new spider code: judge the refetched pages by it, not by the
+        # expectation the old code put in their meta.
+        for parked in pending:
+            meta = {k: v for k, v in parked.meta.items() if k != "hitl_expect"}
+            rt.park(parked.replace(meta=meta), domain, verdict.reason)
         raise RequestParked(verdict.reason, domain)
 
     def process_exception(

@@ -167,7 +167,7 @@ def connect(redis_url: str, data_dir: Path, *, start_embedded: bool = True) -> r
             client.ping()
         except redis.RedisError as exc:
             raise RedisUnavailable(
-                f"Cannot reach Redis at {_mask(redis_url)} (HITL_REDIS_URL): {exc}. Start that "
+                f"Cannot reach Redis at {_mask(redis_url)} (HITL_REDIS_URL): {str(exc).rstrip('.')}. Start that "
                 "server, fix HITL_REDIS_URL, or unset it to use the embedded Redis."
             ) from exc
         return client

@@ -43,7 +43,12 @@ class Crawl:
                "-s", "LOG_FILE=" + str(self.log_path)]
         settings = {"EXTENSIONS": {"tests.support.statsdump.StatsDump": 900}, **(settings or {})}
         for k, v in settings.items():
-            cmd += ["-s", f"{k}={json.dumps(v) if isinstance(v, (dict, list)) else v}"]
+            # Scrapy parses dict settings from JSON and list settings from commas.
+            if isinstance(v, dict):
+                v = json.dumps(v)
+            elif isinstance(v, list):
+                v = ",".join(v)
+            cmd += ["-s", f"{k}={v}"]
         for k, v in (args or {}).items():
             cmd += ["-a", f"{k}={v}"]
         full_env = {**os.environ, **env, "PYTHONPATH": os.pathsep.join([str(ROOT), str(DEMO_PROJECT)])}

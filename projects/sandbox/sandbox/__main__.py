@@ -1,0 +1,90 @@
+"""``python -m sandbox --port 0``: serve the sandbox and print ``SANDBOX_URL=...`` once.
+
+Tests and benchmarks read that single stdout line; everything else (warnings and errors only)
+goes to stderr. SIGTERM or SIGINT stop the reactor and exit with status 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .config import SiteConfig
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m sandbox", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="TCP port; 0 picks a free one (default)")
+    parser.add_argument("--pages", type=int, help="pages per paginated section (default 5)")
+    parser.add_argument("--static-pages", type=int, help="pages under /static/page/<n> (default 5000)")
+    parser.add_argument("--drift-after", type=int, help="last /drift page with the old markup (default 2)")
+    parser.add_argument("--vip-pass", help="vip_pass cookie value (default $SANDBOX_VIP_PASS or letmein)")
+    parser.add_argument(
+        "--force-captcha", action="store_true", default=None,
+        help="challenge every page without clearance (default $HITL_FORCE_CAPTCHA)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--cf-bind-ua", action="store_true", default=None,
+        help="cf_clearance only valid with the User-Agent that solved the challenge ($SANDBOX_CF_BIND_UA)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--latency-ms", type=int, default=None,
+        help="delay every page by this many milliseconds, like a remote site (default 0)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--exit-with-parent", action="store_true",
+        help="stop when the parent process dies (SandboxServer passes it: no orphan servers)",
+    )  # fmt: skip
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        config = SiteConfig.from_env(
+            pages=args.pages, static_pages=args.static_pages, drift_after=args.drift_after,
+            vip_pass=args.vip_pass, force_captcha=args.force_captcha, cf_bind_ua=args.cf_bind_ua,
+            latency_ms=args.latency_ms,
+        )  # fmt: skip
+    except ValueError as exc:
+        print(f"sandbox: invalid option: {exc}", file=sys.stderr)
+        return 2
+
+    from twisted.internet import reactor
+    from twisted.logger import FilteringLogObserver, LogLevel, LogLevelFilterPredicate
+    from twisted.logger import globalLogBeginner, textFileLogObserver
+
+    from .site import build_site
+
+    # Warnings and errors (e.g. a traceback in a page) to stderr; no "Starting factory" chatter.
+    level = LogLevelFilterPredicate(defaultLogLevel=LogLevel.warn)
+    observer = FilteringLogObserver(textFileLogObserver(sys.stderr), [level])
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+
+    if args.exit_with_parent:
+        _exit_with_parent(reactor)
+    site = build_site(config)
+    port = reactor.listenTCP(args.port, site, backlog=1024, interface=args.host)  # type: ignore[attr-defined]
+    address = port.getHost()
+    host = f"[{address.host}]" if ":" in address.host else address.host
+    print(f"SANDBOX_URL=http://{host}:{address.port}", flush=True)
+    reactor.run()  # type: ignore[attr-defined]  # installs SIGINT/SIGTERM handlers that stop it
+    return 0
+
+
+def _exit_with_parent(reactor: object) -> None:
+    from twisted.internet.task import LoopingCall
+
+    parent = os.getppid()
+
+    def check() -> None:
+        if os.getppid() != parent:  # re-parented: whoever started us is gone
+            reactor.stop()  # type: ignore[attr-defined]
+
+    LoopingCall(check).start(1.0, now=False)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,280 @@
+"""The sandbox web site: one leaf Twisted resource that routes on the path.
+
+A single leaf resource (no child lookup, no access log, cached page bytes) keeps the server far
+faster than the crawler being measured against it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+from collections import deque
+from dataclasses import asdict
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
+from twisted.web.server import Site
+
+from . import pages
+from .challenge import CLEARANCE_COOKIE, ORCHESTRATE_JS, ORCHESTRATE_PATH, VERIFY_PATH, Challenge
+from .challenge import request_arg as _arg
+from .content import PER_PAGE
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from twisted.web.server import Request
+
+    from .config import SiteConfig
+
+MAX_RECORDS = 50  # request records kept per path for /__sandbox/requests
+HTML = b"text/html; charset=utf-8"
+# Never challenged, even with HITL_FORCE_CAPTCHA: test control, the challenge itself, health.
+NOT_CHALLENGED = (b"/__sandbox/", b"/cdn-cgi/", b"/health", b"/favicon.ico")
+SECTIONS = {
+    s.encode(): s for s in ("quotes", "vip", "members", "members-redirect", "protected", "js", "drift", "static")
+}
+MEMBER_COOKIE = b"member_session"
+
+
+class SandboxResource(Resource):
+    """Serves every page; counts and records each request except ``/__sandbox/*`` ones."""
+
+    isLeaf = True
+
+    def __init__(self, config: SiteConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.challenge = Challenge(secret=config.secret, bind_ua=config.cf_bind_ua)
+        self.hits: dict[bytes, int] = {}
+        self.total = 0
+        self.records: dict[bytes, deque[tuple[bytes, dict[bytes, bytes], bytes | None, int]]] = {}
+        self._gates: dict[str, Callable[[Request], bytes | None]] = {
+            "vip": self._vip_gate,
+            "members": lambda request: self._member_gate(request, redirect=False),
+            "members-redirect": lambda request: self._member_gate(request, redirect=True),
+            "protected": self._challenge_gate,
+        }
+        self._routes: dict[bytes, Callable[[Request], bytes]] = {
+            b"/": lambda request: _html(request, pages.index_page(config)),
+            b"/health": self._health,
+            b"/login": self._login,
+            b"/logout": self._logout,
+            VERIFY_PATH.encode(): self._verify,
+            ORCHESTRATE_PATH: self._orchestrate,
+        }
+        self._control: dict[bytes, Callable[[Request], bytes]] = {
+            b"/__sandbox/hits": self._hits_json,
+            b"/__sandbox/reset": self._reset,
+            b"/__sandbox/requests": self._requests_json,
+            b"/__sandbox/config": self._config_json,
+        }
+
+    def render(self, request: Request) -> bytes:  # type: ignore[override]
+        path = request.path
+        if path.startswith(b"/__sandbox/"):
+            handler = self._control.get(path)
+            return handler(request) if handler else _not_found(request)
+        self.total += 1
+        self.hits[path] = self.hits.get(path, 0) + 1
+        body = self._dispatch(request, path)
+        records = self.records.get(path)
+        if records is None:
+            records = self.records[path] = deque(maxlen=MAX_RECORDS)
+        records.append((request.method, request.received_cookies, request.getHeader(b"user-agent"), request.code))
+        if self.config.latency_ms:
+            return self._later(request, body)
+        return body
+
+    def _later(self, request: Request, body: bytes) -> int:
+        """Answer after latency_ms without blocking the server (a remote site's round trip)."""
+        from twisted.internet import reactor
+
+        def _finish() -> None:
+            if not request.finished and not request._disconnected:
+                request.write(body)
+                request.finish()
+
+        reactor.callLater(self.config.latency_ms / 1000, _finish)
+        return NOT_DONE_YET
+
+    def _dispatch(self, request: Request, path: bytes) -> bytes:
+        if self.config.force_captcha and not path.startswith(NOT_CHALLENGED):
+            if (denied := self._challenge_gate(request)) is not None:
+                return denied
+        handler = self._routes.get(path)
+        if handler is not None:
+            return handler(request)
+        parts = path.split(b"/")
+        if len(parts) == 4 and parts[2] in (b"page", b"detail") and parts[1] in SECTIONS:
+            return self._section(request, SECTIONS[parts[1]], parts[2] == b"page", parts[3])
+        return _not_found(request)
+
+    def _section(self, request: Request, section: str, listing: bool, raw_number: bytes) -> bytes:
+        gate = self._gates.get(section)
+        if gate is not None and (denied := gate(request)) is not None:
+            return denied
+        cfg = self.config
+        n = int(raw_number) if raw_number.isdigit() else 0
+        if section == "static":
+            if not listing or not 1 <= n <= cfg.static_pages:
+                return _not_found(request)
+            return _html(request, pages.static_page(n, cfg.static_pages))
+        if not 1 <= n <= (cfg.pages if listing else cfg.pages * PER_PAGE):
+            return _not_found(request)
+        if section == "js":
+            body = pages.js_list_page(n, cfg.pages) if listing else pages.js_detail_page(n)
+        elif listing:
+            drift_after = cfg.drift_after if section == "drift" else None
+            body = pages.quote_list_page(section, n, cfg.pages, drift_after)
+        else:
+            body = pages.quote_detail_page(section, n)
+        return _html(request, body)
+
+    # -- gates: return None to let the request through, or the denial body --------------------
+
+    def _vip_gate(self, request: Request) -> bytes | None:
+        sent = request.received_cookies.get(b"vip_pass", b"")
+        if hmac.compare_digest(sent, self.config.vip_pass.encode()):
+            return None
+        request.setResponseCode(403)
+        request.setHeader(b"server", b"nginx")
+        return _html(request, pages.FORBIDDEN)
+
+    def _member_gate(self, request: Request, *, redirect: bool) -> bytes | None:
+        session = request.received_cookies.get(MEMBER_COOKIE)
+        if session is not None and session.startswith(b"valid-") and len(session) > 6:
+            return None
+        next_url = _uri(request)
+        if redirect:
+            request.redirect(b"/login?next=" + quote(next_url, safe="/").encode())
+            return _html(request, pages.message_page("Redirecting", "Redirecting to the login page."))
+        request.setResponseCode(401)
+        request.setHeader(b"www-authenticate", b'Cookie realm="members"')
+        return _html(request, pages.login_required_page(next_url, expired=session is not None))
+
+    def _challenge_gate(self, request: Request) -> bytes | None:
+        token = request.received_cookies.get(CLEARANCE_COOKIE)
+        if self.challenge.is_cleared(token, request.getHeader(b"user-agent") or b""):
+            return None
+        return self.challenge.deny(request, _uri(request))
+
+    # -- plain routes ---------------------------------------------------------------------------
+
+    def _health(self, request: Request) -> bytes:
+        request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+        return b"ok"
+
+    def _login(self, request: Request) -> bytes:
+        next_url = _safe_next(_arg(request, b"next"), "/members/page/1")
+        if request.method != b"POST":
+            return _html(request, pages.login_page(next_url))
+        user, password = _arg(request, b"user"), _arg(request, b"password")
+        valid_user = hmac.compare_digest(user.encode(), self.config.login_user.encode())
+        if not (hmac.compare_digest(password.encode(), self.config.login_password.encode()) and valid_user):
+            return _html(request, pages.login_page(next_url, "Invalid username or password."))
+        session = f"valid-{secrets.token_hex(12)}"
+        request.addCookie(MEMBER_COOKIE, session, path=b"/", httpOnly=True, sameSite="lax")
+        request.redirect(next_url.encode())
+        return b""
+
+    def _logout(self, request: Request) -> bytes:
+        request.addCookie(MEMBER_COOKIE, "", path=b"/", max_age=b"0")
+        request.redirect(b"/")
+        return b""
+
+    def _verify(self, request: Request) -> bytes:
+        if request.method != b"POST":
+            return _not_allowed(request, b"POST")
+        return self.challenge.verify(request, _safe_next(_arg(request, b"next"), "/"))
+
+    def _orchestrate(self, request: Request) -> bytes:
+        request.setHeader(b"content-type", b"application/javascript")
+        return ORCHESTRATE_JS
+
+    # -- /__sandbox/* control endpoints (not counted) -------------------------------------------
+
+    def _hits_json(self, request: Request) -> bytes:
+        prefix = _arg(request, b"prefix").encode()
+        counts = {path.decode("utf-8", "replace"): n for path, n in self.hits.items() if path.startswith(prefix)}
+        total = sum(counts.values()) if prefix else self.total
+        return _json(request, {**counts, "__total__": total})
+
+    def _reset(self, request: Request) -> bytes:
+        if request.method != b"POST":
+            return _not_allowed(request, b"POST")
+        self.hits.clear()
+        self.records.clear()
+        self.total = 0
+        return _json(request, {"ok": True})
+
+    def _requests_json(self, request: Request) -> bytes:
+        path = _arg(request, b"path")
+        if not path:
+            request.setResponseCode(400)
+            return _json(request, {"error": "missing ?path=, e.g. /__sandbox/requests?path=/vip/page/1"})
+        records = self.records.get(path.encode(), ())
+        return _json(request, [_record_json(record) for record in records])
+
+    def _config_json(self, request: Request) -> bytes:
+        return _json(request, {k: v for k, v in asdict(self.config).items() if k != "secret"})
+
+
+def build_site(config: SiteConfig) -> Site:
+    """The Twisted ``Site`` serving the sandbox, without access log."""
+    site = QuietSite(SandboxResource(config))
+    site.displayTracebacks = True
+    return site
+
+
+class QuietSite(Site):
+    noisy = False
+
+    def log(self, request: Request) -> None:
+        """No access log: benchmarks push 20,000 requests through and measure the crawler."""
+
+
+def _html(request: Request, body: bytes) -> bytes:
+    if not request.responseHeaders.hasHeader(b"content-type"):
+        request.setHeader(b"content-type", HTML)
+    return body
+
+
+def _json(request: Request, data: object) -> bytes:
+    request.setHeader(b"content-type", b"application/json")
+    return json.dumps(data).encode()
+
+
+def _not_found(request: Request) -> bytes:
+    request.setResponseCode(404)
+    return _html(request, pages.NOT_FOUND)
+
+
+def _not_allowed(request: Request, allow: bytes) -> bytes:
+    request.setResponseCode(405)
+    request.setHeader(b"allow", allow)
+    return _html(request, pages.message_page("405 Method Not Allowed", f"Use {allow.decode()}."))
+
+
+def _uri(request: Request) -> str:
+    return request.uri.decode("utf-8", "replace")
+
+
+def _safe_next(value: str, default: str) -> str:
+    """Only same-site paths: refuse ``//host``, backslashes and header injection."""
+    if value.startswith("/") and not value.startswith("//") and not any(c in value for c in "\\\r\n"):
+        return value
+    return default
+
+
+def _record_json(record: tuple[bytes, dict[bytes, bytes], bytes | None, int]) -> dict[str, object]:
+    method, cookies, user_agent, status = record
+    return {
+        "method": method.decode(),
+        "cookies": {k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in cookies.items()},
+        "user_agent": user_agent.decode("utf-8", "replace") if user_agent is not None else None,
+        "status": status,
+    }
