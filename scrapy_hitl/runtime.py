@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from scrapy import signals
 from scrapy.exceptions import IgnoreRequest
@@ -25,6 +25,7 @@ from twisted.python.threadpool import ThreadPool
 
 from scrapy_hitl.classifier import BlockClassifier
 from scrapy_hitl.config import CrawlSettings, StateConfig
+from scrapy_hitl.exceptions import RequestParked
 from scrapy_hitl.learning import DomainCounters
 from scrapy_hitl.state import HitlState, domains, pauses, runs
 from scrapy_hitl.state import interventions as interventions_service
@@ -295,6 +296,16 @@ class HitlRuntime:
         stats.inc_value("hitl/parked")
         stats.inc_value(f"hitl/parked/reason/{reason}")
         return True
+
+    def hold(self, request: Request, domain: str, reason: str) -> NoReturn:
+        """Park the request and end its trip through the downloader.
+
+        Its errback gets RequestParked; or IgnoreRequest if it could not be stored (the
+        error and the stat are already recorded), so no caller is told "parked" falsely.
+        """
+        if self.park(request, domain, reason):
+            raise RequestParked(reason, domain)
+        raise IgnoreRequest(f"{request} could not be parked and is dropped (see the error above)")
 
     def ack(self, request: Request) -> None:
         """A resumed request got its response: remove it from Redis for good."""

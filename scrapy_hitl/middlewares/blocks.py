@@ -116,8 +116,7 @@ class HitlBlockMiddleware:
             response_headers=dict(list(headers.items())[:_EVIDENCE_HEADERS]),
             evidence=self._evidence(response),
         )
-        rt.park(request, domain, verdict.reason)
-        raise RequestParked(verdict.reason, domain)
+        rt.hold(request, domain, verdict.reason)
 
     def _evidence(self, response: Response) -> dict[str, Any]:
         body = response.text[:20000] if isinstance(response, TextResponse) else ""
@@ -144,8 +143,10 @@ class HitlBlockMiddleware:
         # expectation the old code put in their meta.
         for parked in pending:
             meta = {k: v for k, v in parked.meta.items() if k != "hitl_expect"}
+            if parked is request:
+                rt.hold(request.replace(meta=meta), domain, verdict.reason)
             rt.park(parked.replace(meta=meta), domain, verdict.reason)
-        raise RequestParked(verdict.reason, domain)
+        raise AssertionError("unreachable: the current request is the last pending one")
 
     def process_exception(
         self, request: Request, exception: Exception, spider: Spider | None = None

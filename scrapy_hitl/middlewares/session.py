@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 from scrapy.exceptions import NotConfigured
 
-from scrapy_hitl.exceptions import RequestParked
 from scrapy_hitl.runtime import HitlRuntime, request_domain
 
 if TYPE_CHECKING:
@@ -42,8 +41,7 @@ class HitlSessionMiddleware:
         domain = request_domain(request)
         held = rt.held_reason(domain)
         if held:
-            rt.park(request, domain, held)
-            raise RequestParked(held, domain)
+            rt.hold(request, domain, held)
         session = rt.session_for(domain)
         if session is not None:
             if not request.meta.get("dont_merge_cookies"):
@@ -58,6 +56,5 @@ class HitlSessionMiddleware:
             # Learned: this domain blocks without a session. Ask a human before sending.
             rt.open_intervention(domain=domain, type="manual_access", reason="session_required",
                                  url=request.url)
-            rt.park(request, domain, "session_required")
-            raise RequestParked("session_required", domain)
+            rt.hold(request, domain, "session_required")
         return None

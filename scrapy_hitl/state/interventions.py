@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from scrapy_hitl.state import pauses
@@ -155,19 +155,21 @@ def _close(
     parked: int,
 ) -> tuple[dict[str, Any], list[int]]:
     with state.db.session() as s:
-        row = s.get(Intervention, intervention_id)
+        # A conditional UPDATE, so of two humans closing at once exactly one wins, on
+        # SQLite and PostgreSQL alike.
+        won = s.execute(
+            update(Intervention)
+            .where(Intervention.id == intervention_id, Intervention.status == "open")
+            .values(status=status, note=note, resolution=resolution, resolved_by=actor,
+                    resolved_at=utcnow(), updated_at=utcnow(), parked_count=parked)
+        ).rowcount
+        row = s.get(Intervention, intervention_id, populate_existing=True)
         if row is None:
             raise InterventionNotFound(intervention_id)
-        if row.status != "open":
+        if not won:
             raise InterventionClosed(
                 f"Intervention {intervention_id} is already {row.status}; nothing to do."
             )
-        row.status = status
-        row.note = note
-        row.resolution = resolution
-        row.resolved_by = actor
-        row.resolved_at = utcnow()
-        row.parked_count = parked
         s.add(InterventionEvent(
             intervention_id=row.id, action=status, actor=actor,
             detail={"note": note, **resolution, "parked": parked},
@@ -250,6 +252,11 @@ def resolve(
 def cancel(state: HitlState, intervention_id: int, *, note: str = "", actor: str = "cli") -> dict[str, Any]:
     """Give up: the domain's parked requests fail with reason ``intervention_cancelled``."""
     row = _require_open(state, intervention_id)
+    # Close first: if a concurrent resolve won, its requests must resume, not be dropped.
+    data, open_ids = _close(
+        state, intervention_id, status="cancelled", actor=actor, note=note,
+        resolution={"action": "cancel"}, parked=state.parking.domain_count(row.domain),
+    )
     failed: dict[str, int] = {}
     for spider, domain in state.parking.pairs():
         if domain == row.domain:
@@ -257,10 +264,11 @@ def cancel(state: HitlState, intervention_id: int, *, note: str = "", actor: str
             if n:
                 failed[spider] = n
     total = sum(failed.values())
-    data, open_ids = _close(
-        state, intervention_id, status="cancelled", actor=actor, note=note,
-        resolution={"action": "cancel", "failed": total}, parked=total,
-    )
+    with state.db.session() as s:
+        s.execute(update(Intervention).where(Intervention.id == intervention_id)
+                  .values(parked_count=total, resolution={"action": "cancel", "failed": total}))
+    data["parked_count"] = total
+    data["resolution"] = {"action": "cancel", "failed": total}
     state.events.emit(
         "intervention.cancelled",
         {"type": data["type"], "failed": total, "failed_by_spider": failed,

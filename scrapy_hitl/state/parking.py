@@ -55,6 +55,17 @@ end
 return out
 """
 
+_UNINDEX_EMPTY = """
+local n = 0
+for i = 1, #ARGV do
+  local spider, domain = string.match(ARGV[i], '^(.-)\t(.*)$')
+  if redis.call('ZCARD', 'hitl:parked:'..spider..':'..domain) == 0 then
+    n = n + redis.call('SREM', 'hitl:parked_index', ARGV[i])
+  end
+end
+return n
+"""
+
 _CLAIM = """
 local spider, domain, n, run_id = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local P = 'hitl:parked:'..spider..':'..domain
@@ -175,6 +186,7 @@ class ParkingLot:
         self._ack = client.register_script(_ACK)
         self._release = client.register_script(_RELEASE)
         self._discard = client.register_script(_DISCARD)
+        self._unindex_empty = client.register_script(_UNINDEX_EMPTY)
 
     # --- writing -----------------------------------------------------------------------
     def park(self, spider: str, entries: Sequence[ParkEntry]) -> list[str | None]:
@@ -252,8 +264,8 @@ class ParkingLot:
                 out[pair] = int(n)
             else:
                 empty.append("\t".join(pair))
-        if empty:  # a release puts the pair back when claimed requests return
-            self.client.srem(INDEX, *empty)
+        if empty:  # re-checked in Lua: another process may have parked there meanwhile
+            self._unindex_empty(args=empty)
         return out
 
     def domain_count(self, domain: str) -> int:

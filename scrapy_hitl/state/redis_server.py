@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -148,8 +150,11 @@ class EmbeddedRedis:
         """Shut the server down, writing its AOF. True if one was running."""
         if not self.is_running():
             return False
+        # No retries: the connection dropping is SHUTDOWN succeeding, not an error.
+        client = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=30,
+                             retry=Retry(NoBackoff(), 0))
         with contextlib.suppress(redis.RedisError):
-            self.client().shutdown(save=False, nosave=False)
+            client.shutdown(save=False, nosave=False)
         if self._process is not None:
             self._process.wait(timeout=15)
             self._process = None

@@ -8,11 +8,12 @@ request unserializable, which is reported at park time, never dropped silently.
 from __future__ import annotations
 
 import base64
+import inspect
 import json
+import sys
 from typing import TYPE_CHECKING, Any
 
 from scrapy import Request
-from scrapy.utils.misc import load_object
 from scrapy.utils.request import request_from_dict
 
 if TYPE_CHECKING:
@@ -86,6 +87,10 @@ def _method_name(spider: Spider, func: Any, what: str, request: Request) -> str 
         bound = getattr(spider, name, None)
         if getattr(bound, "__func__", None) is getattr(func, "__func__", None):
             return name
+        # A name-mangled private method (self.__parse): scan, as Scrapy's _find_method does.
+        for member, method in inspect.getmembers(spider, predicate=inspect.ismethod):
+            if method.__func__ is func.__func__:
+                return member
     raise UnserializableRequest(
         f"{request}: its {what} {func!r} is not a method of the spider, so it cannot be "
         "stored; use a spider method (self.parse_x) as the callback of requests that may be parked"
@@ -125,9 +130,16 @@ def request_from_json(data: dict[str, Any], spider: Spider) -> Request:
     data = _decode(data)
     cls_path = data.get("_class")
     if cls_path is not None:
-        cls = load_object(cls_path)
+        # Only look the class up in modules already imported: importing a module named by
+        # stored data would run its code.
+        module_name, _, attr = str(cls_path).rpartition(".")
+        module = sys.modules.get(module_name)
+        cls = getattr(module, attr, None) if module is not None else None
         if not (isinstance(cls, type) and issubclass(cls, Request)):
-            raise UnsafeRequestClass(f"Refusing to load {cls_path!r}: not a scrapy Request subclass")
+            raise UnsafeRequestClass(
+                f"Refusing to load {cls_path!r}: not a scrapy Request subclass of an "
+                "imported module"
+            )
     return request_from_dict(data, spider=spider)
 
 

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from cryptography.fernet import InvalidToken
 from sqlalchemy import select
 
 from scrapy_hitl.cookies import Cookie, cookies_for_domain, earliest_expiry, to_scrapy_cookies
@@ -24,6 +25,10 @@ if TYPE_CHECKING:
     from cryptography.fernet import Fernet
 
     from scrapy_hitl.state.db import Database
+
+
+class VaultKeyError(RuntimeError):
+    """Raised when a stored session cannot be decrypted with this HITL_SECRET_KEY."""
 
 
 def normalize_domain(value: str) -> str:
@@ -143,7 +148,15 @@ class SessionVault:
             return session_info(row)
 
     def _decrypt(self, row: CapturedSession) -> Session:
-        data = json.loads(self.fernet.decrypt(row.secret))
+        try:
+            data = json.loads(self.fernet.decrypt(row.secret))
+        except InvalidToken:
+            raise VaultKeyError(
+                f"Cannot decrypt the session of {row.domain}: it was stored with another "
+                "HITL_SECRET_KEY. Use the key it was stored with (every process sharing this "
+                "database needs the same one), or `hitl sessions delete "
+                f"{row.domain}` and capture it again."
+            ) from None
         return Session(
             domain=row.domain,
             cookies=tuple(Cookie.from_dict(c) for c in data["cookies"]),

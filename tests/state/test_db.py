@@ -1,0 +1,167 @@
+"""Tests for scrapy_hitl.state.db: schema creation and checks, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from scrapy_hitl.state.db import Database, SchemaError, normalize_url
+from scrapy_hitl.state.models import Base
+
+pytestmark = pytest.mark.postgres
+
+TABLES = {"alembic_version", "runs", "interventions", "intervention_events", "sessions", "domains"}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request):
+    """Overrides the conftest fixture: every test here runs on both databases."""
+    return request.param
+
+
+@pytest.fixture
+def db(hitl_env):
+    """A Database on the test's own, empty database (no schema yet)."""
+    database = Database(hitl_env["HITL_DATABASE_URL"])
+    yield database
+    database.dispose()
+
+
+def tables(db):
+    with db.engine.connect() as conn:
+        return set(inspect(conn).get_table_names())
+
+
+def test_head_is_0001(db):
+    assert db.head_revision() == "0001"
+
+
+def test_ensure_schema_creates_an_empty_database(db):
+    assert tables(db) == set()
+    assert db.current_revision() is None
+    db.ensure_schema()
+    assert db.current_revision() == "0001"
+    assert tables(db) == TABLES
+    db.ensure_schema()  # at head: nothing to do
+    assert db.current_revision() == "0001"
+
+
+def test_migration_matches_the_models(db):
+    """What Alembic creates is what the models describe (no autogenerate diff)."""
+    db.ensure_schema()
+    with db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+
+
+def test_empty_database_without_create_is_refused(db):
+    with pytest.raises(SchemaError) as excinfo:
+        db.ensure_schema(create_if_empty=False)
+    assert str(excinfo.value) == (
+        f"The database at {db.safe_url} has no scrapy-hitl schema. Run `hitl db upgrade` to create it."
+    )
+    assert tables(db) == set()
+
+
+def test_database_of_something_else_is_refused(db):
+    with db.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)"))
+        conn.execute(text("INSERT INTO customers (id, name) VALUES (1, 'ann')"))
+    with pytest.raises(SchemaError) as excinfo:
+        db.ensure_schema()
+    assert str(excinfo.value) == (
+        f"The database at {db.safe_url} has no scrapy-hitl schema. Run `hitl db upgrade` to create it."
+    )
+    assert tables(db) == {"customers"}  # never created behind the user's back
+
+
+def test_upgrade_adds_the_schema_next_to_other_tables(db):
+    with db.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE customers (id INTEGER PRIMARY KEY)"))
+    assert db.upgrade() == (None, "0001")
+    assert tables(db) == TABLES | {"customers"}
+    db.ensure_schema(create_if_empty=False)
+
+
+def test_unknown_revision_is_refused(db):
+    db.ensure_schema()
+    with db.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = 'ffff'"))
+    assert db.current_revision() == "ffff"
+    with pytest.raises(SchemaError) as excinfo:
+        db.ensure_schema()
+    assert str(excinfo.value) == (
+        f"The database at {db.safe_url} is at schema ffff, which this version of scrapy-hitl "
+        "does not know (newest known: 0001). Upgrade scrapy-hitl."
+    )
+
+
+def test_upgrade_is_idempotent_and_keeps_data(db):
+    assert db.upgrade() == (None, "0001")
+    with db.session() as s:
+        s.execute(text("INSERT INTO domains (domain, attempts, successes, blocked_403, blocked_401, "
+                       "captchas, hard_blocks, engine_stats, access_class, requires_session, updated_at) "
+                       "VALUES ('a.example', 3, 1, 2, 0, 0, 0, '{}', 'public', 'unknown', CURRENT_TIMESTAMP)"))
+    assert db.upgrade() == ("0001", "0001")
+    assert db.upgrade() == ("0001", "0001")
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT domain, attempts FROM domains")).all() == [("a.example", 3)]
+
+
+def test_session_rolls_back_on_error(db):
+    db.ensure_schema()
+    with pytest.raises(RuntimeError, match="boom"):
+        with db.session() as s:
+            s.execute(text("INSERT INTO runs (id, spider, status, args, project_dir, host, pid, stats, "
+                           "created_at, updated_at) VALUES ('r1', 's', 'running', '{}', '', '', 0, '{}', "
+                           "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+            raise RuntimeError("boom")
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM runs")).scalar() == 0
+
+
+def test_ping(db):
+    db.ping()
+
+
+def test_sqlite_pragmas(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'hitl.db'}")
+    try:
+        with db.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+    finally:
+        db.dispose()
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        pytest.param("postgresql://u@h/db", "postgresql+psycopg://u@h/db", id="postgresql"),
+        pytest.param("postgres://u@h/db", "postgresql+psycopg://u@h/db", id="postgres-alias"),
+        pytest.param("postgresql+psycopg://u@h/db", "postgresql+psycopg://u@h/db", id="explicit-driver"),
+        pytest.param("sqlite:////tmp/x.db", "sqlite:////tmp/x.db", id="sqlite"),
+    ],
+)
+def test_normalize_url(url, expected):
+    assert normalize_url(url) == expected
+
+
+def test_safe_url_masks_the_password():
+    db = Database("postgresql://hitl:hunter2@db.internal:5432/hitl")
+    try:
+        assert db.safe_url == "postgresql+psycopg://hitl:***@db.internal:5432/hitl"
+    finally:
+        db.dispose()
+
+
+def test_sqlite_creates_the_parent_directory(tmp_path):
+    db = Database(f"sqlite:///{tmp_path / 'deep' / 'er' / 'hitl.db'}")
+    try:
+        db.ensure_schema()
+        assert (tmp_path / "deep" / "er" / "hitl.db").exists()
+    finally:
+        db.dispose()

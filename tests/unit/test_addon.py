@@ -1,0 +1,187 @@
+"""Tests for scrapy_hitl.addon, and the NotConfigured switch of each component it adds."""
+
+from __future__ import annotations
+
+import pytest
+from scrapy import Spider
+from scrapy.exceptions import NotConfigured
+from scrapy.settings import Settings
+from scrapy.utils.test import get_crawler
+
+from scrapy_hitl import defaults
+from scrapy_hitl.addon import (
+    BLOCK_MW_PRIORITY,
+    EXTENSION_PRIORITY,
+    SESSION_MW_PRIORITY,
+    Addon,
+)
+from scrapy_hitl.extension import HitlExtension
+from scrapy_hitl.middlewares.blocks import HitlBlockMiddleware
+from scrapy_hitl.middlewares.session import HitlSessionMiddleware
+
+ADDON = {"scrapy_hitl.Addon": 500}
+STATE_NAMES = {"HITL_DATA_DIR", "HITL_DATABASE_URL", "HITL_REDIS_URL", "HITL_SECRET_KEY"}
+TUNABLE_NAMES = sorted(n for n in dir(defaults) if n.startswith("HITL_") and n not in STATE_NAMES)
+
+SESSION_PATH = "scrapy_hitl.middlewares.session.HitlSessionMiddleware"
+BLOCK_PATH = "scrapy_hitl.middlewares.blocks.HitlBlockMiddleware"
+EXTENSION_PATH = "scrapy_hitl.extension.HitlExtension"
+MWS = "DOWNLOADER_MIDDLEWARES"
+
+
+@pytest.fixture
+def crawler_settings(hitl_env):
+    """Build a crawler with the add-on and return its settings.
+
+    ``get_crawler`` applies the settings *and* builds the extensions, so HitlExtension opens
+    the state: ``hitl_env`` points it at the test Redis and a per-test SQLite database
+    (never at ``./.hitl``), and the state is closed afterwards.
+    """
+    crawlers = []
+
+    def make(**settings):
+        crawler = get_crawler(Spider, settings_dict={"ADDONS": ADDON, **settings})
+        crawlers.append(crawler)
+        return crawler.settings
+
+    yield make
+    for crawler in crawlers:
+        runtime = getattr(crawler, "_hitl_runtime", None)
+        if runtime is not None:
+            runtime.state.close()
+
+
+def test_priorities_are_where_the_docstrings_say():
+    assert (SESSION_MW_PRIORITY, BLOCK_MW_PRIORITY, EXTENSION_PRIORITY) == (540, 650, 500)
+
+
+def test_defaults_are_applied_with_addon_priority(crawler_settings):
+    settings = crawler_settings()
+    assert len(TUNABLE_NAMES) == 15
+    for name in TUNABLE_NAMES:
+        assert settings[name] == getattr(defaults, name), name
+        assert settings.getpriority(name) == 15, name  # SETTINGS_PRIORITIES["addon"]
+
+
+def test_project_settings_win_over_the_addon(crawler_settings):
+    settings = crawler_settings(HITL_PAUSE_TIMEOUT=5, HITL_BLOCKS_ENABLED=False)
+    assert settings.getfloat("HITL_PAUSE_TIMEOUT") == 5
+    assert settings.getpriority("HITL_PAUSE_TIMEOUT") == 20  # project
+    assert settings.getbool("HITL_BLOCKS_ENABLED") is False
+    assert settings["HITL_RESUME_BATCH"] == 500  # untouched ones still come from the add-on
+
+
+def test_update_settings_alone_keeps_higher_priorities():
+    settings = Settings({"HITL_RESUME_BATCH": 9}, priority="project")
+    Addon().update_settings(settings)
+    assert settings["HITL_RESUME_BATCH"] == 9
+    assert settings["HITL_RUN_HEARTBEAT"] == 10.0
+    assert settings.getpriority("HITL_RUN_HEARTBEAT") == 15
+
+
+@pytest.mark.parametrize("name", sorted(STATE_NAMES))
+def test_state_settings_are_not_pinned(crawler_settings, name):
+    """A setting would hide the environment variable of the same name (see StateConfig)."""
+    settings = crawler_settings()
+    assert settings.get(name) is None
+    assert settings.getpriority(name) is None
+
+
+def test_components_are_inserted_at_their_priorities(crawler_settings):
+    settings = crawler_settings()
+    mws = dict(settings["DOWNLOADER_MIDDLEWARES"])
+    assert mws == {HitlSessionMiddleware: 540, HitlBlockMiddleware: 650}
+    assert dict(settings["EXTENSIONS"]) == {HitlExtension: 500}
+
+
+def test_components_sit_between_scrapy_builtins(crawler_settings):
+    """Session mw after UserAgent, before Cookies; block mw before Redirect and Retry."""
+    settings = crawler_settings()
+    base = settings.getdict("DOWNLOADER_MIDDLEWARES_BASE")
+    ua = base["scrapy.downloadermiddlewares.useragent.UserAgentMiddleware"]
+    cookies = base["scrapy.downloadermiddlewares.cookies.CookiesMiddleware"]
+    redirect = base["scrapy.downloadermiddlewares.redirect.RedirectMiddleware"]
+    retry = base["scrapy.downloadermiddlewares.retry.RetryMiddleware"]
+    assert ua < SESSION_MW_PRIORITY < cookies
+    # process_response runs from high to low: the block mw sees responses first
+    assert BLOCK_MW_PRIORITY > redirect > retry
+
+
+@pytest.mark.parametrize(
+    ("setting", "user_key", "cls", "user_priority"),
+    [
+        pytest.param(MWS, HitlSessionMiddleware, HitlSessionMiddleware, 100, id="session-by-class"),
+        pytest.param(MWS, SESSION_PATH, HitlSessionMiddleware, 100, id="session-by-path"),
+        pytest.param(MWS, SESSION_PATH, HitlSessionMiddleware, None, id="session-disabled-by-path"),
+        pytest.param(MWS, BLOCK_PATH, HitlBlockMiddleware, 910, id="block-by-path"),
+        pytest.param(MWS, HitlBlockMiddleware, HitlBlockMiddleware, 910, id="block-by-class"),
+        pytest.param("EXTENSIONS", EXTENSION_PATH, HitlExtension, 0, id="extension-by-path"),
+        pytest.param("EXTENSIONS", HitlExtension, HitlExtension, 0, id="extension-by-class"),
+    ],
+)
+def test_user_listed_component_is_not_added_twice(crawler_settings, setting, user_key, cls, user_priority):
+    settings = crawler_settings(**{setting: {user_key: user_priority}})
+    components = dict(settings[setting])
+    keys = [k for k in components if k is cls or k == f"{cls.__module__}.{cls.__name__}"]
+    assert keys == [user_key]
+    assert components[user_key] == user_priority
+
+
+def test_user_listing_one_component_still_gets_the_others(crawler_settings):
+    settings = crawler_settings(DOWNLOADER_MIDDLEWARES={SESSION_PATH: 100})
+    assert dict(settings["DOWNLOADER_MIDDLEWARES"]) == {SESSION_PATH: 100, HitlBlockMiddleware: 650}
+    assert dict(settings["EXTENSIONS"]) == {HitlExtension: 500}
+
+
+def test_unrelated_and_broken_user_entries_are_kept(crawler_settings):
+    settings = crawler_settings(
+        DOWNLOADER_MIDDLEWARES={"myproject.middlewares.Missing": 300, "not a path": 301}
+    )
+    assert dict(settings["DOWNLOADER_MIDDLEWARES"]) == {
+        "myproject.middlewares.Missing": 300,
+        "not a path": 301,
+        HitlSessionMiddleware: 540,
+        HitlBlockMiddleware: 650,
+    }
+
+
+def test_applying_the_addon_twice_adds_nothing():
+    settings = Settings()
+    Addon().update_settings(settings)
+    Addon().update_settings(settings)
+    assert dict(settings["DOWNLOADER_MIDDLEWARES"]) == {HitlSessionMiddleware: 540, HitlBlockMiddleware: 650}
+    assert dict(settings["EXTENSIONS"]) == {HitlExtension: 500}
+
+
+@pytest.mark.parametrize(
+    ("cls", "flag"),
+    [
+        pytest.param(HitlSessionMiddleware, "HITL_SESSIONS_ENABLED", id="session-middleware"),
+        pytest.param(HitlBlockMiddleware, "HITL_BLOCKS_ENABLED", id="block-middleware"),
+        pytest.param(HitlExtension, "HITL_EXTENSION_ENABLED", id="extension"),
+    ],
+)
+def test_component_disabled_by_its_flag(cls, flag, monkeypatch, tmp_path):
+    # State points at a Redis that does not exist: a disabled component must not even try.
+    monkeypatch.setenv("HITL_DATA_DIR", str(tmp_path / "hitl"))
+    monkeypatch.setenv("HITL_REDIS_URL", "redis://127.0.0.1:1/0")
+    # (the extension is off too, or get_crawler would build it and open the state)
+    crawler = get_crawler(
+        Spider, settings_dict={"ADDONS": ADDON, "HITL_EXTENSION_ENABLED": False, flag: False}
+    )
+    with pytest.raises(NotConfigured, match=f"^{flag} is False$"):
+        cls.from_crawler(crawler)
+    assert getattr(crawler, "_hitl_runtime", None) is None
+    assert not (tmp_path / "hitl").exists()
+
+
+def test_enabled_extension_opens_the_configured_state(hitl_env):
+    """The counterpart: enabled, the extension is built and opens the state from the env."""
+    crawler = get_crawler(Spider, settings_dict={"ADDONS": ADDON})
+    runtime = crawler._hitl_runtime
+    try:
+        assert runtime.config.redis_url == hitl_env["HITL_REDIS_URL"]
+        assert runtime.config.database_url == hitl_env["HITL_DATABASE_URL"]
+        assert runtime.config.secret_key == hitl_env["HITL_SECRET_KEY"]
+    finally:
+        runtime.state.close()
