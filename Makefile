@@ -5,6 +5,7 @@ demo: bootstrap
 	.venv/bin/hitl demo
 
 test: bootstrap
+	.venv/bin/ruff check scrapy_hitl hitl_console projects tests bench
 	.venv/bin/pytest
 
 bootstrap:

@@ -86,7 +86,7 @@ class HitlBlockMiddleware:
         tier = request.meta.get("hitl_tier", "static")
         rt.record(domain, engine=tier, ok=verdict.action == "ok", status=response.status,
                   reason=verdict.reason, kind=verdict.type or "")
-        if verdict.action != "ok":
+        if verdict.action in ("pause", "escalate", "retry"):  # a 404 is not a block
             self.stats.inc_value(f"hitl/blocks/{verdict.reason}")
 
         if verdict.action == "pause":

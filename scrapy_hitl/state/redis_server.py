@@ -11,7 +11,6 @@ import contextlib
 import fcntl
 import hashlib
 import logging
-import os
 import subprocess
 import time
 from pathlib import Path
