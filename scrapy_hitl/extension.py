@@ -48,7 +48,6 @@ class HitlExtension:
         self.waiting_since: float | None = None
         self.status = "running"
         self._last_progress = 0.0
-        self._release_failed: set[str] = set()
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -167,9 +166,7 @@ class HitlExtension:
                 self.stats.inc_value("hitl/failed/intervention_cancelled", n)
                 logger.warning("%d parked requests to %s failed: intervention %s was cancelled",
                                n, ev.domain, ev.intervention_id, extra={"spider": rt.spider})
-                rt.io(rt.state.parking.fingerprints, rt.spider_name).addCallback(
-                    lambda fps: setattr(rt, "parked_fps", fps | {e.fingerprint for e in rt._park_buffer if e.fingerprint})
-                )
+                rt.reload_fingerprints()
 
     # --- resuming ----------------------------------------------------------------------------
     def resume_released(self) -> None:
@@ -238,10 +235,12 @@ class HitlExtension:
             logger.info("Resumed %d parked requests to %s", injected, domain, extra={"spider": rt.spider})
         if len(claimed) < rt.settings.resume_batch:
             self.resuming.discard(domain)
-            if rt.state.parking and not rt.is_domain_paused(domain):
-                rt.io(rt.state.parking.count, rt.spider_name, domain).addCallback(
-                    lambda n: n or rt.parked_domains.discard(domain)
-                )
+
+            def _forget_if_empty(n: int) -> None:
+                if not n:
+                    rt.parked_domains.discard(domain)
+
+            rt.io(rt.state.parking.count, rt.spider_name, domain).addCallback(_forget_if_empty)
             return
         self._next_batch(domain)
 

@@ -10,7 +10,6 @@ events and stats are buffered and written by one I/O thread, in order.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections import defaultdict
@@ -92,7 +91,8 @@ class HitlRuntime:
         self.domain_info: dict[str, dict[str, Any]] = {}
         self.parked_fps: set[str] = set()  # parked or resumed this run: dedup at scheduling
         self.parked_domains: set[str] = set()  # domains with parked requests of this spider
-        self.opening: set[tuple[str, str]] = set()  # interventions being opened
+        self.opening: set[tuple[str, str]] = set()  # (domain, type) being recorded
+        self.validated: set[str] = set()  # session domains already marked valid this run
         self.counters: dict[str, DomainCounters] = defaultdict(DomainCounters)
         self.inflight_resumed: dict[str, str] = {}  # park id -> fingerprint
         self.errored_resumed: set[str] = set()
@@ -470,22 +470,26 @@ class HitlRuntime:
 
     def mark_session_valid(self, session: Session) -> None:
         """First good response with a session: record it (once per session per run)."""
-        key = ("validated", session.domain)
-        if key in self.opening:
+        if session.domain in self.validated:
             return
-        self.opening.add(key)
+        self.validated.add(session.domain)
         self.io(self.state.vault.mark, session.domain, "valid")
+
+    def reload_fingerprints(self) -> Deferred[Any]:
+        """After a cancel dropped parked requests: what is still parked, plus what is
+        buffered to be."""
+
+        def _loaded(fps: set[str]) -> None:
+            self.parked_fps = fps | {e.fingerprint for e in self._park_buffer if e.fingerprint}
+
+        return self.io(self.state.parking.fingerprints, self.spider_name).addCallback(_loaded)
 
     def reload_session(self, domain: str) -> Deferred[Any]:
         def _loaded(session: Session | None) -> None:
             if session is not None and session.usable:
                 self.sessions[session.domain] = session
-                self.opening.discard(("validated", session.domain))
+                self.validated.discard(session.domain)
             else:
                 self.sessions.pop(domain, None)
 
         return self.io(self.state.vault.get, domain).addCallback(_loaded)
-
-    @property
-    def pid(self) -> int:
-        return os.getpid()
