@@ -189,7 +189,7 @@ class HitlRuntime:
         stream = EventStream(client)
         while not self._stopping.is_set():
             try:
-                events = stream.read(last_id, block_ms=500)
+                events = stream.read(last_id, block_ms=200)
             except Exception:  # Redis restarting: keep trying, nothing is lost
                 if self._stopping.wait(0.5):
                     return

@@ -8,6 +8,7 @@ verdicts (429, 503 + Retry-After, network errors) to Scrapy's own RetryMiddlewar
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from scrapy.exceptions import NotConfigured
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from scrapy import Request, Spider
     from scrapy.crawler import Crawler
     from scrapy.http import Response
+    from scrapy.http.headers import Headers
     from typing_extensions import Self
 
     from scrapy_hitl.classifier import Verdict
@@ -30,11 +32,32 @@ logger = logging.getLogger(__name__)
 _EVIDENCE_HEADERS = 40
 
 
-def _headers(response: Response) -> dict[str, str]:
-    return {
-        k.decode("latin-1").lower(): v[-1].decode("latin-1") if v else ""
-        for k, v in response.headers.items()
-    }
+class HeaderView(Mapping[str, str]):
+    """Scrapy's headers as the classifier's ``{lower-case name: str}``, decoded only for
+    the names it asks about (this runs for every response). Set-Cookie keeps every value,
+    one per line, so a vendor cookie is seen wherever it is in the response."""
+
+    __slots__ = ("_headers",)
+
+    def __init__(self, headers: Headers) -> None:
+        self._headers = headers
+
+    def __getitem__(self, name: str) -> str:
+        values = self._headers.getlist(name)
+        if not values:
+            raise KeyError(name)
+        if name == "set-cookie":
+            return "\n".join(v.decode("latin-1") for v in values)
+        return values[-1].decode("latin-1")
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._headers
+
+    def __iter__(self) -> Iterator[str]:
+        return (k.decode("latin-1").lower() for k in self._headers)
+
+    def __len__(self) -> int:
+        return len(self._headers)
 
 
 class HitlBlockMiddleware:
@@ -68,7 +91,7 @@ class HitlBlockMiddleware:
             return response
         rt = self.rt
         domain = request_domain(request)
-        headers = _headers(response)
+        headers = HeaderView(response.headers)
         is_text = isinstance(response, TextResponse)
         expect = self._expect(request) if is_text and 200 <= response.status < 300 else None
         expect_missing = bool(expect) and not response.css(expect)  # type: ignore[attr-defined]
@@ -104,7 +127,7 @@ class HitlBlockMiddleware:
 
     def _pause(
         self, request: Request, response: Response, domain: str, verdict: Verdict,
-        headers: dict[str, str],
+        headers: Mapping[str, str],
     ) -> None:
         rt = self.rt
         assert verdict.type is not None
@@ -113,7 +136,7 @@ class HitlBlockMiddleware:
         rt.open_intervention(
             domain=domain, type=verdict.type, reason=verdict.reason, vendor=verdict.vendor,
             url=request.url, response_status=response.status,
-            response_headers=dict(list(headers.items())[:_EVIDENCE_HEADERS]),
+            response_headers={k: headers[k] for k in list(headers)[:_EVIDENCE_HEADERS]},
             evidence=self._evidence(response),
         )
         rt.hold(request, domain, verdict.reason)
