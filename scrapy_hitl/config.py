@@ -101,6 +101,7 @@ class CrawlSettings:
     session_required_block_rate: float
     stats_flush_interval: float
     events_maxlen: int
+    park_buffer_max: int
     park_flush_interval: float
     pause_timeout: float
     progress_interval: float
@@ -129,6 +130,7 @@ class CrawlSettings:
             session_required_block_rate=rate,
             stats_flush_interval=positive("HITL_STATS_FLUSH_INTERVAL", settings.getfloat),
             events_maxlen=positive("HITL_EVENTS_MAXLEN", settings.getint),
+            park_buffer_max=positive("HITL_PARK_BUFFER_MAX", settings.getint),
             park_flush_interval=positive("HITL_PARK_FLUSH_INTERVAL", settings.getfloat),
             pause_timeout=positive("HITL_PAUSE_TIMEOUT", settings.getfloat),
             progress_interval=positive("HITL_PROGRESS_INTERVAL", settings.getfloat),

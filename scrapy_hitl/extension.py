@@ -54,6 +54,7 @@ class HitlExtension:
         if not crawler.settings.getbool("HITL_EXTENSION_ENABLED", True):
             raise NotConfigured("HITL_EXTENSION_ENABLED is False")
         ext = cls(crawler, HitlRuntime.of(crawler))
+        ext.rt.managed = True  # closed in spider_closed below, after the run is recorded
         crawler.signals.connect(ext.spider_opened, signals.spider_opened)
         crawler.signals.connect(ext.spider_idle, signals.spider_idle)
         crawler.signals.connect(ext.spider_closed, signals.spider_closed)

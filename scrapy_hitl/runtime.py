@@ -54,6 +54,18 @@ def _reactor() -> Any:
     return reactor
 
 
+def _warm_public_suffix_list() -> None:
+    """Load tldextract's public suffix list off the reactor. Scrapy's CookiesMiddleware
+    loads it on first use, on the reactor thread (150-200 ms); sessions bring cookies to
+    every request, so that first use would otherwise stall the first resumed request."""
+    try:
+        from scrapy.downloadermiddlewares.cookies import _is_public_domain
+
+        _is_public_domain("example.com")
+    except Exception:  # pragma: no cover - an optimisation only
+        logger.debug("Could not preload the public suffix list", exc_info=True)
+
+
 def request_domain(request: Request) -> str:
     return (urlparse_cached(request).hostname or "").lower()
 
@@ -100,6 +112,7 @@ class HitlRuntime:
         self._ack_buffer: list[str] = []
         self._event_buffer: list[Event] = []
         self._flushing: Deferred[Any] | None = None
+        self._backpressure = False
         self._subscribers: list[Callable[[Event], None]] = []
         self._listener: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -107,7 +120,9 @@ class HitlRuntime:
         self.closed = False
 
         self._io = ThreadPool(1, 1, name="hitl-io")  # one thread: writes stay in order
+        self.managed = False  # True when HitlExtension closes the runtime itself
         crawler.signals.connect(self._spider_opened, signals.spider_opened)
+        crawler.signals.connect(self._spider_closed, signals.spider_closed)
         crawler.signals.connect(self._request_scheduled, signals.request_scheduled)
 
     # --- I/O thread ------------------------------------------------------------------------
@@ -141,6 +156,7 @@ class HitlRuntime:
             target=self._listen, args=(last_id,), name="hitl-events", daemon=True
         )
         self._listener.start()
+        self.io(_warm_public_suffix_list)
         for interval, fn in (
             (self.settings.park_flush_interval, self.flush),
             (self.settings.stats_flush_interval, self.flush_counters),
@@ -149,6 +165,14 @@ class HitlRuntime:
             loop = task.LoopingCall(fn)
             loop.start(interval, now=False)
             self._loops.append(loop)
+
+    async def _spider_closed(self, spider: Spider) -> None:
+        """Without the extension (HITL_EXTENSION_ENABLED=False) nothing else would flush the
+        buffers and stop the I/O thread, and the process would never exit."""
+        if not self.managed and not self.closed:
+            from scrapy.utils.defer import maybe_deferred_to_future
+
+            await maybe_deferred_to_future(self.close())
 
     def _heartbeat(self) -> None:
         self.io(runs.heartbeat, self.state.redis, self.run_id, self.settings.run_heartbeat * 3)
@@ -287,9 +311,11 @@ class HitlRuntime:
                 self._ack_buffer.append(park_id)
             return False
         self._park_buffer.append(
-            ParkEntry(domain=domain, fingerprint=fp, request=data, reason=reason,
-                      replaces=park_id, run_id=self.run_id, parked_at=time.time())
+            ParkEntry.build(domain=domain, fingerprint=fp, request=data, reason=reason,
+                            replaces=park_id, run_id=self.run_id, parked_at=time.time())
         )
+        if len(self._park_buffer) >= self.settings.park_buffer_max:
+            self._apply_backpressure()
         if fp:
             self.parked_fps.add(fp)
         self.parked_domains.add(domain)
@@ -317,6 +343,32 @@ class HitlRuntime:
             self.errored_resumed.discard(park_id)
             self._ack_buffer.append(park_id)
 
+    def _apply_backpressure(self) -> None:
+        """Too many parked requests wait for Redis: stop Scrapy from taking more requests off
+        its scheduler until they are written, so memory stays bounded however fast a spider
+        yields requests to a paused domain."""
+        engine = self.crawler.engine
+        if self._backpressure or engine is None or engine.paused:
+            return
+        self._backpressure = True
+        engine.pause()
+        self.crawler.stats.inc_value("hitl/parked/backpressure")
+        logger.debug("Parking faster than Redis takes it: pausing the engine",
+                     extra={"spider": self.spider})
+        self.flush()
+
+    def _release_backpressure(self) -> None:
+        if self._backpressure and len(self._park_buffer) < self.settings.park_buffer_max // 4:
+            self._backpressure = False
+            engine = self.crawler.engine
+            if engine is not None:
+                engine.unpause()
+                # unpause() only clears a flag; without a nudge the engine would wait for
+                # its 5 s heartbeat before taking the next request.
+                slot = getattr(engine, "_slot", None)
+                if slot is not None:
+                    slot.nextcall.schedule()
+
     def flush(self, force: bool = False) -> Deferred[Any]:
         """Write buffered parks, acks and events in one I/O-thread call, in order."""
         from twisted.internet.defer import succeed
@@ -336,6 +388,9 @@ class HitlRuntime:
 
         def _done(result: Any) -> Any:
             self._flushing = None
+            self._release_backpressure()
+            if self._backpressure:  # still over the mark: keep writing
+                self.flush()
             return result
 
         def _failed(failure: Any) -> None:
@@ -435,7 +490,8 @@ class HitlRuntime:
         d = self.io(
             interventions_service.open_or_update, self.state,
             type=type, reason=reason, vendor=vendor, domain=domain, spider=self.spider_name,
-            run_id=self.run_id, url=url, response_status=response_status,
+            # the run row exists only when the extension records runs
+            run_id=self.run_id if self.managed else None, url=url, response_status=response_status,
             response_headers=response_headers, evidence=evidence,
         )
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import redis
 
 INDEX = "hitl:parked_index"
+PARK_CHUNK = 500  # entries per script call
 
 _PARK = """
 local spider = ARGV[1]
@@ -142,28 +143,32 @@ return #ids
 
 @dataclass(frozen=True, slots=True)
 class ParkEntry:
-    """One request to park."""
+    """One request to park, already encoded: a buffered entry costs its JSON string (about
+    a kilobyte), not the request's object graph."""
 
     domain: str
     fingerprint: str  # "" for dont_filter requests: never deduplicated
-    request: dict[str, Any]  # from serialization.request_to_json
-    reason: str = ""
+    payload: str  # JSON, see encode_payload
     replaces: str = ""  # park id of the claimed request this one re-parks (acked atomically)
-    run_id: str = ""
-    parked_at: float = 0.0
 
-    def payload(self) -> str:
-        return json.dumps(
-            {
-                "domain": self.domain,
-                "fp": self.fingerprint,
-                "request": self.request,
-                "reason": self.reason,
-                "run_id": self.run_id,
-                "parked_at": self.parked_at,
-            },
+    @classmethod
+    def build(
+        cls,
+        *,
+        domain: str,
+        fingerprint: str,
+        request: dict[str, Any],
+        reason: str = "",
+        replaces: str = "",
+        run_id: str = "",
+        parked_at: float = 0.0,
+    ) -> ParkEntry:
+        payload = json.dumps(
+            {"domain": domain, "fp": fingerprint, "request": request, "reason": reason,
+             "run_id": run_id, "parked_at": parked_at},
             separators=(",", ":"),
         )
+        return cls(domain, fingerprint, payload, replaces)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,14 +195,18 @@ class ParkingLot:
 
     # --- writing -----------------------------------------------------------------------
     def park(self, spider: str, entries: Sequence[ParkEntry]) -> list[str | None]:
-        """Park entries in order; returns each park id, or None for a duplicate."""
-        if not entries:
-            return []
-        args: list[Any] = [spider]
-        for e in entries:
-            args += [e.domain, e.fingerprint, e.payload(), e.replaces]
-        ids = self._park(args=args)
-        return [str(int(i)) if int(i) else None for i in ids]
+        """Park entries in order; returns each park id, or None for a duplicate.
+
+        Written in chunks: one script call blocks Redis for every other client while it
+        runs, so none may take long.
+        """
+        out: list[str | None] = []
+        for start in range(0, len(entries), PARK_CHUNK):
+            args: list[Any] = [spider]
+            for e in entries[start : start + PARK_CHUNK]:
+                args += [e.domain, e.fingerprint, e.payload, e.replaces]
+            out += [str(int(i)) if int(i) else None for i in self._park(args=args)]
+        return out
 
     def claim(self, spider: str, domain: str, n: int, run_id: str) -> list[Claimed]:
         """Take up to n of the oldest parked requests of a domain for resuming."""

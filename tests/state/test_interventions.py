@@ -30,7 +30,7 @@ def open_(state, type="manual_access", domain=DOMAIN, **kwargs):
 
 def park(state, spider, n, domain=DOMAIN):
     entries = [
-        ParkEntry(domain=domain, fingerprint=f"{spider}-{domain}-{i}",
+        ParkEntry.build(domain=domain, fingerprint=f"{spider}-{domain}-{i}",
                   request={"url": f"https://{domain}/{spider}/{i}"}, reason="forbidden")
         for i in range(n)
     ]

@@ -15,7 +15,7 @@ SPIDER = "shop"
 
 def entry(n, *, domain="a.example", fp=None, replaces="", reason="captcha"):
     """A parked request for https://<domain>/<n>; fingerprint "fp<n>" unless given."""
-    return ParkEntry(
+    return ParkEntry.build(
         domain=domain,
         fingerprint=f"fp{n}" if fp is None else fp,
         request={"url": f"https://{domain}/{n}", "meta": {"n": n}},

@@ -39,3 +39,24 @@ class UnserializableSpider(scrapy.Spider):
     async def start(self) -> AsyncIterator[scrapy.Request]:
         yield scrapy.Request(f"http://vip.sandbox.test:{self.port}/vip/page/1",
                              callback=lambda response: None)
+
+
+class FloodSpider(scrapy.Spider):
+    """N distinct requests to one domain, as fast as the engine takes them."""
+
+    name = "flood"
+
+    def __init__(self, base: str = "", count: str = "2000", domain: str = "flood.sandbox.test",
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.port = urlsplit(base).port
+        self.count = int(count)
+        self.domain = domain
+
+    async def start(self) -> AsyncIterator[scrapy.Request]:
+        for n in range(1, self.count + 1):
+            yield scrapy.Request(f"http://{self.domain}:{self.port}/quotes/page/{n}",
+                                 callback=self.parse, cb_kwargs={"page": n})
+
+    def parse(self, response: Any, page: int) -> Any:
+        yield {"page": page}

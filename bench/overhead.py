@@ -1,0 +1,133 @@
+"""Add-on overhead: the same static crawl with and without ``ADDONS = {"scrapy_hitl.Addon": 500}``.
+
+    .venv/bin/python bench/overhead.py [--pages 5000] [--pairs 3] [--quick]
+
+Each run is a fresh crawler process (bench/benchlib/crawl_runner.py) crawling the sandbox's
+``/static/page/<n>`` set from page 1, following every link, one item per page, with the same
+settings (CONCURRENT_REQUESTS=16, LOG_LEVEL=WARNING, no feed export, telnet and HTTP cache
+off). Both sides see a real Redis and a fresh SQLite database in a temp dir; only the add-on
+differs. Runs alternate (without, with, without, with, ...); throughput is
+``response_count / elapsed_time_seconds`` from the crawl's own stats, so process start-up
+is excluded. Target: median ratio with / without >= 0.95.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from benchlib.common import (
+    ADDON, CRAWL_SETTINGS, fresh_state_env, median, redis_server, run_crawl, sandbox_server,
+    table, workdir, write_result,
+)
+
+TARGET = 0.95
+
+
+def one_run(with_addon: bool, pages: int, base: str, redis_url: str, wd, i: int) -> dict:
+    env = fresh_state_env(redis_url, wd)
+    settings = dict(CRAWL_SETTINGS)
+    if with_addon:
+        settings["ADDONS"] = ADDON
+    name = f"{'with' if with_addon else 'without'}-{i}"
+    report = run_crawl("static", settings=settings, env=env, out_dir=wd, name=name,
+                       spider_args={"base": base})
+    st = report["stats"]
+    responses = int(st.get("response_received_count", 0))
+    elapsed = float(st["elapsed_time_seconds"])
+    active = report["first_to_last_response_s"] or float("nan")
+    return {
+        "addon": with_addon,
+        "responses": responses,
+        "items": int(st.get("item_scraped_count", 0)),
+        "elapsed_s": elapsed,
+        "pages_per_s": responses / elapsed,
+        "first_to_last_response_s": active,
+        "pages_per_s_first_to_last": (responses - 1) / active if active and active > 0 else float("nan"),
+        "close_s": elapsed - (report["open_to_last_response_s"] or 0.0),
+        "finish_reason": st.get("finish_reason"),
+        "hitl_run_id": st.get("hitl/run_id"),
+        "cpu_ms_per_page": 1000 * report["cpu_s"]["process"] / max(1, responses),
+        "reactor_cpu_ms_per_page": 1000 * report["cpu_s"]["reactor_thread"] / max(1, responses),
+        "gc_collections": report["cpu_s"]["gc_collections"],
+        "peak_rss_mb": report["peak_rss_kb"] / 1024,
+        "log_errors": report["log_errors"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pages", type=int, default=5000, help="static pages to crawl (default 5000)")
+    parser.add_argument("--pairs", type=int, default=3, help="(without, with) pairs (default 3)")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 300 pages, 1 pair")
+    parser.add_argument("--out", help="JSON result file (default bench/results/overhead.json)")
+    ns = parser.parse_args(argv)
+    if ns.quick:
+        ns.pages, ns.pairs = 300, 1
+
+    runs: list[dict] = []
+    with redis_server() as redis, sandbox_server(static_pages=ns.pages) as sandbox, workdir("overhead") as wd:
+        for i in range(ns.pairs):
+            for with_addon in (False, True):
+                r = one_run(with_addon, ns.pages, sandbox.url, redis.url, wd, i)
+                runs.append(r)
+                print(f"  pair {i + 1}/{ns.pairs} {'with   ' if with_addon else 'without'} "
+                      f"{r['responses']} pages in {r['elapsed_s']:.2f}s = {r['pages_per_s']:.1f} pages/s",
+                      flush=True)
+                if r["responses"] != ns.pages or r["log_errors"]:
+                    print(f"  WARNING: expected {ns.pages} responses, got {r['responses']}; "
+                          f"errors: {r['log_errors'][:3]}", flush=True)
+
+    without = [r for r in runs if not r["addon"]]
+    with_ = [r for r in runs if r["addon"]]
+    per_pair = [w["pages_per_s"] / b["pages_per_s"] for b, w in zip(without, with_)]
+    per_pair_active = [w["pages_per_s_first_to_last"] / b["pages_per_s_first_to_last"]
+                       for b, w in zip(without, with_)]
+    # The headline is the median of the per-pair ratios: the two runs of a pair are adjacent
+    # in time, so a slow drift of the machine's speed cancels out; the ratio of the two
+    # medians is reported too.
+    ratio = median(per_pair)
+    ratio_of_medians = median([r["pages_per_s"] for r in with_]) / median([r["pages_per_s"] for r in without])
+    ratio_active = (median([r["pages_per_s_first_to_last"] for r in with_])
+                    / median([r["pages_per_s_first_to_last"] for r in without]))
+
+    rows = []
+    for label, group in (("without add-on", without), ("with add-on", with_)):
+        rows.append([label, len(group), median([r["responses"] for r in group]),
+                     median([r["elapsed_s"] for r in group]), median([r["pages_per_s"] for r in group]),
+                     median([r["pages_per_s_first_to_last"] for r in group]),
+                     median([r["reactor_cpu_ms_per_page"] for r in group]),
+                     median([r["close_s"] for r in group]), median([r["peak_rss_mb"] for r in group])])
+    cpu_ratio = (median([r["reactor_cpu_ms_per_page"] for r in with_])
+                 / median([r["reactor_cpu_ms_per_page"] for r in without]))
+    print()
+    print(table(["run", "n", "pages", "elapsed s", "pages/s", "pages/s 1st->last resp",
+                 "reactor CPU ms/page", "last resp->close s", "peak RSS MB"], rows))
+    print(f"per-pair ratios (with/without): {', '.join(f'{x:.3f}' for x in per_pair)}; "
+          f"ratio of the medians: {ratio_of_medians:.3f}")
+    print(f"first->last response ratio (crawl phase only): {ratio_active:.3f}; "
+          f"reactor-thread CPU per page, with/without: {cpu_ratio:.3f}")
+    result = {
+        "params": {"pages": ns.pages, "pairs": ns.pairs, "quick": ns.quick, "settings": CRAWL_SETTINGS},
+        "runs": runs,
+        "median_pages_per_s": {"without": median([r["pages_per_s"] for r in without]),
+                               "with": median([r["pages_per_s"] for r in with_])},
+        "ratio": ratio,
+        "ratio_of_medians": ratio_of_medians,
+        "per_pair_ratios": per_pair,
+        "ratio_first_to_last_response": ratio_active,
+        "per_pair_ratios_first_to_last_response": per_pair_active,
+        "reactor_cpu_per_page_ratio": cpu_ratio,
+        "target": TARGET,
+        "meets_target": ratio >= TARGET,
+    }
+    path = write_result("overhead", result, ns.out)
+    print(f"results: {path}")
+    print(f"RESULT overhead: throughput ratio with/without add-on = {ratio:.3f} (median of {len(per_pair)} pairs; "
+          f"{result['median_pages_per_s']['with']:.1f} vs {result['median_pages_per_s']['without']:.1f} "
+          f"pages/s, target >= {TARGET}: {'met' if ratio >= TARGET else 'NOT met'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
