@@ -101,17 +101,17 @@ class Database:
         with self.engine.connect() as conn, _quiet_alembic():
             return MigrationContext.configure(conn).get_current_revision()
 
-    def upgrade(self) -> tuple[str | None, str | None]:
-        """Create or upgrade the schema to head; returns (before, after)."""
+    def upgrade(self, revision: str = "head") -> tuple[str | None, str | None]:
+        """Create or upgrade the schema (to head by default); returns (before, after)."""
         before = self.current_revision()
-        if before == self.head_revision():
+        if before == (self.head_revision() if revision == "head" else revision):
             return before, before
         from alembic import command
 
         cfg = self._alembic_config()
         with self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+            command.upgrade(cfg, revision)
         return before, self.current_revision()
 
     def ensure_schema(self, *, create_if_empty: bool = True) -> None:

@@ -178,3 +178,20 @@ class DomainStats(Base):
 
 
 REQUIRES_SESSION = ("unknown", "required", "not_required")
+
+
+class User(Base):
+    """A reviewer or admin of the console. Passwords are werkzeug hashes, never stored clear."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16), default="reviewer")  # USER_ROLES
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+USER_ROLES = ("reviewer", "admin")

@@ -23,17 +23,18 @@ def test_crawl_refuses_a_database_schema_it_does_not_know(crawl, state, hitl_env
     assert "is at schema ffff, which this version of scrapy-hitl does not know" in result.log
 
 
-def test_database_at_an_older_schema_says_run_hitl_db_upgrade(state, monkeypatch):
-    from scrapy_hitl.state.db import SchemaError
+def test_crawl_refuses_an_older_schema_until_hitl_db_upgrade(crawl, hitl_env, cli):
+    from scrapy_hitl.state.db import Database
 
-    # This build has one revision; pretend a newer build (head 0002) meets this database.
-    monkeypatch.setattr(type(state.db), "head_revision", lambda self: "0002")
-    try:
-        state.db.ensure_schema()
-    except SchemaError as exc:
-        assert "older schema (0001; this version needs 0002). Run `hitl db upgrade`." in str(exc)
-    else:
-        raise AssertionError("no SchemaError")
+    db = Database(hitl_env["HITL_DATABASE_URL"])
+    db.upgrade("0001")  # a database left by an older scrapy-hitl
+    db.dispose()
+    result = crawl(args={"sections": "quotes"}).wait()
+    assert result.returncode == 1
+    assert "older schema (0001; this version needs 0002). Run `hitl db upgrade`." in result.log
+    code, out = cli("db", "upgrade")
+    assert code == 0 and "upgraded: 0001 -> 0002" in out, out
+    assert crawl(args={"sections": "quotes"}).wait().returncode == 0
 
 
 def test_unknown_intervention_id(cli):
