@@ -15,6 +15,7 @@ from scrapy_hitl import defaults
 from scrapy_hitl.extension import HitlExtension
 from scrapy_hitl.middlewares.blocks import HitlBlockMiddleware
 from scrapy_hitl.middlewares.session import HitlSessionMiddleware
+from scrapy_hitl.middlewares.start import HitlStartMiddleware
 
 if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 SESSION_MW_PRIORITY = 540  # after UserAgent (500), before Cookies (700)
 BLOCK_MW_PRIORITY = 650  # response side: before Redirect (600) and Retry (550)
 EXTENSION_PRIORITY = 500
+START_MW_PRIORITY = 50  # spider middleware; only its process_start matters
 
 # State location falls back to the environment, so the add-on must not pin it.
 _ENV_FALLBACK = {"HITL_DATA_DIR", "HITL_DATABASE_URL", "HITL_REDIS_URL", "HITL_SECRET_KEY"}
@@ -57,4 +59,5 @@ class Addon:
                 settings.set(name, getattr(defaults, name), priority="addon")
         _setdefault(settings, "DOWNLOADER_MIDDLEWARES", HitlSessionMiddleware, SESSION_MW_PRIORITY)
         _setdefault(settings, "DOWNLOADER_MIDDLEWARES", HitlBlockMiddleware, BLOCK_MW_PRIORITY)
+        _setdefault(settings, "SPIDER_MIDDLEWARES", HitlStartMiddleware, START_MW_PRIORITY)
         _setdefault(settings, "EXTENSIONS", HitlExtension, EXTENSION_PRIORITY)

@@ -113,6 +113,7 @@ class HitlRuntime:
         self._event_buffer: list[Event] = []
         self._flushing: Deferred[Any] | None = None
         self._backpressure = False
+        self._room_waiters: list[Deferred[None]] = []
         self._subscribers: list[Callable[[Event], None]] = []
         self._listener: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -282,13 +283,22 @@ class HitlRuntime:
         return info.get("access_class", "public") if info else "public"
 
     def _request_scheduled(self, request: Request, spider: Spider) -> None:
-        """Drop a request whose twin is already parked: it comes back when resumed."""
-        if not self.parked_fps or request.dont_filter or "hitl_park_id" in request.meta:
+        """Before a request enters Scrapy's scheduler: drop it if its twin is parked (it
+        comes back when resumed), and park it now if its domain or spider is held, so a
+        paused domain's requests never pile up in the scheduler's memory."""
+        if request.meta.get("dont_hitl"):
             return
-        fp = self.crawler.request_fingerprinter.fingerprint(request).hex()
-        if fp in self.parked_fps:
-            self.crawler.stats.inc_value("hitl/parked/duplicates_dropped")
-            raise IgnoreRequest(f"already parked: {request}")
+        if self.parked_fps and not request.dont_filter and "hitl_park_id" not in request.meta:
+            fp = self.crawler.request_fingerprinter.fingerprint(request).hex()
+            if fp in self.parked_fps:
+                self.crawler.stats.inc_value("hitl/parked/duplicates_dropped")
+                raise IgnoreRequest(f"already parked: {request}")
+        if self.spider_paused or self.paused_domains:
+            domain = request_domain(request)
+            held = self.held_reason(domain)
+            if held:
+                self.park(request, domain, held)
+                raise IgnoreRequest(f"parked ({held}): {request}")
 
     # --- parking --------------------------------------------------------------------------
     def park(self, request: Request, domain: str, reason: str) -> bool:
@@ -348,7 +358,7 @@ class HitlRuntime:
         its scheduler until they are written, so memory stays bounded however fast a spider
         yields requests to a paused domain."""
         engine = self.crawler.engine
-        if self._backpressure or engine is None or engine.paused:
+        if self._backpressure or engine is None:
             return
         self._backpressure = True
         engine.pause()
@@ -357,9 +367,25 @@ class HitlRuntime:
                      extra={"spider": self.spider})
         self.flush()
 
+    def has_room(self) -> bool:
+        return len(self._park_buffer) < self.settings.park_buffer_max
+
+    def wait_for_room(self) -> Deferred[None]:
+        """Fires once the park buffer has drained (see HitlStartMiddleware)."""
+        from twisted.internet.defer import Deferred
+
+        d: Deferred[None] = Deferred()
+        self._room_waiters.append(d)
+        if not self._backpressure:
+            self._apply_backpressure()
+        return d
+
     def _release_backpressure(self) -> None:
         if self._backpressure and len(self._park_buffer) < self.settings.park_buffer_max // 4:
             self._backpressure = False
+            waiters, self._room_waiters = self._room_waiters, []
+            for waiter in waiters:
+                waiter.callback(None)
             engine = self.crawler.engine
             if engine is not None:
                 engine.unpause()
