@@ -24,14 +24,14 @@ from benchlib.common import (
 TARGET = 0.95
 
 
-def one_run(with_addon: bool, pages: int, base: str, redis_url: str, wd, i: int) -> dict:
+def one_run(with_addon: bool, pages: int, base: str, redis_url: str, wd, i: int, seeds: int = 32) -> dict:
     env = fresh_state_env(redis_url, wd)
     settings = dict(CRAWL_SETTINGS)
     if with_addon:
         settings["ADDONS"] = ADDON
     name = f"{'with' if with_addon else 'without'}-{i}"
     report = run_crawl("static", settings=settings, env=env, out_dir=wd, name=name,
-                       spider_args={"base": base})
+                       spider_args={"base": base, "seeds": str(seeds), "pages": str(pages)})
     st = report["stats"]
     responses = int(st.get("response_received_count", 0))
     elapsed = float(st["elapsed_time_seconds"])
@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pages", type=int, default=5000, help="static pages to crawl (default 5000)")
     parser.add_argument("--pairs", type=int, default=3, help="(without, with) pairs (default 3)")
+    parser.add_argument("--seeds", type=int, default=32,
+                        help="parallel link chains (default 32: CPU-bound like a listing crawl; "
+                             "1 gives a latency-bound chain with ~2 requests in flight)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 300 pages, 1 pair")
     parser.add_argument("--out", help="JSON result file (default bench/results/overhead.json)")
     ns = parser.parse_args(argv)
@@ -69,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     with redis_server() as redis, sandbox_server(static_pages=ns.pages) as sandbox, workdir("overhead") as wd:
         for i in range(ns.pairs):
             for with_addon in (False, True):
-                r = one_run(with_addon, ns.pages, sandbox.url, redis.url, wd, i)
+                r = one_run(with_addon, ns.pages, sandbox.url, redis.url, wd, i, ns.seeds)
                 runs.append(r)
                 print(f"  pair {i + 1}/{ns.pairs} {'with   ' if with_addon else 'without'} "
                       f"{r['responses']} pages in {r['elapsed_s']:.2f}s = {r['pages_per_s']:.1f} pages/s",
@@ -108,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"first->last response ratio (crawl phase only): {ratio_active:.3f}; "
           f"reactor-thread CPU per page, with/without: {cpu_ratio:.3f}")
     result = {
-        "params": {"pages": ns.pages, "pairs": ns.pairs, "quick": ns.quick, "settings": CRAWL_SETTINGS},
+        "params": {"pages": ns.pages, "pairs": ns.pairs, "seeds": ns.seeds, "quick": ns.quick, "settings": CRAWL_SETTINGS},
         "runs": runs,
         "median_pages_per_s": {"without": median([r["pages_per_s"] for r in without]),
                                "with": median([r["pages_per_s"] for r in with_])},

@@ -20,14 +20,21 @@ from scrapy.utils.httpobj import urlparse_cached
 class StaticSpider(scrapy.Spider):
     name = "static"
 
-    def __init__(self, base: str = "", **kwargs: Any) -> None:
+    def __init__(self, base: str = "", seeds: str = "1", pages: str = "5000", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not base:
             raise ValueError("-a base=http://127.0.0.1:PORT is required")
         self.base = base.rstrip("/")
+        # Each page links to the next two, so one seed is one chain with ~2 requests in
+        # flight (latency-bound). N seeds spread over the pages run N chains at once, like a
+        # listing crawl with many links per page (CPU-bound at CONCURRENT_REQUESTS).
+        self.seeds = max(1, int(seeds))
+        self.pages = int(pages)
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
-        yield scrapy.Request(f"{self.base}/static/page/1", callback=self.parse_page)
+        step = max(1, self.pages // self.seeds)
+        for n in range(1, self.pages + 1, step):
+            yield scrapy.Request(f"{self.base}/static/page/{n}", callback=self.parse_page)
 
     def parse_page(self, response: scrapy.http.TextResponse) -> Any:
         quote = response.css("div.quote")
