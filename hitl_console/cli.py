@@ -94,6 +94,19 @@ def up() -> None:
 
 
 @main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True)
+@click.option("--workers", default=1, show_default=True, help="gunicorn worker processes")
+@click.option("--threads", default=32, show_default=True, help="threads per worker (one per open websocket)")
+def console(host: str, port: int, workers: int, threads: int) -> None:
+    """Serve the reviewers' console (gunicorn, gthread workers)."""
+    from hitl_console.server import serve
+
+    click.echo(f"Console on http://{host}:{port}/ (Ctrl-C stops it)")
+    serve(host=host, port=port, workers=workers, threads=threads)
+
+
+@main.command()
 def down() -> None:
     """Stop the embedded Redis that a crawl started in HITL_DATA_DIR."""
     from scrapy_hitl.state.redis_server import EmbeddedRedis
@@ -338,6 +351,30 @@ def sessions_delete(obj: _Ctx, domain: str) -> None:
         raise click.ClickException(f"No session for {domain}. See `hitl sessions list`.")
     state.events.emit("session.invalidated", {"reason": "deleted"}, domain=domain)
     click.echo(f"Deleted the session of {domain}.")
+
+
+# --- users ---------------------------------------------------------------------------------------
+@main.group()
+def user() -> None:
+    """Console accounts: reviewers and admins."""
+
+
+@user.command("create")
+@click.argument("email")
+@click.option("--role", type=click.Choice(["reviewer", "admin"]), default="reviewer", show_default=True)
+@click.option("--password", help="For scripts; prompted for (hidden, twice) when omitted.")
+@pass_ctx
+def user_create(obj: _Ctx, email: str, role: str, password: str | None) -> None:
+    """Create a console account."""
+    from hitl_console.auth.users import UserError, create_user
+
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        created = create_user(obj.state().db, email, password, role)
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Created {created['role']} {created['email']} (id {created['id']}).")
 
 
 # --- spiders and domains -------------------------------------------------------------------------

@@ -1,0 +1,41 @@
+"""The console's app factory: ``create_app(config=None)``.
+
+One blueprint per concern, registered here; the state layer (database, Redis, vault,
+parking) is opened once per process and shared by every request.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask
+
+from hitl_console import errors, security
+from hitl_console.auth.tokens import signing_key
+from hitl_console.config import ConsoleConfig
+from scrapy_hitl.config import StateConfig
+from scrapy_hitl.state import HitlState
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the console. ``config`` overrides ConsoleConfig fields (tests, scripts)."""
+    app = Flask(__name__)
+    console = ConsoleConfig.from_env(**dict(config or {}))
+    app.config["HITL"] = console
+    app.config["MAX_CONTENT_LENGTH"] = console.max_upload_bytes
+    state = HitlState.open(StateConfig.from_env())
+    app.extensions["hitl"] = state
+    app.extensions["hitl_jwt_key"] = signing_key(state.config.secret_key)
+
+    errors.init_app(app)
+    security.init_app(app)
+
+    from hitl_console.auth.views import bp as auth_bp
+    from hitl_console.health import bp as health_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(health_bp)
+    return app

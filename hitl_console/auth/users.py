@@ -1,0 +1,99 @@
+"""Users: create, authenticate, list, update. Passwords are werkzeug hashes."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from scrapy_hitl.state.models import USER_ROLES, User, iso, utcnow
+
+if TYPE_CHECKING:
+    from scrapy_hitl.state.db import Database
+
+MIN_PASSWORD = 8
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+# Checked against when the email is unknown, so a wrong email costs as long as a wrong
+# password and response times do not reveal which accounts exist.
+_DUMMY_HASH = generate_password_hash("not a real password")
+
+
+class UserError(ValueError):
+    """Invalid user data (answered 422) or a duplicate email (answered 409)."""
+
+    def __init__(self, message: str, *, status: int = 422) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def user_to_dict(user: User) -> dict[str, Any]:
+    return {"id": user.id, "email": user.email, "role": user.role, "active": user.active,
+            "created_at": iso(user.created_at), "last_login_at": iso(user.last_login_at)}
+
+
+def _check(email: str | None = None, password: str | None = None, role: str | None = None) -> None:
+    if email is not None and not _EMAIL.match(email):
+        raise UserError(f"{email!r} is not an email address")
+    if password is not None and len(password) < MIN_PASSWORD:
+        raise UserError(f"the password must have at least {MIN_PASSWORD} characters")
+    if role is not None and role not in USER_ROLES:
+        raise UserError(f"role must be one of {', '.join(USER_ROLES)}; got {role!r}")
+
+
+def create_user(db: Database, email: str, password: str, role: str = "reviewer") -> dict[str, Any]:
+    email = email.strip().lower()
+    _check(email, password, role)
+    try:
+        with db.session() as s:
+            user = User(email=email, password_hash=generate_password_hash(password), role=role,
+                        active=True)
+            s.add(user)
+            s.flush()
+            return user_to_dict(user)
+    except IntegrityError:
+        raise UserError(f"a user with email {email} already exists", status=409) from None
+
+
+def authenticate(db: Database, email: str, password: str) -> dict[str, Any] | None:
+    """The user if the email and password match an active account, else None."""
+    with db.session() as s:
+        user = s.scalars(select(User).where(User.email == email.strip().lower())).first()
+        if user is None:
+            check_password_hash(_DUMMY_HASH, password)
+            return None
+        if not check_password_hash(user.password_hash, password) or not user.active:
+            return None
+        user.last_login_at = utcnow()
+        s.flush()
+        return user_to_dict(user)
+
+
+def get_user(db: Database, user_id: int) -> dict[str, Any] | None:
+    with db.session() as s:
+        user = s.get(User, user_id)
+        return user_to_dict(user) if user else None
+
+
+def list_users(db: Database) -> list[dict[str, Any]]:
+    with db.session() as s:
+        return [user_to_dict(u) for u in s.scalars(select(User).order_by(User.id))]
+
+
+def update_user(db: Database, user_id: int, *, role: str | None = None, active: bool | None = None,
+                password: str | None = None) -> dict[str, Any] | None:
+    _check(password=password, role=role)
+    with db.session() as s:
+        user = s.get(User, user_id)
+        if user is None:
+            return None
+        if role is not None:
+            user.role = role
+        if active is not None:
+            user.active = active
+        if password is not None:
+            user.password_hash = generate_password_hash(password)
+        s.flush()
+        return user_to_dict(user)

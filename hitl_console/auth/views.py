@@ -1,0 +1,142 @@
+"""Auth API: login, logout, me, register, and user management for admins."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, g, jsonify, request
+
+from hitl_console.auth import tokens
+from hitl_console.auth.guard import CSRF_COOKIE, TOKEN_COOKIE, authenticate, require
+from hitl_console.auth.ratelimit import LoginLimiter
+from hitl_console.auth.users import (
+    UserError,
+    authenticate as check_password,
+    create_user,
+    list_users,
+    update_user,
+)
+from hitl_console.errors import ApiError
+
+bp = Blueprint("auth", __name__)
+
+
+def _state() -> Any:
+    return current_app.extensions["hitl"]
+
+
+def json_body(*required: str) -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ApiError(400, "bad_request", "send a JSON object with Content-Type: application/json")
+    missing = [k for k in required if not isinstance(data.get(k), str) or not data.get(k)]
+    if missing:
+        raise ApiError(422, "invalid", {k: "required" for k in missing})
+    return data
+
+
+def _limiter() -> LoginLimiter:
+    cfg = current_app.config["HITL"]
+    return LoginLimiter(_state().redis, attempts=cfg.login_attempts, window=cfg.login_window)
+
+
+@bp.post("/api/v1/auth/login")
+def login() -> Any:
+    data = json_body("email", "password")
+    ip = request.remote_addr or "unknown"
+    limiter = _limiter()
+    wait = limiter.retry_after(data["email"], ip)
+    if wait:
+        response = jsonify({"error": "too_many_attempts",
+                            "detail": f"too many failed logins; try again in {wait} s"})
+        response.headers["Retry-After"] = str(wait)
+        return response, 429
+    user = check_password(_state().db, data["email"], data["password"])
+    if user is None:
+        limiter.failed(data["email"], ip)
+        raise ApiError(401, "invalid_credentials", "wrong email or password")
+    limiter.succeeded(data["email"])
+    cfg = current_app.config["HITL"]
+    token, claims = tokens.issue(current_app.extensions["hitl_jwt_key"], user_id=user["id"],
+                                 role=user["role"], ttl=cfg.jwt_ttl)
+    response = jsonify({"access_token": token, "token_type": "bearer", "expires_in": cfg.jwt_ttl,
+                        "csrf_token": claims["csrf"], "user": user})
+    # The browser keeps the token where scripts cannot read it, and the CSRF value where
+    # its own scripts can (to echo it in X-CSRF-Token).
+    response.set_cookie(TOKEN_COOKIE, token, max_age=cfg.jwt_ttl, httponly=True,
+                        samesite="Strict", secure=cfg.secure_cookies, path="/")
+    response.set_cookie(CSRF_COOKIE, claims["csrf"], max_age=cfg.jwt_ttl, httponly=False,
+                        samesite="Strict", secure=cfg.secure_cookies, path="/")
+    return response
+
+
+@bp.post("/api/v1/auth/logout")
+@require()
+def logout() -> Any:
+    tokens.revoke(_state().redis, g.claims)
+    response = jsonify({"logged_out": True})
+    response.delete_cookie(TOKEN_COOKIE, path="/")
+    response.delete_cookie(CSRF_COOKIE, path="/")
+    return response
+
+
+@bp.get("/api/v1/auth/me")
+@require()
+def me() -> Any:
+    return jsonify(g.user)
+
+
+def _create_from_body(default_role: str = "reviewer") -> Any:
+    data = json_body("email", "password")
+    try:
+        user = create_user(_state().db, data["email"], data["password"], data.get("role") or default_role)
+    except UserError as exc:
+        raise ApiError(exc.status, "invalid" if exc.status == 422 else "conflict", str(exc)) from None
+    return jsonify(user), 201
+
+
+@bp.post("/api/v1/auth/register")
+def register() -> Any:
+    """Admins create accounts; anyone may register a reviewer account only when
+    HITL_OPEN_REGISTRATION is set."""
+    if current_app.config["HITL"].open_registration:
+        data = request.get_json(silent=True) or {}
+        if data.get("role", "reviewer") != "reviewer":
+            authenticate()
+            if g.user["role"] != "admin":
+                raise ApiError(403, "forbidden", "only admins create admins")
+        return _create_from_body()
+    return require("admin")(_create_from_body)()
+
+
+@bp.get("/api/v1/users")
+@require("admin")
+def users_list() -> Any:
+    return jsonify({"items": list_users(_state().db)})
+
+
+@bp.post("/api/v1/users")
+@require("admin")
+def users_create() -> Any:
+    return _create_from_body()
+
+
+@bp.patch("/api/v1/users/<int:user_id>")
+@require("admin")
+def users_update(user_id: int) -> Any:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ApiError(400, "bad_request", "send a JSON object")
+    unknown = set(data) - {"role", "active", "password"}
+    if unknown:
+        raise ApiError(422, "invalid", {k: "unknown field" for k in sorted(unknown)})
+    if "active" in data and not isinstance(data["active"], bool):
+        raise ApiError(422, "invalid", {"active": "must be true or false"})
+    try:
+        user = update_user(_state().db, user_id, role=data.get("role"), active=data.get("active"),
+                           password=data.get("password"))
+    except UserError as exc:
+        raise ApiError(422, "invalid", str(exc)) from None
+    if user is None:
+        raise ApiError(404, "not_found", f"no user {user_id}")
+    return jsonify(user)

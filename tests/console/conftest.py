@@ -1,0 +1,52 @@
+"""Console fixtures: an app on the isolated state of ``hitl_env``, a client, users."""
+
+from __future__ import annotations
+
+import pytest
+
+from hitl_console.app import create_app
+from hitl_console.auth.users import create_user
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def app(hitl_env):
+    app = create_app({"login_attempts": 5, "login_window": 60})
+    app.testing = True
+    yield app
+    app.extensions["hitl"].close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def users(app):
+    db = app.extensions["hitl"].db
+    return {
+        "admin": create_user(db, "admin@example.com", PASSWORD, "admin"),
+        "reviewer": create_user(db, "reviewer@example.com", PASSWORD, "reviewer"),
+    }
+
+
+class Auth:
+    """Log in as a user; gives a Bearer header, or leaves the browser cookies in the client."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def login(self, email: str, password: str = PASSWORD):
+        return self.client.post("/api/v1/auth/login", json={"email": email, "password": password})
+
+    def bearer(self, email: str) -> dict[str, str]:
+        response = self.login(email)
+        assert response.status_code == 200, response.json
+        return {"Authorization": f"Bearer {response.json['access_token']}"}
+
+
+@pytest.fixture
+def auth(client, users):
+    return Auth(client)
