@@ -14,6 +14,14 @@ if TYPE_CHECKING:
     from scrapy_hitl.state.db import Database
 
 
+def _new(domain: str) -> DomainStats:
+    # Column defaults apply only at flush; counters are added to before that.
+    return DomainStats(
+        domain=domain, attempts=0, successes=0, blocked_403=0, blocked_401=0, captchas=0,
+        hard_blocks=0, engine_stats={}, access_class="public", requires_session="unknown",
+    )
+
+
 def domain_to_dict(row: DomainStats) -> dict[str, Any]:
     return {
         "domain": row.domain,
@@ -56,11 +64,7 @@ def apply_counters(
         for domain, c in sorted(counters.items()):
             row = s.get(DomainStats, domain, with_for_update=True)
             if row is None:
-                row = DomainStats(
-                    domain=domain, attempts=0, successes=0, blocked_403=0, blocked_401=0,
-                    captchas=0, hard_blocks=0, engine_stats={}, access_class="public",
-                    requires_session="unknown",
-                )
+                row = _new(domain)
                 s.add(row)
             row.attempts += c.attempts
             row.successes += c.successes
@@ -95,11 +99,7 @@ def update(db: Database, domain: str, **fields: Any) -> dict[str, Any]:
     with db.session() as s:
         row = s.get(DomainStats, domain)
         if row is None:
-            row = DomainStats(
-                domain=domain, attempts=0, successes=0, blocked_403=0, blocked_401=0,
-                captchas=0, hard_blocks=0, engine_stats={}, access_class="public",
-                requires_session="unknown",
-            )
+            row = _new(domain)
             s.add(row)
         for k, v in fields.items():
             setattr(row, k, v)

@@ -83,21 +83,28 @@ end
 return out
 """
 
-_ACK = """
-local spider = ARGV[1]
-local n = 0
-for i = 2, #ARGV do
-  local id = ARGV[i]
+# Drop a request's payload, and its fingerprint if that still points at it.
+_FORGET = """
+local function forget(spider, id)
   local payload = redis.call('HGET', 'hitl:payload:'..spider, id)
-  n = n + redis.call('ZREM', 'hitl:claimed:'..spider, id)
-  redis.call('HDEL', 'hitl:claim_owner:'..spider, id)
-  redis.call('HDEL', 'hitl:payload:'..spider, id)
   if payload then
     local fp = cjson.decode(payload)['fp']
     if fp and fp ~= '' and redis.call('HGET', 'hitl:fps:'..spider, fp) == id then
       redis.call('HDEL', 'hitl:fps:'..spider, fp)
     end
   end
+  redis.call('HDEL', 'hitl:payload:'..spider, id)
+end
+"""
+
+_ACK = _FORGET + """
+local spider = ARGV[1]
+local n = 0
+for i = 2, #ARGV do
+  local id = ARGV[i]
+  n = n + redis.call('ZREM', 'hitl:claimed:'..spider, id)
+  redis.call('HDEL', 'hitl:claim_owner:'..spider, id)
+  forget(spider, id)
 end
 return n
 """
@@ -121,19 +128,12 @@ end
 return n
 """
 
-_DISCARD = """
+_DISCARD = _FORGET + """
 local spider, domain = ARGV[1], ARGV[2]
 local P = 'hitl:parked:'..spider..':'..domain
 local ids = redis.call('ZRANGE', P, 0, -1)
 for _, id in ipairs(ids) do
-  local payload = redis.call('HGET', 'hitl:payload:'..spider, id)
-  if payload then
-    local fp = cjson.decode(payload)['fp']
-    if fp and fp ~= '' and redis.call('HGET', 'hitl:fps:'..spider, fp) == id then
-      redis.call('HDEL', 'hitl:fps:'..spider, fp)
-    end
-  end
-  redis.call('HDEL', 'hitl:payload:'..spider, id)
+  forget(spider, id)
 end
 redis.call('DEL', P)
 redis.call('SREM', 'hitl:parked_index', spider..'\\t'..domain)
