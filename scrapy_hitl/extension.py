@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 from scrapy import signals
 from scrapy.exceptions import CloseSpider, DontCloseSpider, NotConfigured
 from scrapy.utils.defer import maybe_deferred_to_future
-from twisted.internet import task
 
 from scrapy_hitl.runtime import HitlRuntime, _reactor
 from scrapy_hitl.state import runs
@@ -45,9 +44,10 @@ class HitlExtension:
         self.rt = runtime
         self.stats = crawler.stats
         self.resuming: set[str] = set()
+        self.resumed_pending = 0  # re-injected, not yet taken by the downloader
         self.waiting_since: float | None = None
         self.status = "running"
-        self._progress_loop: task.LoopingCall | None = None
+        self._last_progress = 0.0
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -58,6 +58,8 @@ class HitlExtension:
         crawler.signals.connect(ext.spider_opened, signals.spider_opened)
         crawler.signals.connect(ext.spider_idle, signals.spider_idle)
         crawler.signals.connect(ext.spider_closed, signals.spider_closed)
+        crawler.signals.connect(ext.request_reached_downloader, signals.request_reached_downloader)
+        crawler.signals.connect(ext.response_received, signals.response_received)
         ext.rt.subscribe(ext.on_event)
         return ext
 
@@ -72,14 +74,9 @@ class HitlExtension:
         logger.info("scrapy-hitl run %s started", rt.run_id, extra={"spider": spider})
         # Domains resolved (or cancelled) while no crawler ran: resume what they parked.
         _reactor().callLater(0, self.resume_released)
-        # A timer, not a per-response signal handler: progress costs nothing per page.
-        self._progress_loop = task.LoopingCall(self._emit_progress)
-        self._progress_loop.start(rt.settings.progress_interval, now=False)
 
     async def spider_closed(self, spider: Spider, reason: str) -> None:
         rt = self.rt
-        if self._progress_loop is not None and self._progress_loop.running:
-            self._progress_loop.stop()
         # Resumed requests never fetched (Ctrl-C, timeout) go back to their parked place;
         # ones whose download finally failed are done (acked).
         unfinished = [p for p in rt.inflight_resumed if p not in rt.errored_resumed]
@@ -230,6 +227,7 @@ class HitlExtension:
             request.meta["is_start_request"] = True
             request = request.replace(dont_filter=True)
             rt.inflight_resumed[c.park_id] = c.fingerprint
+            self.resumed_pending += 1
             engine.crawl(request)
             injected += 1
         if injected:
@@ -254,12 +252,14 @@ class HitlExtension:
         if rt.closed or rt.is_domain_paused(domain) or rt.spider_paused:
             self.resuming.discard(domain)
             return
-        scheduler = self.crawler.engine.scheduler if self.crawler.engine else None
-        waiting = len(scheduler) if scheduler is not None and hasattr(scheduler, "__len__") else 0
-        if waiting > rt.settings.resume_batch // 2:
+        if self.resumed_pending > rt.settings.resume_batch // 2:
             _reactor().callLater(0.05, self._next_batch, domain)
             return
         self._claim(domain)
+
+    def request_reached_downloader(self, request: Any, spider: Spider) -> None:
+        if "hitl_park_id" in request.meta and self.resumed_pending:
+            self.resumed_pending -= 1
 
     # --- progress ----------------------------------------------------------------------------
     def _progress(self) -> dict[str, Any]:
@@ -272,8 +272,11 @@ class HitlExtension:
             "resumed": get("hitl/resumed", 0),
         }
 
-    def _emit_progress(self) -> None:
-        self.rt.emit("run.progress", {"status": self.status, **self._progress()})
+    def response_received(self, *args: Any, **kwargs: Any) -> None:
+        now = time.monotonic()
+        if now - self._last_progress >= self.rt.settings.progress_interval:
+            self._last_progress = now
+            self.rt.emit("run.progress", {"status": self.status, **self._progress()})
 
 
 def _spider_args(spider: Spider) -> dict[str, Any]:
