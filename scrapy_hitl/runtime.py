@@ -19,7 +19,7 @@ from scrapy import signals
 from scrapy.exceptions import IgnoreRequest
 from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet import task
-from twisted.internet.threads import deferToThreadPool
+from twisted.internet.threads import deferToThread, deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
 from scrapy_hitl.classifier import BlockClassifier
@@ -157,7 +157,9 @@ class HitlRuntime:
             target=self._listen, args=(last_id,), name="hitl-events", daemon=True
         )
         self._listener.start()
-        self.io(_warm_public_suffix_list)
+        # Not on the ordered I/O thread: tldextract may try the network for the list, and
+        # parks and intervention writes must never wait behind that.
+        deferToThread(_warm_public_suffix_list)
         for interval, fn in (
             (self.settings.park_flush_interval, self.flush),
             (self.settings.stats_flush_interval, self.flush_counters),
