@@ -172,12 +172,14 @@ def run_crawl(
     name: str,
     spider_args: dict[str, Any] | None = None,
     timeout: float = 900,
+    wrapper: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Run ``benchlib.crawl_runner`` (a CrawlerProcess) in a fresh interpreter; return its report:
-    the crawl's final stats plus the process's resource figures."""
+    the crawl's final stats plus the process's resource figures. ``wrapper`` prefixes the
+    command (valgrind, for instruction counts)."""
     out = out_dir / f"{name}.json"
     log = out_dir / f"{name}.log"
-    cmd = [sys.executable, "-m", "benchlib.crawl_runner", spider, "--out", str(out),
+    cmd = [*wrapper, sys.executable, "-m", "benchlib.crawl_runner", spider, "--out", str(out),
            "--settings", json.dumps({**settings, "LOG_FILE": str(log)})]
     for k, v in (spider_args or {}).items():
         cmd += ["-a", f"{k}={v}"]
