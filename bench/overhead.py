@@ -64,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=32,
                         help="parallel link chains (default 32: CPU-bound like a listing crawl; "
                              "1 gives a latency-bound chain with ~2 requests in flight)")
+    parser.add_argument("--page-kb", type=int, default=1,
+                        help="size of each page in KB (default 1: tiny pages, the add-on's worst case; "
+                             "typical HTML pages are 30 KB or more)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 300 pages, 1 pair")
     parser.add_argument("--instructions", action="store_true",
                         help="count CPU instructions per page under valgrind instead of timing "
@@ -76,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         return instructions_main(ns)
 
     runs: list[dict] = []
-    with redis_server() as redis, sandbox_server(static_pages=ns.pages) as sandbox, workdir("overhead") as wd:
+    with redis_server() as redis, sandbox_server(static_pages=ns.pages, static_page_kb=ns.page_kb) as sandbox, \
+            workdir("overhead") as wd:
         for i in range(ns.pairs):
             for with_addon in (False, True):
                 r = one_run(with_addon, ns.pages, sandbox.url, redis.url, wd, i, ns.seeds)
@@ -118,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"first->last response ratio (crawl phase only): {ratio_active:.3f}; "
           f"reactor-thread CPU per page, with/without: {cpu_ratio:.3f}")
     result = {
-        "params": {"pages": ns.pages, "pairs": ns.pairs, "seeds": ns.seeds, "quick": ns.quick, "settings": CRAWL_SETTINGS},
+        "params": {"pages": ns.pages, "page_kb": ns.page_kb, "pairs": ns.pairs, "seeds": ns.seeds, "quick": ns.quick, "settings": CRAWL_SETTINGS},
         "runs": runs,
         "median_pages_per_s": {"without": median([r["pages_per_s"] for r in without]),
                                "with": median([r["pages_per_s"] for r in with_])},
@@ -146,6 +150,24 @@ def _callgrind_instructions(path: Path) -> int:
     raise RuntimeError(f"no instruction total in {path}")
 
 
+def _count_instructions(with_addon: bool, pages: int, base: str, redis_url: str, wd: Path, seeds: int) -> int:
+    name = f"instr-{'with' if with_addon else 'without'}-{pages}"
+    out = wd / f"{name}.callgrind"
+    settings = dict(CRAWL_SETTINGS, DOWNLOAD_TIMEOUT=600)  # valgrind slows the crawler ~50x
+    if with_addon:
+        settings["ADDONS"] = ADDON
+    report = run_crawl("static", settings=settings, env=fresh_state_env(redis_url, wd), out_dir=wd, name=name,
+                       spider_args={"base": base, "seeds": str(seeds), "pages": str(pages)}, timeout=7200,
+                       wrapper=["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"])
+    got = int(report["stats"].get("response_received_count", 0))
+    if got != pages:
+        raise RuntimeError(f"{name}: expected {pages} responses, got {got}")
+    count = _callgrind_instructions(out)
+    print(f"  {'with   ' if with_addon else 'without'} {pages:>6} pages: {count / 1e9:.2f} G instructions",
+          flush=True)
+    return count
+
+
 def instructions_main(ns: argparse.Namespace) -> int:
     """Instructions per page, with and without the add-on, under valgrind's callgrind.
 
@@ -160,29 +182,18 @@ def instructions_main(ns: argparse.Namespace) -> int:
         return 2
     small, large = ns.pages, 3 * ns.pages
     counts: dict[tuple[bool, int], int] = {}
-    with redis_server() as redis, sandbox_server(static_pages=large) as sandbox, workdir("overhead-instr") as wd:
+    with redis_server() as redis, workdir("overhead-instr") as wd:
         for pages in (small, large):
-            for with_addon in (False, True):
-                name = f"instr-{'with' if with_addon else 'without'}-{pages}"
-                out = wd / f"{name}.callgrind"
-                env = fresh_state_env(redis.url, wd)
-                settings = dict(CRAWL_SETTINGS, DOWNLOAD_TIMEOUT=600)
-                if with_addon:
-                    settings["ADDONS"] = ADDON
-                report = run_crawl("static", settings=settings, env=env, out_dir=wd, name=name,
-                                   spider_args={"base": sandbox.url, "seeds": str(ns.seeds), "pages": str(pages)},
-                                   timeout=7200,
-                                   wrapper=["valgrind", "--tool=callgrind", "--trace-children=no",
-                                            f"--callgrind-out-file={out}"])
-                got = int(report["stats"].get("response_received_count", 0))
-                counts[(with_addon, pages)] = _callgrind_instructions(out)
-                print(f"  {'with   ' if with_addon else 'without'} {pages:>6} pages ({got} responses): "
-                      f"{counts[(with_addon, pages)] / 1e9:.2f} G instructions", flush=True)
+            # A sandbox of exactly `pages` pages: the spider follows every page it finds.
+            with sandbox_server(static_pages=pages, static_page_kb=ns.page_kb) as sandbox:
+                for with_addon in (False, True):
+                    counts[(with_addon, pages)] = _count_instructions(with_addon, pages, sandbox.url,
+                                                                      redis.url, wd, ns.seeds)
     per_page = {w: (counts[(w, large)] - counts[(w, small)]) / (large - small) for w in (False, True)}
     ratio = per_page[False] / per_page[True]
     print(f"marginal instructions per page: without {per_page[False] / 1e6:.3f} M, "
           f"with {per_page[True] / 1e6:.3f} M (+{100 * (per_page[True] / per_page[False] - 1):.1f}%)")
-    result = {"params": {"pages": [small, large], "seeds": ns.seeds, "mode": "instructions"},
+    result = {"params": {"pages": [small, large], "page_kb": ns.page_kb, "seeds": ns.seeds, "mode": "instructions"},
               "instructions": {f"{'with' if w else 'without'}-{p}": n for (w, p), n in counts.items()},
               "per_page": {"without": per_page[False], "with": per_page[True]},
               "ratio": ratio, "target": TARGET, "meets_target": ratio >= TARGET}

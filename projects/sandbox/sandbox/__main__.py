@@ -19,6 +19,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=0, help="TCP port; 0 picks a free one (default)")
     parser.add_argument("--pages", type=int, help="pages per paginated section (default 5)")
     parser.add_argument("--static-pages", type=int, help="pages under /static/page/<n> (default 5000)")
+    parser.add_argument("--static-page-kb", type=int,
+                        help="approximate size of each static page in KB (default 1; real pages are ~30)")
     parser.add_argument("--drift-after", type=int, help="last /drift page with the old markup (default 2)")
     parser.add_argument("--vip-pass", help="vip_pass cookie value (default $SANDBOX_VIP_PASS or letmein)")
     parser.add_argument(
@@ -44,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         config = SiteConfig.from_env(
-            pages=args.pages, static_pages=args.static_pages, drift_after=args.drift_after,
+            pages=args.pages, static_pages=args.static_pages, static_page_kb=args.static_page_kb,
+            drift_after=args.drift_after,
             vip_pass=args.vip_pass, force_captcha=args.force_captcha, cf_bind_ua=args.cf_bind_ua,
             latency_ms=args.latency_ms,
         )  # fmt: skip

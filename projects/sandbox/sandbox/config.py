@@ -26,6 +26,8 @@ class SiteConfig:
     pages: int = 5
     #: Pages of ``/static/page/<n>`` for benchmarks (``--static-pages``).
     static_pages: int = 5000
+    #: Approximate size of each static page in KB; filler paragraphs pad it (``--static-page-kb``).
+    static_page_kb: int = 1
     #: ``/drift/page/<n>`` uses the quotes markup up to this page, new markup after (``--drift-after``).
     drift_after: int = 2
     #: Milliseconds every page waits before answering, like a remote site (``--latency-ms``).
@@ -45,7 +47,7 @@ class SiteConfig:
     secret: str = field(default_factory=lambda: secrets.token_hex(16), repr=False)
 
     def __post_init__(self) -> None:
-        for name in ("pages", "static_pages"):
+        for name in ("pages", "static_pages", "static_page_kb"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.latency_ms < 0:

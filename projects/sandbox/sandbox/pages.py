@@ -176,8 +176,8 @@ STATIC_FILLER = (
 )
 
 
-@lru_cache(maxsize=None)  # bounded by --static-pages; about 1 KB each
-def static_page(page: int, total: int) -> bytes:
+@lru_cache(maxsize=None)  # bounded by --static-pages; about --static-page-kb KB each
+def static_page(page: int, total: int, kb: int = 1) -> bytes:
     q = quote(page)
     links = "".join(
         f'<li class="{cls}"><a href="/static/page/{n}">{label}</a></li>'
@@ -190,6 +190,10 @@ def static_page(page: int, total: int) -> bytes:
         f'<small class="author">{escape(q.author)}</small>\n<div class="tags">{_tags(q)}</div>\n</div>\n'
         f'<ul class="pager">{links}</ul>\n<p class="filler">{STATIC_FILLER}</p>'
     )
+    # Bigger pages (--static-page-kb) repeat the filler, as real pages carry far more
+    # markup than content: it is what the parser and the block classifier must wade through.
+    filler = f'\n<p class="filler">{STATIC_FILLER}</p>'
+    body += filler * max(0, (kb * 1024 - len(body) - 400) // len(filler))
     return layout(f"Static page {page}", body, head='<meta name="description" content="sandbox benchmark page">\n')
 
 

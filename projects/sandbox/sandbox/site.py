@@ -122,7 +122,7 @@ class SandboxResource(Resource):
         if section == "static":
             if not listing or not 1 <= n <= cfg.static_pages:
                 return _not_found(request)
-            return _html(request, pages.static_page(n, cfg.static_pages))
+            return _html(request, pages.static_page(n, cfg.static_pages, cfg.static_page_kb))
         if not 1 <= n <= (cfg.pages if listing else cfg.pages * PER_PAGE):
             return _not_found(request)
         if section == "js":
