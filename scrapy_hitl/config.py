@@ -101,6 +101,7 @@ class CrawlSettings:
     session_required_block_rate: float
     stats_flush_interval: float
     events_maxlen: int
+    gc_freeze: bool
     park_buffer_max: int
     park_flush_interval: float
     pause_timeout: float
@@ -130,6 +131,7 @@ class CrawlSettings:
             session_required_block_rate=rate,
             stats_flush_interval=positive("HITL_STATS_FLUSH_INTERVAL", settings.getfloat),
             events_maxlen=positive("HITL_EVENTS_MAXLEN", settings.getint),
+            gc_freeze=settings.getbool("HITL_GC_FREEZE", defaults.HITL_GC_FREEZE),
             park_buffer_max=positive("HITL_PARK_BUFFER_MAX", settings.getint),
             park_flush_interval=positive("HITL_PARK_FLUSH_INTERVAL", settings.getfloat),
             pause_timeout=positive("HITL_PAUSE_TIMEOUT", settings.getfloat),

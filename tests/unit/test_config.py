@@ -165,6 +165,7 @@ def test_crawl_settings_defaults():
         session_required_block_rate=0.8,
         stats_flush_interval=5.0,
         events_maxlen=100_000,
+        gc_freeze=True,
         park_buffer_max=5000,
         park_flush_interval=0.05,
         pause_timeout=1800,
