@@ -1,17 +1,29 @@
-"""Domain stats in the database: counters flushed in batches, and what was learned."""
+"""Domain stats in the database: counters flushed in batches, and what was learned.
+
+Each flush also leaves one ``domain_samples`` row per domain (the deltas of that flush), the
+block-rate history the console charts.
+"""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, insert, select
 
 from scrapy_hitl.learning import access_class_for, decide_requires_session
-from scrapy_hitl.state.models import DomainStats, iso
+from scrapy_hitl.state.models import DomainSample, DomainStats, Intervention, iso, utcnow
 
 if TYPE_CHECKING:
     from scrapy_hitl.learning import DomainCounters
     from scrapy_hitl.state.db import Database
+
+
+# Samples older than this are deleted by the flush that writes new ones for the same domain
+# (one indexed DELETE on (domain, at)), so the table holds at most a week of flushes per
+# domain: about 120,000 rows per crawler crawling it nonstop at HITL_STATS_FLUSH_INTERVAL=5.
+SAMPLE_RETENTION = timedelta(days=7)
+_SAMPLE_FIELDS = ("attempts", "successes", "blocked_403", "blocked_401", "captchas", "hard_blocks")
 
 
 def _new(domain: str) -> DomainStats:
@@ -58,8 +70,13 @@ def apply_counters(
     min_attempts: int,
     block_rate: float,
 ) -> dict[str, dict[str, Any]]:
-    """Add a batch of counters and apply the learning rules; returns the updated domains."""
+    """Add a batch of counters and apply the learning rules; returns the updated domains.
+
+    Also records the batch as history: one INSERT for all the batch's samples, and one
+    DELETE of this batch's domains' samples older than SAMPLE_RETENTION.
+    """
     out = {}
+    now = utcnow()
     with db.session() as s:
         for domain, c in sorted(counters.items()):
             row = s.get(DomainStats, domain, with_for_update=True)
@@ -88,6 +105,14 @@ def apply_counters(
             row.access_class = access_class_for(row.access_class, row.requires_session)
             s.flush()
             out[domain] = domain_to_dict(row)
+        if out:
+            s.execute(insert(DomainSample), [
+                {"domain": d, "at": now, **{k: getattr(counters[d], k) for k in _SAMPLE_FIELDS}}
+                for d in out
+            ])
+            s.execute(delete(DomainSample).where(
+                DomainSample.domain.in_(list(out)), DomainSample.at < now - SAMPLE_RETENTION,
+            ))
     return out
 
 
@@ -107,6 +132,34 @@ def update(db: Database, domain: str, **fields: Any) -> dict[str, Any]:
         return domain_to_dict(row)
 
 
-def list_domains(db: Database) -> list[dict[str, Any]]:
+def list_domains(db: Database, *, after: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    """Domains by name; keyset-paginated with ``after`` (the last domain seen)."""
+    q = select(DomainStats).order_by(DomainStats.domain).limit(limit)
+    if after is not None:
+        q = q.where(DomainStats.domain > after)
     with db.session() as s:
-        return [domain_to_dict(r) for r in s.scalars(select(DomainStats).order_by(DomainStats.domain))]
+        return [domain_to_dict(r) for r in s.scalars(q)]
+
+
+def open_intervention_count(db: Database, domain: str) -> int:
+    with db.session() as s:
+        q = select(func.count()).select_from(Intervention).where(
+            Intervention.domain == domain, Intervention.status == "open")
+        return int(s.scalar(q) or 0)
+
+
+def history(db: Database, domain: str, *, limit: int = 100) -> list[dict[str, Any]]:
+    """The newest ``limit`` samples of a domain, oldest first (ready to chart).
+
+    ``block_rate`` is the 403 rate of that flush, the rate the learning rule compares with
+    HITL_SESSION_REQUIRED_BLOCK_RATE.
+    """
+    q = (select(DomainSample).where(DomainSample.domain == domain)
+         .order_by(DomainSample.at.desc(), DomainSample.id.desc()).limit(limit))
+    with db.session() as s:
+        rows = list(s.scalars(q))
+    return [
+        {"at": iso(r.at), **{k: getattr(r, k) for k in _SAMPLE_FIELDS},
+         "block_rate": round(r.blocked_403 / r.attempts, 4) if r.attempts else 0.0}
+        for r in reversed(rows)
+    ]

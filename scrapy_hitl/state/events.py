@@ -83,6 +83,15 @@ def make_event(type: str, payload: dict[str, Any] | None = None, **ids: Any) -> 
     return Event(type=type, timestamp=time.time(), payload=payload or {}, **ids)
 
 
+def _decode(entries: list[tuple[Any, dict[Any, Any]]]) -> list[Event]:
+    events: list[Event] = []
+    for stream_id, fields in entries:
+        sid = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
+        raw = fields.get(b"data") or fields.get("data")
+        events.append(Event.decode(sid, raw))
+    return events
+
+
 class EventStream:
     """Append to and read from the capped stream."""
 
@@ -104,13 +113,13 @@ class EventStream:
     def read(self, after: str = "0-0", *, count: int = 500, block_ms: int | None = None) -> list[Event]:
         """Events strictly after stream id ``after`` ("$" means only new ones)."""
         resp = self.client.xread({self.key: after}, count=count, block=block_ms)
-        events: list[Event] = []
-        for _key, entries in resp or ():
-            for stream_id, fields in entries:
-                sid = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
-                raw = fields.get(b"data") or fields.get("data")
-                events.append(Event.decode(sid, raw))
-        return events
+        return [ev for _key, entries in resp or () for ev in _decode(entries)]
+
+    def range(self, start_id: str = "-", end_id: str = "+", *, count: int = 500) -> list[Event]:
+        """Up to ``count`` events with ids from ``start_id`` to ``end_id`` (both inclusive),
+        oldest first. Ids are millisecond timestamps, so ``"<ms>-0"`` bounds a time window:
+        reading one run's events costs its window, not the whole stream."""
+        return _decode(self.client.xrange(self.key, start_id, end_id, count=count))
 
     def last_id(self) -> str:
         """The newest id in the stream ("0-0" if empty): read after it for only new events."""

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from scrapy_hitl.state import pauses
+from scrapy_hitl.state import pauses, vault
 from scrapy_hitl.state.models import Intervention, InterventionEvent, iso, utcnow
 from scrapy_hitl.state.runs import get_run
 
@@ -212,14 +212,9 @@ def resolve(
     row = _require_open(state, intervention_id)
     session_info = None
     if cookies is not None:
-        session_info = state.vault.put(
-            row.domain, cookies, user_agent=user_agent, proxy=proxy,
+        session_info = vault.capture(
+            state, row.domain, cookies, user_agent=user_agent, proxy=proxy,
             source_format=source_format, captured_by=actor,
-        )
-        state.events.emit(
-            "session.captured",
-            {"cookie_names": session_info["cookie_names"], "expires_at": session_info["expires_at"]},
-            domain=row.domain,
         )
     parked = state.parking.domain_count(row.domain)
     resolution: dict[str, Any] = {"action": "cookies" if session_info else "done"}

@@ -43,6 +43,7 @@ class Run(Base):
     """One ``scrapy crawl`` process."""
 
     __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_created_at_id", "created_at", "id"),)  # newest-first pages
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     spider: Mapped[str] = mapped_column(String(200), index=True)
@@ -178,6 +179,26 @@ class DomainStats(Base):
 
 
 REQUIRES_SESSION = ("unknown", "required", "not_required")
+
+
+class DomainSample(Base):
+    """One flush of a crawler's counters for a domain: the deltas, for the block-rate chart.
+
+    Pruned by age as new ones arrive (see ``domains.SAMPLE_RETENTION``).
+    """
+
+    __tablename__ = "domain_samples"
+    __table_args__ = (Index("ix_domain_samples_domain_at", "domain", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    domain: Mapped[str] = mapped_column(ForeignKey("domains.domain", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    successes: Mapped[int] = mapped_column(Integer, default=0)
+    blocked_403: Mapped[int] = mapped_column(Integer, default=0)
+    blocked_401: Mapped[int] = mapped_column(Integer, default=0)
+    captchas: Mapped[int] = mapped_column(Integer, default=0)
+    hard_blocks: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class User(Base):

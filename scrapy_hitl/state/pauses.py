@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import redis
 
+    from scrapy_hitl.state import HitlState
+
 DOMAINS = "hitl:paused:domains"
 SPIDERS = "hitl:paused:spiders"
 
@@ -46,3 +48,19 @@ def pause_spider(client: redis.Redis, spider: str, *, by: str = "", reason: str 
 
 def unpause_spider(client: redis.Redis, spider: str) -> bool:
     return bool(client.hdel(SPIDERS, spider))
+
+
+def set_spider_paused(state: HitlState, spider: str, paused: bool, *, by: str) -> bool:
+    """Pause or unpause ``spider`` on every host, and tell the crawlers (``spider.paused`` /
+    ``spider.resumed``, payload ``{"by"}``). The CLI and the console both call this.
+
+    True if the flag changed; only then is the event emitted, so of two people pausing at
+    once exactly one event goes out.
+    """
+    if paused:
+        changed = pause_spider(state.redis, spider, by=by)
+    else:
+        changed = unpause_spider(state.redis, spider)
+    if changed:
+        state.events.emit("spider.paused" if paused else "spider.resumed", {"by": by}, spider=spider)
+    return changed

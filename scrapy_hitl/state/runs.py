@@ -5,16 +5,20 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 
 from scrapy_hitl.state.models import Run, iso, utcnow
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     import redis
 
     from scrapy_hitl.state.db import Database
+    from scrapy_hitl.state.events import Event, EventStream
 
 FINAL_STATUSES = ("completed", "failed")
 
@@ -87,10 +91,89 @@ def get_run(db: Database, run_id: str) -> dict[str, Any] | None:
         return run_to_dict(run) if run else None
 
 
-def list_runs(db: Database, *, limit: int = 50) -> list[dict[str, Any]]:
+def list_runs(
+    db: Database,
+    *,
+    status: str | None = None,
+    spider: str | None = None,
+    limit: int = 50,
+    cursor: tuple[datetime, str] | None = None,
+) -> list[dict[str, Any]]:
+    """Newest first, keyset-paginated on ``(created_at, id)``.
+
+    ``cursor`` is the ``(created_at, id)`` of the last run seen; the id breaks ties between
+    runs started in the same microsecond, so no run is skipped or repeated across pages.
+    Ask for ``limit + 1`` to learn whether another page exists.
+    """
+    q = select(Run).order_by(Run.created_at.desc(), Run.id.desc()).limit(limit)
+    if status:
+        q = q.where(Run.status == status)
+    if spider:
+        q = q.where(Run.spider == spider)
+    if cursor is not None:
+        at, run_id = cursor
+        q = q.where(or_(Run.created_at < at, and_(Run.created_at == at, Run.id < run_id)))
     with db.session() as s:
-        rows = s.scalars(select(Run).order_by(Run.created_at.desc()).limit(limit))
-        return [run_to_dict(r) for r in rows]
+        return [run_to_dict(r) for r in s.scalars(q)]
+
+
+# Stream ids are Redis's clock; created_at / finished_at are the crawler host's. The margin
+# keeps a few seconds of skew between them from hiding a run's first or last events.
+CLOCK_SKEW = timedelta(seconds=60)
+
+
+def run_events(
+    events: EventStream,
+    run: dict[str, Any],
+    *,
+    after: str | None = None,
+    limit: int = 100,
+    max_scan: int = 20_000,
+) -> tuple[list[Event], str | None]:
+    """A run's events (its timeline), oldest first: ``(events, next_after)``.
+
+    Reads only the slice of the stream written while the run lived (stream ids are
+    millisecond timestamps), and at most ``max_scan`` entries per call, so a stream shared by
+    many busy runs costs a bounded read. ``next_after`` is the id to continue after: the last
+    event returned, or the last entry scanned when the budget ran out (then the page may be
+    short, even empty); None once the run's slice is exhausted.
+    """
+    lower = f"{_millis(datetime.fromisoformat(run['created_at']) - CLOCK_SKEW)}-0"
+    end = "+"
+    if run["finished_at"]:
+        end = f"{_millis(datetime.fromisoformat(run['finished_at']) + CLOCK_SKEW)}-0"
+    start = max(lower, next_id(after), key=_id_key) if after else lower
+    found: list[Event] = []
+    scanned, last = 0, after
+    while scanned < max_scan:
+        want = min(500, max_scan - scanned)
+        batch = events.range(start, end, count=want)
+        scanned += len(batch)
+        for ev in batch:
+            if ev.run_id == run["id"]:
+                found.append(ev)
+                if len(found) > limit:  # one more than a page: there is a next page
+                    return found[:limit], found[limit - 1].id
+        if len(batch) < want:
+            return found, None  # the end of the run's slice of the stream
+        last = batch[-1].id
+        start = next_id(last or "0-0")
+    return found, last  # out of budget: continue after the last entry scanned
+
+
+def next_id(stream_id: str) -> str:
+    """The smallest stream id after ``stream_id`` (XRANGE bounds are inclusive)."""
+    millis, _, seq = stream_id.partition("-")
+    return f"{millis}-{int(seq or 0) + 1}"
+
+
+def _id_key(stream_id: str) -> tuple[int, int]:
+    millis, _, seq = stream_id.partition("-")
+    return int(millis), int(seq or 0)
+
+
+def _millis(at: datetime) -> int:
+    return max(0, int(at.timestamp() * 1000))
 
 
 def heartbeat(client: redis.Redis, run_id: str, ttl: float) -> None:
@@ -99,6 +182,17 @@ def heartbeat(client: redis.Redis, run_id: str, ttl: float) -> None:
 
 def is_alive(client: redis.Redis, run_id: str) -> bool:
     return bool(client.exists(f"hitl:run:{run_id}:alive"))
+
+
+def alive_ids(client: redis.Redis, run_ids: Iterable[str]) -> set[str]:
+    """Which of ``run_ids`` have a live heartbeat, in one round trip (for a page of runs)."""
+    ids = list(run_ids)
+    if not ids:
+        return set()
+    pipe = client.pipeline(transaction=False)
+    for run_id in ids:
+        pipe.exists(f"hitl:run:{run_id}:alive")
+    return {run_id for run_id, n in zip(ids, pipe.execute()) if n}
 
 
 def end_heartbeat(client: redis.Redis, run_id: str) -> None:

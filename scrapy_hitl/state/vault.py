@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from cryptography.fernet import Fernet
 
+    from scrapy_hitl.state import HitlState
     from scrapy_hitl.state.db import Database
 
 
@@ -197,6 +198,50 @@ class SessionVault:
             s.delete(row)
             return True
 
-    def list(self) -> list[dict[str, Any]]:
+    def info(self, domain: str) -> dict[str, Any] | None:
+        """What may be shown about one domain's session (never a value), or None."""
         with self.db.session() as s:
-            return [session_info(r) for r in s.scalars(select(CapturedSession).order_by(CapturedSession.domain))]
+            row = s.get(CapturedSession, normalize_domain(domain))
+            return session_info(row) if row else None
+
+    def list(self, *, after: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Sessions by domain; keyset-paginated with ``after`` (the last domain seen)."""
+        q = select(CapturedSession).order_by(CapturedSession.domain).limit(limit)
+        if after is not None:
+            q = q.where(CapturedSession.domain > after)
+        with self.db.session() as s:
+            return [session_info(r) for r in s.scalars(q)]
+
+
+# The CLI, the console and interventions.resolve store and drop sessions through these two,
+# so every path tells the crawlers the same way.
+
+
+def capture(
+    state: HitlState,
+    domain: str,
+    cookies: Iterable[Cookie],
+    *,
+    user_agent: str | None = None,
+    proxy: str | None = None,
+    source_format: str = "",
+    captured_by: str = "",
+) -> dict[str, Any]:
+    """Store (or replace) a domain's session, then emit ``session.captured``: the session is in
+    the vault before any crawler hears of it. Raises ValueError if no cookie is for ``domain``."""
+    info = state.vault.put(domain, cookies, user_agent=user_agent, proxy=proxy,
+                           source_format=source_format, captured_by=captured_by)
+    state.events.emit("session.captured",
+                      {"cookie_names": info["cookie_names"], "expires_at": info["expires_at"]},
+                      domain=info["domain"])
+    return info
+
+
+def forget(state: HitlState, domain: str, *, reason: str = "deleted") -> bool:
+    """Delete a domain's session and emit ``session.invalidated`` (crawlers stop sending it).
+    False if there was none (and nothing is emitted)."""
+    domain = normalize_domain(domain)
+    if not state.vault.delete(domain):
+        return False
+    state.events.emit("session.invalidated", {"reason": reason}, domain=domain)
+    return True

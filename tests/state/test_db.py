@@ -12,7 +12,8 @@ from scrapy_hitl.state.models import Base
 
 pytestmark = pytest.mark.postgres
 
-TABLES = {"alembic_version", "runs", "interventions", "intervention_events", "sessions", "domains", "users"}
+TABLES = {"alembic_version", "runs", "interventions", "intervention_events", "sessions", "domains", "users",
+          "domain_samples"}
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -34,18 +35,18 @@ def tables(db):
         return set(inspect(conn).get_table_names())
 
 
-def test_head_is_0002(db):
-    assert db.head_revision() == "0002"
+def test_head_is_0003(db):
+    assert db.head_revision() == "0003"
 
 
 def test_ensure_schema_creates_an_empty_database(db):
     assert tables(db) == set()
     assert db.current_revision() is None
     db.ensure_schema()
-    assert db.current_revision() == "0002"
+    assert db.current_revision() == "0003"
     assert tables(db) == TABLES
     db.ensure_schema()  # at head: nothing to do
-    assert db.current_revision() == "0002"
+    assert db.current_revision() == "0003"
 
 
 def test_migration_matches_the_models(db):
@@ -80,7 +81,7 @@ def test_database_of_something_else_is_refused(db):
 def test_upgrade_adds_the_schema_next_to_other_tables(db):
     with db.engine.begin() as conn:
         conn.execute(text("CREATE TABLE customers (id INTEGER PRIMARY KEY)"))
-    assert db.upgrade() == (None, "0002")
+    assert db.upgrade() == (None, "0003")
     assert tables(db) == TABLES | {"customers"}
     db.ensure_schema(create_if_empty=False)
 
@@ -94,18 +95,18 @@ def test_unknown_revision_is_refused(db):
         db.ensure_schema()
     assert str(excinfo.value) == (
         f"The database at {db.safe_url} is at schema ffff, which this version of scrapy-hitl "
-        "does not know (newest known: 0002). Upgrade scrapy-hitl."
+        "does not know (newest known: 0003). Upgrade scrapy-hitl."
     )
 
 
 def test_upgrade_is_idempotent_and_keeps_data(db):
-    assert db.upgrade() == (None, "0002")
+    assert db.upgrade() == (None, "0003")
     with db.session() as s:
         s.execute(text("INSERT INTO domains (domain, attempts, successes, blocked_403, blocked_401, "
                        "captchas, hard_blocks, engine_stats, access_class, requires_session, updated_at) "
                        "VALUES ('a.example', 3, 1, 2, 0, 0, 0, '{}', 'public', 'unknown', CURRENT_TIMESTAMP)"))
-    assert db.upgrade() == ("0002", "0002")
-    assert db.upgrade() == ("0002", "0002")
+    assert db.upgrade() == ("0003", "0003")
+    assert db.upgrade() == ("0003", "0003")
     with db.engine.connect() as conn:
         assert conn.execute(text("SELECT domain, attempts FROM domains")).all() == [("a.example", 3)]
 
@@ -172,7 +173,7 @@ def test_an_older_schema_is_refused_until_hitl_db_upgrade(db):
     with pytest.raises(SchemaError) as excinfo:
         db.ensure_schema()
     assert str(excinfo.value).endswith(
-        "is at an older schema (0001; this version needs 0002). Run `hitl db upgrade`."
+        "is at an older schema (0001; this version needs 0003). Run `hitl db upgrade`."
     )
-    assert db.upgrade() == ("0001", "0002")
+    assert db.upgrade() == ("0001", "0003")
     db.ensure_schema()

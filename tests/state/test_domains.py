@@ -1,0 +1,94 @@
+"""Tests for scrapy_hitl.state.domains: flushed counters, their history samples, and pruning."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import event, func, insert, select
+
+from scrapy_hitl.learning import DomainCounters
+from scrapy_hitl.state import domains
+from scrapy_hitl.state.models import DomainSample, utcnow
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request):
+    """Overrides the conftest fixture: the batch INSERT and the prune run on both databases."""
+    return request.param
+
+
+def counters(attempts: int, blocked_403: int = 0, captchas: int = 0) -> DomainCounters:
+    c = DomainCounters()
+    for i in range(attempts):
+        blocked = i < blocked_403
+        captcha = not blocked and i < blocked_403 + captchas
+        c.record(engine="http", ok=not (blocked or captcha), status=403 if blocked or captcha else 200,
+                 kind="captcha_solve" if captcha else "")
+    return c
+
+
+def flush(state, batch):
+    return domains.apply_counters(state.db, batch, min_attempts=1000, block_rate=0.8)
+
+
+def test_each_flush_leaves_one_sample_per_domain_with_its_deltas(state):
+    flush(state, {"a.example": counters(10, blocked_403=2), "b.example": counters(4)})
+    flush(state, {"a.example": counters(5, blocked_403=5, captchas=0)})
+    flush(state, {"a.example": counters(8, captchas=2)})
+    assert domains.get(state.db, "a.example")["attempts"] == 23  # the totals still add up
+    history = domains.history(state.db, "a.example")
+    assert [(h["attempts"], h["blocked_403"], h["captchas"], h["block_rate"]) for h in history] == [
+        (10, 2, 0, 0.2), (5, 5, 0, 1.0), (8, 0, 2, 0.0),
+    ]
+    assert [h["attempts"] for h in domains.history(state.db, "a.example", limit=2)] == [5, 8]
+    assert [h["attempts"] for h in domains.history(state.db, "b.example")] == [4]
+    assert domains.history(state.db, "nowhere.example") == []
+
+
+def test_one_insert_per_flush_batch(state):
+    statements = []
+
+    def seen(_conn, _cursor, statement, _params, _context, _executemany):
+        if "domain_samples" in statement and statement.lstrip().upper().startswith("INSERT"):
+            statements.append(statement)
+
+    event.listen(state.db.engine, "before_cursor_execute", seen)
+    try:
+        flush(state, {f"d{i}.example": counters(3, blocked_403=1) for i in range(25)})
+    finally:
+        event.remove(state.db.engine, "before_cursor_execute", seen)
+    assert len(statements) == 1
+    with state.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(DomainSample)) == 25
+
+
+def test_a_flush_prunes_its_domains_samples_past_the_retention(state):
+    flush(state, {"a.example": counters(1), "idle.example": counters(1)})
+    now = utcnow()
+    old = now - domains.SAMPLE_RETENTION - timedelta(hours=1)
+    recent = now - domains.SAMPLE_RETENTION + timedelta(hours=1)
+    with state.db.session() as s:
+        s.execute(insert(DomainSample), [
+            {"domain": d, "at": at, "attempts": 7, "successes": 0, "blocked_403": 0, "blocked_401": 0,
+             "captchas": 0, "hard_blocks": 0}
+            for d in ("a.example", "idle.example") for at in (old, recent)
+        ])
+    flush(state, {"a.example": counters(2)})
+    assert [h["attempts"] for h in domains.history(state.db, "a.example")] == [7, 1, 2]
+    # a domain nobody crawls any more keeps what it had: it no longer grows either
+    assert [h["attempts"] for h in domains.history(state.db, "idle.example")] == [7, 7, 1]
+
+
+def test_list_domains_keyset_and_open_intervention_count(state):
+    from scrapy_hitl.state import interventions
+
+    flush(state, {d: counters(1) for d in ("c.example", "a.example", "b.example")})
+    assert [d["domain"] for d in domains.list_domains(state.db)] == ["a.example", "b.example", "c.example"]
+    assert [d["domain"] for d in domains.list_domains(state.db, after="a.example", limit=1)] == ["b.example"]
+    interventions.open_or_update(state, type="manual_access", reason="http_403", domain="b.example")
+    interventions.open_or_update(state, type="captcha_solve", reason="captcha", domain="b.example")
+    assert domains.open_intervention_count(state.db, "b.example") == 2
+    assert domains.open_intervention_count(state.db, "a.example") == 0
