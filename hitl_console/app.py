@@ -33,9 +33,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     security.init_app(app)
 
-    from hitl_console.auth.views import bp as auth_bp
-    from hitl_console.health import bp as health_bp
+    from hitl_console import health, live, openapi, pages
+    from hitl_console.api import domains, interventions, runs, sessions
+    from hitl_console.auth import views as auth_views
 
-    app.register_blueprint(auth_bp)
-    app.register_blueprint(health_bp)
+    for module in (health, auth_views, interventions, runs, sessions, domains, openapi, live, pages):
+        app.register_blueprint(module.bp)
     return app

@@ -86,11 +86,14 @@ def db_current() -> None:
 
 # --- stack ---------------------------------------------------------------------------------------
 @main.command()
-def up() -> None:
-    """Run the local stack in the foreground until Ctrl-C: the database and Redis."""
+@click.option("--host", default="127.0.0.1", show_default=True, help="the console's address")
+@click.option("--port", default=8000, show_default=True, help="the console's port")
+@click.option("--no-console", is_flag=True, help="only the database and Redis")
+def up(host: str, port: int, no_console: bool) -> None:
+    """Run the local stack in the foreground until Ctrl-C: database, Redis and the console."""
     from hitl_console.stack import run_stack
 
-    run_stack(StateConfig.from_env())
+    run_stack(StateConfig.from_env(), host=host, port=port, console=not no_console)
 
 
 @main.command()
@@ -321,18 +324,15 @@ def sessions_list(obj: _Ctx, as_json: bool) -> None:
 def sessions_import(obj: _Ctx, domain: str, file: Path, fmt: str | None, user_agent: str | None,
                     proxy: str | None, as_json: bool) -> None:
     """Store cookies for DOMAIN; crawls attach them to every request for it."""
-    from scrapy_hitl.state.vault import normalize_domain
+    from scrapy_hitl.state.vault import capture, normalize_domain
 
-    state = obj.state()
     domain = normalize_domain(domain)
     parsed = _read_cookies(file, fmt, default_domain=domain)
     try:
-        info = state.vault.put(domain, parsed.cookies, user_agent=user_agent or parsed.user_agent,
-                               proxy=proxy, source_format=parsed.format, captured_by="cli")
+        info = capture(obj.state(), domain, parsed.cookies, user_agent=user_agent or parsed.user_agent,
+                       proxy=proxy, source_format=parsed.format, captured_by="cli")
     except ValueError as exc:
         raise click.ClickException(f"{file}: {exc}") from exc
-    state.events.emit("session.captured", {"cookie_names": info["cookie_names"],
-                                           "expires_at": info["expires_at"]}, domain=domain)
     if as_json:
         _echo_json(info)
     else:
@@ -343,13 +343,11 @@ def sessions_import(obj: _Ctx, domain: str, file: Path, fmt: str | None, user_ag
 @click.argument("domain")
 @pass_ctx
 def sessions_delete(obj: _Ctx, domain: str) -> None:
-    from scrapy_hitl.state.vault import normalize_domain
+    from scrapy_hitl.state.vault import forget, normalize_domain
 
-    state = obj.state()
     domain = normalize_domain(domain)
-    if not state.vault.delete(domain):
+    if not forget(obj.state(), domain, reason="deleted"):
         raise click.ClickException(f"No session for {domain}. See `hitl sessions list`.")
-    state.events.emit("session.invalidated", {"reason": "deleted"}, domain=domain)
     click.echo(f"Deleted the session of {domain}.")
 
 
@@ -389,9 +387,7 @@ def spiders() -> None:
 def spiders_pause(obj: _Ctx, spider: str) -> None:
     from scrapy_hitl.state import pauses
 
-    state = obj.state()
-    if pauses.pause_spider(state.redis, spider, by="cli"):
-        state.events.emit("spider.paused", {"by": "cli"}, spider=spider)
+    if pauses.set_spider_paused(obj.state(), spider, True, by="cli"):
         click.echo(f"Paused {spider}: its requests are parked until `hitl spiders unpause {spider}`.")
     else:
         click.echo(f"{spider} is already paused.")
@@ -403,9 +399,7 @@ def spiders_pause(obj: _Ctx, spider: str) -> None:
 def spiders_unpause(obj: _Ctx, spider: str) -> None:
     from scrapy_hitl.state import pauses
 
-    state = obj.state()
-    if pauses.unpause_spider(state.redis, spider):
-        state.events.emit("spider.resumed", {"by": "cli"}, spider=spider)
+    if pauses.set_spider_paused(obj.state(), spider, False, by="cli"):
         click.echo(f"Unpaused {spider}; its parked requests resume.")
     else:
         click.echo(f"{spider} was not paused.")

@@ -6,7 +6,9 @@ never touches your real state, and every run starts from a clean slate:
 1. start the sandbox site; its "vip" section answers 403 until a cookie is sent
 2. ``scrapy crawl sandbox`` of the demo project (quotes + vip sections)
 3. the 403 parks the vip requests and opens an intervention; quotes keep crawling
-4. the intervention is resolved with a cookies.txt (by you, or by the demo itself)
+4. the console (served alongside) shows it live; the intervention is resolved with a
+   cookies.txt, by you in the console or the CLI, or by the demo itself through the
+   console's JSON API
 5. the parked requests resume in the same crawl, which completes with every item
 """
 
@@ -14,16 +16,21 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import click
 
+from hitl_console.auth.users import create_user
+from hitl_console.server import ConsoleProcess, free_port
 from scrapy_hitl.config import StateConfig
 from scrapy_hitl.state import HitlState
 from scrapy_hitl.state.redis_server import EmbeddedRedis
@@ -32,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEMO_PROJECT = ROOT / "projects" / "demo"
 SANDBOX_PROJECT = ROOT / "projects" / "sandbox"
 EXPECTED_PER_SECTION = 50  # 5 listing pages x 10 quotes, each with a detail page
+DEMO_EMAIL = "demo@example.com"
 
 
 def _say(text: str, **style: Any) -> None:
@@ -65,7 +73,13 @@ def run_demo(*, keep: bool, interactive: bool) -> int:
     sandbox = SandboxServer()
     base = sandbox.start()
     crawl: subprocess.Popen[bytes] | None = None
+    console = ConsoleProcess(port=free_port(int(os.environ.get("HITL_CONSOLE_PORT") or 8000)),
+                             log_path=str(data_dir / "console.log"))
     try:
+        password = secrets.token_urlsafe(9)
+        create_user(state.db, DEMO_EMAIL, password, "admin")
+        console.start()
+        _say(f"Console on {console.url}/  log in as {DEMO_EMAIL} / {password}", fg="cyan", bold=True)
         _say(f"Sandbox site on {base}: quotes.sandbox.test is open, vip.sandbox.test answers 403 "
              "until it gets the vip_pass cookie.", fg="cyan")
         cookies = data_dir / "cookies.txt"
@@ -81,12 +95,14 @@ def run_demo(*, keep: bool, interactive: bool) -> int:
             cmd, cwd=DEMO_PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(DEMO_PROJECT)])},
         )
-        outcome = _narrate(state, crawl, cookies, data_dir, interactive)
+        outcome = _narrate(state, crawl, cookies, data_dir, interactive,
+                           console=(console.url, DEMO_EMAIL, password))
         crawl.wait(timeout=120)
         return _summary(state, items, outcome)
     finally:
         if crawl is not None and crawl.poll() is None:
             crawl.terminate()
+        console.stop()
         sandbox.stop()
         state.close()
         if not keep:
@@ -94,7 +110,7 @@ def run_demo(*, keep: bool, interactive: bool) -> int:
 
 
 def _narrate(state: HitlState, crawl: subprocess.Popen[bytes], cookies: Path, data_dir: Path,
-             interactive: bool) -> dict[str, Any]:
+             interactive: bool, console: tuple[str, str, str]) -> dict[str, Any]:
     """Follow the event stream and tell the story; resolve when it is time."""
     last = "0-0"
     outcome: dict[str, Any] = {"parked": 0, "resumed": 0, "finish": None}
@@ -112,11 +128,13 @@ def _narrate(state: HitlState, crawl: subprocess.Popen[bytes], cookies: Path, da
                      "and its requests are parked in Redis; other domains keep crawling.")
                 command = (f"HITL_DATA_DIR=.hitl-demo {_hitl_command()} interventions resolve "
                            f"{ev.intervention_id} --cookies {os.path.relpath(cookies)}")
-                _say("Resolve it with:", bold=True)
+                _say("Resolve it in the console: open", bold=True)
+                _say(f"  {console[0]}/interventions/{ev.intervention_id}", fg="yellow")
+                _say(f"and upload {os.path.relpath(cookies)}; or from a terminal:", bold=True)
                 _say(f"  {command}\n", fg="yellow")
                 resolver = threading.Thread(
                     target=_resolve_when_ready, daemon=True,
-                    args=(ev.intervention_id, cookies, interactive),
+                    args=(ev.intervention_id, cookies, interactive, console),
                 )
                 resolver.start()
             elif ev.type == "requests.parked":
@@ -139,20 +157,39 @@ def _narrate(state: HitlState, crawl: subprocess.Popen[bytes], cookies: Path, da
     return outcome
 
 
-def _resolve_when_ready(intervention_id: int, cookies: Path, interactive: bool) -> None:
+def _resolve_when_ready(intervention_id: int, cookies: Path, interactive: bool,
+                        console: tuple[str, str, str]) -> None:
+    """Resolve through the console's JSON API, as an agent or a script would."""
     if interactive:
-        click.prompt("Press Enter to resolve it for you (or run the command in another terminal)",
+        click.prompt("Press Enter to have the demo resolve it through the console's API",
                      default="", show_default=False, prompt_suffix="")
     else:
         time.sleep(1.5)
-    cmd = [sys.executable, "-m", "hitl_console.cli", "interventions", "resolve", str(intervention_id),
-           "--cookies", str(cookies), "--note", "demo"]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy())
-    if out.returncode == 0:
-        _say(f"$ hitl interventions resolve {intervention_id} --cookies {cookies.name}\n"
-             f"{out.stdout.strip()}", bold=True)
-    elif "already resolved" not in out.stderr:
-        _say(out.stderr.strip(), fg="red")
+    url, email, password = console
+    try:
+        token = _post_json(f"{url}/api/v1/auth/login", {"email": email, "password": password})["access_token"]
+        answer = _post_json(
+            f"{url}/api/v1/interventions/{intervention_id}/resolve",
+            {"resolution": {"action": "cookies"}, "note": "demo",
+             "captured_session": {"cookies": cookies.read_text()}},
+            token=token,
+        )
+    except urllib.error.HTTPError as exc:
+        body = exc.read().decode(errors="replace")
+        if exc.code != 409:  # 409: you resolved it first, in the console or the CLI
+            _say(f"The console answered {exc.code}: {body}", fg="red")
+        return
+    _say(f"POST /api/v1/interventions/{intervention_id}/resolve (cookies from {cookies.name}): "
+         f"{answer['requests_resumed']} parked request(s) released", bold=True)
+
+
+def _post_json(url: str, body: dict[str, Any], *, token: str | None = None) -> dict[str, Any]:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read())
 
 
 def _summary(state: HitlState, items_path: Path, outcome: dict[str, Any]) -> int:

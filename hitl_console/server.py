@@ -3,6 +3,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -29,9 +37,85 @@ class ConsoleServer(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Any:
         from hitl_console.app import create_app
+        from hitl_console.live import MAX_LIVE_KEY
 
-        return create_app()
+        app = create_app()
+        # A websocket holds its thread for as long as it is open: keep a quarter of them
+        # (at least 4) for the JSON API, or enough open tabs would starve every page.
+        threads = self.options["threads"]
+        app.config[MAX_LIVE_KEY] = max(1, threads - max(4, threads // 4))
+        return app
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1, threads: int = 32) -> None:
     ConsoleServer(host=host, port=port, workers=workers, threads=threads).run()
+
+
+class ConsoleProcess:
+    """``hitl console`` as a child process, for ``hitl up`` and ``hitl demo``.
+
+    A child rather than a thread: gunicorn wants its own main thread for signals and
+    worker management, and the parent keeps its own Ctrl-C handling.
+    """
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 8000, env: dict[str, str] | None = None,
+                 log_path: str | None = None, threads: int | None = None) -> None:
+        self.host, self.port = host, port
+        self.threads = threads
+        self.env = env
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> ConsoleProcess:
+        """Start and wait until ``GET /health`` answers; raises RuntimeError with the log tail."""
+        cmd = [sys.executable, "-m", "hitl_console.cli", "console", "--host", self.host, "--port", str(self.port)]
+        if self.threads is not None:
+            cmd += ["--threads", str(self.threads)]
+        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            self.proc = subprocess.Popen(cmd, env={**os.environ, **(self.env or {})},
+                                         stdout=log, stderr=log, start_new_session=True)
+        finally:
+            if log is not subprocess.DEVNULL:
+                log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2):
+                    return self
+            except urllib.error.HTTPError:  # 503: up, dependencies not ready yet
+                pass
+            except OSError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        where = f"; see {self.log_path}" if self.log_path else ""
+        raise RuntimeError(f"The console did not start on {self.url}{where}")
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def free_port(preferred: int, host: str = "127.0.0.1") -> int:
+    """``preferred`` if nothing listens there, else a free port the OS picks."""
+    for port in (preferred, 0):
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return sock.getsockname()[1]
+    raise RuntimeError("no free port")

@@ -1,7 +1,8 @@
 """``hitl up``: the local stack in the foreground until Ctrl-C.
 
-Creates or upgrades the database, then runs the embedded Redis (unless HITL_REDIS_URL
-points at another one). Later issues add the console and the RQ worker here.
+Creates or upgrades the database, runs the embedded Redis (unless HITL_REDIS_URL points at
+another one), then serves the console (a ``hitl console`` child process). Later issues add
+the RQ worker here.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ import threading
 
 import click
 
+from hitl_console.server import ConsoleProcess
 from scrapy_hitl.config import StateConfig
 from scrapy_hitl.state.db import Database
 from scrapy_hitl.state.redis_server import EmbeddedRedis, RedisUnavailable, connect
 
 
-def run_stack(config: StateConfig) -> None:
+def run_stack(config: StateConfig, *, host: str = "127.0.0.1", port: int = 8000, console: bool = True) -> None:
     database = Database(config.database_url)
     before, after = database.upgrade()
     click.echo(f"Database  {database.safe_url}  schema {after}"
@@ -39,12 +41,26 @@ def run_stack(config: StateConfig) -> None:
     except RedisUnavailable as exc:
         raise click.ClickException(str(exc)) from exc
 
+    server: ConsoleProcess | None = None
+    if console:
+        server = ConsoleProcess(host=host, port=port, log_path=str(config.data_dir / "console.log"))
+        try:
+            server.start()
+        except RuntimeError as exc:
+            if embedded is not None:
+                embedded.stop()
+            raise click.ClickException(f"{exc}. Is port {port} taken? Pick another with --port.") from exc
+        click.echo(f"Console   {server.url}/  (log: {config.data_dir / 'console.log'}; "
+                   "create a login with `hitl user create EMAIL --role admin`)")
+
     click.echo("Ready. Run `scrapy crawl` in your project; Ctrl-C stops the stack.")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
     click.echo("Stopping...")
+    if server is not None:
+        server.stop()
     if embedded is not None:
         embedded.stop()
     click.echo("Stopped.")

@@ -77,9 +77,13 @@ def get_user(db: Database, user_id: int) -> dict[str, Any] | None:
         return user_to_dict(user) if user else None
 
 
-def list_users(db: Database) -> list[dict[str, Any]]:
+def list_users(db: Database, *, after: int | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    """Users by id; keyset-paginated with ``after`` (the last id seen)."""
+    q = select(User).order_by(User.id).limit(limit)
+    if after is not None:
+        q = q.where(User.id > after)
     with db.session() as s:
-        return [user_to_dict(u) for u in s.scalars(select(User).order_by(User.id))]
+        return [user_to_dict(u) for u in s.scalars(q)]
 
 
 def update_user(db: Database, user_id: int, *, role: str | None = None, active: bool | None = None,

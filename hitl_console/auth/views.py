@@ -16,28 +16,15 @@ from hitl_console.auth.users import (
     list_users,
     update_user,
 )
+from hitl_console.api import json_body, page, page_args, state
 from hitl_console.errors import ApiError
 
 bp = Blueprint("auth", __name__)
 
 
-def _state() -> Any:
-    return current_app.extensions["hitl"]
-
-
-def json_body(*required: str) -> dict[str, Any]:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ApiError(400, "bad_request", "send a JSON object with Content-Type: application/json")
-    missing = [k for k in required if not isinstance(data.get(k), str) or not data.get(k)]
-    if missing:
-        raise ApiError(422, "invalid", {k: "required" for k in missing})
-    return data
-
-
 def _limiter() -> LoginLimiter:
     cfg = current_app.config["HITL"]
-    return LoginLimiter(_state().redis, attempts=cfg.login_attempts, window=cfg.login_window)
+    return LoginLimiter(state().redis, attempts=cfg.login_attempts, window=cfg.login_window)
 
 
 @bp.post("/api/v1/auth/login")
@@ -51,7 +38,7 @@ def login() -> Any:
                             "detail": f"too many failed logins; try again in {wait} s"})
         response.headers["Retry-After"] = str(wait)
         return response, 429
-    user = check_password(_state().db, data["email"], data["password"])
+    user = check_password(state().db, data["email"], data["password"])
     if user is None:
         limiter.failed(data["email"], ip)
         raise ApiError(401, "invalid_credentials", "wrong email or password")
@@ -73,7 +60,7 @@ def login() -> Any:
 @bp.post("/api/v1/auth/logout")
 @require()
 def logout() -> Any:
-    tokens.revoke(_state().redis, g.claims)
+    tokens.revoke(state().redis, g.claims)
     response = jsonify({"logged_out": True})
     response.delete_cookie(TOKEN_COOKIE, path="/")
     response.delete_cookie(CSRF_COOKIE, path="/")
@@ -89,7 +76,7 @@ def me() -> Any:
 def _create_from_body(default_role: str = "reviewer") -> Any:
     data = json_body("email", "password")
     try:
-        user = create_user(_state().db, data["email"], data["password"], data.get("role") or default_role)
+        user = create_user(state().db, data["email"], data["password"], data.get("role") or default_role)
     except UserError as exc:
         raise ApiError(exc.status, "invalid" if exc.status == 422 else "conflict", str(exc)) from None
     return jsonify(user), 201
@@ -100,8 +87,8 @@ def register() -> Any:
     """Admins create accounts; anyone may register a reviewer account only when
     HITL_OPEN_REGISTRATION is set."""
     if current_app.config["HITL"].open_registration:
-        data = request.get_json(silent=True) or {}
-        if data.get("role", "reviewer") != "reviewer":
+        data = request.get_json(silent=True)
+        if isinstance(data, dict) and data.get("role", "reviewer") != "reviewer":
             authenticate()
             if g.user["role"] != "admin":
                 raise ApiError(403, "forbidden", "only admins create admins")
@@ -112,7 +99,12 @@ def register() -> Any:
 @bp.get("/api/v1/users")
 @require("admin")
 def users_list() -> Any:
-    return jsonify({"items": list_users(_state().db)})
+    """Keyset-paginated by id, oldest account first."""
+    limit, cursor = page_args(1)
+    after = cursor[0] if cursor else None
+    if after is not None and (not isinstance(after, int) or isinstance(after, bool)):
+        raise ApiError(400, "bad_cursor", "cursor must be a next_cursor value from a previous page")
+    return page(list_users(state().db, after=after, limit=limit + 1), limit, lambda u: [u["id"]])
 
 
 @bp.post("/api/v1/users")
@@ -132,8 +124,10 @@ def users_update(user_id: int) -> Any:
         raise ApiError(422, "invalid", {k: "unknown field" for k in sorted(unknown)})
     if "active" in data and not isinstance(data["active"], bool):
         raise ApiError(422, "invalid", {"active": "must be true or false"})
+    if "password" in data and not isinstance(data["password"], str):
+        raise ApiError(422, "invalid", {"password": "must be a string"})
     try:
-        user = update_user(_state().db, user_id, role=data.get("role"), active=data.get("active"),
+        user = update_user(state().db, user_id, role=data.get("role"), active=data.get("active"),
                            password=data.get("password"))
     except UserError as exc:
         raise ApiError(422, "invalid", str(exc)) from None

@@ -52,3 +52,10 @@ def test_resume_latency_quick(run_bench):
     stdout, result = run_bench("resume_latency")
     assert "RESULT resume_latency: p50 " in stdout
     assert all(r["returncode"] == 0 and r["cookie_sent"] and r["resumed"] == 1 for r in result["reps"])
+
+
+def test_event_latency_quick(run_bench):
+    stdout, result = run_bench("event_latency")
+    assert "RESULT event_latency: 1 client(s) p50 " in stdout
+    assert [r["clients"] for r in result["runs"]] == [1, 3]
+    assert all(r["complete"] and not r["errors"] for r in result["runs"])

@@ -6,8 +6,7 @@ import pytest
 
 from hitl_console.app import create_app
 from hitl_console.auth.users import create_user
-
-PASSWORD = "correct horse battery"
+from tests.support.console import PASSWORD
 
 
 @pytest.fixture
@@ -50,3 +49,18 @@ class Auth:
 @pytest.fixture
 def auth(client, users):
     return Auth(client)
+
+
+@pytest.fixture
+def console_server(hitl_env, state, tmp_path):
+    """``hitl console`` (gunicorn, gthread) on a free port, serving this test's state.
+
+    Gives ``.url`` (http://127.0.0.1:PORT), ``.ws_url``, ``.login(email)``, ``.ws(...)``,
+    ``.request(...)`` and ``.key`` (the JWT signing key, to forge tokens). Depends on
+    ``state`` so the database is migrated before the server opens it.
+    """
+    from tests.support.console import RunningConsole
+
+    server = RunningConsole(hitl_env, str(tmp_path / "console.log")).start()
+    yield server
+    server.stop()

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
-import jwt
 import pytest
 
 from hitl_console.auth import tokens
+from tests.support.console import BAD_TOKENS
 
 
 def test_login_returns_a_bearer_token_and_me_uses_it(client, auth):
@@ -30,27 +28,10 @@ def test_wrong_password_is_401_with_the_json_error_shape(client, auth):
     assert response.json == {"error": "invalid_credentials", "detail": "wrong email or password"}
 
 
-def _forged(app, **overrides):
-    key = app.extensions["hitl_jwt_key"]
-    now = int(time.time())
-    claims = {"sub": "1", "role": "admin", "iat": now, "exp": now + 600, "jti": "x", "csrf": "c"}
-    claims.update(overrides.pop("claims", {}))
-    return jwt.encode(claims, overrides.pop("key", key), algorithm=overrides.pop("alg", "HS256"))
-
-
-@pytest.mark.parametrize(
-    "make_token",
-    [
-        pytest.param(lambda app: jwt.encode({"sub": "1", "role": "admin", "iat": 0, "exp": 2**31, "jti": "x"},
-                                            None, algorithm="none"), id="alg-none"),
-        pytest.param(lambda app: _forged(app, key=b"k" * 32), id="wrong-key"),
-        pytest.param(lambda app: _forged(app, claims={"exp": int(time.time()) - 10}), id="expired"),
-        pytest.param(lambda app: _forged(app, alg="HS512"), id="other-algorithm"),
-        pytest.param(lambda app: "not.a.jwt", id="garbage"),
-    ],
-)
+@pytest.mark.parametrize("make_token", BAD_TOKENS)
 def test_bad_tokens_are_401(app, client, users, make_token):
-    response = client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {make_token(app)}"})
+    token = make_token(app.extensions["hitl_jwt_key"])
+    response = client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401
     assert response.json["error"] == "unauthorized"
 
@@ -168,3 +149,41 @@ def test_token_revocation_expires_with_the_token(app, users):
     _token, claims = tokens.issue(app.extensions["hitl_jwt_key"], user_id=1, role="admin", ttl=100)
     tokens.revoke(state.redis, claims)
     assert 0 < state.redis.ttl(f"hitl:jwt:revoked:{claims['jti']}") <= 100
+
+
+def test_users_list_pages_by_id_without_duplicates(client, auth, users):
+    from hitl_console.auth.users import create_user
+
+    headers = auth.bearer("admin@example.com")
+    db = client.application.extensions["hitl"].db
+    extra = [create_user(db, f"user{i}@example.com", "long enough pw")["id"] for i in range(3)]
+    ids, cursor, pages = [], None, 0
+    while True:
+        url = "/api/v1/users?limit=2" + (f"&cursor={cursor}" if cursor else "")
+        body = client.get(url, headers=headers).json
+        ids, cursor, pages = ids + [u["id"] for u in body["items"]], body["next_cursor"], pages + 1
+        if cursor is None:
+            break
+    assert ids == [users["admin"]["id"], users["reviewer"]["id"], *extra] and pages == 3
+    assert all("password_hash" not in u for u in body["items"])
+
+
+@pytest.mark.parametrize("query", ["limit=0", "cursor=%%%", "cursor=WyJ4Il0", "cursor=W3RydWVd"])
+def test_users_list_rejects_bad_parameters(client, auth, query):
+    response = client.get(f"/api/v1/users?{query}", headers=auth.bearer("admin@example.com"))
+    assert response.status_code == 400
+
+
+def test_users_patch_refuses_a_password_that_is_not_a_string(client, auth, users):
+    response = client.patch(f"/api/v1/users/{users['reviewer']['id']}", json={"password": 12345678},
+                            headers=auth.bearer("admin@example.com"))
+    assert response.status_code == 422 and response.json["detail"] == {"password": "must be a string"}
+
+
+def test_open_registration_of_a_body_that_is_not_an_object_is_400(hitl_env, users):
+    from hitl_console.app import create_app
+
+    app = create_app({"open_registration": True})
+    response = app.test_client().post("/api/v1/auth/register", json=[{"email": "a@b.c"}])
+    assert response.status_code == 400 and response.json["error"] == "bad_request"
+    app.extensions["hitl"].close()

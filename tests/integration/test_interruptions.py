@@ -3,13 +3,18 @@ README says."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
+import pytest
+
+from hitl_console.server import free_port
 from tests.integration.conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,7 +50,8 @@ def test_ctrl_c_mid_resume_releases_claims_and_the_next_run_finishes(crawl, cli,
 def test_hitl_up_runs_the_stack_until_ctrl_c(tmp_path):
     env = {**os.environ, "HITL_DATA_DIR": str(tmp_path / "data"), "HITL_REDIS_URL": "",
            "HITL_DATABASE_URL": "", "HITL_SECRET_KEY": ""}
-    proc = subprocess.Popen([sys.executable, "-m", "hitl_console.cli", "up"], env=env,
+    port = free_port(0)
+    proc = subprocess.Popen([sys.executable, "-m", "hitl_console.cli", "up", "--port", str(port)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
     deadline = time.monotonic() + 30
@@ -55,6 +61,9 @@ def test_hitl_up_runs_the_stack_until_ctrl_c(tmp_path):
         if line.startswith("Ready"):
             break
     assert any("upgraded from empty" in x for x in lines), lines
+    assert any(f"Console   http://127.0.0.1:{port}/" in x for x in lines), lines
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as resp:
+        assert json.loads(resp.read())["status"] == "ok"
     assert (tmp_path / "data" / "redis.sock").exists()
     status = subprocess.run([sys.executable, "-m", "hitl_console.cli", "status", "--json"],
                             env=env, capture_output=True, text=True)
@@ -64,6 +73,8 @@ def test_hitl_up_runs_the_stack_until_ctrl_c(tmp_path):
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0
     assert "Stopped." in out
+    with pytest.raises(OSError):  # the console went down with the stack
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5)
     assert not (tmp_path / "data" / "redis.sock").exists()
     assert (tmp_path / "data" / "appendonlydir").exists() or list((tmp_path / "data").glob("*.aof"))
 
@@ -76,6 +87,7 @@ def test_hitl_demo_shows_the_whole_loop(tmp_path):
     text = out.stdout
     for needle in ("BLOCKED  vip.sandbox.test", "Intervention #1 opened", "interventions resolve 1 --cookies",
                    "resumed 1 request(s) to vip.sandbox.test", "quotes   50 / 50 items  ok",
-                   "vip      50 / 50 items  ok"):
+                   "vip      50 / 50 items  ok", "Console on http://127.0.0.1:",
+                   "log in as demo@example.com / ", "/interventions/1/resolve (cookies from cookies.txt): 1 parked"):
         assert needle in text, text
     assert not (tmp_path / ".hitl-demo" / "redis.sock").exists()  # its Redis was stopped

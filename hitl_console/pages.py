@@ -1,0 +1,154 @@
+"""The reviewers' HTML pages (dashboard, interventions, sessions, domains, runs).
+
+The server renders only the shell of each page: the layout, the forms, and the few ids a
+page needs as ``data-*`` attributes. The page's script (``static/js/<page>.js``) fills it
+from the JSON API and keeps it current from ``/ws/events``, so a page and the API can never
+disagree. Nothing untrusted is rendered here except through Jinja's autoescaping; scraped
+HTML is served only by :func:`evidence`, under its own sandboxing policy.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, abort, g, make_response, redirect, render_template, request, url_for
+
+from hitl_console.api import state
+from hitl_console.auth.guard import authenticate
+from hitl_console.errors import ApiError
+from scrapy_hitl.classifier import ACCESS_CLASSES, PAUSE_TYPES
+from scrapy_hitl.state import interventions as service, runs
+from scrapy_hitl.state.models import INTERVENTION_STATUSES, REQUIRES_SESSION, RUN_STATUSES
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+bp = Blueprint("pages", __name__)
+
+# The evidence document is scraped HTML: a unique opaque origin (sandbox without
+# allow-same-origin), no scripts, no network; only inline styles and data: images, so the
+# page still looks like what the crawler saw.
+EVIDENCE_CSP = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
+
+def safe_next(target: str | None) -> str:
+    """A local path to go to after login; anything else (another host, a scheme) is "/"."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return "/"
+    return target
+
+
+def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Send a visitor without a valid token to the login page, then back here."""
+
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        try:
+            authenticate()
+        except ApiError:
+            here = request.full_path.rstrip("?")
+            return redirect(url_for("pages.login", next=here))
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def _page(template: str, page: str, **context: Any) -> str:
+    """Render a page with what every page's scripts need: who is logged in, and the event
+    stream id to follow from, so events written while the page loads are not missed."""
+    return render_template(template, page=page, user=g.user,
+                           last_event_id=state().events.last_id(), **context)
+
+
+@bp.get("/login")
+def login() -> Any:
+    target = safe_next(request.args.get("next"))
+    try:
+        authenticate()
+    except ApiError:
+        return render_template("login.html", page="login", user=None, next_url=target)
+    return redirect(target)
+
+
+@bp.get("/")
+@login_required
+def dashboard() -> str:
+    return _page("dashboard.html", "dashboard")
+
+
+@bp.get("/interventions")
+@login_required
+def interventions_list() -> str:
+    return _page("interventions.html", "interventions", statuses=INTERVENTION_STATUSES,
+                 types=PAUSE_TYPES, filters={k: request.args.get(k, "")
+                                             for k in ("status", "type", "domain", "run_id")})
+
+
+def _intervention_or_404(intervention_id: int) -> dict[str, Any]:
+    try:
+        return service.get(state(), intervention_id, parked_limit=1)
+    except service.InterventionNotFound:
+        abort(404)
+
+
+@bp.get("/interventions/<int:intervention_id>")
+@login_required
+def intervention_detail(intervention_id: int) -> str:
+    found = _intervention_or_404(intervention_id)
+    has_excerpt = bool((found.get("evidence") or {}).get("body_excerpt"))
+    return _page("intervention.html", "intervention", intervention_id=intervention_id,
+                 has_excerpt=has_excerpt)
+
+
+@bp.get("/interventions/<int:intervention_id>/evidence")
+@login_required
+def evidence(intervention_id: int) -> Any:
+    """The scraped response HTML, only ever framed by ``<iframe sandbox>``. Its own CSP
+    (``sandbox`` again, in case someone opens it directly) replaces the console's."""
+    found = _intervention_or_404(intervention_id)
+    excerpt = (found.get("evidence") or {}).get("body_excerpt") or ""
+    response = make_response(excerpt if isinstance(excerpt, str) else "")
+    response.mimetype = "text/html"
+    response.headers["Content-Security-Policy"] = EVIDENCE_CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/sessions")
+@login_required
+def sessions() -> str:
+    return _page("sessions.html", "sessions")
+
+
+@bp.get("/domains")
+@login_required
+def domains_list() -> str:
+    return _page("domains.html", "domains")
+
+
+@bp.get("/domains/<domain>")
+@login_required
+def domain_detail(domain: str) -> str:
+    return _page("domain.html", "domain", domain=domain, access_classes=ACCESS_CLASSES,
+                 requires_session=REQUIRES_SESSION)
+
+
+@bp.get("/runs")
+@login_required
+def runs_list() -> str:
+    return _page("runs.html", "runs", statuses=RUN_STATUSES,
+                 filters={k: request.args.get(k, "") for k in ("status", "spider")})
+
+
+@bp.get("/runs/<run_id>")
+@login_required
+def run_detail(run_id: str) -> str:
+    if runs.get_run(state().db, run_id) is None:
+        abort(404)
+    return _page("run.html", "run", run_id=run_id)

@@ -1,0 +1,260 @@
+// One intervention: what happened, the evidence, the actions, and the crawl resuming live.
+import {
+  $, Live, ago, api, compareIds, describeError, el, fmtNumber, link, page, parseTime, say, setBadge, when,
+} from "./common.js";
+
+const id = Number($("intervention").dataset.interventionId);
+const RUN_STATUS = { "run.started": "running", "run.waiting": "waiting_for_human",
+  "run.completed": "completed", "run.failed": "failed" };
+// Replaying the stream from the resolution shows the resumed count of a recent resolve too;
+// older than this, the replay would be long and the count is in the run's stats anyway.
+const REPLAY_WINDOW_MS = 3600 * 1000;
+const CLOCK_MARGIN_MS = 2000;
+
+let current = null;
+let runId = null; // the run whose status is shown ("" for none)
+let resolvedAtMs = null;
+let resumed = 0;
+let runStatusFromEvents = false;
+const resumedEvents = []; // this domain's requests.resumed events, as they come
+
+// --- rendering --------------------------------------------------------------------------------
+
+function text(idName, value) {
+  $(idName).textContent = value === null || value === undefined || value === "" ? "–" : String(value);
+}
+
+/** A screenshot is shown only when it is really a PNG in a data: URL (or bare base64 PNG). */
+function screenshotSrc(value) {
+  if (typeof value !== "string") return null;
+  const compact = value.replace(/\s+/g, "");
+  if (/^data:image\/png;base64,[A-Za-z0-9+/]+=*$/.test(compact)) return compact;
+  if (/^iVBORw0KGgo[A-Za-z0-9+/]*=*$/.test(compact)) return `data:image/png;base64,${compact}`;
+  return null;
+}
+
+function renderFacts(i) {
+  setBadge($("i-status"), i.status);
+  $("intervention").dataset.status = i.status;
+  text("i-type", i.type);
+  text("i-reason", i.reason);
+  $("i-domain").replaceChildren(link(`/domains/${encodeURIComponent(i.domain)}`, i.domain));
+  $("i-url").replaceChildren(i.url ? link(i.url, i.url) : "–");
+  text("i-response-status", i.response_status);
+  text("i-parked", fmtNumber(i.parked_count));
+  text("i-priority", i.priority);
+  text("i-vendor", i.vendor);
+  $("i-run").replaceChildren(i.spider || "–", " / ",
+    i.run_id ? link(`/runs/${encodeURIComponent(i.run_id)}`, i.run_id.slice(0, 8)) : "–");
+  $("i-created").replaceChildren(ago(i.created_at));
+  $("i-resolved").replaceChildren(i.resolved_at ? when(i.resolved_at) : "–",
+    i.resolved_by ? ` by ${i.resolved_by}` : "");
+  text("i-note", i.note);
+}
+
+function renderEvidence(i) {
+  const src = screenshotSrc((i.evidence || {}).screenshot);
+  const box = $("screenshot");
+  box.replaceChildren();
+  if (src) box.append(el("img", { src, alt: "Screenshot of the blocked page", id: "screenshot-img" }));
+  box.hidden = !src;
+  const rows = Object.entries(i.response_headers || {}).map(([name, value]) =>
+    el("tr", { dataset: { header: name } }, el("td", {}, name),
+      el("td", {}, Array.isArray(value) ? value.join(", ") : String(value))));
+  $("headers-body").replaceChildren(...rows);
+  if (!rows.length) $("headers-body").append(el("tr", {}, el("td", { class: "empty" }, "none kept")));
+}
+
+function renderParked(i) {
+  const parked = i.parked_requests || [];
+  $("parked-list").replaceChildren(...parked.map((p) =>
+    el("li", { dataset: { parkId: p.park_id } }, p.url || "?", el("span", { class: "hint" },
+      ` (${p.spider}${p.reason ? ", " + p.reason : ""})`))));
+  $("parked-panel").hidden = parked.length === 0;
+}
+
+function renderHistory(i) {
+  $("history").replaceChildren(...(i.history || []).map((h) => {
+    const detail = h.detail || {};
+    const bits = [];
+    if (detail.note) bits.push(`note: ${detail.note}`);
+    if (detail.reason) bits.push(detail.reason);
+    if (detail.action && h.action !== "created") bits.push(`action: ${detail.action}`);
+    if (detail.parked !== undefined) bits.push(`${detail.parked} parked`);
+    if (detail.cookie_names) bits.push(`cookies: ${detail.cookie_names.join(", ")}`);
+    return el("li", { dataset: { action: h.action } },
+      el("span", { class: "what" }, h.action),
+      el("span", { class: "meta" }, `${h.actor} · `, when(h.at)),
+      bits.length ? el("div", { class: "meta" }, bits.join(" · ")) : null);
+  }));
+}
+
+function render(i) {
+  current = i;
+  renderFacts(i);
+  renderEvidence(i);
+  renderParked(i);
+  renderHistory(i);
+  $("actions").hidden = i.status !== "open";
+  if (i.status === "resolved") showOutcome(i);
+}
+
+// --- after resolving: resumed count and run status, live --------------------------------------
+
+function setResumed(n) {
+  resumed = n;
+  $("resumed-count").textContent = String(n);
+  $("resumed-count").dataset.resumed = String(n);
+}
+
+function setRunStatus(status) {
+  const node = $("run-status");
+  setBadge(node, status);
+  node.dataset.runStatus = status || "";
+  const ended = status === "completed" || status === "failed";
+  say($("outcome-hint"), ended && resumed === 0
+    ? "That run ended before resuming anything: the parked requests resume when the spider next runs."
+    : "");
+}
+
+/** Show the status of ``newRunId``: from the API now, then from its run.* events. */
+async function followRun(newRunId) {
+  runId = newRunId || "";
+  runStatusFromEvents = false;
+  if (!runId) {
+    $("outcome-run").textContent = "–";
+    setRunStatus("");
+    return;
+  }
+  $("outcome-run").replaceChildren(link(`/runs/${encodeURIComponent(runId)}`, runId.slice(0, 8)));
+  try {
+    const run = await api(`/api/v1/runs/${encodeURIComponent(runId)}`);
+    // An event is newer than this answer if one arrived meanwhile.
+    if (run.id === runId && !runStatusFromEvents) setRunStatus(run.status);
+  } catch (err) {
+    $("outcome-run").append(` (${describeError(err)})`);
+  }
+}
+
+function showOutcome(i, toResume) {
+  $("outcome").hidden = false;
+  if (resolvedAtMs === null) resolvedAtMs = parseTime(i.resolved_at);
+  if (toResume !== undefined) $("to-resume").textContent = `(${toResume} released to resume)`;
+  if (runId === null) followRun(i.run_id);
+  countResumed();
+}
+
+/** Sum the domain's requests.resumed events since the resolution. They are kept from the
+ * start: the first ones can arrive before the answer that says when the resolution was. */
+function countResumed() {
+  if (resolvedAtMs === null || Number.isNaN(resolvedAtMs)) return;
+  const since = resumedEvents.filter((ev) => ev.timestamp * 1000 >= resolvedAtMs - CLOCK_MARGIN_MS);
+  setResumed(since.reduce((n, ev) => n + (ev.payload.count || 0), 0));
+  // The crawler that resumes them may be a later run than the one that parked them.
+  const latest = since[since.length - 1];
+  if (latest && latest.run_id && latest.run_id !== runId) followRun(latest.run_id);
+}
+
+function onEvent(ev) {
+  if (!current) return;
+  if (ev.type === "requests.resumed" && ev.domain === current.domain) {
+    resumedEvents.push(ev);
+    countResumed();
+  }
+  if (ev.type === "intervention.resolved" && ev.intervention_id === id && resolvedAtMs === null) {
+    resolvedAtMs = ev.timestamp * 1000;
+    countResumed();
+  }
+  if (ev.run_id && ev.run_id === runId) {
+    const status = ev.type === "run.progress" ? ev.payload.status : RUN_STATUS[ev.type];
+    if (status) {
+      runStatusFromEvents = true;
+      setRunStatus(status);
+    }
+  }
+  if (ev.intervention_id === id && ev.type.startsWith("intervention.")) reload();
+  else if (current.status === "open" && ev.domain === current.domain && ev.type.startsWith("requests.")) {
+    reload();
+  }
+}
+
+async function reload() {
+  try {
+    render(await api(`/api/v1/interventions/${id}`));
+  } catch (err) {
+    say($("i-error"), describeError(err));
+  }
+}
+
+// --- actions ----------------------------------------------------------------------------------
+
+async function act(button, errorBox, call) {
+  say(errorBox, "");
+  button.disabled = true;
+  try {
+    const result = await call();
+    render(await api(`/api/v1/interventions/${id}`));
+    return result;
+  } catch (err) {
+    say(errorBox, describeError(err));
+    return null;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function afterResolve(result) {
+  if (!result) return;
+  resolvedAtMs = parseTime(result.intervention.resolved_at);
+  showOutcome(result.intervention, result.requests_resumed);
+}
+
+$("resolve-cookies-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = new FormData(event.target);
+  const file = $("cookies-file").files[0];
+  if (!file && !$("cookies-text").value.trim()) {
+    say($("resolve-error"), "Choose a cookies file or paste the cookies first.");
+    return;
+  }
+  if (!file) form.delete("cookies");
+  form.set("action", "cookies");
+  afterResolve(await act($("resolve-cookies"), $("resolve-error"), () =>
+    api(`/api/v1/interventions/${id}/resolve`, { method: "POST", form })));
+});
+
+$("resolve-done-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  afterResolve(await act($("resolve-done"), $("action-error"), () =>
+    api(`/api/v1/interventions/${id}/resolve`, { method: "POST",
+      json: { resolution: { action: "done" }, note: $("done-note").value } })));
+});
+
+$("cancel-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  await act($("cancel"), $("action-error"), () =>
+    api(`/api/v1/interventions/${id}/cancel`, { method: "POST", json: { note: $("cancel-note").value } }));
+});
+
+// --- start ------------------------------------------------------------------------------------
+
+async function start() {
+  let first;
+  try {
+    first = await api(`/api/v1/interventions/${id}`);
+  } catch (err) {
+    say($("i-error"), describeError(err));
+    return;
+  }
+  render(first);
+  // Resolved a little while ago: replay from then, so the resumed count starts right.
+  let after = page.lastEventId;
+  const resolvedAt = first.status === "resolved" ? parseTime(first.resolved_at) : NaN;
+  if (!Number.isNaN(resolvedAt) && Date.now() - resolvedAt < REPLAY_WINDOW_MS) {
+    const from = `${Math.max(0, resolvedAt - CLOCK_MARGIN_MS)}-0`;
+    if (!after || compareIds(from, after) < 0) after = from;
+  }
+  new Live(after).on(onEvent).start();
+}
+
+start();

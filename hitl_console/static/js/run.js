@@ -1,0 +1,113 @@
+// One run: stats, the events timeline (paged, then live), and pause/unpause of its spider.
+import { $, Live, Pager, api, compareIds, describeError, el, fmtNumber, say, setBadge, when } from "./common.js";
+
+const runId = $("run").dataset.runId;
+const path = `/api/v1/runs/${encodeURIComponent(runId)}`;
+const RUN_STATUS = { "run.started": "running", "run.waiting": "waiting_for_human",
+  "run.completed": "completed", "run.failed": "failed" };
+let spider = "";
+// The newest status an event announced: a crawler publishes run.completed before it writes
+// the row, so an API answer read in between must not win over the event.
+let liveStatus = "";
+const seen = new Set(); // event ids in the timeline: paging and live may both bring one
+
+function setStatus(status) {
+  setBadge($("run-status"), status);
+  $("run-status").dataset.runStatus = status;
+}
+
+function setPaused(paused) {
+  $("spider-paused").hidden = !paused;
+  $("pause-spider").hidden = paused;
+  $("unpause-spider").hidden = !paused;
+}
+
+function renderStats(stats) {
+  const rows = Object.entries(stats || {}).sort(([a], [b]) => a.localeCompare(b));
+  $("stats-body").replaceChildren(...rows.map(([k, v]) =>
+    el("tr", { dataset: { stat: k } }, el("td", {}, k), el("td", {}, typeof v === "object" ? JSON.stringify(v) : String(v)))));
+  $("stats-empty").hidden = rows.length > 0;
+}
+
+function render(run) {
+  spider = run.spider;
+  setStatus(liveStatus || run.status);
+  $("r-spider").textContent = run.spider;
+  $("r-alive").textContent = run.alive ? "yes (heartbeat)" : "no";
+  $("r-parked").textContent = fmtNumber(run.parked);
+  $("r-args").textContent = Object.entries(run.args || {}).map(([k, v]) => `${k}=${v}`).join(" ") || "–";
+  $("r-host").textContent = `${run.host || "?"} / ${run.pid ?? "?"}`;
+  $("r-created").replaceChildren(when(run.created_at));
+  $("r-finished").replaceChildren(when(run.finished_at));
+  $("r-finish-reason").textContent = run.finish_reason || "–";
+  setPaused(Boolean(run.spider_paused));
+  renderStats(run.stats);
+}
+
+function eventItem(ev) {
+  const payload = Object.entries(ev.payload || {}).filter(([k]) => k !== "stats")
+    .map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`).join(" ");
+  return el("li", { dataset: { eventId: ev.id, eventType: ev.type } },
+    el("span", { class: "what" }, ev.type),
+    el("span", { class: "meta" }, when(new Date(ev.timestamp * 1000).toISOString()),
+      ev.domain ? ` · ${ev.domain}` : ""),
+    payload ? el("div", { class: "meta" }, payload) : null);
+}
+
+/** Add events to the timeline in stream order: pages of history and live events interleave. */
+function addEvents(items) {
+  const list = $("events");
+  for (const ev of items) {
+    if (!ev.id || seen.has(ev.id)) continue;
+    seen.add(ev.id);
+    let after = list.lastElementChild;
+    while (after && compareIds(after.dataset.eventId, ev.id) > 0) after = after.previousElementSibling;
+    if (after) after.after(eventItem(ev));
+    else list.prepend(eventItem(ev));
+  }
+}
+
+async function load() {
+  try {
+    render(await api(path));
+  } catch (err) {
+    say($("r-error"), describeError(err));
+  }
+}
+
+async function pause(paused) {
+  say($("pause-error"), "");
+  try {
+    const result = await api(`/api/v1/spiders/${encodeURIComponent(spider)}/${paused ? "pause" : "unpause"}`,
+      { method: "POST" });
+    setPaused(result.paused);
+  } catch (err) {
+    say($("pause-error"), describeError(err));
+  }
+}
+$("pause-spider").addEventListener("click", () => pause(true));
+$("unpause-spider").addEventListener("click", () => pause(false));
+
+new Live().on((ev) => {
+  if (ev.run_id === runId) {
+    addEvents([ev]);
+    const status = ev.type === "run.progress" ? ev.payload.status : RUN_STATUS[ev.type];
+    if (status) {
+      liveStatus = status;
+      setStatus(status);
+    }
+    if (ev.payload && ev.payload.closed) { // the final stats travel with the closing event
+      renderStats(ev.payload.stats);
+      $("r-finish-reason").textContent = ev.payload.finish_reason || "–";
+      $("r-alive").textContent = "no";
+      $("r-finished").replaceChildren(when(new Date(ev.timestamp * 1000).toISOString()));
+    }
+  }
+  if ((ev.type === "spider.paused" || ev.type === "spider.resumed") && ev.spider === spider) {
+    setPaused(ev.type === "spider.paused");
+  }
+}).start();
+
+load();
+new Pager(`${path}/events`, $("load-more"), (items) => addEvents(items)).reset({ limit: 100 })
+  .catch((err) => say($("r-error"), describeError(err)));

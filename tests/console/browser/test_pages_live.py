@@ -1,0 +1,124 @@
+"""The other pages in a real browser: sessions, domains (chart, admin edit), runs (timeline,
+pause), and the interventions list (filters, load more, bulk resolve), updating live."""
+
+from __future__ import annotations
+
+import pytest
+
+from scrapy_hitl.learning import DomainCounters
+from scrapy_hitl.state import domains, interventions, pauses, runs
+
+pytestmark = pytest.mark.browser
+
+
+def test_sessions_are_replaced_and_deleted_and_never_show_a_value(tab, users):
+    page = tab.page
+    tab.login("reviewer@example.com", then="/sessions")
+    page.wait_for_selector("#sessions-empty:not([hidden])")
+
+    page.fill("#session-domain", "shop.example")
+    page.fill("#session-text", "garbage here")
+    page.click("#session-submit")
+    assert "Fix:" in page.wait_for_selector("#session-error:not([hidden])").text_content()
+
+    page.fill("#session-text", "Cookie: sid=s3cr3t-value; theme=dark")
+    page.click("#session-submit")
+    row = page.wait_for_selector('#sessions-body tr[data-domain="shop.example"]')
+    names = row.query_selector('[data-field="cookie-names"]').text_content()
+    assert sorted(names.split(", ")) == ["sid", "theme"]
+    assert "s3cr3t" not in page.text_content("#main")
+
+    page.click('button[data-delete="shop.example"]')
+    page.wait_for_selector('#sessions-body tr[data-domain="shop.example"]', state="detached")
+    page.wait_for_selector("#sessions-empty:not([hidden])")
+    assert tab.dialogs == [] and tab.errors == []
+
+
+def test_a_domain_page_charts_its_block_rate_and_admins_edit_it(tab, users, state):
+    for blocked in (1, 6):
+        domains.apply_counters(state.db, {"shop.example": DomainCounters(
+            attempts=10, successes=10 - blocked, blocked_403=blocked,
+            engines={"http": {"attempts": 10, "successes": 10 - blocked}})},
+            min_attempts=1000, block_rate=0.5)
+    page = tab.page
+    tab.login("admin@example.com", then="/domains")
+    page.click('#domains-body tr[data-domain="shop.example"] a')
+    page.wait_for_selector("#block-rate-chart")
+    assert len(page.query_selector_all("#block-rate-chart circle")) == 2
+    assert page.text_content("#d-block-rate") == "35.0%"
+    assert page.text_content('#engines-body tr[data-engine="http"] td:nth-child(3)') == "13"
+
+    page.select_option("#edit-access-class", "human")
+    page.select_option("#edit-requires-session", "required")
+    page.click("#domain-save")
+    page.wait_for_selector("#edit-result:not([hidden])")
+    page.wait_for_selector('#d-access-class:text-is("human")')
+    assert domains.get(state.db, "shop.example")["requires_session"] == "required"
+    tab.screenshot("domain")
+    assert tab.errors == []
+
+
+def test_runs_update_live_and_the_spider_can_be_paused(tab, users, state):
+    run = runs.create_run(state.db, "feedc0ffee00", "sandbox", {"sections": "vip"}, "/tmp")
+    state.events.emit("run.started", {"pid": 1, "project_dir": "/tmp"}, run_id=run["id"], spider="sandbox")
+    page = tab.page
+    tab.login("reviewer@example.com", then="/runs")
+    page.wait_for_selector(f'#runs-body tr[data-run-id="{run["id"]}"][data-run-status="running"]')
+    # What the crawler does when all its work is parked: the row, then the event.
+    runs.update_run(state.db, run["id"], status="waiting_for_human")
+    state.events.emit("run.waiting", {"reason": "all_work_parked"}, run_id=run["id"], spider="sandbox")
+    page.wait_for_selector(f'#runs-body tr[data-run-id="{run["id"]}"][data-run-status="waiting_for_human"]')
+
+    page.click(f'#runs-body tr[data-run-id="{run["id"]}"] a')
+    page.wait_for_selector('#events li[data-event-type="run.started"]')
+    page.wait_for_selector('#run-status[data-run-status="waiting_for_human"]')
+    page.click("#pause-spider")
+    page.wait_for_selector("#spider-paused:not([hidden])")
+    assert "sandbox" in pauses.paused_spiders(state.redis)
+    page.wait_for_selector('#events li[data-event-type="run.waiting"]')
+    page.click("#unpause-spider")
+    page.wait_for_selector("#spider-paused", state="hidden")
+    assert "sandbox" not in pauses.paused_spiders(state.redis)
+
+    # The crawler announces the end before it writes the row: the page trusts the event.
+    state.events.emit("run.completed", {"finish_reason": "finished", "closed": True,
+                                        "stats": {"item_scraped_count": 3}},
+                      run_id=run["id"], spider="sandbox")
+    page.wait_for_selector('#run-status[data-run-status="completed"]')
+    page.wait_for_selector('#stats-body tr[data-stat="item_scraped_count"]')
+    page.wait_for_selector('#events li[data-event-type="run.completed"]')
+    ids = page.eval_on_selector_all("#events li", "items => items.map(i => i.dataset.eventType)")
+    assert ids == ["run.started", "run.waiting", "run.completed"]
+    tab.screenshot("run")
+    assert tab.errors == []
+
+
+def test_the_interventions_list_filters_pages_and_marks_a_domain_done(tab, users, state):
+    opened = [interventions.open_or_update(state, type="manual_access", reason="http_403",
+                                           domain=f"d{n}.example")[0]["id"] for n in range(30)]
+    page = tab.page
+    tab.login("reviewer@example.com", then="/interventions")
+    page.wait_for_selector("#list-body tr")
+    assert len(page.query_selector_all("#list-body tr")) == 25
+    page.click("#load-more")
+    page.wait_for_selector(f'#list-body tr[data-intervention-id="{opened[0]}"]')
+    assert len(page.query_selector_all("#list-body tr")) == 30
+    page.wait_for_selector("#load-more", state="hidden")
+
+    page.fill("#filter-domain", "d3.example")
+    page.click('#filters button[type="submit"]')
+    page.wait_for_selector(f'#list-body tr[data-intervention-id="{opened[0]}"]', state="detached")
+    assert len(page.query_selector_all("#list-body tr")) == 1
+    assert page.url.endswith("/interventions?domain=d3.example")
+
+    page.fill("#bulk-domain", "d3.example")
+    page.fill("#bulk-note", "checked by hand")
+    page.click("#bulk-submit")
+    assert "Resolved 1" in page.wait_for_selector("#bulk-result:not([hidden])").text_content()
+    page.wait_for_selector(f'#list-body tr[data-intervention-id="{opened[3]}"][data-status="resolved"]')
+
+    # A new one for the filtered domain appears without a reload.
+    new_id = interventions.open_or_update(state, type="captcha_solve", reason="captcha",
+                                          domain="d3.example")[0]["id"]
+    page.wait_for_selector(f'#list-body tr[data-intervention-id="{new_id}"][data-status="open"]')
+    assert tab.errors == []

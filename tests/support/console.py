@@ -1,0 +1,132 @@
+"""The console as a real server for tests: ``hitl console`` (gunicorn, gthread) on a free
+port, logins over HTTP, websocket clients, and the forged tokens the auth tests share."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+import jwt
+import pytest
+from simple_websocket import Client
+
+from hitl_console.auth.tokens import signing_key
+from hitl_console.server import ConsoleProcess, free_port
+
+PASSWORD = "correct horse battery"
+
+
+def forge_token(key: bytes, *, claims: dict[str, Any] | None = None, alg: str = "HS256") -> str:
+    """A token for user 1 signed with ``key``; ``claims`` override the defaults."""
+    now = int(time.time())
+    body = {"sub": "1", "role": "admin", "iat": now, "exp": now + 600, "jti": "x", "csrf": "c"}
+    body.update(claims or {})
+    return jwt.encode(body, key, algorithm=alg)
+
+
+# Tokens every endpoint must answer 401: each builder takes the console's real signing key.
+BAD_TOKENS = [
+    pytest.param(lambda key: jwt.encode({"sub": "1", "role": "admin", "iat": 0, "exp": 2**31, "jti": "x"},
+                                        None, algorithm="none"), id="alg-none"),
+    pytest.param(lambda key: forge_token(b"k" * 32), id="wrong-key"),
+    pytest.param(lambda key: forge_token(key, claims={"exp": int(time.time()) - 10}), id="expired"),
+    pytest.param(lambda key: forge_token(key, alg="HS512"), id="other-algorithm"),
+    pytest.param(lambda key: "not.a.jwt", id="garbage"),
+]
+
+
+class LiveClient(Client):
+    """simple_websocket's client with two fixes to its handshake (1.1.0):
+
+    - it sends ``Host: host:port`` as browsers do (the client leaves the port out, which
+      would fail every same-origin check on a non-default port);
+    - it keeps the frames that arrived in the same read as the 101 answer (a replay sent
+      at once): the client leaves them in wsproto's buffer until more data comes, which
+      can be the server's next ping, 25 s later.
+    """
+
+    def handshake(self) -> None:
+        self.host = f"{self.host}:{self.port}"
+        try:
+            super().handshake()
+        except Exception:
+            self.sock.close()  # refused: do not leave the server a kept-alive connection
+            raise
+        self.connected = self._handle_events()
+
+    def events(self, n: int, timeout: float = 30) -> list[dict[str, Any]]:
+        """The next ``n`` events; ``timeout`` (per event) only guards against a hang."""
+        out = []
+        for _ in range(n):
+            raw = self.receive(timeout=timeout)
+            assert raw is not None, f"no event within {timeout} s after {len(out)} of {n}"
+            out.append(json.loads(raw))
+        return out
+
+
+class RunningConsole:
+    """``hitl console`` started on the environment of one test."""
+
+    def __init__(self, env: dict[str, str], log_path: str, *, threads: int | None = None) -> None:
+        self.env = env
+        self.key = signing_key(env["HITL_SECRET_KEY"])
+        self.process = ConsoleProcess(port=free_port(0), env=env, log_path=log_path, threads=threads)
+        self.clients: list[LiveClient] = []
+
+    @property
+    def url(self) -> str:
+        return self.process.url
+
+    @property
+    def port(self) -> int:
+        return self.process.port
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://", 1)
+
+    def request(self, method: str, path: str, body: Any = None,
+                headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any], Any]:
+        """One HTTP request: (status, response headers, parsed JSON body)."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                return resp.status, dict(resp.headers), json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            with exc:
+                return exc.code, dict(exc.headers), json.loads(exc.read() or b"null")
+
+    def login(self, email: str, password: str = PASSWORD) -> dict[str, Any]:
+        status, _headers, body = self.request("POST", "/api/v1/auth/login", {"email": email, "password": password})
+        assert status == 200, body
+        return body
+
+    def ws(self, path: str = "/ws/events", *, token: str | None = None, cookie: str | None = None,
+           origin: str | None = None) -> LiveClient:
+        """Open a websocket with a Bearer ``token`` or the ``hitl_token`` ``cookie``; raises
+        simple_websocket.ConnectionError(status) when the handshake is refused."""
+        headers = []
+        if token is not None:
+            headers.append(("Authorization", f"Bearer {token}"))
+        if cookie is not None:
+            headers.append(("Cookie", f"hitl_token={cookie}"))
+        if origin is not None:
+            headers.append(("Origin", origin))
+        client = LiveClient.connect(self.ws_url + path, headers=headers)
+        self.clients.append(client)
+        return client
+
+    def start(self) -> RunningConsole:
+        self.process.start(timeout=60)  # imports alone take seconds on a busy 2-core machine
+        return self
+
+    def stop(self) -> None:
+        for client in self.clients:
+            if client.connected:
+                client.close()
+        self.process.stop()
