@@ -34,6 +34,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from html import unescape
+from re import _constants as _sre_constants  # type: ignore[attr-defined]
+from re import _parser as _sre_parser  # type: ignore[attr-defined]
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -242,7 +244,7 @@ def classify(obs: Observation) -> Verdict:
 class _Response:
     """One observation plus what the matchers compute from it at most once."""
 
-    __slots__ = ("status", "headers", "body", "url", "scan_body", "title_hits", "_title", "_cookies")
+    __slots__ = ("status", "headers", "body", "url", "scan_body", "title_hits", "_title", "_cookies", "_folded")
 
     def __init__(self, obs: Observation) -> None:
         self.status = obs.status
@@ -254,6 +256,14 @@ class _Response:
         self.title_hits: dict[int, bool] = {}
         self._title: str | None = None
         self._cookies: tuple[str, ...] | None = None
+        self._folded: str | None = None
+
+    @property
+    def folded(self) -> str:
+        """The body, case-folded: what the body patterns' literal prefilter searches."""
+        if self._folded is None:
+            self._folded = self.body.casefold()
+        return self._folded
 
     @property
     def title(self) -> str:
@@ -309,7 +319,8 @@ class _Matcher:
     """A signature prepared for matching: cheap groups first, the body last."""
 
     __slots__ = (
-        "signature", "status", "soft", "max_body", "required", "optional", "body", "body_required", "body_optional"
+        "signature", "status", "soft", "max_body", "required", "optional", "body", "body_required", "body_optional",
+        "body_literals",
     )
 
     def __init__(self, signature: Signature, shared: dict[Any, tuple[re.Pattern[str], ...]]) -> None:
@@ -332,6 +343,7 @@ class _Matcher:
         self.required = tuple(check for group, check in checks if group in signature.require)
         self.optional = tuple(check for group, check in checks if group not in signature.require)
         self.body = signature.body
+        self.body_literals = _body_literals(signature.body)
         self.body_required = "body" in signature.require
         self.body_optional = bool(signature.body) and not self.body_required
 
@@ -360,8 +372,73 @@ class _Matcher:
         # The body is needed: required, or the one optional group left that could match.
         if not (response.scan_body or hinted):
             return False
+        literals = self.body_literals
+        if literals is not None:
+            folded = response.folded
+            if not any(literal in folded for literal in literals):
+                return False  # no pattern can match: skip the regexes
         body = response.body
         return any(pattern.search(body) for pattern in self.body)
+
+
+# --- literal prefilter -------------------------------------------------------------------
+# On a clean page every signature's body regexes would run and find nothing. Most of them
+# contain a literal any match must include ("captcha-delivery", "_incapsula_resource"), and
+# a substring test for those literals in the case-folded body rules the regexes out at a
+# fraction of the cost. Literals are ASCII and compared case-folded, so the test never
+# rejects a page the regex (case-sensitive or not) would match.
+
+_MIN_LITERAL = 4  # characters; shorter literals are too common to rule anything out
+
+
+def _body_literals(patterns: Sequence[re.Pattern[str]]) -> tuple[str, ...] | None:
+    """Literals of which any match of any of ``patterns`` contains at least one, or None
+    when some pattern has no such literal (then the regexes always run)."""
+    out: list[str] = []
+    for pattern in patterns:
+        try:
+            found = _required_literals(_sre_parser.parse(pattern.pattern, pattern.flags))
+        except Exception:  # an internal parser change must not break matching
+            return None
+        if found is None:
+            return None
+        out.extend(found)
+    return tuple(dict.fromkeys(out)) or None
+
+
+def _required_literals(items: Any) -> list[str] | None:
+    """For a parsed sequence: alternatives, one of which every match contains."""
+    best: list[str] | None = None
+    run: list[str] = []
+
+    def consider(candidate: list[str] | None) -> None:
+        nonlocal best
+        if candidate and (best is None or min(map(len, candidate)) > min(map(len, best))):
+            best = candidate
+
+    def end_run() -> None:
+        text = "".join(run).casefold()
+        if len(text) >= _MIN_LITERAL and text.isascii():
+            consider([text])
+        run.clear()
+
+    for op, arg in items:
+        if op is _sre_constants.LITERAL:
+            run.append(chr(arg))
+            continue
+        end_run()
+        if op is _sre_constants.SUBPATTERN:
+            consider(_required_literals(arg[-1]))
+        elif op is _sre_constants.BRANCH:
+            branches = [_required_literals(alternative) for alternative in arg[1]]
+            if all(branches):
+                consider([lit for branch in branches for lit in branch])  # type: ignore[union-attr]
+        elif op in (_sre_constants.MAX_REPEAT, _sre_constants.MIN_REPEAT, _sre_constants.POSSESSIVE_REPEAT):
+            low, _high, sub = arg
+            if low >= 1:
+                consider(_required_literals(sub))
+    end_run()
+    return best
 
 
 # --- small helpers -----------------------------------------------------------------------

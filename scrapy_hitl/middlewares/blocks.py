@@ -8,7 +8,7 @@ verdicts (429, 503 + Retry-After, network errors) to Scrapy's own RetryMiddlewar
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from scrapy.exceptions import NotConfigured
@@ -32,32 +32,25 @@ logger = logging.getLogger(__name__)
 _EVIDENCE_HEADERS = 40
 
 
-class HeaderView(Mapping[str, str]):
-    """Scrapy's headers as the classifier's ``{lower-case name: str}``, decoded only for
-    the names it asks about (this runs for every response). Set-Cookie keeps every value,
-    one per line, so a vendor cookie is seen wherever it is in the response."""
+def header_dict(headers: Headers) -> dict[str, str]:
+    """Scrapy's headers as the classifier's ``{lower-case name: str}`` (the last value of
+    each; Set-Cookie keeps every value, one per line, so a vendor cookie is seen wherever
+    it is in the response).
 
-    __slots__ = ("_headers",)
-
-    def __init__(self, headers: Headers) -> None:
-        self._headers = headers
-
-    def __getitem__(self, name: str) -> str:
-        values = self._headers.getlist(name)
+    Built once per response by walking the underlying dict: a page has a handful of
+    headers, while the signatures ask about some twenty mostly absent ones, and each
+    ``Headers.getlist`` would normalise and encode the name again.
+    """
+    out = {}
+    for key, values in dict.items(headers):  # keys: title-cased bytes; values: lists of bytes
         if not values:
-            raise KeyError(name)
+            continue
+        name = key.decode("latin-1").lower()
         if name == "set-cookie":
-            return "\n".join(v.decode("latin-1") for v in values)
-        return values[-1].decode("latin-1")
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._headers
-
-    def __iter__(self) -> Iterator[str]:
-        return (k.decode("latin-1").lower() for k in self._headers)
-
-    def __len__(self) -> int:
-        return len(self._headers)
+            out[name] = "\n".join(v.decode("latin-1") for v in values)
+        else:
+            out[name] = values[-1].decode("latin-1")
+    return out
 
 
 class HitlBlockMiddleware:
@@ -91,7 +84,7 @@ class HitlBlockMiddleware:
             return response
         rt = self.rt
         domain = request_domain(request)
-        headers = HeaderView(response.headers)
+        headers = header_dict(response.headers)
         is_text = isinstance(response, TextResponse)
         expect = self._expect(request) if is_text and 200 <= response.status < 300 else None
         expect_missing = bool(expect) and not response.css(expect)  # type: ignore[attr-defined]
