@@ -19,7 +19,8 @@ class ApiError(Exception):
 
 
 def _wants_json() -> bool:
-    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+    # /ws/: a websocket client reads the refused handshake's body, never an HTML page
+    return request.path.startswith(("/api/", "/ws/")) or request.accept_mimetypes.best == "application/json"
 
 
 def init_app(app: Flask) -> None:

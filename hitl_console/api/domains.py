@@ -12,6 +12,7 @@ from hitl_console.auth.guard import require
 from hitl_console.errors import ApiError
 from scrapy_hitl.classifier import ACCESS_CLASSES
 from scrapy_hitl.state import domains, pauses
+from scrapy_hitl.state.vault import normalize_domain
 from scrapy_hitl.state.models import REQUIRES_SESSION
 
 bp = Blueprint("api_domains", __name__)
@@ -42,6 +43,7 @@ def domains_list() -> Any:
 @bp.get("/api/v1/domains/<domain>")
 @require()
 def domains_get(domain: str) -> Any:
+    domain = normalize_domain(domain)
     row = _domain_or_404(domain)
     st = state()
     row["paused"] = domain in pauses.paused_domains(st.redis)
@@ -53,6 +55,7 @@ def domains_get(domain: str) -> Any:
 @require()
 def domains_history(domain: str) -> Any:
     """The newest ``limit`` flush samples, oldest first: the block-rate chart's points."""
+    domain = normalize_domain(domain)
     _domain_or_404(domain)
     raw = request.args.get("limit", str(HISTORY_DEFAULT))
     if not raw.isdigit() or not 1 <= int(raw) <= HISTORY_MAX:
@@ -64,6 +67,7 @@ def domains_history(domain: str) -> Any:
 @require("admin")
 def domains_patch(domain: str) -> Any:
     """``{"access_class"?, "requires_session"?}``; 422 names each bad field."""
+    domain = normalize_domain(domain)
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
         raise ApiError(400, "bad_request", "send a JSON object with Content-Type: application/json")

@@ -88,7 +88,7 @@ def register() -> Any:
     HITL_OPEN_REGISTRATION is set."""
     if current_app.config["HITL"].open_registration:
         data = request.get_json(silent=True)
-        if isinstance(data, dict) and data.get("role", "reviewer") != "reviewer":
+        if isinstance(data, dict) and (data.get("role") or "reviewer") != "reviewer":
             authenticate()
             if g.user["role"] != "admin":
                 raise ApiError(403, "forbidden", "only admins create admins")

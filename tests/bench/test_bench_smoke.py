@@ -59,3 +59,10 @@ def test_event_latency_quick(run_bench):
     assert "RESULT event_latency: 1 client(s) p50 " in stdout
     assert [r["clients"] for r in result["runs"]] == [1, 3]
     assert all(r["complete"] and not r["errors"] for r in result["runs"])
+
+
+def test_list_api_quick(run_bench):
+    stdout, result = run_bench("list_api")
+    assert "RESULT list_api: p95 page 1 " in stdout
+    deep = f"page {result['params']['page']}"
+    assert len(result["samples_ms"][deep]) == result["params"]["reps"]

@@ -161,3 +161,12 @@ def test_login_is_required(client, users, hitl, method, path):
     flush(hitl, DOMAIN, 1)
     response = getattr(client, method)(path, json={"access_class": "human"})
     assert response.status_code == 401 and response.json["error"] == "unauthorized"
+
+
+@pytest.mark.parametrize("spelling", ["SHOP.Example.com", "shop.example.com:443", ".shop.example.com"])
+def test_the_domain_in_the_path_is_normalised_like_the_crawler_records_it(client, reviewer, admin, hitl, spelling):
+    flush(hitl, "shop.example.com", 2)
+    assert client.get(f"/api/v1/domains/{spelling}", headers=reviewer).json["domain"] == "shop.example.com"
+    assert client.get(f"/api/v1/domains/{spelling}/history", headers=reviewer).status_code == 200
+    patched = client.patch(f"/api/v1/domains/{spelling}", json={"access_class": "infra"}, headers=admin)
+    assert patched.json["domain"] == "shop.example.com"

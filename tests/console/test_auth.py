@@ -120,6 +120,9 @@ def test_open_registration_allows_reviewers_only(hitl_env, users):
     client = app.test_client()
     ok = client.post("/api/v1/auth/register", json={"email": "self@example.com", "password": "long enough"})
     assert ok.status_code == 201 and ok.json["role"] == "reviewer"
+    null_role = client.post("/api/v1/auth/register",
+                            json={"email": "null@example.com", "password": "long enough", "role": None})
+    assert null_role.status_code == 201 and null_role.json["role"] == "reviewer"
     admin = client.post("/api/v1/auth/register",
                         json={"email": "boss@example.com", "password": "long enough", "role": "admin"})
     assert admin.status_code == 401

@@ -183,7 +183,8 @@ def test_open_websockets_are_capped_per_process_and_a_closed_one_frees_its_slot(
         server.stop()
 
 
-def test_a_plain_http_get_is_not_upgraded(console_server, token):
+@pytest.mark.parametrize("accept", ["application/json", "text/html"])
+def test_a_plain_http_get_is_not_upgraded(console_server, token, accept):
     status, _, body = console_server.request("GET", "/ws/events", headers={"Authorization": f"Bearer {token}",
-                                                                            "Accept": "application/json"})
-    assert status == 400 and body["error"] == "bad_request"
+                                                                            "Accept": accept})
+    assert status == 400 and body["error"] == "bad_request"  # JSON whatever the Accept header

@@ -1,0 +1,415 @@
+"""The OpenAPI document against the real app: it documents exactly the app's routes, and every
+request and answer of a realistic session (logins, resolves, uploads, errors) matches it.
+
+Requests are checked against the document as published; a request the app must refuse is
+checked to be refused by the document too. Answers are checked against a stricter copy in
+which no object may carry a field the document does not name, so an undocumented field fails.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import re
+
+import pytest
+from openapi_core import OpenAPI
+from openapi_core.contrib.werkzeug import WerkzeugOpenAPIRequest, WerkzeugOpenAPIResponse
+from openapi_core.validation.request.exceptions import (
+    InvalidParameter,
+    RequestBodyValidationError,
+    SecurityValidationError,
+)
+from openapi_spec_validator import validate
+from werkzeug.wrappers import Request, Response
+
+from hitl_console.openapi import document_bytes
+from scrapy_hitl.learning import DomainCounters
+from scrapy_hitl.state import domains, interventions
+from scrapy_hitl.state.parking import ParkEntry
+from scrapy_hitl.state.runs import create_run, update_run
+from tests.support.console import PASSWORD
+
+SPEC = json.loads(document_bytes())
+METHODS = {"get", "put", "post", "delete", "patch"}
+NOT_IN_THE_API = {"pages", "live"}  # HTML pages and the websocket: blueprints the document skips
+
+
+def strict(spec: dict) -> dict:
+    """A copy of ``spec`` in which objects refuse fields they do not name (for answers).
+
+    Each inline object and each schema reference gets ``unevaluatedProperties: false``, except
+    the members of an ``allOf`` (their composition is checked as a whole) and objects that say
+    ``additionalProperties`` themselves (free-form ones such as ``evidence``). A reference is
+    wrapped in an ``allOf`` first: openapi-core drops the siblings of a ``$ref`` it resolves."""
+    spec = copy.deepcopy(spec)
+
+    def walk(node, in_allof=False, component=False):
+        if isinstance(node, list):
+            for item in node:
+                walk(item, in_allof)
+            return
+        if not isinstance(node, dict):
+            return
+        if in_allof or component or "additionalProperties" in node:
+            pass
+        elif node.get("$ref", "").startswith("#/components/schemas/"):
+            node["allOf"] = [{"$ref": node.pop("$ref")}]
+            node["unevaluatedProperties"] = False
+            return
+        elif "properties" in node or "allOf" in node:
+            node["unevaluatedProperties"] = False
+        for key, value in node.items():
+            walk(value, in_allof=key == "allOf")
+
+    for schema in spec["components"]["schemas"].values():
+        walk(schema, component=True)
+    walk(spec["paths"])
+    walk(spec["components"]["responses"])
+    return spec
+
+
+@pytest.fixture(scope="module")
+def openapi():
+    """Requests are checked against the document as published, answers against the strict copy
+    (``from_dict`` validates both)."""
+    return OpenAPI.from_dict(SPEC), OpenAPI.from_dict(strict(SPEC))
+
+
+class Recorder:
+    """WSGI middleware that keeps every request (body included) and answer the app sees."""
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+        self.calls: list[tuple[Request, Response]] = []
+
+    def __call__(self, environ, start_response):
+        body = environ["wsgi.input"].read()
+        environ["wsgi.input"] = io.BytesIO(body)
+        request = Request({**environ, "wsgi.input": io.BytesIO(body)})
+        answer = {}
+
+        def start(status, headers, exc_info=None):
+            answer.update(status=status, headers=list(headers))
+            return start_response(status, headers, exc_info)
+
+        chunks = self.wsgi_app(environ, start)
+        try:
+            data = b"".join(chunks)
+        finally:
+            getattr(chunks, "close", lambda: None)()
+        self.calls.append((request, Response(data, status=answer["status"], headers=answer["headers"])))
+        return [data]
+
+
+# --- the document itself --------------------------------------------------------------------------
+
+
+def test_the_document_is_valid_openapi_3_1():
+    validate(SPEC)
+    assert SPEC["openapi"] == "3.1.0"
+    assert set(SPEC["components"]["securitySchemes"]) == {"bearer", "cookie"}
+
+
+def _rule_to_path(rule: str) -> str:
+    return re.sub(r"<(?:[a-z]+:)?(\w+)>", r"{\1}", rule)
+
+
+def routed(app) -> set[tuple[str, str]]:
+    out = set()
+    for rule in app.url_map.iter_rules():
+        blueprint = rule.endpoint.partition(".")[0]
+        if rule.endpoint == "static" or blueprint in NOT_IN_THE_API:
+            assert not rule.rule.startswith("/api/"), f"{rule.rule} is API but in {blueprint}"
+            continue
+        out |= {(_rule_to_path(rule.rule), m.lower()) for m in rule.methods - {"HEAD", "OPTIONS"}}
+    return out
+
+
+def documented() -> set[tuple[str, str]]:
+    return {(path, method) for path, item in SPEC["paths"].items() for method in item if method in METHODS}
+
+
+def test_every_route_is_documented_and_nothing_else(app):
+    routes = routed(app)
+    assert routes - documented() == set(), "routes missing from hitl_console/openapi.json"
+    assert documented() - routes == set(), "documented operations the app does not have"
+    assert ("/ws/events", "get") not in routes and SPEC["x-websocket"]["path"] == "/ws/events"
+
+
+def test_the_documented_logins_and_roles_are_enforced(app, users):
+    """No security: open to anyone. Otherwise 401 without a token, and an operation marked
+    ``x-hitl-role: admin`` is 403 for a reviewer. (Register may be open: HITL_OPEN_REGISTRATION.)"""
+    client = app.test_client(use_cookies=False)
+    login = client.post("/api/v1/auth/login", json={"email": "reviewer@example.com", "password": PASSWORD})
+    reviewer = {"Authorization": f"Bearer {login.json['access_token']}"}
+    # logout last: it revokes the token the other calls use
+    for path, method in sorted(documented(), key=lambda pm: (pm[0] == "/api/v1/auth/logout", pm)):
+        op = SPEC["paths"][path][method]
+        security = op.get("security", SPEC["security"])
+        url = re.sub(r"\{\w+\}", "1", path)  # any id will do: the login is checked first
+        anonymous = client.open(url, method=method.upper(), json={}).status_code
+        as_reviewer = client.open(url, method=method.upper(), json={}, headers=reviewer).status_code
+        if security == []:
+            assert anonymous != 401, (method, path)
+        elif {} not in security:
+            assert anonymous == 401, (method, path)
+        # optional security is register's: admins only unless HITL_OPEN_REGISTRATION (off here)
+        admin_only = op.get("x-hitl-role") == "admin" or {} in security
+        assert (as_reviewer == 403) == admin_only, (method, path, as_reviewer)
+
+
+def test_the_document_is_served_without_login(client):
+    response = client.get("/api/v1/openapi.json")
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    assert response.json == SPEC
+
+
+# --- a whole session, every call validated -----------------------------------------------------------
+
+SHOP, BLOG, NEWS, FORUM, OTHER = ("shop.example.com", "blog.example.com", "news.example.com",
+                                  "forum.example.com", "other.example.com")
+
+
+def cookies_txt(domain: str) -> str:
+    return ("# Netscape HTTP Cookie File\n"
+            f".{domain}\tTRUE\t/\tFALSE\t0\tsid\tS1\n"
+            f"{domain}\tFALSE\t/\tTRUE\t4102444800\tcf_clearance\tS2\n")
+
+
+class Api:
+    """Calls the app, asserts the status, and notes which request the document must refuse."""
+
+    def __init__(self, app, recorder):
+        self.app = app
+        self.recorder = recorder
+        self.bearer = app.test_client(use_cookies=False)
+        self.browser = app.test_client()  # keeps the login cookies
+        self.refused: dict[int, type[Exception]] = {}
+
+    def __call__(self, method, path, status, *, as_=None, browser=False, refused=None, **kwargs):
+        headers = dict(kwargs.pop("headers", {}))
+        if as_:
+            headers["Authorization"] = f"Bearer {as_}"
+        n = len(self.recorder.calls)
+        client = self.browser if browser else self.bearer
+        response = client.open(path, method=method, headers=headers, **kwargs)
+        assert response.status_code == status, (method, path, response.get_data(as_text=True)[:500])
+        assert len(self.recorder.calls) == n + 1
+        if refused:
+            self.refused[n] = refused
+        return response
+
+    def login(self, email):
+        return self("POST", "/api/v1/auth/login", 200,
+                    json={"email": email, "password": PASSWORD}).json["access_token"]
+
+
+def _describe(exc: BaseException) -> str:
+    parts = []
+    while exc is not None:
+        parts.append(f"{type(exc).__name__}: {str(exc)[:300]}")
+        parts += [f"  - {e.message[:300]} at {list(e.absolute_path)}"
+                  for e in getattr(exc, "schema_errors", ())]
+        exc = exc.__cause__
+    return "\n    ".join(parts)
+
+
+def mismatches(openapi, recorder, refused):
+    """Every recorded call checked against the document; a list of what does not match."""
+    published, strict_ = openapi
+    problems = []
+    for i, (request, response) in enumerate(recorder.calls):
+        name = f"{request.method} {request.full_path.rstrip('?')} -> {response.status_code}"
+        req = WerkzeugOpenAPIRequest(request)
+        errors = list(published.iter_request_errors(req))
+        if i in refused:
+            if not any(isinstance(e, refused[i]) for e in errors):
+                problems.append(f"{name}: the document should refuse this request ({refused[i].__name__}), "
+                                f"but found {[_describe(e) for e in errors] or 'nothing wrong'}")
+        else:
+            problems += [f"{name}: request: {_describe(e)}" for e in errors]
+        problems += [f"{name}: response: {_describe(e)}"
+                     for e in strict_.iter_response_errors(req, WerkzeugOpenAPIResponse(response))]
+    return problems
+
+
+def covered(recorder) -> set[tuple[str, str]]:
+    """The documented operations that answered 2xx at least once."""
+    templates = [(re.compile("^" + re.sub(r"\{\w+\}", "[^/]+", p) + "$"), p) for p in SPEC["paths"]]
+    out = set()
+    for request, response in recorder.calls:
+        if response.status_code < 300:
+            out |= {(p, request.method.lower()) for rx, p in templates if rx.match(request.path)}
+    return out
+
+
+@pytest.fixture
+def api(app, users):
+    recorder = Recorder(app.wsgi_app)
+    app.wsgi_app = recorder
+    return Api(app, recorder)
+
+
+@pytest.fixture
+def world(app):
+    """A run with a timeline, interventions on five domains, parked requests, stats, a session."""
+    hitl = app.extensions["hitl"]
+    create_run(hitl.db, "run-1", "shop", {"category": "books"}, "/srv/shop")
+    create_run(hitl.db, "run-2", "blog", {}, "/srv/blog")
+    for i in range(3):
+        hitl.events.emit("run.progress", {"items": i}, run_id="run-1", spider="shop")
+
+    def open_(type_, domain, **kwargs):
+        data, _ = interventions.open_or_update(hitl, type=type_, domain=domain, reason="http_403",
+                                               spider=kwargs.pop("spider", "shop"), **kwargs)
+        return data["id"]
+
+    ids = {
+        "shop": open_("manual_access", SHOP, run_id="run-1", url=f"https://{SHOP}/p/1", response_status=403,
+                      response_headers={"server": "cloudflare"}, vendor="cloudflare",
+                      evidence={"status": 403, "url": f"https://{SHOP}/p/1", "body_excerpt": "<h1>No</h1>"}),
+        "shop_captcha": open_("captcha_solve", SHOP),
+        "blog": open_("manual_access", BLOG, spider="blog", run_id="run-2"),
+        "news": open_("login_refresh", NEWS),
+        "other": open_("selector_fix", OTHER),
+        "forum": open_("manual_access", FORUM),
+        "forum_captcha": open_("captcha_solve", FORUM),
+    }
+    hitl.parking.park("shop", [
+        ParkEntry.build(domain=SHOP, fingerprint=f"fp-{i}", request={"url": f"https://{SHOP}/p/{i}"},
+                        reason="http_403") for i in range(3)])
+    for domain, blocked in ((SHOP, 4), (BLOG, 0)):
+        counters = DomainCounters()
+        for i in range(10):
+            counters.record(engine="http", ok=i >= blocked, status=403 if i < blocked else 200)
+        domains.apply_counters(hitl.db, {domain: counters}, min_attempts=1000, block_rate=0.8)
+    return ids
+
+
+def test_a_whole_session_matches_the_document(app, api, world, openapi, users):
+    hitl = app.extensions["hitl"]
+    api("GET", "/api/v1/openapi.json", 200)
+    api("GET", "/health", 200)
+    admin, reviewer = api.login("admin@example.com"), api.login("reviewer@example.com")
+    api("GET", "/api/v1/auth/me", 200, as_=reviewer)
+
+    # interventions: a list in pages, filters, one in detail
+    first = api("GET", "/api/v1/interventions?limit=3", 200, as_=reviewer).json
+    assert first["next_cursor"]
+    api("GET", f"/api/v1/interventions?limit=3&cursor={first['next_cursor']}", 200, as_=reviewer)
+    api("GET", f"/api/v1/interventions?status=open&type=manual_access&domain={SHOP}&run_id=run-1", 200,
+        as_=reviewer)
+    detail = api("GET", f"/api/v1/interventions/{world['shop']}", 200, as_=reviewer).json
+    assert detail["parked_count"] == 3 and len(detail["parked_requests"]) == 3
+
+    # resolve: JSON with cookies (a run, a session), JSON done, a multipart upload
+    done = api("POST", f"/api/v1/interventions/{world['shop']}/resolve", 200, as_=reviewer, json={
+        "resolution": {"action": "cookies"}, "note": "logged in",
+        "captured_session": {"cookies": [{"name": "sid", "value": "S", "domain": f".{SHOP}"}],
+                             "user_agent": "UA/1"}}).json
+    assert done["run"]["id"] == "run-1" and done["session"]["cookie_names"] == ["sid"]
+    api("POST", f"/api/v1/interventions/{world['news']}/resolve", 200, as_=reviewer,
+        json={"resolution": {"action": "done"}, "note": "nothing needed"})
+    api("POST", f"/api/v1/interventions/{world['blog']}/resolve", 200, as_=reviewer,
+        data={"cookies": (io.BytesIO(cookies_txt(BLOG).encode()), "cookies.txt"), "note": "from a file"})
+    api("GET", f"/api/v1/interventions/{world['shop']}", 200, as_=reviewer)  # closed now
+    api("POST", f"/api/v1/interventions/{world['other']}/cancel", 200, as_=reviewer, json={"note": "gone"})
+    bulk = api("POST", "/api/v1/interventions/bulk-resolve", 200, as_=reviewer,
+               json={"domain": SHOP, "resolution": {"action": "done"}}).json
+    assert bulk["resolved"] == [world["shop_captcha"]] and bulk["requests_resumed"] == 3
+    api("POST", "/api/v1/interventions/bulk-resolve", 200, as_=reviewer,
+        data={"domain": FORUM, "cookies_text": cookies_txt(FORUM), "note": "one login"})
+
+    # runs, their timeline in pages, spider pauses
+    update_run(hitl.db, "run-2", status="completed", finish_reason="finished")
+    runs = api("GET", "/api/v1/runs?limit=1", 200, as_=reviewer).json
+    api("GET", f"/api/v1/runs?limit=1&cursor={runs['next_cursor']}", 200, as_=reviewer)
+    api("GET", "/api/v1/runs?status=running&spider=shop", 200, as_=reviewer)
+    api("GET", "/api/v1/runs/run-1", 200, as_=reviewer)
+    api("GET", "/api/v1/runs/run-2", 200, as_=reviewer)
+    events = api("GET", "/api/v1/runs/run-1/events?limit=2", 200, as_=reviewer).json
+    assert len(events["items"]) == 2 and events["next_cursor"]
+    api("GET", f"/api/v1/runs/run-1/events?limit=2&cursor={events['next_cursor']}", 200, as_=reviewer)
+    api("POST", "/api/v1/spiders/shop/pause", 200, as_=reviewer)
+    api("POST", "/api/v1/spiders/shop/pause", 200, as_=reviewer)
+    api("POST", "/api/v1/spiders/shop/unpause", 200, as_=reviewer)
+
+    # sessions: pages, one, create (201), replace by upload (200), delete (204)
+    sessions = api("GET", "/api/v1/sessions?limit=1", 200, as_=reviewer).json
+    api("GET", f"/api/v1/sessions?limit=1&cursor={sessions['next_cursor']}", 200, as_=reviewer)
+    api("GET", f"/api/v1/sessions/{BLOG}", 200, as_=reviewer)
+    api("PUT", f"/api/v1/sessions/{NEWS}", 201, as_=reviewer, json={"cookies": cookies_txt(NEWS)})
+    api("PUT", f"/api/v1/sessions/{NEWS}", 200, as_=reviewer,
+        data={"cookies": (io.BytesIO(cookies_txt(NEWS).encode()), "cookies.txt"), "user_agent": "UA/2"})
+    api("DELETE", f"/api/v1/sessions/{NEWS}", 204, as_=reviewer)
+
+    # domains: pages, one, its history, an admin edit
+    page = api("GET", "/api/v1/domains?limit=1", 200, as_=reviewer).json
+    api("GET", f"/api/v1/domains?limit=1&cursor={page['next_cursor']}", 200, as_=reviewer)
+    api("GET", f"/api/v1/domains/{SHOP}", 200, as_=reviewer)
+    api("GET", f"/api/v1/domains/{SHOP}/history?limit=10", 200, as_=reviewer)
+    api("PATCH", f"/api/v1/domains/{SHOP}", 200, as_=admin, json={"access_class": "human"})
+
+    # users
+    listed = api("GET", "/api/v1/users?limit=1", 200, as_=admin).json
+    api("GET", f"/api/v1/users?limit=1&cursor={listed['next_cursor']}", 200, as_=admin)
+    new = api("POST", "/api/v1/users", 201, as_=admin,
+              json={"email": "new@example.com", "password": "long enough pw"}).json
+    api("PATCH", f"/api/v1/users/{new['id']}", 200, as_=admin, json={"role": "admin", "active": False})
+    api("POST", "/api/v1/auth/register", 201, as_=admin,
+        json={"email": "third@example.com", "password": "long enough pw", "role": "reviewer"})
+
+    # the browser: cookie auth, CSRF on writes, logout
+    csrf = api("POST", "/api/v1/auth/login", 200, browser=True,
+               json={"email": "reviewer@example.com", "password": PASSWORD}).json["csrf_token"]
+    api("GET", "/api/v1/auth/me", 200, browser=True)
+    api("POST", "/api/v1/spiders/blog/pause", 403, browser=True)  # no X-CSRF-Token
+    api("POST", "/api/v1/spiders/blog/pause", 200, browser=True, headers={"X-CSRF-Token": csrf})
+    api("POST", "/api/v1/auth/logout", 200, browser=True, headers={"X-CSRF-Token": csrf})
+
+    # errors
+    pending, _ = interventions.open_or_update(hitl, type="manual_access", domain=NEWS, reason="http_403")
+    pending = pending["id"]
+    api("GET", "/api/v1/interventions", 401, refused=SecurityValidationError)  # no token
+    api("GET", "/api/v1/auth/me", 401, headers={"Authorization": "Bearer not.a.jwt"})
+    api("GET", "/api/v1/interventions?cursor=bm9wZQ", 400, as_=reviewer)
+    api("GET", "/api/v1/interventions?limit=0", 400, as_=reviewer, refused=InvalidParameter)
+    api("POST", f"/api/v1/interventions/{pending}/resolve", 400, as_=reviewer, data="sid=1",
+        content_type="text/plain", refused=RequestBodyValidationError)
+    api("PATCH", f"/api/v1/domains/{SHOP}", 403, as_=reviewer, json={"access_class": "public"})
+    api("GET", f"/api/v1/interventions/{pending + 100}", 404, as_=reviewer)
+    api("GET", "/api/v1/runs/nope/events", 404, as_=reviewer)
+    api("GET", "/api/v1/sessions/nowhere.example", 404, as_=reviewer)
+    api("DELETE", f"/api/v1/sessions/{NEWS}", 404, as_=reviewer)
+    api("PATCH", "/api/v1/users/999", 404, as_=admin, json={"active": True})
+    api("POST", f"/api/v1/interventions/{world['news']}/resolve", 409, as_=reviewer,
+        json={"resolution": {"action": "done"}})
+    api("POST", f"/api/v1/interventions/{world['other']}/cancel", 409, as_=reviewer)
+    api("POST", "/api/v1/users", 409, as_=admin,
+        json={"email": "new@example.com", "password": "long enough pw"})
+    bad = api("POST", f"/api/v1/interventions/{pending}/resolve", 422, as_=reviewer,
+              data={"cookies": (io.BytesIO(cookies_txt(NEWS).encode() + b"bad\tline\n"), "mine.txt")}).json
+    assert (bad["error"], bad["detail"]["source"], bad["detail"]["line"]) == (
+        "invalid_cookies", "mine.txt", 4)
+    api("POST", f"/api/v1/interventions/{pending}/resolve", 422, as_=reviewer,
+        json={"captured_session": {"cookies": [{"name": "x", "value": "y", "domain": "elsewhere.test"}]}})
+    api("PATCH", f"/api/v1/users/{new['id']}", 422, as_=admin, json={"password": "short"})
+    api("PATCH", f"/api/v1/users/{new['id']}", 422, as_=admin, json={"password": 12345678},
+        refused=RequestBodyValidationError)
+    api("PATCH", f"/api/v1/domains/{SHOP}", 422, as_=admin, json={"access_class": "vip"},
+        refused=RequestBodyValidationError)
+    app.config["MAX_CONTENT_LENGTH"] = 2048
+    try:
+        api("POST", f"/api/v1/interventions/{pending}/resolve", 413, as_=reviewer,
+            data={"cookies": (io.BytesIO(cookies_txt(NEWS).encode() * 100), "cookies.txt")})
+    finally:
+        app.config["MAX_CONTENT_LENGTH"] = app.config["HITL"].max_upload_bytes
+    for _ in range(5):  # HITL_LOGIN_ATTEMPTS failures, then the limit
+        api("POST", "/api/v1/auth/login", 401, json={"email": "admin@example.com", "password": "wrong pw!"})
+    api("POST", "/api/v1/auth/login", 429, json={"email": "admin@example.com", "password": "wrong pw!"})
+
+    problems = mismatches(openapi, api.recorder, api.refused)
+    assert problems == [], "answers that do not match hitl_console/openapi.json:\n" + "\n".join(problems)
+    assert documented() - covered(api.recorder) == set(), "operations this session never exercised"
