@@ -147,7 +147,8 @@ class HitlExtension:
         rt = self.rt
         rt.io(runs.update_run, rt.state.db, rt.run_id, status=status)
         if status == "waiting_for_human":
-            rt.emit("run.waiting", payload)
+            # with the counts, so a dashboard shows them while nothing else is emitted
+            rt.emit("run.waiting", {**payload, **self._progress()})
         else:
             rt.emit("run.progress", {"status": status, **self._progress()})
 

@@ -25,7 +25,7 @@ def vip_page_paths(sandbox):
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
-def test_403_section_parks_while_others_crawl_then_cookies_resume_it(crawl, cli, cookie_file, fresh_sandbox):
+def test_403_section_parks_while_others_crawl_then_cookies_resume_it(crawl, cli, cookie_file, fresh_sandbox, state):
     run = crawl(args={"sections": "quotes,vip"})
     opened = wait_for(lambda: open_interventions(cli), what="an intervention")
     assert len(opened) == 1
@@ -61,6 +61,10 @@ def test_403_section_parks_while_others_crawl_then_cookies_resume_it(crawl, cli,
     resolved = cli.json("interventions", "show", str(i["id"]))
     assert resolved["status"] == "resolved"
     assert [h["action"] for h in resolved["history"]] == ["created", "resolved"]
+    # A dashboard has the counts while the run waits, when nothing else is emitted.
+    (waiting,) = [e for e in state.events.read("0-0", count=10_000) if e.type == "run.waiting"]
+    assert waiting.payload["reason"] == "all_work_parked"
+    assert waiting.payload["parked"] == 1 and waiting.payload["responses"] >= ITEMS
 
 
 @pytest.mark.parametrize("fmt", ["cookie-editor-json", "netscape", "playwright-storage-state", "cookie-header"])
