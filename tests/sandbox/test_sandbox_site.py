@@ -91,7 +91,7 @@ def test_index_links_to_every_section(sandbox: SandboxServer) -> None:
     assert response.status == 200
     assert response.sel.css("title::text").get() == "scrapy-hitl sandbox"
     links = set(response.sel.css("a::attr(href)").getall())
-    for section in ("quotes", "vip", "members", "members-redirect", "protected", "js", "drift", "static"):
+    for section in ("quotes", "vip", "members", "members-redirect", "protected", "js", "guarded", "drift", "static"):
         assert f"/{section}/page/1" in links
     assert {"/login", "/health", "/__sandbox/hits"} <= links
 

@@ -20,6 +20,7 @@ SECTION_NAMES = {
     "members-redirect": "Members' Quotes",
     "protected": "Protected Quotes",
     "js": "Quotes (JavaScript)",
+    "guarded": "Quotes (guarded)",
     "drift": "Quotes (redesigned)",
 }
 CSS = (
@@ -206,6 +207,7 @@ def index_page(config: SiteConfig) -> bytes:
         ("/login", "Login", "user demo, password demo"),
         ("/protected/page/1", "Protected", "Cloudflare-like challenge"),
         ("/js/page/1", "JavaScript", "rendered in the browser only"),
+        ("/guarded/page/1", "Guarded", "data only for a browser without automation markers"),
         ("/drift/page/1", "Drift", f"markup changes after page {config.drift_after}"),
         ("/static/page/1", "Static bench", f"{config.static_pages} tiny pages"),
         ("/health", "Health", "returns ok"),

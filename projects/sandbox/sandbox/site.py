@@ -22,6 +22,9 @@ from . import pages
 from .challenge import CLEARANCE_COOKIE, ORCHESTRATE_JS, ORCHESTRATE_PATH, VERIFY_PATH, Challenge
 from .challenge import request_arg as _arg
 from .content import PER_PAGE
+from .guarded import DATA_PREFIX, Guard
+from .guarded import detail_data as guarded_detail_data
+from .guarded import list_data as guarded_list_data
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -35,7 +38,7 @@ HTML = b"text/html; charset=utf-8"
 # Never challenged, even with HITL_FORCE_CAPTCHA: test control, the challenge itself, health.
 NOT_CHALLENGED = (b"/__sandbox/", b"/cdn-cgi/", b"/health", b"/favicon.ico")
 SECTIONS = {
-    s.encode(): s for s in ("quotes", "vip", "members", "members-redirect", "protected", "js", "drift", "static")
+    s.encode(): s for s in ("quotes", "vip", "members", "members-redirect", "protected", "js", "guarded", "drift", "static")
 }
 MEMBER_COOKIE = b"member_session"
 
@@ -49,6 +52,7 @@ class SandboxResource(Resource):
         super().__init__()
         self.config = config
         self.challenge = Challenge(secret=config.secret, bind_ua=config.cf_bind_ua)
+        self.guard = Guard(secret=config.secret)
         self.hits: dict[bytes, int] = {}
         self.total = 0
         self.records: dict[bytes, deque[tuple[bytes, dict[bytes, bytes], bytes | None, int]]] = {}
@@ -108,6 +112,8 @@ class SandboxResource(Resource):
         handler = self._routes.get(path)
         if handler is not None:
             return handler(request)
+        if path.startswith(DATA_PREFIX):
+            return self._guarded_data(request, path[len(DATA_PREFIX) :])
         parts = path.split(b"/")
         if len(parts) == 4 and parts[2] in (b"page", b"detail") and parts[1] in SECTIONS:
             return self._section(request, SECTIONS[parts[1]], parts[2] == b"page", parts[3])
@@ -127,12 +133,31 @@ class SandboxResource(Resource):
             return _not_found(request)
         if section == "js":
             body = pages.js_list_page(n, cfg.pages) if listing else pages.js_detail_page(n)
+        elif section == "guarded":  # a fresh guard_ok token in every page: not cached
+            if listing:
+                body = self.guard.page(f"{pages.SECTION_NAMES[section]} - page {n}", f"/guarded/data/{n}")
+            else:
+                body = self.guard.page(f"{pages.SECTION_NAMES[section]}: quote #{n}", f"/guarded/data/detail/{n}")
         elif listing:
             drift_after = cfg.drift_after if section == "drift" else None
             body = pages.quote_list_page(section, n, cfg.pages, drift_after)
         else:
             body = pages.quote_detail_page(section, n)
         return _html(request, body)
+
+    def _guarded_data(self, request: Request, rest: bytes) -> bytes:
+        """``/guarded/data/<n>`` and ``/guarded/data/detail/<id>``: JSON behind cookie and header."""
+        listing = not rest.startswith(b"detail/")
+        raw = rest if listing else rest[len(b"detail/") :]
+        n = int(raw) if raw.isdigit() else 0
+        if not 1 <= n <= (self.config.pages if listing else self.config.pages * PER_PAGE):
+            request.setResponseCode(404)
+            return _json(request, {"error": "not found"})
+        request.setHeader(b"cache-control", b"no-store")
+        if (denial := self.guard.denial(request)) is not None:
+            request.setResponseCode(403)
+            return _json(request, denial)
+        return _json(request, guarded_list_data(n, self.config.pages) if listing else guarded_detail_data(n))
 
     # -- gates: return None to let the request through, or the denial body --------------------
 
