@@ -8,6 +8,7 @@ HITL_* environment variables, which is what crawls and the CLI read.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import uuid
 from pathlib import Path
@@ -40,6 +41,34 @@ def postgres_server():
         pytest.skip(f"PostgreSQL unavailable: {exc}")
     yield server
     server.stop()
+
+
+def find_chromium() -> str | None:
+    """The system Chromium (Debian's ``chromium`` package), or None."""
+    for candidate in (shutil.which("chromium"), "/usr/bin/chromium"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="session")
+def playwright():
+    """One sync Playwright driver for the whole session, with ``.executable`` set.
+
+    Playwright's sync API runs its own event loop in this thread, so a second
+    ``sync_playwright()`` while one is alive fails: every browser test shares this one.
+    """
+    executable = find_chromium()
+    if executable is None:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is missing: scripts/bootstrap.sh installs it with apt-get")
+        pytest.skip("needs the system Chromium (scripts/bootstrap.sh installs it)")
+    from playwright.sync_api import sync_playwright
+
+    driver = sync_playwright().start()
+    driver.executable = executable  # type: ignore[attr-defined]
+    yield driver
+    driver.stop()
 
 
 @pytest.fixture(params=["sqlite"])

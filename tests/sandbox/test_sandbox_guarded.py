@@ -4,8 +4,6 @@ client-side automation check that a plain headless Chromium fails and a masked o
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import urllib.error
 import urllib.request
 from typing import TYPE_CHECKING
@@ -14,7 +12,7 @@ import pytest
 from parsel import Selector
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Mapping
 
     from sandbox import SandboxServer
 
@@ -148,27 +146,6 @@ def test_guarded_host_routes_like_the_others(sandbox: SandboxServer) -> None:
 
 
 # -- a real browser --------------------------------------------------------------------------------
-
-
-def find_chromium() -> str | None:
-    for candidate in (shutil.which("chromium"), "/usr/bin/chromium"):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[object]:
-    executable = find_chromium()
-    if executable is None:
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is missing: scripts/bootstrap.sh installs it with apt-get")
-        pytest.skip("needs the system Chromium (scripts/bootstrap.sh installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        pw.executable = executable  # type: ignore[attr-defined]
-        yield pw
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,6 @@ itself starts once per session. Screenshots go to tests/artifacts/ (git-ignored)
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -20,31 +18,11 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 TIMEOUT_MS = 60_000  # default wait for a selector: a hang guard, not a timing assertion
 
 
-def find_chromium() -> str | None:
-    for candidate in (shutil.which("chromium"), "/usr/bin/chromium"):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
 @pytest.fixture(scope="session")
-def browser():
-    executable = find_chromium()
-    if executable is None:
-        if os.environ.get("CI"):
-            pytest.fail("Chromium is missing: scripts/bootstrap.sh installs it with apt-get")
-        pytest.skip("needs the system Chromium (scripts/bootstrap.sh installs it)")
-    from playwright.sync_api import sync_playwright
-
-    playwright = sync_playwright().start()
-    try:
-        chromium = playwright.chromium.launch(executable_path=executable)
-    except Exception:
-        playwright.stop()
-        raise
+def browser(playwright):
+    chromium = playwright.chromium.launch(executable_path=playwright.executable)
     yield chromium
     chromium.close()
-    playwright.stop()
 
 
 class Tab:
