@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Any
 from scrapy.utils.misc import load_object
 
 from scrapy_hitl import defaults
+from scrapy_hitl.browser.handler import HitlDownloadHandler, HitlHttpsDownloadHandler
 from scrapy_hitl.extension import HitlExtension
 from scrapy_hitl.middlewares.blocks import HitlBlockMiddleware
+from scrapy_hitl.middlewares.escalation import HitlEscalationMiddleware
 from scrapy_hitl.middlewares.session import HitlSessionMiddleware
 from scrapy_hitl.middlewares.start import HitlStartMiddleware
 
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
 # Where, relative to Scrapy's built-ins, and why (see each module's docstring).
 SESSION_MW_PRIORITY = 540  # after UserAgent (500), before Cookies (700)
 BLOCK_MW_PRIORITY = 650  # response side: before Redirect (600) and Retry (550)
+ESCALATION_MW_PRIORITY = 660  # response side: just before the block middleware
 EXTENSION_PRIORITY = 500
 START_MW_PRIORITY = 50  # spider middleware; only its process_start matters
 
@@ -43,6 +46,22 @@ def _listed(components: Any, cls: type) -> bool:
     return False
 
 
+def _install_handler(settings: BaseSettings, scheme: str, cls: type, fallback_setting: str) -> None:
+    """Route ``scheme`` through ``cls``, keeping the handler configured before as its fallback."""
+    handlers = settings["DOWNLOAD_HANDLERS"]
+    current = handlers.get(scheme)
+    if current is None and scheme in handlers:
+        return  # the project disabled this scheme
+    if current is not None:
+        try:
+            if load_object(current) is cls:
+                return
+        except (ImportError, NameError, ValueError):
+            pass
+        settings.set(fallback_setting, current, priority="addon")
+    handlers[scheme] = cls
+
+
 def _setdefault(settings: BaseSettings, name: str, cls: type, priority: int) -> None:
     components = settings[name]
     if _listed(components, cls):
@@ -59,5 +78,8 @@ class Addon:
                 settings.set(name, getattr(defaults, name), priority="addon")
         _setdefault(settings, "DOWNLOADER_MIDDLEWARES", HitlSessionMiddleware, SESSION_MW_PRIORITY)
         _setdefault(settings, "DOWNLOADER_MIDDLEWARES", HitlBlockMiddleware, BLOCK_MW_PRIORITY)
+        _setdefault(settings, "DOWNLOADER_MIDDLEWARES", HitlEscalationMiddleware, ESCALATION_MW_PRIORITY)
+        _install_handler(settings, "http", HitlDownloadHandler, "HITL_FALLBACK_HTTP_HANDLER")
+        _install_handler(settings, "https", HitlHttpsDownloadHandler, "HITL_FALLBACK_HTTPS_HANDLER")
         _setdefault(settings, "SPIDER_MIDDLEWARES", HitlStartMiddleware, START_MW_PRIORITY)
         _setdefault(settings, "EXTENSIONS", HitlExtension, EXTENSION_PRIORITY)

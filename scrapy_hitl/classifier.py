@@ -17,10 +17,11 @@ what the caller knows about the request) into a :class:`Verdict`, in this order:
 6. 401 -> ``pause("login_refresh", "http_401")``; 403 -> ``login_refresh`` when a session was
    attached (it has expired), else ``manual_access``.
 7. A redirect to a login page -> ``pause("login_refresh", "login_redirect")``.
-8. 2xx: a ``soft_block`` signature or a missing ``hitl_expect`` selector or (on a 200 HTML
-   page) an empty body or a JavaScript app shell -> ``escalate`` when a tier is left. Without
-   one, a missing selector pauses for ``selector_fix`` and the rest is ``ok``. A soft block
-   wins over a missing selector: the selector is not what broke.
+8. 2xx: a ``soft_block`` signature, or a missing ``hitl_expect`` selector on an unrendered
+   page with ``<script>`` or ``<noscript>``, or (on an unrendered 200 HTML page) an empty
+   body or a JavaScript app shell -> ``escalate`` when a tier is left. Otherwise a missing
+   selector pauses: ``manual_access`` when a soft block explains it (the selector is not what
+   broke), else ``selector_fix``; the rest is ``ok``.
 9. Other 4xx -> ``fail("http_<code>")``; everything else -> ``ok``.
 
 Signatures (steps 2-4 and 8) come from :mod:`scrapy_hitl.signatures`. The common case, a 2xx
@@ -67,6 +68,7 @@ _NOSCRIPT_WINDOW = 8192  # characters after <body searched for <noscript>
 _TINY_PAGE = 4096  # characters; a 200 page this small is measured for visible text
 _SHELL_TEXT = 100  # visible characters below which a noscript "enable JavaScript" page is a shell
 _EMPTY_TEXT = 16  # visible characters below which a tiny page is empty
+_SCRIPT_TAG = re.compile(r"<(?:no)?script\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,7 @@ class Observation:
     access_class: str = "public"  # the domain's learned class; the caller folds it into can_escalate
     expect_missing: bool = False  # the spider's hitl_expect selector was set and matched nothing
     can_escalate: bool = False  # a higher automated tier (browser, stealth) is still available
+    rendered: bool = False  # the body is a browser's rendering: its scripts have already run
     network_error: str | None = None  # exception class name when there was no response at all
 
     def __post_init__(self) -> None:
@@ -547,10 +550,14 @@ def _success(obs: Observation, signature: Signature | None) -> Verdict:
     if soft is not None and obs.can_escalate:
         return Verdict.escalate(soft.name, soft.vendor)
     if obs.expect_missing:
-        if obs.can_escalate:
+        # Only an unrendered page with scripts may still grow the selector in a browser;
+        # on a rendered page, or one without scripts, the selector itself is wrong.
+        if obs.can_escalate and not obs.rendered and _SCRIPT_TAG.search(obs.body):
             return Verdict.escalate("selector_missing")
+        if soft is not None:  # blocked on the top tier: the selector is not what broke
+            return Verdict.pause("manual_access", soft.name, soft.vendor)
         return Verdict.pause("selector_fix", "selector_missing")
-    if soft is not None or not obs.can_escalate or obs.status != 200:
+    if soft is not None or not obs.can_escalate or obs.status != 200 or obs.rendered:
         return _OK
     marker = _needs_javascript(obs)
     return Verdict.escalate(marker) if marker else _OK

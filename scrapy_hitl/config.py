@@ -108,6 +108,7 @@ class CrawlSettings:
     progress_interval: float
     resume_batch: int
     run_heartbeat: float
+    evidence_max_bytes: int = defaults.HITL_EVIDENCE_MAX_BYTES
 
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> CrawlSettings:
@@ -138,4 +139,5 @@ class CrawlSettings:
             progress_interval=positive("HITL_PROGRESS_INTERVAL", settings.getfloat),
             resume_batch=positive("HITL_RESUME_BATCH", settings.getint),
             run_heartbeat=positive("HITL_RUN_HEARTBEAT", settings.getfloat),
+            evidence_max_bytes=positive("HITL_EVIDENCE_MAX_BYTES", settings.getint),
         )

@@ -20,6 +20,23 @@ HITL_BLOCK_SIGNATURES: list[dict] = []  # extra signatures, checked before the b
 HITL_CLASSIFIER_MAX_BODY = 65536  # characters of the body the classifier looks at
 HITL_SELECTOR_DRIFT_PAGES = 3  # consecutive pages missing hitl_expect before selector_fix
 
+# --- escalation ladder: static -> browser -> stealth -> human (docs/escalation.md) -------------
+HITL_ESCALATION_ENABLED = True
+HITL_TIER_RECHECK_SHARE = 0.1  # share of requests that re-check one tier below the learned one
+HITL_TIERS = ["static", "browser", "stealth", "human"]  # the ladder, in this order; drop tiers to skip them
+HITL_FALLBACK_HTTP_HANDLER = ""  # the add-on saves the project's own http handler here (empty: Scrapy's)
+HITL_FALLBACK_HTTPS_HANDLER = ""  # the same for https
+
+# --- browser tiers (scrapy-playwright driving the system Chromium) ---------------------------
+HITL_BROWSER_CONTEXT_IDLE = 60.0  # seconds; a context with no open page for this long is closed
+HITL_BROWSER_CONTEXT_PAGES = 100  # pages per context before it is recycled (frees its memory)
+HITL_BROWSER_EXECUTABLE = ""  # empty: find the system Chromium (chromium, chromium-browser, google-chrome)
+HITL_BROWSER_MAX_PAGES = 4  # pages open at once, across every context
+HITL_BROWSER_PAGE_TIMEOUT = 120.0  # seconds a response may keep its page before it is closed anyway
+HITL_EVIDENCE_MAX_BYTES = 2_000_000  # per screenshot / HTML stored with an intervention
+HITL_STEALTH_DELAY = [1.0, 3.0]  # seconds (min, max) between two stealth page loads on one domain
+HITL_STEALTH_PROXIES: dict[str, str] = {}  # domain (or "*") -> proxy URL for that domain's stealth context
+
 # --- domain learning -------------------------------------------------------------------
 HITL_LEARN_MIN_ATTEMPTS = 10  # attempts before a domain's block rate is trusted
 HITL_SESSION_REQUIRED_BLOCK_RATE = 0.8  # 403 rate that makes a domain require a session

@@ -13,6 +13,7 @@ import gc
 import logging
 import threading
 import time
+import weakref
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -28,11 +29,13 @@ from scrapy_hitl.config import CrawlSettings, StateConfig
 from scrapy_hitl.exceptions import RequestParked
 from scrapy_hitl.learning import DomainCounters
 from scrapy_hitl.state import HitlState, domains, pauses, runs
+from scrapy_hitl.state import artifacts as artifacts_service
 from scrapy_hitl.state import interventions as interventions_service
 from scrapy_hitl.state.events import make_event
 from scrapy_hitl.state.parking import ParkEntry
 from scrapy_hitl.state.serialization import UnserializableRequest, request_to_json
 from scrapy_hitl.state.vault import parent_domains
+from scrapy_hitl.tiers import TIERS, Ladder
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -41,8 +44,12 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
     from twisted.internet.defer import Deferred
 
+    from scrapy.http import Response
+
+    from scrapy_hitl.middlewares.blocks import Judgement
     from scrapy_hitl.state.events import Event
     from scrapy_hitl.state.vault import Session
+    from scrapy_hitl.tiers import TierMemory
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +84,22 @@ def _freeze_startup_objects() -> None:
     lives until the process ends anyway; one collection first keeps garbage out."""
     gc.collect()
     gc.freeze()
+
+
+def _open_with_artifacts(
+    state: HitlState, artifacts: dict[str, tuple[str, bytes]] | None, **fields: Any
+) -> tuple[dict[str, Any], bool]:
+    """I/O thread: open (or touch) the intervention, then keep the evidence files with it.
+    A file that cannot be stored is logged; the intervention and the parked request are
+    what must not be lost."""
+    data, created = interventions_service.open_or_update(state, **fields)
+    if artifacts:
+        try:
+            meta = artifacts_service.attach(state.db, data["id"], artifacts)
+            data = {**data, "evidence": {**(data.get("evidence") or {}), "artifacts": meta}}
+        except Exception:
+            logger.exception("Could not store the evidence of intervention %s", data["id"])
+    return data, created
 
 
 def request_domain(request: Request) -> str:
@@ -119,6 +142,11 @@ class HitlRuntime:
         self.opening: set[tuple[str, str]] = set()  # (domain, type) being recorded
         self.validated: set[str] = set()  # session domains already marked valid this run
         self.counters: dict[str, DomainCounters] = defaultdict(DomainCounters)
+        # The escalation middleware replaces these with the configured ladder and its memory.
+        self.ladder = Ladder(TIERS)
+        self.tier_memory: TierMemory | None = None
+        # One verdict per response, shared by the escalation and block middlewares.
+        self.judgements: weakref.WeakKeyDictionary[Response, Judgement] = weakref.WeakKeyDictionary()
         self.inflight_resumed: dict[str, str] = {}  # park id -> fingerprint
         self.errored_resumed: set[str] = set()
         self._park_buffer: list[ParkEntry] = []
@@ -479,6 +507,10 @@ class HitlRuntime:
     def flush_counters(self) -> Deferred[Any]:
         from twisted.internet.defer import succeed
 
+        if self.tier_memory is not None:
+            for domain, entries in self.tier_memory.take_dirty().items():
+                for pattern, entry in entries.items():
+                    self.counters[domain].learn_tier(pattern, entry)
         if not self.counters:
             return succeed(None)
         batch, self.counters = dict(self.counters), defaultdict(DomainCounters)
@@ -504,6 +536,8 @@ class HitlRuntime:
                 merged = self.counters[domain]
                 for k in ("attempts", "successes", "blocked_403", "blocked_401", "captchas", "hard_blocks"):
                     setattr(merged, k, getattr(merged, k) + getattr(c, k))
+                for pattern, entry in c.tiers.items():
+                    merged.learn_tier(pattern, entry)  # the newer entry wins
 
         d.addCallbacks(_learned, _failed)
         return d
@@ -520,8 +554,13 @@ class HitlRuntime:
         response_status: int | None = None,
         response_headers: dict[str, Any] | None = None,
         evidence: dict[str, Any] | None = None,
+        artifacts: dict[str, tuple[str, bytes]] | None = None,
     ) -> None:
-        """Pause the domain now (in memory), record the intervention off the reactor."""
+        """Pause the domain now (in memory), record the intervention off the reactor.
+
+        ``artifacts`` (kind -> (content type, bytes): a screenshot, the rendered HTML, the
+        response body) are stored with it for the reviewer.
+        """
         self.paused_domains.setdefault(domain, {"interventions": []})
         key = (domain, type)
         if key in self.opening:
@@ -531,7 +570,7 @@ class HitlRuntime:
         logger.warning("Pausing %s (%s: %s); requests to it are parked until a human resolves it",
                        domain, type, reason, extra={"spider": self.spider})
         d = self.io(
-            interventions_service.open_or_update, self.state,
+            _open_with_artifacts, self.state, artifacts,
             type=type, reason=reason, vendor=vendor, domain=domain, spider=self.spider_name,
             # the run row exists only when the extension records runs
             run_id=self.run_id if self.managed else None, url=url, response_status=response_status,

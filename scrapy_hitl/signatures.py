@@ -420,6 +420,16 @@ _DEFAULT_SPECS: tuple[dict[str, Any], ...] = (
     ),
     # Soft blocks: a 2xx page a browser gets past on its own.
     {
+        # A page script found automation markers (navigator.webdriver, a headless user
+        # agent...) and showed a refusal instead of the content: a stealth browser passes.
+        "name": "automation_detected",
+        "kind": "soft_block",
+        "require": ["title", "body"],
+        "max_body": 65536,
+        "title": r"(?i)^\s*(access denied|you have been blocked|blocked\b|bot detected|unusual (traffic|activity))",
+        "body": r"(?i)automated browser|headless (browser|chrome)|automation (tool|software)|bot detected",
+    },
+    {
         "name": "sucuri_js_challenge",
         "vendor": "sucuri",
         "kind": "soft_block",

@@ -8,7 +8,7 @@ verdicts (429, 503 + Retry-After, network errors) to Scrapy's own RetryMiddlewar
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from scrapy.exceptions import NotConfigured
@@ -30,6 +30,29 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _EVIDENCE_HEADERS = 40
+_RENDERED_TIERS = frozenset(("browser", "stealth"))
+
+
+@dataclass(slots=True)
+class Judgement:
+    """One response's verdict and what was computed on the way (see HitlBlockMiddleware.judge)."""
+
+    verdict: Verdict
+    domain: str
+    headers: dict[str, str]
+    expect: str | None
+    expect_missing: bool
+    # evidence the escalation middleware took from the browser page: kind -> (type, bytes)
+    artifacts: dict[str, tuple[str, bytes]] | None = None
+
+
+def without_browser_meta(request: Request) -> Request:
+    """The request without the browser tiers' per-download keys (an open page, callbacks):
+    they cannot be parked, and the next download sets its own."""
+    meta = request.meta
+    if not any(key.startswith("playwright") for key in meta):
+        return request
+    return request.replace(meta={k: v for k, v in meta.items() if not k.startswith("playwright")})
 
 
 def header_dict(headers: Headers) -> dict[str, str]:
@@ -77,11 +100,13 @@ class HitlBlockMiddleware:
             expect = getattr(self.rt.spider, "hitl_expect", None)
         return expect or None
 
-    def process_response(
-        self, request: Request, response: Response, spider: Spider | None = None
-    ) -> Request | Response:
-        if request.meta.get("dont_hitl"):
-            return response
+    def judge(self, request: Request, response: Response) -> Judgement:
+        """Classify ``response`` once; the escalation middleware asks first, for the same
+        response, and both must act on one verdict."""
+        cache = self.rt.judgements
+        found = cache.get(response)
+        if found is not None:
+            return found
         rt = self.rt
         domain = request_domain(request)
         headers = header_dict(response.headers)
@@ -97,8 +122,20 @@ class HitlBlockMiddleware:
             access_class=rt.access_class(domain),
             expect_missing=expect_missing,
             can_escalate=bool(request.meta.get("hitl_can_escalate")),
+            rendered=request.meta.get("hitl_tier") in _RENDERED_TIERS,
         )
-        verdict = rt.classifier.classify(obs)
+        judgement = cache[response] = Judgement(rt.classifier.classify(obs), domain, headers, expect, expect_missing)
+        return judgement
+
+    def process_response(
+        self, request: Request, response: Response, spider: Spider | None = None
+    ) -> Request | Response:
+        if request.meta.get("dont_hitl"):
+            return response
+        rt = self.rt
+        judgement = self.judge(request, response)
+        rt.judgements.pop(response, None)
+        verdict, domain = judgement.verdict, judgement.domain
         tier = request.meta.get("hitl_tier", "static")
         rt.record(domain, engine=tier, ok=verdict.action == "ok", status=response.status,
                   reason=verdict.reason, kind=verdict.type or "")
@@ -106,10 +143,14 @@ class HitlBlockMiddleware:
             self.stats.inc_value(f"hitl/blocks/{verdict.reason}")
 
         if verdict.action == "pause":
+            if not rt.ladder.human:
+                # HITL_TIERS leaves out "human": behave as Scrapy would without the add-on.
+                self.stats.inc_value("hitl/blocks/not_paused")
+                return response
             if verdict.type == "selector_fix":
                 return self._drift(request, response, domain, verdict)
-            self._pause(request, response, domain, verdict, headers)
-        if expect and not expect_missing:
+            self._pause(request, response, domain, verdict, judgement)
+        if judgement.expect and not judgement.expect_missing:
             self.drift.pop(domain, None)
         if verdict.action == "ok" and "hitl_session" in request.meta:
             session = rt.session_for(domain)
@@ -119,20 +160,25 @@ class HitlBlockMiddleware:
         return response
 
     def _pause(
-        self, request: Request, response: Response, domain: str, verdict: Verdict,
-        headers: Mapping[str, str],
+        self, request: Request, response: Response, domain: str, verdict: Verdict, judgement: Judgement,
     ) -> None:
         rt = self.rt
         assert verdict.type is not None
+        headers = judgement.headers
         if verdict.type == "login_refresh" and "hitl_session" in request.meta:
             rt.invalidate_session(domain, verdict.reason)
+        artifacts = judgement.artifacts
+        if artifacts is None and not rt.is_domain_paused(domain):  # a static-tier page: its body
+            artifacts = {"body": (headers.get("content-type", "application/octet-stream"),
+                                  response.body[: rt.settings.evidence_max_bytes])}
         rt.open_intervention(
             domain=domain, type=verdict.type, reason=verdict.reason, vendor=verdict.vendor,
             url=request.url, response_status=response.status,
             response_headers={k: headers[k] for k in list(headers)[:_EVIDENCE_HEADERS]},
-            evidence=self._evidence(response),
+            evidence={**self._evidence(response), "tier": request.meta.get("hitl_tier", "static")},
+            artifacts=artifacts or None,
         )
-        rt.hold(request, domain, verdict.reason)
+        rt.hold(without_browser_meta(request), domain, verdict.reason)
 
     def _evidence(self, response: Response) -> dict[str, Any]:
         body = response.text[:20000] if isinstance(response, TextResponse) else ""

@@ -2,6 +2,9 @@
 
 Each flush also leaves one ``domain_samples`` row per domain (the deltas of that flush), the
 block-rate history the console charts.
+
+``domains.tiers`` holds the escalation tiers learned per URL path pattern (see
+``scrapy_hitl.tiers``): ``{"patterns": {pattern: {"tier", "recheck_failures", "updated"}}}``.
 """
 
 from __future__ import annotations
@@ -11,8 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, insert, select
 
-from scrapy_hitl.learning import access_class_for, decide_requires_session
+from scrapy_hitl.learning import (
+    access_class_for,
+    access_class_for_tiers,
+    decide_requires_session,
+    merge_tier_patterns,
+    tier_floor,
+)
 from scrapy_hitl.state.models import DomainSample, DomainStats, Intervention, iso, utcnow
+from scrapy_hitl.tiers import MAX_PATTERNS
 
 if TYPE_CHECKING:
     from scrapy_hitl.learning import DomainCounters
@@ -30,11 +40,17 @@ def _new(domain: str) -> DomainStats:
     # Column defaults apply only at flush; counters are added to before that.
     return DomainStats(
         domain=domain, attempts=0, successes=0, blocked_403=0, blocked_401=0, captchas=0,
-        hard_blocks=0, engine_stats={}, access_class="public", requires_session="unknown",
+        hard_blocks=0, engine_stats={}, access_class="public", requires_session="unknown", tiers={},
     )
 
 
+def _patterns(row: DomainStats) -> dict[str, Any]:
+    patterns = (row.tiers or {}).get("patterns")
+    return patterns if isinstance(patterns, dict) else {}
+
+
 def domain_to_dict(row: DomainStats) -> dict[str, Any]:
+    patterns = _patterns(row)
     return {
         "domain": row.domain,
         "attempts": row.attempts,
@@ -48,6 +64,8 @@ def domain_to_dict(row: DomainStats) -> dict[str, Any]:
         "engine_stats": row.engine_stats,
         "access_class": row.access_class,
         "requires_session": row.requires_session,
+        # what a crawler reloads into its TierMemory; floor None: nothing learned yet
+        "tiers": {"patterns": patterns, "floor": tier_floor(patterns)},
         "updated_at": iso(row.updated_at),
     }
 
@@ -72,8 +90,13 @@ def apply_counters(
 ) -> dict[str, dict[str, Any]]:
     """Add a batch of counters and apply the learning rules; returns the updated domains.
 
-    Also records the batch as history: one INSERT for all the batch's samples, and one
-    DELETE of this batch's domains' samples older than SAMPLE_RETENTION.
+    Learned tiers are merged per pattern (the later ``updated`` wins, the MAX_PATTERNS most
+    recent are kept); once a domain has learned tiers, its floor moves the access class
+    between public and infra, after the session rule (which wins).
+
+    Also records the batch as history: one INSERT for all the batch's samples (a domain whose
+    counters carry only tiers has none), and one DELETE of this batch's domains' samples older
+    than SAMPLE_RETENTION.
     """
     out = {}
     now = utcnow()
@@ -103,12 +126,19 @@ def apply_counters(
                 block_rate=block_rate,
             )
             row.access_class = access_class_for(row.access_class, row.requires_session)
+            if c.tiers:
+                # a new dict: JSON columns do not track changes made in place
+                row.tiers = {"patterns": merge_tier_patterns(_patterns(row), c.tiers, limit=MAX_PATTERNS)}
+            floor = tier_floor(_patterns(row))
+            if floor is not None:
+                row.access_class = access_class_for_tiers(row.access_class, floor)
             s.flush()
             out[domain] = domain_to_dict(row)
-        if out:
+        sampled = [d for d in out if counters[d].attempts]
+        if sampled:
             s.execute(insert(DomainSample), [
                 {"domain": d, "at": now, **{k: getattr(counters[d], k) for k in _SAMPLE_FIELDS}}
-                for d in out
+                for d in sampled
             ])
             s.execute(delete(DomainSample).where(
                 DomainSample.domain.in_(list(out)), DomainSample.at < now - SAMPLE_RETENTION,

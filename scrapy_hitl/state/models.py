@@ -113,6 +113,30 @@ class Intervention(Base):
 INTERVENTION_STATUSES = ("open", "resolved", "cancelled", "expired")
 
 
+class Artifact(Base):
+    """Evidence kept with an intervention: a screenshot, the rendered HTML, a response body.
+
+    Stored apart from the intervention row so listings stay small; text is gzip-compressed,
+    and every artifact is capped in size by the crawler (HITL_EVIDENCE_MAX_BYTES).
+    """
+
+    __tablename__ = "artifacts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    intervention_id: Mapped[int] = mapped_column(
+        ForeignKey("interventions.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(32))  # ARTIFACT_KINDS
+    content_type: Mapped[str] = mapped_column(String(100))
+    encoding: Mapped[str] = mapped_column(String(16), default="identity")  # identity | gzip
+    size: Mapped[int] = mapped_column(Integer)  # bytes before compression
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+ARTIFACT_KINDS = ("screenshot", "html", "body")
+
+
 class InterventionEvent(Base):
     """History of one intervention: created, updated, resolved, cancelled."""
 
@@ -165,6 +189,8 @@ class DomainStats(Base):
     engine_stats: Mapped[dict[str, Any]] = mapped_column(default=dict)
     access_class: Mapped[str] = mapped_column(String(16), default="public")
     requires_session: Mapped[str] = mapped_column(String(16), default="unknown")
+    # escalation tiers learned per URL path pattern: {"patterns": {pattern: entry}} (domains.py)
+    tiers: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )

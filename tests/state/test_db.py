@@ -12,8 +12,9 @@ from scrapy_hitl.state.models import Base
 
 pytestmark = pytest.mark.postgres
 
+HEAD = "0005"  # the newest migration in state/migrations/versions
 TABLES = {"alembic_version", "runs", "interventions", "intervention_events", "sessions", "domains", "users",
-          "domain_samples"}
+          "domain_samples", "artifacts"}
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -35,18 +36,18 @@ def tables(db):
         return set(inspect(conn).get_table_names())
 
 
-def test_head_is_0003(db):
-    assert db.head_revision() == "0003"
+def test_head_is_the_newest_migration(db):
+    assert db.head_revision() == HEAD
 
 
 def test_ensure_schema_creates_an_empty_database(db):
     assert tables(db) == set()
     assert db.current_revision() is None
     db.ensure_schema()
-    assert db.current_revision() == "0003"
+    assert db.current_revision() == HEAD
     assert tables(db) == TABLES
     db.ensure_schema()  # at head: nothing to do
-    assert db.current_revision() == "0003"
+    assert db.current_revision() == HEAD
 
 
 def test_migration_matches_the_models(db):
@@ -81,7 +82,7 @@ def test_database_of_something_else_is_refused(db):
 def test_upgrade_adds_the_schema_next_to_other_tables(db):
     with db.engine.begin() as conn:
         conn.execute(text("CREATE TABLE customers (id INTEGER PRIMARY KEY)"))
-    assert db.upgrade() == (None, "0003")
+    assert db.upgrade() == (None, HEAD)
     assert tables(db) == TABLES | {"customers"}
     db.ensure_schema(create_if_empty=False)
 
@@ -95,18 +96,18 @@ def test_unknown_revision_is_refused(db):
         db.ensure_schema()
     assert str(excinfo.value) == (
         f"The database at {db.safe_url} is at schema ffff, which this version of scrapy-hitl "
-        "does not know (newest known: 0003). Upgrade scrapy-hitl."
+        f"does not know (newest known: {HEAD}). Upgrade scrapy-hitl."
     )
 
 
 def test_upgrade_is_idempotent_and_keeps_data(db):
-    assert db.upgrade() == (None, "0003")
+    assert db.upgrade() == (None, HEAD)
     with db.session() as s:
         s.execute(text("INSERT INTO domains (domain, attempts, successes, blocked_403, blocked_401, "
                        "captchas, hard_blocks, engine_stats, access_class, requires_session, updated_at) "
                        "VALUES ('a.example', 3, 1, 2, 0, 0, 0, '{}', 'public', 'unknown', CURRENT_TIMESTAMP)"))
-    assert db.upgrade() == ("0003", "0003")
-    assert db.upgrade() == ("0003", "0003")
+    assert db.upgrade() == (HEAD, HEAD)
+    assert db.upgrade() == (HEAD, HEAD)
     with db.engine.connect() as conn:
         assert conn.execute(text("SELECT domain, attempts FROM domains")).all() == [("a.example", 3)]
 
@@ -173,7 +174,44 @@ def test_an_older_schema_is_refused_until_hitl_db_upgrade(db):
     with pytest.raises(SchemaError) as excinfo:
         db.ensure_schema()
     assert str(excinfo.value).endswith(
-        "is at an older schema (0001; this version needs 0003). Run `hitl db upgrade`."
+        f"is at an older schema (0001; this version needs {HEAD}). Run `hitl db upgrade`."
     )
-    assert db.upgrade() == ("0001", "0003")
+    assert db.upgrade() == ("0001", HEAD)
     db.ensure_schema()
+
+
+def test_0004_adds_domain_tiers_to_existing_rows_and_downgrades(db):
+    """Existing domains get tiers {}; the downgrade drops the column and keeps the samples
+    (on SQLite, copying the table would cascade-delete them)."""
+    from alembic import command
+
+    def downgrade(revision):
+        cfg = db._alembic_config()
+        with db.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, revision)
+
+    def columns():
+        with db.engine.connect() as conn:
+            return {c["name"] for c in inspect(conn).get_columns("domains")}
+
+    db.upgrade("0003")
+    with db.engine.begin() as conn:
+        conn.execute(text("INSERT INTO domains (domain, attempts, successes, blocked_403, blocked_401, "
+                          "captchas, hard_blocks, engine_stats, access_class, requires_session, updated_at) "
+                          "VALUES ('a.example', 3, 1, 2, 0, 0, 0, '{}', 'public', 'unknown', CURRENT_TIMESTAMP)"))
+        conn.execute(text("INSERT INTO domain_samples (domain, at, attempts, successes, blocked_403, "
+                          "blocked_401, captchas, hard_blocks) "
+                          "VALUES ('a.example', CURRENT_TIMESTAMP, 3, 1, 2, 0, 0, 0)"))
+    assert db.upgrade("0004") == ("0003", "0004")
+    from scrapy_hitl.state import domains
+
+    assert domains.get(db, "a.example")["tiers"] == {"patterns": {}, "floor": None}
+    downgrade("0003")
+    assert db.current_revision() == "0003"
+    assert "tiers" not in columns()
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT domain, attempts FROM domains")).all() == [("a.example", 3)]
+        assert conn.execute(text("SELECT count(*) FROM domain_samples")).scalar() == 1
+    assert db.upgrade("0004") == ("0003", "0004")
+    assert "tiers" in columns()

@@ -92,3 +92,96 @@ def test_list_domains_keyset_and_open_intervention_count(state):
     interventions.open_or_update(state, type="captcha_solve", reason="captcha", domain="b.example")
     assert domains.open_intervention_count(state.db, "b.example") == 2
     assert domains.open_intervention_count(state.db, "a.example") == 0
+
+
+def tiers(**patterns) -> DomainCounters:
+    """Counters carrying only learned tiers: pattern name -> (tier, updated)."""
+    c = DomainCounters()
+    for name, (tier, updated) in patterns.items():
+        c.learn_tier(f"/{name}", {"tier": tier, "recheck_failures": 0, "updated": updated})
+    return c
+
+
+def learned(state, domain="a.example"):
+    t = domains.get(state.db, domain)["tiers"]
+    return {p: e["tier"] for p, e in t["patterns"].items()}, t["floor"]
+
+
+def test_new_domains_have_no_tiers(state):
+    out = flush(state, {"a.example": counters(3)})
+    assert out["a.example"]["tiers"] == {"patterns": {}, "floor": None}
+    assert domains.get(state.db, "a.example")["access_class"] == "public"
+
+
+def test_tiers_merge_per_pattern_and_the_later_update_wins(state):
+    out = flush(state, {"a.example": tiers(js=("browser", 10.0), home=("static", 10.0))})
+    assert out["a.example"]["tiers"]["patterns"]["/js"] == {"tier": "browser", "recheck_failures": 0, "updated": 10.0}
+    # a crawler flushing late: its older /js must not undo the newer one; its /home is newer
+    flush(state, {"a.example": tiers(js=("static", 5.0), home=("browser", 20.0))})
+    assert learned(state) == ({"/js": "browser", "/home": "browser"}, "browser")
+    flush(state, {"a.example": tiers(js=("stealth", 30.0), new=("static", 31.0))})
+    assert learned(state) == ({"/js": "stealth", "/home": "browser", "/new": "static"}, "static")
+
+
+def test_a_flush_with_only_tiers_is_written_without_a_sample(state):
+    flush(state, {"a.example": counters(4)})
+    flush(state, {"a.example": tiers(js=("browser", 1.0))})
+    row = domains.get(state.db, "a.example")
+    assert row["attempts"] == 4 and learned(state)[0] == {"/js": "browser"}
+    assert [h["attempts"] for h in domains.history(state.db, "a.example")] == [4]
+
+
+def test_tiers_are_trimmed_to_the_most_recently_updated(state):
+    from scrapy_hitl.tiers import MAX_PATTERNS
+
+    flush(state, {"a.example": tiers(**{f"p{i}": ("browser", float(i)) for i in range(MAX_PATTERNS)})})
+    flush(state, {"a.example": tiers(late=("stealth", 1000.0), stale=("static", -1.0))})
+    patterns, floor = learned(state)
+    assert len(patterns) == MAX_PATTERNS
+    assert "/late" in patterns and "/p0" not in patterns and "/stale" not in patterns
+    assert floor == "browser"
+
+
+def test_the_floor_moves_the_access_class_to_infra_and_back(state):
+    flush(state, {"a.example": tiers(js=("browser", 1.0), api=("stealth", 1.0))})
+    assert domains.get(state.db, "a.example")["access_class"] == "infra"
+    flush(state, {"a.example": tiers(api=("static", 2.0))})
+    assert domains.get(state.db, "a.example")["access_class"] == "public"
+
+
+def test_the_session_rule_wins_over_the_tiers(state):
+    c = tiers(js=("static", 1.0))
+    for _ in range(10):
+        c.record(engine="static", ok=False, status=403)
+    out = domains.apply_counters(state.db, {"a.example": c}, min_attempts=10, block_rate=0.8)
+    assert (out["a.example"]["requires_session"], out["a.example"]["access_class"]) == ("required", "human")
+    flush(state, {"a.example": tiers(js=("browser", 2.0))})
+    assert domains.get(state.db, "a.example")["access_class"] == "human"
+
+
+def test_a_hand_set_class_stays_until_tiers_are_learned(state):
+    """Domains without learned tiers keep what a human set (no floor, no rule)."""
+    flush(state, {"a.example": counters(2)})
+    domains.update(state.db, "a.example", access_class="infra")
+    flush(state, {"a.example": counters(2)})
+    assert domains.get(state.db, "a.example")["access_class"] == "infra"
+
+
+def test_what_a_crawler_learns_is_what_the_next_run_starts_with(state):
+    from scrapy_hitl.tiers import TIERS, Ladder, Plan, TierMemory
+
+    first = TierMemory(Ladder(TIERS))
+    for pattern, tier in (("/js/{n}", "browser"), ("/guarded/page/{n}", "stealth")):
+        first.succeeded("a.example", pattern, first.plan("a.example", pattern), tier)
+    batch = {}
+    for domain, entries in first.take_dirty().items():
+        for pattern, entry in entries.items():
+            batch.setdefault(domain, DomainCounters()).learn_tier(pattern, entry)
+    flush(state, batch)
+
+    second = TierMemory(Ladder(TIERS))
+    for domain, info in domains.load_all(state.db).items():
+        second.load(domain, info["tiers"])
+    assert second.learned("a.example") == first.learned("a.example")
+    assert second.plan("a.example", "/js/{n}") == Plan("browser", "browser", False)
+    assert second.plan("a.example", "/new") == Plan("browser", "browser", False)  # the floor

@@ -11,12 +11,15 @@ from scrapy.utils.test import get_crawler
 from scrapy_hitl import defaults
 from scrapy_hitl.addon import (
     BLOCK_MW_PRIORITY,
+    ESCALATION_MW_PRIORITY,
     EXTENSION_PRIORITY,
     SESSION_MW_PRIORITY,
     Addon,
 )
+from scrapy_hitl.browser.handler import HitlDownloadHandler, HitlHttpsDownloadHandler
 from scrapy_hitl.extension import HitlExtension
 from scrapy_hitl.middlewares.blocks import HitlBlockMiddleware
+from scrapy_hitl.middlewares.escalation import HitlEscalationMiddleware
 from scrapy_hitl.middlewares.session import HitlSessionMiddleware
 
 ADDON = {"scrapy_hitl.Addon": 500}
@@ -27,6 +30,7 @@ SESSION_PATH = "scrapy_hitl.middlewares.session.HitlSessionMiddleware"
 BLOCK_PATH = "scrapy_hitl.middlewares.blocks.HitlBlockMiddleware"
 EXTENSION_PATH = "scrapy_hitl.extension.HitlExtension"
 MWS = "DOWNLOADER_MIDDLEWARES"
+ALL_MWS = {HitlSessionMiddleware: 540, HitlBlockMiddleware: 650, HitlEscalationMiddleware: 660}
 
 
 @pytest.fixture
@@ -52,13 +56,16 @@ def crawler_settings(hitl_env):
 
 
 def test_priorities_are_where_the_docstrings_say():
-    assert (SESSION_MW_PRIORITY, BLOCK_MW_PRIORITY, EXTENSION_PRIORITY) == (540, 650, 500)
+    assert (SESSION_MW_PRIORITY, BLOCK_MW_PRIORITY, ESCALATION_MW_PRIORITY, EXTENSION_PRIORITY) == (
+        540, 650, 660, 500)
 
 
 def test_defaults_are_applied_with_addon_priority(crawler_settings):
     settings = crawler_settings()
-    assert len(TUNABLE_NAMES) == 17
+    assert len(TUNABLE_NAMES) == 30
     for name in TUNABLE_NAMES:
+        if "_FALLBACK_" in name:  # set from the project's own handlers (tested below)
+            continue
         assert settings[name] == getattr(defaults, name), name
         assert settings.getpriority(name) == 15, name  # SETTINGS_PRIORITIES["addon"]
 
@@ -90,7 +97,7 @@ def test_state_settings_are_not_pinned(crawler_settings, name):
 def test_components_are_inserted_at_their_priorities(crawler_settings):
     settings = crawler_settings()
     mws = dict(settings["DOWNLOADER_MIDDLEWARES"])
-    assert mws == {HitlSessionMiddleware: 540, HitlBlockMiddleware: 650}
+    assert mws == ALL_MWS
     assert dict(settings["EXTENSIONS"]) == {HitlExtension: 500}
 
 
@@ -103,8 +110,9 @@ def test_components_sit_between_scrapy_builtins(crawler_settings):
     redirect = base["scrapy.downloadermiddlewares.redirect.RedirectMiddleware"]
     retry = base["scrapy.downloadermiddlewares.retry.RetryMiddleware"]
     assert ua < SESSION_MW_PRIORITY < cookies
-    # process_response runs from high to low: the block mw sees responses first
-    assert BLOCK_MW_PRIORITY > redirect > retry
+    # process_response runs from high to low: the escalation mw sees responses first, then
+    # the block mw, both before Redirect and Retry, and after Cookies.
+    assert cookies > ESCALATION_MW_PRIORITY > BLOCK_MW_PRIORITY > redirect > retry
 
 
 @pytest.mark.parametrize(
@@ -129,7 +137,8 @@ def test_user_listed_component_is_not_added_twice(crawler_settings, setting, use
 
 def test_user_listing_one_component_still_gets_the_others(crawler_settings):
     settings = crawler_settings(DOWNLOADER_MIDDLEWARES={SESSION_PATH: 100})
-    assert dict(settings["DOWNLOADER_MIDDLEWARES"]) == {SESSION_PATH: 100, HitlBlockMiddleware: 650}
+    assert dict(settings["DOWNLOADER_MIDDLEWARES"]) == {
+        SESSION_PATH: 100, HitlBlockMiddleware: 650, HitlEscalationMiddleware: 660}
     assert dict(settings["EXTENSIONS"]) == {HitlExtension: 500}
 
 
@@ -140,8 +149,7 @@ def test_unrelated_and_broken_user_entries_are_kept(crawler_settings):
     assert dict(settings["DOWNLOADER_MIDDLEWARES"]) == {
         "myproject.middlewares.Missing": 300,
         "not a path": 301,
-        HitlSessionMiddleware: 540,
-        HitlBlockMiddleware: 650,
+        **ALL_MWS,
     }
 
 
@@ -149,8 +157,26 @@ def test_applying_the_addon_twice_adds_nothing():
     settings = Settings()
     Addon().update_settings(settings)
     Addon().update_settings(settings)
-    assert dict(settings["DOWNLOADER_MIDDLEWARES"]) == {HitlSessionMiddleware: 540, HitlBlockMiddleware: 650}
+    assert dict(settings["DOWNLOADER_MIDDLEWARES"]) == ALL_MWS
     assert dict(settings["EXTENSIONS"]) == {HitlExtension: 500}
+    assert settings["DOWNLOAD_HANDLERS"]["http"] is HitlDownloadHandler
+    assert settings["HITL_FALLBACK_HTTP_HANDLER"] == ""  # not itself: no loop
+
+
+def test_the_download_handlers_keep_the_projects_own_as_fallbacks():
+    mine = "myproject.handlers.MyHttpHandler"
+    settings = Settings({"DOWNLOAD_HANDLERS": {"http": mine, "https": mine}}, priority="project")
+    Addon().update_settings(settings)
+    assert settings["DOWNLOAD_HANDLERS"]["http"] is HitlDownloadHandler
+    assert settings["DOWNLOAD_HANDLERS"]["https"] is HitlHttpsDownloadHandler
+    assert (settings["HITL_FALLBACK_HTTP_HANDLER"], settings["HITL_FALLBACK_HTTPS_HANDLER"]) == (mine, mine)
+
+
+def test_a_scheme_the_project_disabled_stays_disabled():
+    settings = Settings({"DOWNLOAD_HANDLERS": {"https": None}}, priority="project")
+    Addon().update_settings(settings)
+    assert settings["DOWNLOAD_HANDLERS"]["https"] is None
+    assert settings["DOWNLOAD_HANDLERS"]["http"] is HitlDownloadHandler
 
 
 @pytest.mark.parametrize(
@@ -159,6 +185,7 @@ def test_applying_the_addon_twice_adds_nothing():
         pytest.param(HitlSessionMiddleware, "HITL_SESSIONS_ENABLED", id="session-middleware"),
         pytest.param(HitlBlockMiddleware, "HITL_BLOCKS_ENABLED", id="block-middleware"),
         pytest.param(HitlExtension, "HITL_EXTENSION_ENABLED", id="extension"),
+        pytest.param(HitlEscalationMiddleware, "HITL_ESCALATION_ENABLED", id="escalation-middleware"),
     ],
 )
 def test_component_disabled_by_its_flag(cls, flag, monkeypatch, tmp_path):

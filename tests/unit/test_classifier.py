@@ -448,6 +448,25 @@ SIGNATURE_CASES = [
         Verdict.escalate("sucuri_js_challenge", "sucuri"),
         id="soft-block-names-the-cause-over-missing-selector",
     ),
+    # --- a page script refusing an automated browser (the browser tier's soft block) ---------
+    pytest.param(
+        obs(200, HTML, page("automation_detected.html"), can_escalate=True, rendered=True, expect_missing=True),
+        "automation_detected",
+        Verdict.escalate("automation_detected", "custom"),
+        id="automation-detected-on-browser-goes-to-stealth",
+    ),
+    pytest.param(
+        obs(200, HTML, page("automation_detected.html"), rendered=True, expect_missing=True),
+        "automation_detected",
+        Verdict.pause("manual_access", "automation_detected", "custom"),
+        id="automation-detected-on-top-tier-asks-a-human-not-a-selector-fix",
+    ),
+    pytest.param(
+        obs(200, HTML, page("automation_detected.html"), rendered=True),
+        "automation_detected",
+        Verdict.ok(),
+        id="automation-detected-without-expectation-or-tier-is-let-through",
+    ),
 ]
 
 
@@ -840,3 +859,34 @@ def test_verdict_rejects_nonsense(args, message: str) -> None:
 def test_observation_rejects_an_unknown_access_class() -> None:
     with pytest.raises(ValueError, match="access_class must be one of public, infra, human; got 'vip'"):
         obs(200, access_class="vip")
+
+
+# The escalate-or-fix decision for a missing hitl_expect selector (issue 4): only an
+# unrendered page with scripts may still grow the selector in a browser.
+SHELL = "<html><head><title>Quotes</title></head><body><div id='app'></div><script>render()</script></body></html>"
+NOSCRIPT = "<html><head><title>Quotes</title></head><body><noscript>Enable JavaScript</noscript></body></html>"
+PLAIN = "<html><head><title>Quotes</title></head><body><p>" + "Plain text. " * 40 + "</p></body></html>"
+
+
+@pytest.mark.parametrize(
+    ("body", "can_escalate", "rendered", "expected"),
+    [
+        (SHELL, True, False, Verdict.escalate("selector_missing")),
+        (NOSCRIPT, True, False, Verdict.escalate("selector_missing")),
+        (PLAIN, True, False, Verdict.pause("selector_fix", "selector_missing")),
+        (SHELL, True, True, Verdict.pause("selector_fix", "selector_missing")),
+        (SHELL, False, False, Verdict.pause("selector_fix", "selector_missing")),
+    ],
+    ids=["script-escalates", "noscript-escalates", "no-scripts-is-a-selector-fix",
+         "rendered-is-a-selector-fix", "top-tier-is-a-selector-fix"],
+)
+def test_missing_selector_escalates_only_unrendered_script_pages(
+    body: str, can_escalate: bool, rendered: bool, expected: Verdict
+) -> None:
+    observation = obs(200, HTML, body, expect_missing=True, can_escalate=can_escalate, rendered=rendered)
+    assert classify(observation) == expected
+
+
+@pytest.mark.parametrize("body", [SHELL, ""], ids=["app-shell", "empty"])
+def test_a_rendered_page_is_never_escalated_for_looking_empty(body: str) -> None:
+    assert classify(obs(200, HTML, body, can_escalate=True, rendered=True)) == Verdict.ok()

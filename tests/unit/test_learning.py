@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from scrapy_hitl.learning import DomainCounters, access_class_for, decide_requires_session
+from scrapy_hitl.learning import (
+    DomainCounters,
+    access_class_for,
+    access_class_for_tiers,
+    decide_requires_session,
+    merge_tier_patterns,
+    tier_floor,
+)
 
 # (current, attempts, blocked_403, min_attempts, block_rate) -> expected
 REQUIRES_SESSION = [
@@ -107,11 +114,12 @@ def test_record_counts_one_response(kwargs, moved):
         "captchas": 0,
         "hard_blocks": 0,
         "engines": {kwargs["engine"]: {"attempts": 1, "successes": int(kwargs["ok"])}},
+        "tiers": {},
     }
     expected.update(moved)
     assert c.as_dict() == expected
     # counters are ints, not bools that happen to add up
-    assert all(type(v) is int for k, v in c.as_dict().items() if k != "engines")
+    assert all(type(v) is int for k, v in c.as_dict().items() if k not in ("engines", "tiers"))
 
 
 def test_record_accumulates_per_engine():
@@ -134,6 +142,7 @@ def test_record_accumulates_per_engine():
             "static": {"attempts": 4, "successes": 1},
             "browser": {"attempts": 2, "successes": 1},
         },
+        "tiers": {},
     }
 
 
@@ -150,3 +159,71 @@ def test_counters_feed_the_rule():
     assert decide_requires_session(
         "unknown", attempts=captcha.attempts, blocked_403=captcha.blocked_403, **rule
     ) == "unknown"
+
+
+ACCESS_CLASS_FOR_TIERS = [
+    pytest.param("public", "static", "public", id="public-stays-when-static-works"),
+    pytest.param("public", "browser", "infra", id="public-to-infra-when-all-need-a-browser"),
+    pytest.param("public", "stealth", "infra", id="public-to-infra-when-all-need-stealth"),
+    pytest.param("infra", "static", "public", id="infra-back-to-public-when-static-works"),
+    pytest.param("infra", "browser", "infra", id="infra-stays-with-browser"),
+    pytest.param("infra", "stealth", "infra", id="infra-stays-with-stealth"),
+    pytest.param("human", "static", "human", id="human-never-changes-static"),
+    pytest.param("human", "browser", "human", id="human-never-changes-browser"),
+    pytest.param("public", "human", "public", id="human-floor-is-left-to-the-session-rule"),
+]
+
+
+@pytest.mark.parametrize(("current", "floor", "expected"), ACCESS_CLASS_FOR_TIERS)
+def test_access_class_for_tiers(current, floor, expected):
+    assert access_class_for_tiers(current, floor) == expected
+
+
+def entry(tier: str, updated: float, failures: int = 0) -> dict:
+    return {"tier": tier, "recheck_failures": failures, "updated": updated}
+
+
+MERGE = [
+    pytest.param({}, {"/a": entry("browser", 5)}, 10, {"/a": entry("browser", 5)}, id="first-pattern"),
+    pytest.param(None, {"/a": entry("browser", 5)}, 10, {"/a": entry("browser", 5)}, id="nothing-persisted"),
+    pytest.param({"/a": entry("static", 1)}, {"/a": entry("browser", 5)}, 10, {"/a": entry("browser", 5)},
+                 id="newer-wins"),
+    pytest.param({"/a": entry("browser", 9)}, {"/a": entry("static", 5)}, 10, {"/a": entry("browser", 9)},
+                 id="older-flush-does-not-regress"),
+    pytest.param({"/a": entry("static", 5)}, {"/a": entry("browser", 5, 2)}, 10, {"/a": entry("browser", 5, 2)},
+                 id="tie-goes-to-the-flush"),
+    pytest.param({"/a": entry("static", 1), "/b": entry("static", 2)}, {"/c": entry("browser", 3)}, 10,
+                 {"/a": entry("static", 1), "/b": entry("static", 2), "/c": entry("browser", 3)},
+                 id="other-patterns-kept"),
+    pytest.param({"/a": entry("static", 1), "/b": entry("static", 4)}, {"/c": entry("browser", 3)}, 2,
+                 {"/b": entry("static", 4), "/c": entry("browser", 3)}, id="trimmed-to-most-recent"),
+    pytest.param({"/a": "garbage", "/b": entry("static", 4)}, {}, 10, {"/b": entry("static", 4)},
+                 id="malformed-persisted-entry-dropped"),
+]
+
+
+@pytest.mark.parametrize(("current", "incoming", "limit", "expected"), MERGE)
+def test_merge_tier_patterns(current, incoming, limit, expected):
+    assert merge_tier_patterns(current, incoming, limit=limit) == expected
+
+
+@pytest.mark.parametrize(("patterns", "expected"), [
+    pytest.param({}, None, id="nothing-learned"),
+    pytest.param({"/a": entry("stealth", 1), "/b": entry("browser", 2)}, "browser", id="lowest"),
+    pytest.param({"/a": entry("stealth", 1), "/b": entry("static", 2)}, "static", id="static"),
+    pytest.param({"/a": {"updated": 1}}, None, id="no-tier"),
+])
+def test_tier_floor(patterns, expected):
+    assert tier_floor(patterns) == expected
+
+
+def test_learn_tier_keeps_the_latest_and_makes_the_counters_worth_a_flush():
+    c = DomainCounters()
+    assert not c
+    c.learn_tier("/a", entry("browser", 5))
+    assert c  # no attempts, but a change to write
+    c.learn_tier("/a", entry("static", 3))  # an older entry arriving late
+    c.learn_tier("/b", entry("stealth", 4))
+    c.learn_tier("/b", entry("browser", 6, 1))
+    assert c.as_dict()["tiers"] == {"/a": entry("browser", 5), "/b": entry("browser", 6, 1)}
+    assert c.attempts == 0

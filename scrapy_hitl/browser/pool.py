@@ -1,0 +1,361 @@
+"""The browser tiers' pages: one Chromium under scrapy-playwright, shared by the crawl.
+
+scrapy-playwright does the page work (navigation, headers, building the response). This
+module adds what a long crawl needs around it:
+
+- **A lazy start.** Playwright is imported and started by the first browser-tier request,
+  so a crawl that never leaves the static tier never pays for it.
+- **Bounded pages.** At most ``HITL_BROWSER_MAX_PAGES`` pages are open at once across all
+  contexts. A slot is held until the page is *closed*, not just until its response
+  arrives, because an open page is what holds the memory.
+- **Recycled contexts.** Playwright keeps per-context memory until the context closes, so
+  each context serves ``HITL_BROWSER_CONTEXT_PAGES`` pages, then new pages go to a fresh
+  one and the old one closes as soon as its last page does. Idle contexts close too.
+- **Pages always closed.** The escalation middleware closes each page once the response
+  is judged (after taking evidence for a pause); a download error closes it here; a page
+  nobody closed within ``HITL_BROWSER_PAGE_TIMEOUT`` is closed anyway.
+- **Stealth contexts.** One per domain, with that domain's fingerprint (see
+  :mod:`scrapy_hitl.browser.fingerprint`), its proxy from ``HITL_STEALTH_PROXIES``,
+  playwright-stealth's evasions, and a randomised pause between page loads.
+
+A crashed browser is relaunched by scrapy-playwright on the next page
+(``PLAYWRIGHT_RESTART_DISCONNECTED_BROWSER``); the escalation middleware retries the
+request that was in flight once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from scrapy_hitl.browser.config import BrowserConfig, find_chromium
+from scrapy_hitl.browser.fingerprint import DEFAULT_CHROME_MAJOR, Fingerprint, chrome_major, fingerprint_for
+
+if TYPE_CHECKING:
+    from scrapy import Request
+    from scrapy.crawler import Crawler
+    from scrapy.http import Response
+
+logger = logging.getLogger(__name__)
+
+_CAPTURE_TIMEOUT_MS = 15_000
+
+
+def browser_version(executable: str) -> str:
+    """``chromium --version`` output ("Chromium 131.0.6778.85 built on Debian ..."), or ""."""
+    try:
+        return subprocess.run([executable, "--version"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+@dataclass
+class _Slot:
+    """One logical context ("browser", or "stealth" for one domain) across its generations."""
+
+    name: str
+    gen: int = 0
+    started: int = 0  # pages started in the current generation
+    open: dict[int, int] = field(default_factory=dict)  # generation -> pages not yet closed
+    contexts: dict[int, Any] = field(default_factory=dict)  # generation -> BrowserContext
+    retired: set[int] = field(default_factory=set)
+    last_used: float = 0.0
+
+    def context_name(self, gen: int) -> str:
+        return f"hitl-{self.name}-{gen}"
+
+
+class _Lease:
+    """One page slot of the pool semaphore, released exactly once.
+
+    No ``__slots__``: Playwright stores its wrapper on the object whose method is an
+    event handler.
+    """
+
+    def __init__(self, pool: BrowserPool, slot: _Slot, gen: int) -> None:
+        self.pool, self.slot, self.gen, self.done = pool, slot, gen, False
+
+    def release(self, *_: Any) -> None:
+        if not self.done:
+            self.done = True
+            self.pool._page_done(self.slot, self.gen)
+
+
+class BrowserPool:
+    """The crawl's browser: shared by the http and https download handlers."""
+
+    @classmethod
+    def of(cls, crawler: Crawler) -> BrowserPool:
+        pool = getattr(crawler, "_hitl_browser_pool", None)
+        if pool is None:
+            pool = cls(crawler)
+            crawler._hitl_browser_pool = pool  # type: ignore[attr-defined]
+        return pool
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self.stats = crawler.stats
+        self.config = BrowserConfig.from_settings(crawler.settings)
+        self._handler: Any = None  # scrapy_playwright's ScrapyPlaywrightDownloadHandler
+        self._start_lock: asyncio.Lock | None = None
+        self._pages: asyncio.Semaphore | None = None
+        self._slots: dict[str, _Slot] = {}
+        self._next_stealth: dict[str, float] = {}  # domain -> earliest next page load (monotonic)
+        self._chrome_major = DEFAULT_CHROME_MAJOR
+        self._fingerprints: dict[str, Fingerprint] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+        self._closed = False
+        self._rng = random.Random()
+
+    @property
+    def started(self) -> bool:
+        return self._handler is not None
+
+    # --- start and stop ----------------------------------------------------------------
+    async def _ensure_started(self) -> Any:
+        if self._handler is not None:
+            return self._handler
+        if self._start_lock is None:
+            self._start_lock = asyncio.Lock()
+        async with self._start_lock:
+            if self._handler is None:
+                if self._closed:
+                    raise RuntimeError("The browser pool is closed")
+                from scrapy_playwright.handler import ScrapyPlaywrightDownloadHandler
+
+                executable = find_chromium(self.config.executable)
+                handler = ScrapyPlaywrightDownloadHandler.from_crawler(self.crawler)
+                options = {"headless": True, **self.config.launch_options}
+                options.setdefault("executable_path", executable)
+                handler.config.launch_options = options
+                handler.config.max_pages_per_context = self.config.max_pages
+                # What scrapy-playwright runs on engine_started; the engine started long
+                # ago, so it is run here, at the first browser-tier request.
+                await handler._launch()
+                version = await asyncio.to_thread(browser_version, options["executable_path"])
+                self._chrome_major = chrome_major(version)
+                self._pages = asyncio.Semaphore(self.config.max_pages)
+                self._sweeper = asyncio.ensure_future(self._sweep())
+                self._handler = handler
+                self.stats.inc_value("hitl/browser/started")
+                logger.info("Browser tiers started: %s (%s)", options["executable_path"],
+                            version.strip() or "version unknown", extra={"spider": self.crawler.spider})
+        return self._handler
+
+    async def close(self) -> None:
+        """Close contexts, the browser and Playwright (idempotent: both handlers call it)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        if self._handler is not None:
+            await self._handler.close()
+
+    # --- pages ---------------------------------------------------------------------------
+    def _slot(self, tier: str, domain: str) -> _Slot:
+        key = "browser" if tier == "browser" else f"stealth-{domain}"
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._slots[key] = _Slot(key)
+        return slot
+
+    def fingerprint(self, domain: str) -> Fingerprint:
+        found = self._fingerprints.get(domain)
+        if found is None:
+            found = self._fingerprints[domain] = fingerprint_for(domain, chrome_major=self._chrome_major)
+        return found
+
+    async def download(self, request: Request, tier: str, domain: str) -> Response:
+        """Fetch ``request`` in a page of ``tier`` ("browser" or "stealth").
+
+        The response's request keeps the open page in ``meta["playwright_page"]``; the
+        caller must hand it back with :meth:`close_page` or :meth:`capture_and_close`.
+        """
+        handler = await self._ensure_started()
+        assert self._pages is not None
+        slot = self._slot(tier, domain)
+        meta = request.meta
+        if tier == "stealth":
+            await self._pace(domain)  # before taking a page slot: waiting holds no memory
+            meta["playwright_context_kwargs"] = self._stealth_context(domain)
+            meta["playwright_page_init_callback"] = self._stealth_page_init
+        await self._pages.acquire()
+        gen = self._start_page(slot)
+        lease = _Lease(self, slot, gen)
+        meta["playwright"] = True
+        meta["playwright_include_page"] = True
+        meta["playwright_context"] = slot.context_name(gen)
+        self.stats.inc_value("hitl/browser/pages")
+        try:
+            response = await handler.download_request(request)
+        except BaseException:
+            page = meta.pop("playwright_page", None)
+            if page is not None and not page.is_closed():
+                page.once("close", lease.release)
+                await _close_quietly(page)
+            lease.release()
+            raise
+        page = meta.get("playwright_page")
+        if page is None or page.is_closed():
+            lease.release()
+        else:
+            if gen not in slot.contexts:
+                self._track_context(slot, gen, page.context)
+            page.once("close", lease.release)
+            page.once("crash", lease.release)
+            asyncio.get_running_loop().call_later(self.config.page_timeout, self._page_timeout, page)
+        return response
+
+    def _start_page(self, slot: _Slot) -> int:
+        if slot.started >= self.config.context_pages:
+            self._retire(slot, slot.gen)
+            slot.gen += 1
+            slot.started = 0
+            self.stats.inc_value("hitl/browser/contexts_recycled")
+        slot.started += 1
+        slot.open[slot.gen] = slot.open.get(slot.gen, 0) + 1
+        slot.last_used = time.monotonic()
+        return slot.gen
+
+    def _track_context(self, slot: _Slot, gen: int, context: Any) -> None:
+        slot.contexts[gen] = context
+
+        def _closed(*_: Any) -> None:
+            # Closed by us, or with the browser (a crash): the next page starts a new one.
+            slot.contexts.pop(gen, None)
+            if gen == slot.gen:
+                slot.gen += 1
+                slot.started = 0
+
+        context.once("close", _closed)
+
+    def _page_done(self, slot: _Slot, gen: int) -> None:
+        assert self._pages is not None
+        self._pages.release()
+        left = slot.open.get(gen, 1) - 1
+        if left > 0:
+            slot.open[gen] = left
+            return
+        slot.open.pop(gen, None)
+        if gen in slot.retired:
+            self._close_context(slot, gen)
+
+    def _retire(self, slot: _Slot, gen: int) -> None:
+        if slot.open.get(gen):
+            slot.retired.add(gen)  # closed when its last page closes
+        else:
+            self._close_context(slot, gen)
+
+    def _close_context(self, slot: _Slot, gen: int) -> None:
+        slot.retired.discard(gen)
+        context = slot.contexts.pop(gen, None)
+        if context is not None:
+            asyncio.ensure_future(_close_quietly(context))
+
+    def _page_timeout(self, page: Any) -> None:
+        if not page.is_closed():
+            self.stats.inc_value("hitl/browser/pages_timed_out")
+            logger.warning("Closing a browser page still open %.0f s after its response "
+                           "(a middleware dropped the response?)", self.config.page_timeout)
+            asyncio.ensure_future(_close_quietly(page))
+
+    async def _sweep(self) -> None:
+        """Close contexts no page has used for HITL_BROWSER_CONTEXT_IDLE seconds."""
+        idle = self.config.context_idle
+        while True:
+            await asyncio.sleep(max(1.0, idle / 4))
+            now = time.monotonic()
+            for slot in list(self._slots.values()):
+                if slot.open.get(slot.gen) or now - slot.last_used < idle or slot.gen not in slot.contexts:
+                    continue
+                self._close_context(slot, slot.gen)
+                slot.gen += 1
+                slot.started = 0
+                self.stats.inc_value("hitl/browser/contexts_closed_idle")
+
+    # --- handing pages back ---------------------------------------------------------------
+    def close_page(self, request: Request) -> None:
+        """Close the request's page (if it has one) without waiting."""
+        page = request.meta.pop("playwright_page", None)
+        if page is not None and not page.is_closed():
+            asyncio.ensure_future(_close_quietly(page))
+
+    async def capture_and_close(self, request: Request) -> dict[str, tuple[str, bytes]]:
+        """A full-page PNG and the rendered HTML of the request's page, then close it.
+
+        Bounded by HITL_EVIDENCE_MAX_BYTES: a screenshot over it falls back to the
+        viewport; HTML over it is cut. Whatever fails is left out (evidence is a help for
+        the reviewer, never a reason to lose the request).
+        """
+        page = request.meta.pop("playwright_page", None)
+        out: dict[str, tuple[str, bytes]] = {}
+        if page is None or page.is_closed():
+            return out
+        limit = self.config.evidence_max_bytes
+        try:
+            png = await page.screenshot(full_page=True, type="png", timeout=_CAPTURE_TIMEOUT_MS)
+            if len(png) > limit:
+                png = await page.screenshot(full_page=False, type="png", timeout=_CAPTURE_TIMEOUT_MS)
+            if len(png) <= limit:
+                out["screenshot"] = ("image/png", png)
+            out["html"] = ("text/html; charset=utf-8", (await page.content()).encode("utf-8")[:limit])
+        except Exception as exc:
+            logger.warning("Could not capture evidence from the browser page: %s", exc)
+        finally:
+            await _close_quietly(page)
+        return out
+
+    # --- stealth -------------------------------------------------------------------------------
+    def _stealth_context(self, domain: str) -> dict[str, Any]:
+        kwargs = self.fingerprint(domain).context_kwargs()
+        proxy = self.config.proxy_for(domain)
+        if proxy:
+            kwargs["proxy"] = _playwright_proxy(proxy)
+        return kwargs
+
+    async def _stealth_page_init(self, page: Any, request: Request) -> None:
+        """Evasions before any page script runs (scrapy-playwright's page init callback)."""
+        from playwright_stealth import Stealth
+
+        from scrapy_hitl.runtime import request_domain
+
+        fingerprint = self.fingerprint(request_domain(request))
+        await Stealth(**fingerprint.stealth_options()).apply_stealth_async(page)
+
+    async def _pace(self, domain: str) -> None:
+        """Space stealth page loads on one domain by a random pause, as a person would."""
+        low, high = self.config.stealth_delay
+        if high <= 0:
+            return
+        now = time.monotonic()
+        start = max(now, self._next_stealth.get(domain, 0.0))
+        self._next_stealth[domain] = start + self._rng.uniform(low, high)
+        if start > now:
+            self.stats.inc_value("hitl/stealth/paced")
+            await asyncio.sleep(start - now)
+
+
+def _playwright_proxy(url: str) -> dict[str, str]:
+    """``http://user:pass@host:port`` as Playwright's ``{"server", "username", "password"}``."""
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(url)
+    server = f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    proxy = {"server": server}
+    if parts.username:
+        proxy["username"] = unquote(parts.username)
+        proxy["password"] = unquote(parts.password or "")
+    return proxy
+
+
+async def _close_quietly(target: Any) -> None:
+    try:
+        await target.close()
+    except Exception:  # already closed, or the browser went away: nothing left to free
+        logger.debug("Closing %r failed", target, exc_info=True)

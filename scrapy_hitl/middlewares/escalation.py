@@ -1,0 +1,199 @@
+"""Escalation middleware: start each request at the cheapest tier that should work, and
+climb static -> browser -> stealth when a response says a higher tier is needed.
+
+Sits at 660, next to the block middleware (650) and closer to the downloader, so on the
+way back it sees each response first. Both act on one verdict per response
+(:meth:`HitlBlockMiddleware.judge`): this middleware handles ``escalate`` (re-issue the
+request one tier up), learns from ``ok`` (the tier that worked for that domain and path
+pattern, see :mod:`scrapy_hitl.tiers`), and hands every browser page back, after taking a
+screenshot and the rendered HTML when the verdict is a pause. The block middleware then
+parks paused requests with that evidence.
+
+Per request: ``meta["hitl_tier"]`` forces a starting tier (no learning, no climbing), and
+``meta["hitl_max_tier"]`` caps the automated climb. ``meta["hitl_escalation"]`` is this
+middleware's own record of the plan and travels with re-issued and parked requests.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from scrapy.exceptions import NotConfigured
+
+from scrapy_hitl.browser.config import BrowserNotFound, find_chromium
+from scrapy_hitl.browser.handler import BROWSER_TIERS
+from scrapy_hitl.browser.pool import BrowserPool
+from scrapy_hitl.middlewares.blocks import HitlBlockMiddleware
+from scrapy_hitl.runtime import HitlRuntime, request_domain
+from scrapy_hitl.tiers import Ladder, Plan, TierMemory, parse_tiers, path_pattern
+
+if TYPE_CHECKING:
+    from scrapy import Request, Spider
+    from scrapy.crawler import Crawler
+    from scrapy.http import Response
+    from typing_extensions import Self
+
+    from scrapy_hitl.middlewares.blocks import Judgement
+
+logger = logging.getLogger(__name__)
+
+_CRASH_MARKERS = ("target crashed", "page crashed", "browser has been closed", "browser closed",
+                  "has been closed", "browser has disconnected", "connection closed")
+
+
+def is_browser_crash(exception: BaseException) -> bool:
+    """A Playwright error that means the page or browser died under the request."""
+    if not type(exception).__module__.startswith("playwright"):
+        return False
+    message = str(exception).lower()
+    return type(exception).__name__ == "TargetClosedError" or any(m in message for m in _CRASH_MARKERS)
+
+
+def _strip_browser_meta(meta: dict[str, Any]) -> None:
+    for key in [k for k in meta if k.startswith("playwright")]:
+        del meta[key]
+
+
+class HitlEscalationMiddleware:
+    """Choose each request's tier; climb on ``escalate``; learn on ``ok``; close pages."""
+
+    def __init__(self, crawler: Crawler, runtime: HitlRuntime, ladder: Ladder, recheck_share: float) -> None:
+        self.crawler = crawler
+        self.stats = crawler.stats
+        self.rt = runtime
+        self.ladder = ladder
+        self.memory = TierMemory(ladder, recheck_share=recheck_share)
+        runtime.ladder = ladder
+        runtime.tier_memory = self.memory
+        self.blocks = HitlBlockMiddleware(crawler, runtime)  # for judge(): one verdict per response
+        self.pool = BrowserPool.of(crawler) if set(ladder.automated) & BROWSER_TIERS else None
+        self._loaded: set[str] = set()
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        settings = crawler.settings
+        if not settings.getbool("HITL_ESCALATION_ENABLED", True):
+            raise NotConfigured("HITL_ESCALATION_ENABLED is False")
+        tiers = parse_tiers(settings.get("HITL_TIERS"))
+        if set(tiers) & BROWSER_TIERS:
+            try:
+                find_chromium(settings.get("HITL_BROWSER_EXECUTABLE") or "")
+            except BrowserNotFound as exc:
+                if settings.get("HITL_BROWSER_EXECUTABLE"):
+                    raise  # a wrong path is a configuration error: stop with its message
+                logger.warning("%s Crawling without the browser tiers.", exc)
+                tiers = tuple(t for t in tiers if t not in BROWSER_TIERS)
+        share = settings.getfloat("HITL_TIER_RECHECK_SHARE", 0.1)
+        if not 0 <= share <= 1:
+            raise ValueError(f"HITL_TIER_RECHECK_SHARE must be between 0 and 1; got {share!r}.")
+        return cls(crawler, HitlRuntime.of(crawler), Ladder(tiers), share)
+
+    # --- requests ------------------------------------------------------------------------------
+    def process_request(self, request: Request, spider: Spider | None = None) -> None:
+        meta = request.meta
+        if meta.get("dont_hitl"):
+            return None
+        plan = meta.get("hitl_escalation")
+        max_tier = meta.get("hitl_max_tier")
+        if plan is None:
+            if meta.get("playwright") and "hitl_tier" not in meta:
+                return None  # the spider drives scrapy-playwright itself: leave it alone
+            forced = meta.get("hitl_tier")
+            if forced is not None:
+                tier = self.ladder.cap(forced, max_tier)
+                plan = {"start": tier, "forced": True}
+            else:
+                domain = request_domain(request)
+                self._load(domain)
+                pattern = path_pattern(request.url)
+                chosen = self.memory.plan(domain, pattern)
+                tier = self.ladder.cap(chosen.tier, max_tier)
+                plan = {"start": tier, "predicted": chosen.predicted, "recheck": chosen.recheck,
+                        "pattern": pattern}
+                if chosen.recheck:
+                    self.stats.inc_value("hitl/tier/rechecks")
+            meta["hitl_escalation"] = plan
+            meta["hitl_tier"] = tier
+        tier = meta["hitl_tier"]
+        meta["hitl_can_escalate"] = not plan.get("forced") and self.ladder.next(tier, max_tier) is not None
+        self.stats.inc_value(f"hitl/tier/{tier}/requests")
+        return None
+
+    def _load(self, domain: str) -> None:
+        """What earlier runs learned about ``domain`` (loaded at start by the runtime)."""
+        if domain not in self._loaded:
+            self._loaded.add(domain)
+            info = self.rt.domain_info.get(domain)
+            if info and info.get("tiers"):
+                self.memory.load(domain, info["tiers"])
+
+    # --- responses ----------------------------------------------------------------------------
+    def process_response(
+        self, request: Request, response: Response, spider: Spider | None = None
+    ) -> Any:
+        meta = request.meta
+        plan = meta.get("hitl_escalation")
+        if plan is None or meta.get("dont_hitl"):
+            return response
+        tier = meta.get("hitl_tier", "static")
+        self.stats.inc_value(f"hitl/tier/{tier}/responses")
+        judgement = self.blocks.judge(request, response)
+        action = judgement.verdict.action
+        has_page = self.pool is not None and "playwright_page" in meta
+        if action == "pause" and has_page and not self.rt.is_domain_paused(judgement.domain):
+            return self._capture(request, response, judgement)  # a coroutine: Scrapy awaits it
+        if has_page:
+            assert self.pool is not None
+            self.pool.close_page(request)
+        _strip_browser_meta(meta)
+        if action == "escalate":
+            return self._escalate(request, response, judgement)
+        if action == "ok" and not plan.get("forced") and "pattern" in plan:
+            self._learn(judgement.domain, plan, tier)
+        return response
+
+    async def _capture(self, request: Request, response: Response, judgement: Judgement) -> Response:
+        assert self.pool is not None
+        judgement.artifacts = await self.pool.capture_and_close(request)
+        _strip_browser_meta(request.meta)
+        return response
+
+    def _escalate(self, request: Request, response: Response, judgement: Judgement) -> Request | Response:
+        meta = request.meta
+        tier = meta["hitl_tier"]
+        upper = self.ladder.next(tier, meta.get("hitl_max_tier"))
+        if upper is None:  # the classifier only escalates when a tier is left; be safe
+            return response
+        verdict = judgement.verdict
+        self.rt.judgements.pop(response, None)
+        self.rt.record(judgement.domain, engine=tier, ok=False, status=response.status, reason=verdict.reason)
+        self.stats.inc_value(f"hitl/escalations/{tier}/{upper}")
+        self.stats.inc_value(f"hitl/blocks/{verdict.reason}")
+        logger.debug("Escalating %(request)s from %(tier)s to %(upper)s: %(reason)s",
+                     {"request": request, "tier": tier, "upper": upper, "reason": verdict.reason},
+                     extra={"spider": self.rt.spider})
+        return request.replace(meta={**meta, "hitl_tier": upper}, dont_filter=True)
+
+    def _learn(self, domain: str, plan: dict[str, Any], tier: str) -> None:
+        chosen = Plan(tier=plan["start"], predicted=plan.get("predicted"), recheck=bool(plan.get("recheck")))
+        if self.memory.succeeded(domain, plan["pattern"], chosen, tier):
+            self.stats.inc_value("hitl/tier/mispredictions")
+
+    def process_exception(
+        self, request: Request, exception: BaseException, spider: Spider | None = None
+    ) -> Request | None:
+        meta = request.meta
+        if "hitl_escalation" not in meta or meta.get("hitl_tier") not in BROWSER_TIERS:
+            return None
+        if self.pool is not None:
+            self.pool.close_page(request)
+        _strip_browser_meta(meta)
+        if is_browser_crash(exception) and not meta.get("hitl_browser_retried"):
+            # scrapy-playwright relaunches a crashed browser for the next page; give the
+            # request that was in flight one more try at the same tier.
+            self.stats.inc_value("hitl/browser/crash_retries")
+            logger.warning("The browser failed under %(request)s (%(error)s); retrying it once",
+                           {"request": request, "error": exception}, extra={"spider": self.rt.spider})
+            return request.replace(meta={**meta, "hitl_browser_retried": True}, dont_filter=True)
+        return None
