@@ -91,7 +91,8 @@ def test_index_links_to_every_section(sandbox: SandboxServer) -> None:
     assert response.status == 200
     assert response.sel.css("title::text").get() == "scrapy-hitl sandbox"
     links = set(response.sel.css("a::attr(href)").getall())
-    for section in ("quotes", "vip", "members", "members-redirect", "protected", "js", "guarded", "drift", "static"):
+    for section in ("quotes", "vip", "members", "members-redirect", "protected", "js", "guarded", "drift", "static",
+                    "mixed"):
         assert f"/{section}/page/1" in links
     assert {"/login", "/health", "/__sandbox/hits"} <= links
 
@@ -452,7 +453,8 @@ def forced() -> Iterator[SandboxServer]:
 
 
 @pytest.mark.parametrize(
-    "path", ["/quotes/page/1", "/static/page/1", "/", "/login", "/js/page/1", "/protected/page/1"]
+    "path", ["/quotes/page/1", "/static/page/1", "/", "/login", "/js/page/1", "/protected/page/1", "/mixed/page/1",
+             "/mixed/item/1", "/mixed/app/9"],
 )
 def test_force_captcha_challenges_every_page(forced: SandboxServer, path: str) -> None:
     assert_challenge(fetch(forced.url + path))

@@ -1,5 +1,6 @@
-// One domain: what was learned, the 403 rate over time (an SVG drawn here), engines, and
-// the admin override of its access class and session requirement.
+// One domain: what was learned, the 403 rate over time (an SVG drawn here), engines, the
+// escalation tiers learned per path pattern, and the admin override of its access class and
+// session requirement. Everything from the API goes in as text (el() never parses HTML).
 import { $, Live, ago, api, debounce, describeError, el, fmtNumber, fmtRate, page, parseTime, say } from "./common.js";
 
 const domain = $("domain").dataset.domain;
@@ -59,10 +60,21 @@ function render(d) {
     el("tr", { dataset: { engine: name } }, el("td", {}, name), el("td", { class: "num" }, fmtNumber(e.attempts)),
       el("td", { class: "num" }, fmtNumber(e.successes)),
       el("td", { class: "num" }, fmtRate(e.attempts ? e.successes / e.attempts : null)))));
+  renderTiers(d.tiers || { patterns: {}, floor: null });
   if ($("domain-form")) {
     $("edit-access-class").value = d.access_class;
     $("edit-requires-session").value = d.requires_session;
   }
+}
+
+/** Pattern, tier and age of each learned tier, the most recently updated first. */
+function renderTiers(tiers) {
+  const rows = Object.entries(tiers.patterns || {}).sort(([, a], [, b]) => b.updated - a.updated);
+  $("tiers-floor").textContent = tiers.floor || "the first tier";
+  $("tiers-empty").hidden = rows.length > 0;
+  $("tiers-body").replaceChildren(...rows.map(([pattern, e]) =>
+    el("tr", { dataset: { pattern } }, el("td", {}, el("code", {}, pattern)), el("td", {}, e.tier),
+      el("td", {}, ago(Number.isFinite(e.updated) ? new Date(e.updated * 1000).toISOString() : null)))));
 }
 
 async function load() {

@@ -16,3 +16,6 @@ DOWNLOAD_DELAY = 0
 TELNETCONSOLE_ENABLED = False
 LOG_LEVEL = "INFO"
 FEED_EXPORT_ENCODING = "utf-8"
+
+# Chromium (the browser tiers) resolves names itself: send the sandbox's domains to it too.
+PLAYWRIGHT_LAUNCH_OPTIONS = {"args": ["--host-resolver-rules=MAP *.sandbox.test 127.0.0.1"]}

@@ -30,6 +30,12 @@ class SiteConfig:
     static_page_kb: int = 1
     #: ``/drift/page/<n>`` uses the quotes markup up to this page, new markup after (``--drift-after``).
     drift_after: int = 2
+    #: Items of the ``/mixed`` shop, 25 per listing page (``--mixed-items``).
+    mixed_items: int = 500
+    #: Exact share of ``/mixed`` items rendered by JavaScript, round(items * share) (``--mixed-js-share``).
+    mixed_js_share: float = 0.2
+    #: Seed of the shuffle that picks the JavaScript items (``--mixed-seed``).
+    mixed_seed: int = 7
     #: Milliseconds every page waits before answering, like a remote site (``--latency-ms``).
     latency_ms: int = 0
     #: Value of the ``vip_pass`` cookie that unlocks ``/vip`` (env ``SANDBOX_VIP_PASS``).
@@ -47,11 +53,13 @@ class SiteConfig:
     secret: str = field(default_factory=lambda: secrets.token_hex(16), repr=False)
 
     def __post_init__(self) -> None:
-        for name in ("pages", "static_pages", "static_page_kb"):
+        for name in ("pages", "static_pages", "static_page_kb", "mixed_items"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.latency_ms < 0:
             raise ValueError(f"latency_ms must be >= 0, got {self.latency_ms}")
+        if not 0 <= self.mixed_js_share <= 1:
+            raise ValueError(f"mixed_js_share must be between 0 and 1, got {self.mixed_js_share}")
         if self.drift_after < 0:
             raise ValueError(f"drift_after must be >= 0, got {self.drift_after}")
         if not self.vip_pass:

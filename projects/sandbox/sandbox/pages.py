@@ -69,7 +69,8 @@ def drift_item(q: Quote) -> str:
     )
 
 
-def _pager(section: str, page: int, total: int) -> str:
+def pager(section: str, page: int, total: int) -> str:
+    """The ``li.previous`` / ``li.next`` links of a paginated section."""
     items = []
     if page > 1:
         items.append(f'<li class="previous"><a href="/{section}/page/{page - 1}">&larr; Previous</a></li>')
@@ -83,7 +84,7 @@ def quote_list_page(section: str, page: int, total: int, drift_after: int | None
     """Page ``page`` of ``total``; with ``drift_after`` set, pages after it use the new markup."""
     drifted = drift_after is not None and page > drift_after
     items = "".join(drift_item(q) if drifted else quote_item(section, q) for q in page_quotes(page))
-    body = f"{_header(section)}<main>\n{items}{_pager(section, page, total)}</main>"
+    body = f"{_header(section)}<main>\n{items}{pager(section, page, total)}</main>"
     return layout(f"{SECTION_NAMES[section]} - page {page}", body)
 
 
@@ -209,6 +210,8 @@ def index_page(config: SiteConfig) -> bytes:
         ("/js/page/1", "JavaScript", "rendered in the browser only"),
         ("/guarded/page/1", "Guarded", "data only for a browser without automation markers"),
         ("/drift/page/1", "Drift", f"markup changes after page {config.drift_after}"),
+        ("/mixed/page/1", "Mixed shop",
+         f"{config.mixed_items} items, {config.mixed_js_share:.0%} of them rendered by JavaScript"),
         ("/static/page/1", "Static bench", f"{config.static_pages} tiny pages"),
         ("/health", "Health", "returns ok"),
         ("/__sandbox/hits", "Hit counts", "JSON"),

@@ -18,7 +18,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 from twisted.web.server import Site
 
-from . import pages
+from . import mixed, pages
 from .challenge import CLEARANCE_COOKIE, ORCHESTRATE_JS, ORCHESTRATE_PATH, VERIFY_PATH, Challenge
 from .challenge import request_arg as _arg
 from .content import PER_PAGE
@@ -117,6 +117,8 @@ class SandboxResource(Resource):
         parts = path.split(b"/")
         if len(parts) == 4 and parts[2] in (b"page", b"detail") and parts[1] in SECTIONS:
             return self._section(request, SECTIONS[parts[1]], parts[2] == b"page", parts[3])
+        if len(parts) == 4 and parts[1] == b"mixed":
+            return self._mixed(request, parts[2], parts[3])
         return _not_found(request)
 
     def _section(self, request: Request, section: str, listing: bool, raw_number: bytes) -> bytes:
@@ -144,6 +146,18 @@ class SandboxResource(Resource):
         else:
             body = pages.quote_detail_page(section, n)
         return _html(request, body)
+
+    def _mixed(self, request: Request, kind: bytes, raw_number: bytes) -> bytes:
+        """``/mixed/page/<p>``, ``/mixed/item/<k>`` (static ids only), ``/mixed/app/<k>`` (JS ids only)."""
+        cfg = self.config
+        n = int(raw_number) if raw_number.isdigit() else 0
+        if kind == b"page" and 1 <= n <= mixed.page_count(cfg.mixed_items):
+            return _html(request, mixed.listing_page(n, cfg.mixed_items, cfg.mixed_js_share, cfg.mixed_seed))
+        if kind in (b"item", b"app") and 1 <= n <= cfg.mixed_items:
+            js = n in mixed.js_ids(cfg.mixed_items, cfg.mixed_js_share, cfg.mixed_seed)
+            if js == (kind == b"app"):  # the other template's URL for an item is a 404, as on a real shop
+                return _html(request, mixed.app_page(n) if js else mixed.item_page(n))
+        return _not_found(request)
 
     def _guarded_data(self, request: Request, rest: bytes) -> bytes:
         """``/guarded/data/<n>`` and ``/guarded/data/detail/<id>``: JSON behind cookie and header."""
