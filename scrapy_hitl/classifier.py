@@ -457,7 +457,10 @@ _LOGIN_PATH = re.compile(
 _LOGIN_QUERY = re.compile(r"(?i)(?:^|&)(?:next|return_?to|return_?url|redirect_to)=")
 _LOGIN_HOST = re.compile(r"(?i)^(?:login|signin|sso|auth)\.")
 _INVISIBLE = re.compile(r"(?is)<(script|style|noscript|template|title|svg)\b.*?</\1\s*>|<!--.*?-->")
-_TAG = re.compile(r"<[^>]*>")
+_TEXT_NODE = re.compile(r"(?:^|>)([^<]+)")  # text before the first tag, and after each
+# Where an invisible element may start (<script, <style, <svg, <noscript, <template, <title,
+# <!--): one case-sensitive pass, much cheaper than the (?i) regex that removes them.
+_INVISIBLE_HINT = re.compile(r"<(?:[sS][cCtTvV]|[nN][oO][sS]|[tT][eEiI]|!--)")
 _ENABLE_JS = re.compile(
     r"(?i)(?:enable|turn on|activate|allow)\s+javascript|javascript\s+(?:is\s+)?(?:required|disabled|needed)"
     r"|requires?\s+javascript|need(?:s)?\s+javascript"
@@ -495,9 +498,27 @@ def _is_login_url(location: str) -> bool:
     )
 
 
-def _visible_text_length(html: str) -> int:
-    """Non-whitespace characters a reader would see (scripts, styles, noscript removed)."""
-    return sum(len(word) for word in _TAG.sub(" ", _INVISIBLE.sub(" ", html)).split())
+def _visible_text_length(html: str, enough: int | None = None) -> int:
+    """Non-whitespace characters a reader would see (scripts, styles, noscript removed),
+    counting stops once ``enough`` is reached.
+
+    This runs on every tiny 200 page while a tier is left, so it does no more than it must:
+    only the ``<body>`` is read when there is one (the head's text is its title), the
+    invisible-element regex runs only when such an element is there, and counting stops
+    early.
+    """
+    start = html.find("<body")
+    if start < 0:
+        start = html.find("<BODY")
+    part = html[start:] if start >= 0 else html
+    if _INVISIBLE_HINT.search(part):
+        part = _INVISIBLE.sub(" ", part)
+    count = 0
+    for match in _TEXT_NODE.finditer(part):
+        count += len("".join(match.group(1).split()))  # whitespace dropped in C
+        if enough is not None and count >= enough:
+            break
+    return count
 
 
 def _needs_javascript(obs: Observation) -> str | None:
@@ -509,15 +530,15 @@ def _needs_javascript(obs: Observation) -> str | None:
             return None
     elif not body.lstrip().startswith("<"):
         return None  # no content type: only what looks like markup
-    if not body.strip():
+    if not body or body.isspace():  # (not body.strip(): that copies the whole body)
         return "empty_body"
-    if len(body) <= _TINY_PAGE and _visible_text_length(body) < _EMPTY_TEXT:
+    if len(body) <= _TINY_PAGE and _visible_text_length(body, _EMPTY_TEXT) < _EMPTY_TEXT:
         return "js_required" if "<script" in body.lower() else "empty_body"
     # Every phrase names JavaScript: a plain substring test spares the slow (?i) regex.
     texts = (body[start:end] for start, end in _noscripts(body))
     if not any("javascript" in text.lower() and _ENABLE_JS.search(text) for text in texts):
         return None
-    return "js_required" if _visible_text_length(body) < _SHELL_TEXT else None
+    return "js_required" if _visible_text_length(body, _SHELL_TEXT) < _SHELL_TEXT else None
 
 
 def _noscripts(body: str, limit: int = 8) -> list[tuple[int, int]]:

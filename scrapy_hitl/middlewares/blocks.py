@@ -121,7 +121,9 @@ class HitlBlockMiddleware:
             has_session="hitl_session" in request.meta,
             access_class=rt.access_class(domain),
             expect_missing=expect_missing,
-            can_escalate=bool(request.meta.get("hitl_can_escalate")),
+            # The spider's own expectation is met: the page is content, nothing to climb for
+            # (and the JavaScript-shell heuristics need not run).
+            can_escalate=bool(request.meta.get("hitl_can_escalate")) and not (expect and not expect_missing),
             rendered=request.meta.get("hitl_tier") in _RENDERED_TIERS,
         )
         judgement = cache[response] = Judgement(rt.classifier.classify(obs), domain, headers, expect, expect_missing)
