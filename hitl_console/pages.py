@@ -4,7 +4,8 @@ The server renders only the shell of each page: the layout, the forms, and the f
 page needs as ``data-*`` attributes. The page's script (``static/js/<page>.js``) fills it
 from the JSON API and keeps it current from ``/ws/events``, so a page and the API can never
 disagree. Nothing untrusted is rendered here except through Jinja's autoescaping; scraped
-HTML is served only by :func:`evidence`, under its own sandboxing policy.
+HTML is served only by :func:`evidence`, under its own sandboxing policy, and a screenshot
+only by :func:`screenshot`, as a PNG that nothing can sniff into a document.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from hitl_console.api import state
 from hitl_console.auth.guard import authenticate
 from hitl_console.errors import ApiError
 from scrapy_hitl.classifier import ACCESS_CLASSES, PAUSE_TYPES
-from scrapy_hitl.state import interventions as service, runs
+from scrapy_hitl.state import artifacts, interventions as service, runs
 from scrapy_hitl.state.models import INTERVENTION_STATUSES, REQUIRES_SESSION, RUN_STATUSES
 
 if TYPE_CHECKING:
@@ -31,6 +32,12 @@ bp = Blueprint("pages", __name__)
 # allow-same-origin), no scripts, no network; only inline styles and data: images, so the
 # page still looks like what the crawler saw.
 EVIDENCE_CSP = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+# A screenshot is an image opened on its own at most: it needs nothing from anywhere.
+SCREENSHOT_CSP = "default-src 'none'"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Response bodies the evidence frame shows as they are; anything else (images, archives,
+# octet-stream) is left to the text excerpt the crawler decoded.
+_TEXT_SUBTYPES = ("json", "xml")
 
 
 def safe_next(target: str | None) -> str:
@@ -100,21 +107,73 @@ def _intervention_or_404(intervention_id: int) -> dict[str, Any]:
 @login_required
 def intervention_detail(intervention_id: int) -> str:
     found = _intervention_or_404(intervention_id)
-    has_excerpt = bool((found.get("evidence") or {}).get("body_excerpt"))
+    sources = _evidence_sources(found.get("evidence") or {})
     return _page("intervention.html", "intervention", intervention_id=intervention_id,
-                 has_excerpt=has_excerpt)
+                 evidence_source=sources[0] if sources else None)
+
+
+def _is_text(content_type: str) -> bool:
+    main, _, sub = content_type.partition(";")[0].strip().lower().partition("/")
+    return main == "text" or (main == "application" and (sub in _TEXT_SUBTYPES
+                                                          or sub.endswith(("+xml", "+json"))))
+
+
+def _evidence_sources(evidence: dict[str, Any]) -> list[str]:
+    """What the evidence frame can show, best first: the page as the browser rendered it,
+    the raw response body (when it is text), the excerpt the crawler kept in the row."""
+    kept = evidence.get("artifacts") or {}
+    sources = []
+    if isinstance(kept, dict):
+        if "html" in kept:
+            sources.append("html")
+        if _is_text(str((kept.get("body") or {}).get("content_type") or "")):
+            sources.append("body")
+    excerpt = evidence.get("body_excerpt")
+    if isinstance(excerpt, str) and excerpt:
+        sources.append("excerpt")
+    return sources
 
 
 @bp.get("/interventions/<int:intervention_id>/evidence")
 @login_required
 def evidence(intervention_id: int) -> Any:
-    """The scraped response HTML, only ever framed by ``<iframe sandbox>``. Its own CSP
+    """The scraped HTML, only ever framed by ``<iframe sandbox>``: the rendered page of a
+    browser tier if one was kept, else the response body, else the excerpt. Its own CSP
     (``sandbox`` again, in case someone opens it directly) replaces the console's."""
-    found = _intervention_or_404(intervention_id)
-    excerpt = (found.get("evidence") or {}).get("body_excerpt") or ""
-    response = make_response(excerpt if isinstance(excerpt, str) else "")
+    kept = _intervention_or_404(intervention_id).get("evidence") or {}
+    response = make_response("")
     response.mimetype = "text/html"
+    for source in _evidence_sources(kept):
+        if source == "excerpt":
+            response.set_data(kept["body_excerpt"])
+            break
+        try:
+            content_type, data = artifacts.load(state().db, intervention_id, source)
+        except artifacts.ArtifactNotFound:
+            continue  # the metadata is ahead of the rows: try the next source
+        response.set_data(data)
+        response.content_type = content_type if _is_text(content_type) else "text/html; charset=utf-8"
+        break
     response.headers["Content-Security-Policy"] = EVIDENCE_CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/interventions/<int:intervention_id>/screenshot")
+@login_required
+def screenshot(intervention_id: int) -> Any:
+    """The screenshot a browser tier took of the blocked page, as a PNG (404 without one).
+    Bytes that are not a PNG are not served: ``image/png`` must never carry anything else."""
+    try:
+        _content_type, data = artifacts.load(state().db, intervention_id, "screenshot")
+    except artifacts.ArtifactNotFound:
+        abort(404)
+    if not data.startswith(PNG_SIGNATURE):
+        abort(404)
+    response = make_response(data)
+    response.mimetype = "image/png"
+    response.headers["Content-Security-Policy"] = SCREENSHOT_CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "no-store"
     return response

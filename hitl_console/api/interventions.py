@@ -1,4 +1,5 @@
-"""`/api/v1/interventions`: list, show, resolve, cancel, and resolve a whole domain at once.
+"""`/api/v1/interventions`: list, show, resolve, cancel, resolve a whole domain at once, and
+download the evidence files (screenshot, rendered HTML, response body) kept with one.
 
 Every write goes through :mod:`scrapy_hitl.state.interventions`, the functions the CLI and
 the crawler use, so the console cannot resolve differently from ``hitl interventions
@@ -10,15 +11,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
 from hitl_console import api
 from hitl_console.api.captured import captured_session_from_request
 from hitl_console.auth.guard import require
 from hitl_console.errors import ApiError
 from scrapy_hitl.classifier import PAUSE_TYPES
-from scrapy_hitl.state import interventions as service
-from scrapy_hitl.state.models import INTERVENTION_STATUSES
+from scrapy_hitl.state import artifacts, interventions as service
+from scrapy_hitl.state.models import ARTIFACT_KINDS, INTERVENTION_STATUSES
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -26,6 +27,13 @@ if TYPE_CHECKING:
     from scrapy_hitl.cookies import ParsedCookies
 
 bp = Blueprint("api_interventions", __name__)
+
+# A download must never render in the console's origin: scraped HTML opened from it gets a
+# unique origin with nothing allowed (and Content-Disposition asks for a file anyway).
+ARTIFACT_CSP = "sandbox; default-src 'none'"
+_EXTENSIONS = {"image/png": "png", "text/html": "html", "application/xhtml+xml": "xhtml",
+               "text/plain": "txt", "application/json": "json", "text/xml": "xml",
+               "application/xml": "xml"}
 
 
 def _call(fn: Callable[..., dict[str, Any]], *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -62,6 +70,27 @@ def detail(intervention_id: int) -> Any:
     data = _call(service.get, api.state(), intervention_id)
     data.setdefault("parked_requests", [])  # only an open intervention has any
     return jsonify(data)
+
+
+@bp.get("/api/v1/interventions/<int:intervention_id>/artifacts/<kind>")
+@require()
+def artifact(intervention_id: int, kind: str) -> Any:
+    """One evidence file as it was captured, as a download."""
+    if kind not in ARTIFACT_KINDS:
+        raise ApiError(404, "not_found", f"Unknown artifact kind {kind!r}; use {', '.join(ARTIFACT_KINDS)}.")
+    try:
+        content_type, data = artifacts.load(api.state().db, intervention_id, kind)
+    except artifacts.ArtifactNotFound as exc:
+        _call(service.get, api.state(), intervention_id, parked_limit=1)  # 404 for an unknown id
+        raise ApiError(404, "not_found", str(exc)) from None
+    response = current_app.response_class(data, content_type=content_type or "application/octet-stream")
+    extension = _EXTENSIONS.get(response.mimetype, "bin")
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="intervention-{intervention_id}-{kind}.{extension}"')
+    response.headers["Content-Security-Policy"] = ARTIFACT_CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.post("/api/v1/interventions/<int:intervention_id>/resolve")

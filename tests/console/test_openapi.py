@@ -26,9 +26,10 @@ from werkzeug.wrappers import Request, Response
 
 from hitl_console.openapi import document_bytes
 from scrapy_hitl.learning import DomainCounters
-from scrapy_hitl.state import domains, interventions
+from scrapy_hitl.state import artifacts, domains, interventions
 from scrapy_hitl.state.parking import ParkEntry
 from scrapy_hitl.state.runs import create_run, update_run
+from tests.console.test_artifacts import png
 from tests.support.console import PASSWORD
 
 SPEC = json.loads(document_bytes())
@@ -277,6 +278,9 @@ def world(app):
         "forum": open_("manual_access", FORUM),
         "forum_captcha": open_("captcha_solve", FORUM),
     }
+    artifacts.attach(hitl.db, ids["shop"], {"screenshot": ("image/png", png()),
+                                            "html": ("text/html; charset=utf-8", b"<h1>No</h1>")})
+    artifacts.attach(hitl.db, ids["blog"], {"body": ("application/json", b'{"blocked": true}')})
     hitl.parking.park("shop", [
         ParkEntry.build(domain=SHOP, fingerprint=f"fp-{i}", request={"url": f"https://{SHOP}/p/{i}"},
                         reason="http_403") for i in range(3)])
@@ -303,6 +307,10 @@ def test_a_whole_session_matches_the_document(app, api, world, openapi, users):
         as_=reviewer)
     detail = api("GET", f"/api/v1/interventions/{world['shop']}", 200, as_=reviewer).json
     assert detail["parked_count"] == 3 and len(detail["parked_requests"]) == 3
+    assert set(detail["evidence"]["artifacts"]) == {"screenshot", "html"}
+    for kind in ("screenshot", "html"):  # the evidence files: a PNG, HTML
+        api("GET", f"/api/v1/interventions/{world['shop']}/artifacts/{kind}", 200, as_=reviewer)
+    api("GET", f"/api/v1/interventions/{world['blog']}/artifacts/body", 200, as_=reviewer)  # any type
 
     # resolve: JSON with cookies (a run, a session), JSON done, a multipart upload
     done = api("POST", f"/api/v1/interventions/{world['shop']}/resolve", 200, as_=reviewer, json={
@@ -380,6 +388,8 @@ def test_a_whole_session_matches_the_document(app, api, world, openapi, users):
         content_type="text/plain", refused=RequestBodyValidationError)
     api("PATCH", f"/api/v1/domains/{SHOP}", 403, as_=reviewer, json={"access_class": "public"})
     api("GET", f"/api/v1/interventions/{pending + 100}", 404, as_=reviewer)
+    api("GET", f"/api/v1/interventions/{pending}/artifacts/html", 404, as_=reviewer)
+    api("GET", f"/api/v1/interventions/{pending}/artifacts/cookies", 404, as_=reviewer, refused=InvalidParameter)
     api("GET", "/api/v1/runs/nope/events", 404, as_=reviewer)
     api("GET", "/api/v1/sessions/nowhere.example", 404, as_=reviewer)
     api("DELETE", f"/api/v1/sessions/{NEWS}", 404, as_=reviewer)

@@ -10,6 +10,8 @@ const RUN_STATUS = { "run.started": "running", "run.waiting": "waiting_for_human
 // older than this, the replay would be long and the count is in the run's stats anyway.
 const REPLAY_WINDOW_MS = 3600 * 1000;
 const CLOCK_MARGIN_MS = 2000;
+// The evidence files a crawler keeps, in the order they are offered for download.
+const ARTIFACTS = { screenshot: "screenshot (PNG)", html: "rendered HTML", body: "response body" };
 
 let current = null;
 let runId = null; // the run whose status is shown ("" for none)
@@ -24,13 +26,21 @@ function text(idName, value) {
   $(idName).textContent = value === null || value === undefined || value === "" ? "–" : String(value);
 }
 
-/** A screenshot is shown only when it is really a PNG in a data: URL (or bare base64 PNG). */
+/** A legacy screenshot (in the evidence itself) is shown only when it is really a PNG in a
+ * data: URL (or bare base64 PNG). Screenshots kept as artifacts come from the console. */
 function screenshotSrc(value) {
   if (typeof value !== "string") return null;
   const compact = value.replace(/\s+/g, "");
   if (/^data:image\/png;base64,[A-Za-z0-9+/]+=*$/.test(compact)) return compact;
   if (/^iVBORw0KGgo[A-Za-z0-9+/]*=*$/.test(compact)) return `data:image/png;base64,${compact}`;
   return null;
+}
+
+function fmtSize(bytes) {
+  const n = Number(bytes);
+  if (!Number.isFinite(n)) return "?";
+  if (n < 1000) return `${n} B`;
+  return n < 1e6 ? `${(n / 1e3).toFixed(1)} kB` : `${(n / 1e6).toFixed(1)} MB`;
 }
 
 function renderFacts(i) {
@@ -52,12 +62,50 @@ function renderFacts(i) {
   text("i-note", i.note);
 }
 
-function renderEvidence(i) {
-  const src = screenshotSrc((i.evidence || {}).screenshot);
+/** The kept evidence files, by kind (only the kinds the console knows). */
+function keptArtifacts(evidence) {
+  const kept = evidence.artifacts;
+  if (!kept || typeof kept !== "object" || Array.isArray(kept)) return {};
+  return Object.fromEntries(Object.keys(ARTIFACTS).filter((kind) => kept[kind]).map((kind) => [kind, kept[kind]]));
+}
+
+function renderScreenshot(evidence, kept) {
+  const shot = kept.screenshot;
+  // ?v= the artifact id: a newer capture is fetched again, the same one is not redrawn.
+  const src = shot ? `/interventions/${id}/screenshot?v=${encodeURIComponent(shot.id)}`
+    : screenshotSrc(evidence.screenshot);
   const box = $("screenshot");
-  box.replaceChildren();
-  if (src) box.append(el("img", { src, alt: "Screenshot of the blocked page", id: "screenshot-img" }));
+  if (box.dataset.src !== (src || "")) {
+    box.dataset.src = src || "";
+    const img = src ? el("img", { src, alt: "Screenshot of the blocked page", id: "screenshot-img" }) : null;
+    img?.addEventListener("error", () => {
+      box.replaceChildren(el("h3", {}, "Screenshot"), el("p", { class: "empty" }, "The screenshot could not be loaded."));
+    });
+    box.replaceChildren(...(!img ? [] : [
+      el("h3", {}, "Screenshot"),
+      // a data: URL cannot be opened in a tab; a kept screenshot opens full size
+      shot ? el("a", { href: `/interventions/${id}/screenshot`, target: "_blank", rel: "noopener",
+        title: "Open the screenshot full size in a new tab", id: "screenshot-link" }, img) : img,
+    ]));
+  }
   box.hidden = !src;
+  $("evidence-views").classList.toggle("split", Boolean(src));
+}
+
+function renderArtifacts(kept) {
+  const links = Object.entries(kept).map(([kind, meta]) =>
+    el("a", { href: `/api/v1/interventions/${id}/artifacts/${kind}`, download: true, dataset: { artifact: kind } },
+      `${ARTIFACTS[kind]}, ${fmtSize(meta.size)}`));
+  $("artifact-links").replaceChildren(...links.flatMap((a, n) => (n ? [" · ", a] : [a])));
+  if (!links.length) $("artifact-links").textContent = "none kept";
+}
+
+function renderEvidence(i) {
+  const evidence = i.evidence && typeof i.evidence === "object" ? i.evidence : {};
+  const kept = keptArtifacts(evidence);
+  text("i-tier", evidence.tier);
+  renderScreenshot(evidence, kept);
+  renderArtifacts(kept);
   const rows = Object.entries(i.response_headers || {}).map(([name, value]) =>
     el("tr", { dataset: { header: name } }, el("td", {}, name),
       el("td", {}, Array.isArray(value) ? value.join(", ") : String(value))));
