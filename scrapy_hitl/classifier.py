@@ -84,6 +84,7 @@ class Observation:
     expect_missing: bool = False  # the spider's hitl_expect selector was set and matched nothing
     can_escalate: bool = False  # a higher automated tier (browser, stealth) is still available
     rendered: bool = False  # the body is a browser's rendering: its scripts have already run
+    shell_check: bool = True  # False: skip the empty-page / JavaScript-shell heuristics (a sampled page)
     network_error: str | None = None  # exception class name when there was no response at all
 
     def __post_init__(self) -> None:
@@ -578,7 +579,7 @@ def _success(obs: Observation, signature: Signature | None) -> Verdict:
         if soft is not None:  # blocked on the top tier: the selector is not what broke
             return Verdict.pause("manual_access", soft.name, soft.vendor)
         return Verdict.pause("selector_fix", "selector_missing")
-    if soft is not None or not obs.can_escalate or obs.status != 200 or obs.rendered:
+    if soft is not None or not obs.can_escalate or obs.status != 200 or obs.rendered or not obs.shell_check:
         return _OK
     marker = _needs_javascript(obs)
     return Verdict.escalate(marker) if marker else _OK

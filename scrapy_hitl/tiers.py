@@ -182,10 +182,13 @@ def lowest(tiers: Iterable[str]) -> str | None:
 _MAX_SEGMENTS = 4
 _MAX_SEGMENT_LEN = 40
 _HEX_ID = re.compile(r"[0-9a-f]{16,}")
+_DIGIT = re.compile(r"[0-9]")
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{16,}={0,2}")
 
 
 def _looks_like_id(segment: str) -> bool:
+    if len(segment) < 16:  # both shapes below need 16 characters: most words stop here
+        return False
     # Ids with no digit (those with one are caught before): long hex ("deadbeefcafebabe"), or
     # a long base64 token, about half of whose letters are capitals; CamelCase words have far
     # fewer ("XyZqWeRtYuIoPaSd" is an id, "JavaScriptTutorials" is not).
@@ -199,7 +202,7 @@ def _looks_like_id(segment: str) -> bool:
 def _segment(segment: str) -> str:
     if segment.isdigit():
         return "{n}"
-    if len(segment) > _MAX_SEGMENT_LEN or (len(segment) > 1 and any(c.isdigit() for c in segment)):
+    if len(segment) > _MAX_SEGMENT_LEN or (len(segment) > 1 and _DIGIT.search(segment)):
         return "{id}"
     if _looks_like_id(segment):
         return "{id}"
@@ -215,7 +218,12 @@ def path_pattern(url_or_path: str) -> str:
     or shaped like a hex or base64 id becomes ``{id}``; others are lower-cased. At most four
     segments are kept, then ``/*``. An empty path is ``/``.
     """
-    path = unquote(urlsplit(url_or_path).path)
+    if "://" in url_or_path or "?" in url_or_path or "#" in url_or_path:
+        path = urlsplit(url_or_path).path
+    else:
+        path = url_or_path  # already a path (the middleware passes Scrapy's cached parse)
+    if "%" in path:
+        path = unquote(path)
     segments = [_segment(s) for s in path.split("/") if s]
     if not segments:
         return "/"
@@ -231,6 +239,7 @@ class Plan:
     tier: str  # where this request starts
     predicted: str | None  # what memory predicted (None: nothing known, a first try)
     recheck: bool  # started one tier below the prediction on purpose
+    known: bool = False  # the pattern itself was learned (not guessed from the domain)
 
 
 @dataclass(slots=True)
@@ -318,8 +327,8 @@ class TierMemory:
             exponent = min(entry.recheck_failures, MAX_RECHECK_EXPONENT)
             if entry.count >= self._base_interval * 2**exponent:
                 entry.count = 0
-                return Plan(lower, learned, True)
-        return Plan(learned, learned, False)
+                return Plan(lower, learned, True, True)
+        return Plan(learned, learned, False, True)
 
     def succeeded(self, domain: str, pattern: str, plan: Plan, tier: str) -> bool:
         """A request planned with ``plan`` got an ok response at ``tier``; True: a misprediction.

@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 _EVIDENCE_HEADERS = 40
 _RENDERED_TIERS = frozenset(("browser", "stealth"))
+_NO_PLAN: dict[str, Any] = {}
 
 
 @dataclass(slots=True)
@@ -125,6 +126,7 @@ class HitlBlockMiddleware:
             # (and the JavaScript-shell heuristics need not run).
             can_escalate=bool(request.meta.get("hitl_can_escalate")) and not (expect and not expect_missing),
             rendered=request.meta.get("hitl_tier") in _RENDERED_TIERS,
+            shell_check=(request.meta.get("hitl_escalation") or _NO_PLAN).get("shell_check", True),
         )
         judgement = cache[response] = Judgement(rt.classifier.classify(obs), domain, headers, expect, expect_missing)
         return judgement

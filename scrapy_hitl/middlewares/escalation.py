@@ -20,12 +20,13 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from scrapy.exceptions import NotConfigured
+from scrapy.utils.httpobj import urlparse_cached
 
 from scrapy_hitl.browser.config import BrowserNotFound, find_chromium
 from scrapy_hitl.browser.handler import BROWSER_TIERS
 from scrapy_hitl.browser.pool import BrowserPool
 from scrapy_hitl.middlewares.blocks import HitlBlockMiddleware
-from scrapy_hitl.runtime import HitlRuntime, request_domain
+from scrapy_hitl.runtime import HitlRuntime
 from scrapy_hitl.tiers import Ladder, Plan, TierMemory, parse_tiers, path_pattern
 
 if TYPE_CHECKING:
@@ -69,6 +70,8 @@ class HitlEscalationMiddleware:
         self.blocks = HitlBlockMiddleware(crawler, runtime)  # for judge(): one verdict per response
         self.pool = BrowserPool.of(crawler) if set(ladder.automated) & BROWSER_TIERS else None
         self._loaded: set[str] = set()
+        self._confirmed = 0
+        self._shell_sample = max(1, round(1 / recheck_share)) if recheck_share > 0 else 1
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -104,15 +107,23 @@ class HitlEscalationMiddleware:
                 tier = self.ladder.cap(forced, max_tier)
                 plan = {"start": tier, "forced": True}
             else:
-                domain = request_domain(request)
+                parsed = urlparse_cached(request)
+                domain = (parsed.hostname or "").lower()
                 self._load(domain)
-                pattern = path_pattern(request.url)
+                pattern = path_pattern(parsed.path or "/")
                 chosen = self.memory.plan(domain, pattern)
                 tier = self.ladder.cap(chosen.tier, max_tier)
                 plan = {"start": tier, "predicted": chosen.predicted, "recheck": chosen.recheck,
                         "pattern": pattern}
                 if chosen.recheck:
                     self.stats.inc_value("hitl/tier/rechecks")
+                elif chosen.known and tier == self.ladder.first:
+                    # A template learned to work on the first tier: its pages are checked for
+                    # a JavaScript shell by sample (as often as re-checks), not every time.
+                    # Signatures and the spider's hitl_expect still judge every page.
+                    self._confirmed += 1
+                    if self._confirmed % self._shell_sample:
+                        plan["shell_check"] = False
             meta["hitl_escalation"] = plan
             meta["hitl_tier"] = tier
         tier = meta["hitl_tier"]
@@ -140,13 +151,14 @@ class HitlEscalationMiddleware:
         self.stats.inc_value(f"hitl/tier/{tier}/responses")
         judgement = self.blocks.judge(request, response)
         action = judgement.verdict.action
-        has_page = self.pool is not None and "playwright_page" in meta
-        if action == "pause" and has_page and not self.rt.is_domain_paused(judgement.domain):
-            return self._capture(request, response, judgement)  # a coroutine: Scrapy awaits it
-        if has_page:
-            assert self.pool is not None
-            self.pool.close_page(request)
-        _strip_browser_meta(meta)
+        if tier in BROWSER_TIERS:
+            has_page = self.pool is not None and "playwright_page" in meta
+            if action == "pause" and has_page and not self.rt.is_domain_paused(judgement.domain):
+                return self._capture(request, response, judgement)  # a coroutine: Scrapy awaits it
+            if has_page:
+                assert self.pool is not None
+                self.pool.close_page(request)
+            _strip_browser_meta(meta)
         if action == "escalate":
             return self._escalate(request, response, judgement)
         if action == "ok" and not plan.get("forced") and "pattern" in plan:

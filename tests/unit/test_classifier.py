@@ -890,3 +890,12 @@ def test_missing_selector_escalates_only_unrendered_script_pages(
 @pytest.mark.parametrize("body", [SHELL, ""], ids=["app-shell", "empty"])
 def test_a_rendered_page_is_never_escalated_for_looking_empty(body: str) -> None:
     assert classify(obs(200, HTML, body, can_escalate=True, rendered=True)) == Verdict.ok()
+
+
+def test_a_sampled_out_page_skips_the_shell_heuristics_but_not_the_signatures() -> None:
+    shell = obs(200, HTML, page("app_shell_cra.html"), can_escalate=True, shell_check=False)
+    assert classify(shell) == Verdict.ok()
+    soft = obs(200, SUCURI, page("sucuri_js_challenge.html"), can_escalate=True, shell_check=False)
+    assert classify(soft) == Verdict.escalate("sucuri_js_challenge", "sucuri")
+    missing = obs(200, HTML, SHELL, expect_missing=True, can_escalate=True, shell_check=False)
+    assert classify(missing) == Verdict.escalate("selector_missing")

@@ -453,3 +453,11 @@ def test_recheck_interval_is_ceil_of_the_inverse_share(share, interval):
     plans = [mem.plan("d.test", "/p") for _ in range(interval)]
     assert [i for i, p in enumerate(plans, 1) if p.recheck] == [interval]
     assert interval == math.ceil(round(1 / share, 9))
+
+
+def test_plans_say_whether_the_pattern_itself_is_known():
+    mem = TierMemory(Ladder(FULL), recheck_share=0)
+    assert mem.plan("d.test", "/a").known is False  # unknown domain
+    mem.succeeded("d.test", "/a", mem.plan("d.test", "/a"), "static")
+    assert mem.plan("d.test", "/a").known is True
+    assert mem.plan("d.test", "/b").known is False  # guessed from the domain's floor
