@@ -129,13 +129,15 @@ class Ladder:
     request with nothing known starts. Tiers that are not configured are skipped by every move.
     """
 
-    __slots__ = ("automated", "first", "human", "tiers")
+    __slots__ = ("_caps", "_nexts", "automated", "first", "human", "tiers")
 
     def __init__(self, tiers: Sequence[str]) -> None:
         self.tiers = parse_tiers(tiers)
         self.automated = tuple(t for t in self.tiers if t in AUTOMATED)
         self.human = "human" in self.tiers
         self.first = self.automated[0]
+        self._caps: dict[tuple[str, str | None], str] = {}
+        self._nexts: dict[tuple[str, str | None], str | None] = {}
 
     def __repr__(self) -> str:
         return f"Ladder({self.tiers!r})"
@@ -150,6 +152,13 @@ class Ladder:
         ``max_tier`` None or ``"human"`` caps nothing. When no configured automated tier is
         that low, ``first`` (a request cannot start below the ladder).
         """
+        # Asked once or twice per request: answers are remembered (a handful of pairs).
+        found = self._caps.get((tier, max_tier))
+        if found is None:
+            found = self._caps[(tier, max_tier)] = self._cap(tier, max_tier)
+        return found
+
+    def _cap(self, tier: str, max_tier: str | None) -> str:
         limit = _check(tier, "hitl_tier")
         if max_tier is not None:
             limit = min(limit, _check(max_tier, "hitl_max_tier"))
@@ -158,6 +167,13 @@ class Ladder:
 
     def next(self, tier: str, max_tier: str | None = None) -> str | None:
         """The next configured automated tier above ``tier`` and not above ``max_tier``, or None."""
+        key = (tier, max_tier)
+        if key in self._nexts:
+            return self._nexts[key]
+        found = self._nexts[key] = self._next(tier, max_tier)
+        return found
+
+    def _next(self, tier: str, max_tier: str | None) -> str | None:
         rank = _check(tier, "hitl_tier")
         limit = len(TIERS) if max_tier is None else _check(max_tier, "hitl_max_tier")
         for t in self.automated:

@@ -64,6 +64,7 @@ class _Slot:
     open: dict[int, int] = field(default_factory=dict)  # generation -> pages not yet closed
     contexts: dict[int, Any] = field(default_factory=dict)  # generation -> BrowserContext
     retired: set[int] = field(default_factory=set)
+    leases: dict[int, set[Any]] = field(default_factory=dict)  # generation -> open page leases
     last_used: float = 0.0
 
     def context_name(self, gen: int) -> str:
@@ -80,9 +81,17 @@ class _Lease:
     def __init__(self, pool: BrowserPool, slot: _Slot, gen: int) -> None:
         self.pool, self.slot, self.gen, self.done = pool, slot, gen, False
 
+    timer: Any = None  # the page's safety timeout, cancelled once the slot is back
+    page_id: int | None = None  # key in BrowserPool._leases while the page is out
+
     def release(self, *_: Any) -> None:
         if not self.done:
             self.done = True
+            if self.timer is not None:
+                self.timer.cancel()
+            if self.page_id is not None and self.pool._leases.get(self.page_id) is self:
+                del self.pool._leases[self.page_id]
+            self.slot.leases.get(self.gen, set()).discard(self)
             self.pool._page_done(self.slot, self.gen)
 
 
@@ -108,6 +117,7 @@ class BrowserPool:
         self._next_stealth: dict[str, float] = {}  # domain -> earliest next page load (monotonic)
         self._chrome_major = DEFAULT_CHROME_MAJOR
         self._fingerprints: dict[str, Fingerprint] = {}
+        self._leases: dict[int, _Lease] = {}  # id(page) -> its slot, released when we close it
         self._sweeper: asyncio.Task[None] | None = None
         self._closed = False
         self._rng = random.Random()
@@ -195,11 +205,12 @@ class BrowserPool:
         try:
             response = await handler.download_request(request)
         except BaseException:
+            # The slot is free now, whatever closing the page does: after a browser crash
+            # close() may never answer, and the request must still fail (and be retried).
+            lease.release()
             page = meta.pop("playwright_page", None)
             if page is not None and not page.is_closed():
-                page.once("close", lease.release)
-                await _close_quietly(page)
-            lease.release()
+                asyncio.ensure_future(_close_quietly(page))
             raise
         page = meta.get("playwright_page")
         if page is None or page.is_closed():
@@ -207,9 +218,12 @@ class BrowserPool:
         else:
             if gen not in slot.contexts:
                 self._track_context(slot, gen, page.context)
+            self._leases[id(page)] = lease
+            lease.page_id = id(page)
             page.once("close", lease.release)
             page.once("crash", lease.release)
-            asyncio.get_running_loop().call_later(self.config.page_timeout, self._page_timeout, page)
+            slot.leases.setdefault(gen, set()).add(lease)
+            lease.timer = asyncio.get_running_loop().call_later(self.config.page_timeout, self._page_timeout, page)
         return response
 
     def _start_page(self, slot: _Slot) -> int:
@@ -227,8 +241,11 @@ class BrowserPool:
         slot.contexts[gen] = context
 
         def _closed(*_: Any) -> None:
-            # Closed by us, or with the browser (a crash): the next page starts a new one.
+            # Closed by us, or with the browser (a crash): the next page starts a new one,
+            # and the pages it held give their slots back even if no page "close" came.
             slot.contexts.pop(gen, None)
+            for lease in list(slot.leases.pop(gen, ())):
+                lease.release()
             if gen == slot.gen:
                 slot.gen += 1
                 slot.started = 0
@@ -259,6 +276,9 @@ class BrowserPool:
             asyncio.ensure_future(_close_quietly(context))
 
     def _page_timeout(self, page: Any) -> None:
+        lease = self._leases.pop(id(page), None)
+        if lease is not None and not lease.done:
+            lease.release()
         if not page.is_closed():
             self.stats.inc_value("hitl/browser/pages_timed_out")
             logger.warning("Closing a browser page still open %.0f s after its response "
@@ -281,9 +301,14 @@ class BrowserPool:
 
     # --- handing pages back ---------------------------------------------------------------
     def close_page(self, request: Request) -> None:
-        """Close the request's page (if it has one) without waiting."""
+        """Close the request's page (if it has one) without waiting; its slot is free now."""
         page = request.meta.pop("playwright_page", None)
-        if page is not None and not page.is_closed():
+        if page is None:
+            return
+        lease = self._leases.pop(id(page), None)
+        if lease is not None:
+            lease.release()
+        if not page.is_closed():
             asyncio.ensure_future(_close_quietly(page))
 
     async def capture_and_close(self, request: Request) -> dict[str, tuple[str, bytes]]:
@@ -295,7 +320,12 @@ class BrowserPool:
         """
         page = request.meta.pop("playwright_page", None)
         out: dict[str, tuple[str, bytes]] = {}
-        if page is None or page.is_closed():
+        if page is None:
+            return out
+        lease = self._leases.pop(id(page), None)
+        if page.is_closed():
+            if lease is not None:
+                lease.release()
             return out
         limit = self.config.evidence_max_bytes
         try:
@@ -308,7 +338,9 @@ class BrowserPool:
         except Exception as exc:
             logger.warning("Could not capture evidence from the browser page: %s", exc)
         finally:
-            await _close_quietly(page)
+            if lease is not None:
+                lease.release()
+            asyncio.ensure_future(_close_quietly(page))
         return out
 
     # --- stealth -------------------------------------------------------------------------------
@@ -354,8 +386,11 @@ def _playwright_proxy(url: str) -> dict[str, str]:
     return proxy
 
 
+_CLOSE_TIMEOUT = 30.0  # seconds; a page or context of a dead browser may never answer close()
+
+
 async def _close_quietly(target: Any) -> None:
     try:
-        await target.close()
-    except Exception:  # already closed, or the browser went away: nothing left to free
+        await asyncio.wait_for(target.close(), _CLOSE_TIMEOUT)
+    except Exception:  # already closed, timed out, or the browser went away: nothing left to free
         logger.debug("Closing %r failed", target, exc_info=True)

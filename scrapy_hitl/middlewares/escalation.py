@@ -27,7 +27,7 @@ from scrapy_hitl.browser.handler import BROWSER_TIERS
 from scrapy_hitl.browser.pool import BrowserPool
 from scrapy_hitl.middlewares.blocks import HitlBlockMiddleware
 from scrapy_hitl.runtime import HitlRuntime
-from scrapy_hitl.tiers import Ladder, Plan, TierMemory, parse_tiers, path_pattern
+from scrapy_hitl.tiers import TIERS, Ladder, Plan, TierMemory, parse_tiers, path_pattern
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider
@@ -71,6 +71,8 @@ class HitlEscalationMiddleware:
         self.pool = BrowserPool.of(crawler) if set(ladder.automated) & BROWSER_TIERS else None
         self._loaded: set[str] = set()
         self._confirmed = 0
+        self._request_stat = {t: f"hitl/tier/{t}/requests" for t in TIERS}
+        self._response_stat = {t: f"hitl/tier/{t}/responses" for t in TIERS}
         self._shell_sample = max(1, round(1 / recheck_share)) if recheck_share > 0 else 1
 
     @classmethod
@@ -128,7 +130,7 @@ class HitlEscalationMiddleware:
             meta["hitl_tier"] = tier
         tier = meta["hitl_tier"]
         meta["hitl_can_escalate"] = not plan.get("forced") and self.ladder.next(tier, max_tier) is not None
-        self.stats.inc_value(f"hitl/tier/{tier}/requests")
+        self.stats.inc_value(self._request_stat[tier])
         return None
 
     def _load(self, domain: str) -> None:
@@ -148,7 +150,7 @@ class HitlEscalationMiddleware:
         if plan is None or meta.get("dont_hitl"):
             return response
         tier = meta.get("hitl_tier", "static")
-        self.stats.inc_value(f"hitl/tier/{tier}/responses")
+        self.stats.inc_value(self._response_stat[tier])
         judgement = self.blocks.judge(request, response)
         action = judgement.verdict.action
         if tier in BROWSER_TIERS:
@@ -161,7 +163,9 @@ class HitlEscalationMiddleware:
             _strip_browser_meta(meta)
         if action == "escalate":
             return self._escalate(request, response, judgement)
-        if action == "ok" and not plan.get("forced") and "pattern" in plan:
+        if action == "ok" and not plan.get("forced") and "pattern" in plan and not (
+            "shell_check" in plan and tier == plan["start"]
+        ):  # (a sampled-out confirmation of a known template teaches nothing new)
             self._learn(judgement.domain, plan, tier)
         return response
 
