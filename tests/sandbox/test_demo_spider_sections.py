@@ -7,6 +7,7 @@ with the section's links, which is what ``pages.quote_list_page(section, ...)`` 
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -31,10 +32,17 @@ def response(section: str, path: str, body: bytes) -> HtmlResponse:
 
 
 def start_requests(s: SandboxSpider) -> list[Request]:
+    """Drain ``start()`` on a fresh loop in its own thread.
+
+    The session's sync Playwright driver keeps an event loop marked running in the main
+    thread, so ``asyncio.run`` here would fail whenever a browser test ran first.
+    """
+
     async def collect() -> list[Request]:
         return [request async for request in s.start()]
 
-    return asyncio.run(collect())
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, collect()).result()
 
 
 def split(results: list[Any]) -> tuple[list[Request], list[dict[str, Any]]]:

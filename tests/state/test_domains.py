@@ -183,5 +183,5 @@ def test_what_a_crawler_learns_is_what_the_next_run_starts_with(state):
     for domain, info in domains.load_all(state.db).items():
         second.load(domain, info["tiers"])
     assert second.learned("a.example") == first.learned("a.example")
-    assert second.plan("a.example", "/js/{n}") == Plan("browser", "browser", False)
+    assert second.plan("a.example", "/js/{n}") == Plan("browser", "browser", False, known=True)
     assert second.plan("a.example", "/new") == Plan("browser", "browser", False)  # the floor
