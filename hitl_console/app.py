@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the console. ``config`` overrides ConsoleConfig fields (tests, scripts)."""
     app = Flask(__name__)
+    # Keep JSON objects in the order they were written: an agent's response_schema lists its
+    # properties in the order the console's answer form should show them.
+    app.json.sort_keys = False  # type: ignore[attr-defined]
     console = ConsoleConfig.from_env(**dict(config or {}))
     app.config["HITL"] = console
     app.config["MAX_CONTENT_LENGTH"] = console.max_upload_bytes
@@ -34,9 +37,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     security.init_app(app)
 
     from hitl_console import health, live, openapi, pages
-    from hitl_console.api import domains, interventions, runs, sessions
+    from hitl_console.api import apikeys, consultations, domains, interventions, runs, sessions
     from hitl_console.auth import views as auth_views
 
-    for module in (health, auth_views, interventions, runs, sessions, domains, openapi, live, pages):
+    for module in (health, auth_views, interventions, runs, sessions, domains, apikeys, consultations,
+                   openapi, live, pages):
         app.register_blueprint(module.bp)
+    from hitl_console.api import deliveries  # a consultation's webhooks (docs/webhooks.md)
+
+    app.register_blueprint(deliveries.bp)
     return app

@@ -89,11 +89,13 @@ def db_current() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="the console's address")
 @click.option("--port", default=8000, show_default=True, help="the console's port")
 @click.option("--no-console", is_flag=True, help="only the database and Redis")
-def up(host: str, port: int, no_console: bool) -> None:
-    """Run the local stack in the foreground until Ctrl-C: database, Redis and the console."""
+@click.option("--no-worker", is_flag=True, help="without the webhook worker (`hitl worker`)")
+def up(host: str, port: int, no_console: bool, no_worker: bool) -> None:
+    """Run the local stack in the foreground until Ctrl-C: database, Redis, the console and
+    the webhook worker."""
     from hitl_console.stack import run_stack
 
-    run_stack(StateConfig.from_env(), host=host, port=port, console=not no_console)
+    run_stack(StateConfig.from_env(), host=host, port=port, console=not no_console, worker=not no_worker)
 
 
 @main.command()
@@ -107,6 +109,30 @@ def console(host: str, port: int, workers: int, threads: int) -> None:
 
     click.echo(f"Console on http://{host}:{port}/ (Ctrl-C stops it)")
     serve(host=host, port=port, workers=workers, threads=threads)
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Sweep once, run what is queued and due, then exit.")
+@click.option("--name", help="The RQ worker name (default: random).")
+@click.option("--sweep-interval", type=float, help="Seconds between sweeps (HITL_WEBHOOK_SWEEP_INTERVAL, 5).")
+def worker(burst: bool, name: str | None, sweep_interval: float | None) -> None:
+    """Deliver webhooks (RQ worker + scheduler) and time out overdue consultations."""
+    import logging
+
+    from hitl_console.webhooks.config import WebhookConfig
+    from hitl_console.webhooks.worker import run_worker
+    from scrapy_hitl.state import RedisUnavailable, SchemaError
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    logging.getLogger("hitl_console").setLevel(logging.INFO)
+    try:
+        config = WebhookConfig.from_env(**({"sweep_interval": sweep_interval} if sweep_interval else {}))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        run_worker(StateConfig.from_env(), config, burst=burst, name=name)
+    except (RedisUnavailable, SchemaError) as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @main.command()
@@ -373,6 +399,270 @@ def user_create(obj: _Ctx, email: str, role: str, password: str | None) -> None:
     except UserError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"Created {created['role']} {created['email']} (id {created['id']}).")
+
+
+# --- API keys ------------------------------------------------------------------------------------
+@main.group()
+def apikey() -> None:
+    """Agents' API keys (for the consultations API)."""
+
+
+@apikey.command("create")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help='Print {"id", "key", "webhook_secret"} only.')
+@pass_ctx
+def apikey_create(obj: _Ctx, name: str, as_json: bool) -> None:
+    """Create a key for an agent. The key and its webhook secret are shown this once."""
+    from scrapy_hitl.state import apikeys
+
+    try:
+        info, key, secret = apikeys.create(obj.state(), name, created_by="cli")
+    except apikeys.ApiKeyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        _echo_json({"id": info["id"], "key": key, "webhook_secret": secret})
+        return
+    click.echo(f"Created API key {info['id']} ({info['name']}).\n")
+    click.echo(f"  key:            {key}")
+    click.echo(f"  webhook secret: {secret}\n")
+    click.echo("Store both now: they are shown only this once (only a hash of the key is kept).\n"
+               "The agent sends 'Authorization: Bearer <key>'; the webhook secret verifies callbacks.")
+
+
+@apikey.command("list")
+@click.option("--active", is_flag=True, help="Leave out revoked keys.")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def apikey_list(obj: _Ctx, active: bool, as_json: bool) -> None:
+    """List keys, oldest first (never the keys themselves: their prefixes)."""
+    from scrapy_hitl.state import apikeys
+
+    rows = apikeys.list_(obj.state(), include_revoked=not active)
+    if as_json:
+        _echo_json(rows)
+        return
+    if not rows:
+        click.echo("No API keys. Create one with `hitl apikey create NAME`.")
+        return
+    click.echo(f"{'ID':>4}  {'PREFIX':24}  {'STATUS':7}  {'LAST USED':19}  NAME")
+    for r in rows:
+        click.echo(f"{r['id']:>4}  {r['prefix']:24}  {'revoked' if r['revoked_at'] else 'active':7}  "
+                   f"{(r['last_used_at'] or 'never')[:19]:19}  {r['name']}")
+
+
+def _apikey_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run an apikeys function; its refusals exit 1 with their message."""
+    from scrapy_hitl.state import apikeys
+
+    try:
+        return fn(*args, **kwargs)
+    except (apikeys.ApiKeyNotFound, apikeys.ApiKeyError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@apikey.command("show")
+@click.argument("key_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def apikey_show(obj: _Ctx, key_id: int, as_json: bool) -> None:
+    """One key: name, prefix, who made it and when, last use, revocation, webhook state."""
+    from scrapy_hitl.state import apikeys
+
+    info = _apikey_call(apikeys.get, obj.state(), key_id)
+    if as_json:
+        _echo_json(info)
+        return
+    for field in ("id", "name", "prefix", "created_by", "created_at", "last_used_at", "revoked_at",
+                  "webhook_disabled_at", "previous_secret_expires_at"):
+        click.echo(f"{field + ':':27} {'-' if info[field] is None else info[field]}")
+
+
+@apikey.command("rename")
+@click.argument("key_id", type=int)
+@click.argument("name")
+@pass_ctx
+def apikey_rename(obj: _Ctx, key_id: int, name: str) -> None:
+    """Rename a key (the key itself does not change)."""
+    from scrapy_hitl.state import apikeys
+
+    info = _apikey_call(apikeys.update, obj.state(), key_id, name=name)
+    click.echo(f"Renamed API key {info['id']} to {info['name']}.")
+
+
+@apikey.command("revoke")
+@click.argument("key_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def apikey_revoke(obj: _Ctx, key_id: int, as_json: bool) -> None:
+    """Revoke a key: it gets 401 from now on. This cannot be undone."""
+    from scrapy_hitl.state import apikeys
+
+    info = _apikey_call(apikeys.revoke, obj.state(), key_id)
+    if as_json:
+        _echo_json(info)
+        return
+    click.echo(f"Revoked API key {info['id']} ({info['name']}).")
+
+
+@apikey.command("rotate-secret")
+@click.argument("key_id", type=int)
+@click.option("--grace", "grace_seconds", type=int, default=24 * 3600, show_default=True,
+              help="Seconds the current secret keeps signing too (a second signature); 0 stops it now.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"id", "webhook_secret", "previous_secret_expires_at"}.')
+@pass_ctx
+def apikey_rotate_secret(obj: _Ctx, key_id: int, grace_seconds: int, as_json: bool) -> None:
+    """A new webhook secret for a key, shown this once. The key itself does not change."""
+    from scrapy_hitl.state import apikeys
+
+    info, secret = _apikey_call(apikeys.rotate_webhook_secret, obj.state(), key_id, grace_seconds=grace_seconds)
+    if as_json:
+        _echo_json({"id": info["id"], "webhook_secret": secret,
+                    "previous_secret_expires_at": info["previous_secret_expires_at"]})
+        return
+    click.echo(f"New webhook secret for API key {info['id']} ({info['name']}):\n\n  {secret}\n")
+    if info["previous_secret_expires_at"]:
+        click.echo(f"The previous secret also signs until {info['previous_secret_expires_at']}: "
+                   "switch the receiver over before then.")
+    else:
+        click.echo("The previous secret no longer signs.")
+    click.echo("Store the new secret now: it is shown only this once.")
+
+
+# --- consultations -------------------------------------------------------------------------------
+@main.group("consultations")
+def consultations_group() -> None:
+    """Questions agents and spiders ask a human: list, show, answer, cancel."""
+
+
+def _consultation_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    from scrapy_hitl.state import consultations as service
+
+    try:
+        return fn(*args, **kwargs)
+    except (service.ConsultationNotFound, service.ConsultationClosed) as exc:
+        raise click.ClickException(str(exc)) from exc
+    except service.AnswerInvalid as exc:
+        where = f" (at {exc.detail['json_path']})" if exc.detail.get("json_path", "$") != "$" else ""
+        raise click.ClickException(f"The answer does not fit: {exc}{where}") from exc
+
+
+@consultations_group.command("list")
+@click.option("--state", type=click.Choice(["pending", "responded", "callback_sent", "callback_failed",
+                                            "timed_out", "cancelled", "all"]), default="pending", show_default=True)
+@click.option("--limit", default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def consultations_list(obj: _Ctx, state: str, limit: int, as_json: bool) -> None:
+    """The queue: highest priority first, then oldest."""
+    from scrapy_hitl.state import consultations as service
+
+    rows = service.list_(obj.state(), state=None if state == "all" else state, order="priority", limit=limit)
+    if as_json:
+        _echo_json(rows)
+        return
+    if not rows:
+        click.echo(f"No {'' if state == 'all' else state + ' '}consultations.")
+        return
+    click.echo(f"{'ID':>5}  {'STATE':15}  {'PRIO':>4}  {'ASKED BY':20}  TITLE")
+    for r in rows:
+        click.echo(f"{r['id']:>5}  {r['state']:15}  {r['priority']:>4}  {r['asked_by'][:20]:20}  {r['title']}")
+
+
+@consultations_group.command("show")
+@click.argument("consultation_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def consultations_show(obj: _Ctx, consultation_id: int, as_json: bool) -> None:
+    """One consultation: the question, its context, what an answer must be, its history."""
+    from scrapy_hitl.state import consultations as service
+
+    data = _consultation_call(service.get, obj.state(), consultation_id)
+    if as_json:
+        _echo_json(data)
+        return
+    click.echo(f"#{data['id']} [{data['state']}] {data['title']}  (asked by {data['asked_by']}, "
+               f"priority {data['priority']}, due {data['deadline_at']})")
+    if data["description"]:
+        click.echo(f"\n{data['description']}")
+    if data["context"] is not None:
+        click.echo("\ncontext:\n" + json.dumps(data["context"], indent=2, ensure_ascii=False))
+    if data["options"] is not None:
+        click.echo("\noptions: " + ", ".join(f"{o['value']!r}" + (f" ({o['label']})" if o["label"] != o["value"] else "")
+                                            for o in data["options"]))
+    elif data["response_schema"] is not None:
+        click.echo("\nthe answer must satisfy:\n" + json.dumps(data["response_schema"], indent=2))
+    if data["response"] is not None:
+        click.echo(f"\nanswer: {json.dumps(data['response'], ensure_ascii=False)} (by {data['responded_by']})")
+    click.echo("\nhistory:")
+    for h in data["history"]:
+        click.echo(f"  {h['at'][:19]}  {h['action']:15}  {h['actor']}")
+
+
+@consultations_group.command("respond")
+@click.argument("consultation_id", type=int)
+@click.argument("answer")
+@click.option("--json-answer", "parse", is_flag=True, help="ANSWER is JSON (an object for a response_schema).")
+@click.option("--by", "actor", default="cli", show_default=True, help="Who answers, for the history.")
+@pass_ctx
+def consultations_respond(obj: _Ctx, consultation_id: int, answer: str, parse: bool, actor: str) -> None:
+    """Answer a pending consultation: an option's value, or with --json-answer a JSON value."""
+    from scrapy_hitl.state import consultations as service
+
+    value: Any = answer
+    if parse:
+        try:
+            value = json.loads(answer)
+        except ValueError as exc:
+            raise click.ClickException(f"ANSWER is not JSON: {exc}") from exc
+    data = _consultation_call(service.respond, obj.state(), consultation_id, value, actor=actor)
+    click.echo(f"Answered consultation {data['id']} ({data['title']}).")
+
+
+@consultations_group.command("cancel")
+@click.argument("consultation_id", type=int)
+@click.option("--reason", default="", help="Kept in the history.")
+@pass_ctx
+def consultations_cancel(obj: _Ctx, consultation_id: int, reason: str) -> None:
+    """Withdraw a pending consultation (whoever asked gets 'cancelled')."""
+    from scrapy_hitl.state import consultations as service
+
+    data = _consultation_call(service.cancel, obj.state(), consultation_id, actor="cli", reason=reason)
+    click.echo(f"Cancelled consultation {data['id']} ({data['title']}).")
+
+
+# --- export --------------------------------------------------------------------------------------
+@main.command("export")
+@click.argument("run_id")
+@click.option("--format", "fmt", type=click.Choice(["json", "jsonl", "csv", "xlsx"]), default="jsonl",
+              show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="File to write (default: standard output; required for xlsx).")
+@pass_ctx
+def export(obj: _Ctx, run_id: str, fmt: str, output: Path | None) -> None:
+    """Write RUN_ID's delivered and approved items (reviewed versions). See docs/quality.md."""
+    from scrapy_hitl.quality.export import export_run
+    from scrapy_hitl.state.runs import get_run
+
+    state = obj.state()
+    if get_run(state.db, run_id) is None:
+        raise click.ClickException(f"No run with id {run_id}. The crawl log and the console's Runs page show ids.")
+    if output is None:
+        if fmt == "xlsx":
+            raise click.UsageError("XLSX is a binary file: give -o FILE.")
+        n = export_run(state.db, run_id, fmt, click.get_text_stream("stdout"))
+    else:
+        # Written next to the target, then renamed: an interrupted export leaves no half file.
+        part = output.with_name(output.name + ".part")
+        try:
+            if fmt == "xlsx":
+                n = export_run(state.db, run_id, fmt, part)
+            else:
+                with part.open("w", encoding="utf-8", newline="") as fh:
+                    n = export_run(state.db, run_id, fmt, fh)
+            part.replace(output)
+        finally:
+            part.unlink(missing_ok=True)
+    click.echo(f"Exported {n} items of run {run_id} ({fmt}){f' to {output}' if output else ''}.", err=True)
 
 
 # --- spiders and domains -------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The reviewers' HTML pages (dashboard, interventions, sessions, domains, runs).
+"""The reviewers' HTML pages (dashboard, interventions, sessions, domains, runs, consultations,
+API keys).
 
 The server renders only the shell of each page: the layout, the forms, and the few ids a
 page needs as ``data-*`` attributes. The page's script (``static/js/<page>.js``) fills it
@@ -20,8 +21,8 @@ from hitl_console.api import state
 from hitl_console.auth.guard import authenticate
 from hitl_console.errors import ApiError
 from scrapy_hitl.classifier import ACCESS_CLASSES, PAUSE_TYPES
-from scrapy_hitl.state import artifacts, interventions as service, runs
-from scrapy_hitl.state.models import INTERVENTION_STATUSES, REQUIRES_SESSION, RUN_STATUSES
+from scrapy_hitl.state import artifacts, consultations, interventions as service, runs
+from scrapy_hitl.state.models import CONSULTATION_STATES, INTERVENTION_STATUSES, REQUIRES_SESSION, RUN_STATUSES
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -35,6 +36,9 @@ EVIDENCE_CSP = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-in
 # A screenshot is an image opened on its own at most: it needs nothing from anywhere.
 SCREENSHOT_CSP = "default-src 'none'"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# From this priority up (the API's range is -100 to 100, default 0) a new consultation is
+# "high priority": the queue toasts it. The state layer's own threshold wins if it has one.
+HIGH_PRIORITY = getattr(consultations, "HIGH_PRIORITY", 50)
 # Response bodies the evidence frame shows as they are; anything else (images, archives,
 # octet-stream) is left to the text excerpt the crawler decoded.
 _TEXT_SUBTYPES = ("json", "xml")
@@ -63,6 +67,18 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
         return view(*args, **kwargs)
 
     return wrapped
+
+
+def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Like :func:`login_required`, then 403 for a logged-in user who is not an admin."""
+
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if g.user["role"] != "admin":
+            abort(403)
+        return view(*args, **kwargs)
+
+    return login_required(wrapped)
 
 
 def _page(template: str, page: str, **context: Any) -> str:
@@ -211,3 +227,29 @@ def run_detail(run_id: str) -> str:
     if runs.get_run(state().db, run_id) is None:
         abort(404)
     return _page("run.html", "run", run_id=run_id)
+
+
+@bp.get("/consultations")
+@login_required
+def consultations_list() -> str:
+    # The queue opens on what is waiting for an answer; ``?state=`` (empty) shows every state.
+    filters = {"state": request.args.get("state", "pending"),
+               "min_priority": request.args.get("min_priority", "")}
+    return _page("consultations.html", "consultations", states=CONSULTATION_STATES, filters=filters,
+                 high_priority=HIGH_PRIORITY)
+
+
+@bp.get("/consultations/<int:consultation_id>")
+@login_required
+def consultation_detail(consultation_id: int) -> str:
+    try:
+        consultations.get(state(), consultation_id)
+    except consultations.ConsultationNotFound:
+        abort(404)
+    return _page("consultation.html", "consultation", consultation_id=consultation_id)
+
+
+@bp.get("/api-keys")
+@admin_required
+def api_keys() -> str:
+    return _page("apikeys.html", "apikeys")

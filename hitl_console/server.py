@@ -36,6 +36,7 @@ class ConsoleServer(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Any:
+        from hitl_console.api.consultations import MAX_WAITS_KEY
         from hitl_console.app import create_app
         from hitl_console.live import MAX_LIVE_KEY
 
@@ -44,6 +45,9 @@ class ConsoleServer(BaseApplication):  # type: ignore[misc]
         # (at least 4) for the JSON API, or enough open tabs would starve every page.
         threads = self.options["threads"]
         app.config[MAX_LIVE_KEY] = max(1, threads - max(4, threads // 4))
+        # A long-poll (GET /api/v1/consultations/<id>?wait=N) holds its thread up to 60 s:
+        # an eighth of them, so websockets and long-polls together leave threads for the rest.
+        app.config[MAX_WAITS_KEY] = max(1, threads // 8)
         return app
 
 

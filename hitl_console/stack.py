@@ -1,8 +1,8 @@
 """``hitl up``: the local stack in the foreground until Ctrl-C.
 
 Creates or upgrades the database, runs the embedded Redis (unless HITL_REDIS_URL points at
-another one), then serves the console (a ``hitl console`` child process). Later issues add
-the RQ worker here.
+another one), then serves the console (a ``hitl console`` child process) and runs the
+webhook worker (a ``hitl worker`` child process: RQ worker, scheduler and sweep).
 """
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ import threading
 import click
 
 from hitl_console.server import ConsoleProcess
+from hitl_console.webhooks.worker import WorkerProcess
 from scrapy_hitl.config import StateConfig
 from scrapy_hitl.state.db import Database
 from scrapy_hitl.state.redis_server import EmbeddedRedis, RedisUnavailable, connect
 
 
-def run_stack(config: StateConfig, *, host: str = "127.0.0.1", port: int = 8000, console: bool = True) -> None:
+def run_stack(config: StateConfig, *, host: str = "127.0.0.1", port: int = 8000, console: bool = True,
+              worker: bool = True) -> None:
     database = Database(config.database_url)
     before, after = database.upgrade()
     click.echo(f"Database  {database.safe_url}  schema {after}"
@@ -53,12 +55,20 @@ def run_stack(config: StateConfig, *, host: str = "127.0.0.1", port: int = 8000,
         click.echo(f"Console   {server.url}/  (log: {config.data_dir / 'console.log'}; "
                    "create a login with `hitl user create EMAIL --role admin`)")
 
+    webhooks: WorkerProcess | None = None
+    if worker:
+        log = config.data_dir / "worker.log"
+        webhooks = WorkerProcess(log_path=str(log)).start()
+        click.echo(f"Worker    webhooks and consultation timeouts (log: {log})")
+
     click.echo("Ready. Run `scrapy crawl` in your project; Ctrl-C stops the stack.")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
     click.echo("Stopping...")
+    if webhooks is not None:
+        webhooks.stop()
     if server is not None:
         server.stop()
     if embedded is not None:

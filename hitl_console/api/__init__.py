@@ -50,6 +50,20 @@ def json_body(*required: str) -> dict[str, Any]:
     return data
 
 
+def json_object(allowed: set[str], *, optional: bool = False) -> dict[str, Any]:
+    """The request's JSON object; 400 if it is not one, 422 naming each field not in
+    ``allowed``. With ``optional``, an empty body is ``{}``."""
+    if optional and not request.content_length:
+        return {}
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ApiError(400, "bad_request", "send a JSON object with Content-Type: application/json")
+    unknown = set(data) - allowed
+    if unknown:
+        raise ApiError(422, "invalid", {k: "unknown field" for k in sorted(unknown)})
+    return data
+
+
 def encode_cursor(key: Sequence[Any]) -> str:
     raw = json.dumps(list(key), separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")

@@ -1,7 +1,12 @@
-"""Who is calling: a Bearer token (API clients) or the httpOnly cookie (the browser).
+"""Who is calling: a Bearer token (API clients) or the httpOnly cookie (the browser), or an
+agent's API key (``Authorization: Bearer hitl_live_...``).
 
 ``require()`` guards a view: 401 without a valid token, 403 for a role it lacks, and 403
 for a cookie-authenticated write that does not echo the CSRF value of its token.
+``require_agent()`` admits API keys only, ``require_user_or_agent()`` either. A bearer
+token that starts with ``hitl_live_`` is an API key, anything else a JWT. An unknown, a
+malformed and a revoked key get the same 401; a valid key on an endpoint for console users
+gets 403, and a JWT on an agent-only endpoint too.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from flask import current_app, g, request
 from hitl_console.auth import tokens
 from hitl_console.auth.users import get_user
 from hitl_console.errors import ApiError
+from scrapy_hitl.state import apikeys
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -41,6 +47,10 @@ def authenticate() -> dict[str, Any]:
     token, via = _token_from_request()
     if not token:
         raise ApiError(401, "unauthorized", "log in first")
+    if via == "bearer" and apikeys.is_api_key(token):
+        authenticate_agent()  # 401 for a key that is not valid, whatever the endpoint
+        raise ApiError(403, "forbidden", "API keys may only call the consultations endpoints; "
+                                         "this one is for console users")
     state = current_app.extensions["hitl"]
     try:
         claims = tokens.decode(current_app.extensions["hitl_jwt_key"], token, state.redis)
@@ -72,6 +82,63 @@ def require(role: str | None = None) -> Callable[[Callable[..., Any]], Callable[
             check_csrf()
             if role is not None and user["role"] != role:
                 raise ApiError(403, "forbidden", f"this needs the {role} role")
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+INVALID_KEY = "invalid API key"  # the one answer for unknown, malformed and revoked keys
+
+
+def authenticate_agent() -> dict[str, Any]:
+    """The calling agent's API key (also in ``g.agent``), or ApiError 401."""
+    if "agent" in g:
+        return g.agent
+    token, via = _token_from_request()
+    if via != "bearer" or not token or not apikeys.is_api_key(token):
+        raise ApiError(401, "unauthorized", "send your API key as 'Authorization: Bearer hitl_live_...'")
+    key = apikeys.authenticate(current_app.extensions["hitl"], token)
+    if key is None:
+        raise ApiError(401, "unauthorized", INVALID_KEY)
+    g.agent, g.auth_via = key, "api_key"
+    return key
+
+
+def _is_agent_call() -> bool:
+    token, via = _token_from_request()
+    return via == "bearer" and bool(token) and apikeys.is_api_key(token or "")
+
+
+def require_agent() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Guard a view for agents: a valid API key, else 401; a console user gets 403."""
+
+    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if not _is_agent_call():
+                authenticate()  # 401 without a valid login
+                raise ApiError(403, "forbidden", "this endpoint is for agents: send an API key")
+            authenticate_agent()
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def require_user_or_agent() -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Guard a view open to console users (``g.user``) and agents (``g.agent``) alike."""
+
+    def decorator(view: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            if _is_agent_call():
+                authenticate_agent()
+            else:
+                authenticate()
+                check_csrf()
             return view(*args, **kwargs)
 
         return wrapped

@@ -35,6 +35,14 @@ EVENT_TYPES = (
     "spider.resumed",
     "session.captured",
     "session.invalidated",
+    "consultation.created",
+    "consultation.responded",
+    "consultation.cancelled",
+    "consultation.timed_out",
+    "consultation.callback_sent",
+    "consultation.callback_failed",
+    "item.review_required",
+    "item.reviewed",
 )
 
 _ID_FIELDS = ("run_id", "intervention_id", "spider", "domain")

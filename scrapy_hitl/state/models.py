@@ -242,3 +242,236 @@ class User(Base):
 
 
 USER_ROLES = ("reviewer", "admin")
+
+
+class ApiKey(Base):
+    """An agent's API key. Only a SHA-256 hash of the key is stored, and a short lookup prefix.
+
+    The webhook secret signs the callbacks sent to the agent, so it must be recoverable: it is
+    a Fernet token (see ``apikeys.py``), never stored in clear. During a rotation the previous
+    secret is kept until ``previous_secret_expires_at``.
+    """
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(32), unique=True, index=True)
+    key_hash: Mapped[str] = mapped_column(String(64))  # SHA-256 hex of the whole key
+    webhook_secret: Mapped[bytes] = mapped_column(LargeBinary)
+    previous_webhook_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    webhook_disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Consultation(Base):
+    """A question an agent (or a spider) asks a human. See ``consultations.py``."""
+
+    __tablename__ = "consultations"
+    __table_args__ = (
+        Index("ix_consultations_state_priority_id", "state", "priority", "id"),
+        Index("ix_consultations_api_key_id_id", "api_key_id", "id"),
+        Index("ix_consultations_state_deadline_at", "state", "deadline_at"),  # the timeout sweep
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))
+    # who asked: "agent:<key id>", "spider:<name>", "cli", ... (a spider has no API key)
+    asked_by: Mapped[str] = mapped_column(String(255), default="")
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    # JSON(none_as_null=True): Python None is SQL NULL, so "no options" is queryable as IS NULL
+    context: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
+    options: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
+    response_schema: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
+    callback_url: Mapped[str | None] = mapped_column(Text)
+    timeout_seconds: Mapped[int] = mapped_column(Integer)
+    deadline_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)  # .metadata is SQLAlchemy's
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # CONSULTATION_STATES
+    response: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
+    responded_by: Mapped[str | None] = mapped_column(String(255))
+    responded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+    history: Mapped[list[ConsultationEvent]] = relationship(
+        back_populates="consultation",
+        order_by="ConsultationEvent.id",
+        cascade="all, delete-orphan",
+    )
+
+
+CONSULTATION_STATES = (
+    "pending", "responded", "callback_sent", "callback_failed", "timed_out", "cancelled",
+)
+
+
+class ConsultationEvent(Base):
+    """History of one consultation: every transition, who made it ("agent:<key id>",
+    "user:<email>", "system", ...) and when."""
+
+    __tablename__ = "consultation_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    consultation_id: Mapped[int] = mapped_column(
+        ForeignKey("consultations.id", ondelete="CASCADE"), index=True
+    )
+    action: Mapped[str] = mapped_column(String(32))  # "created", or the state entered
+    actor: Mapped[str] = mapped_column(String(255), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    consultation: Mapped[Consultation] = relationship(back_populates="history")
+
+
+class WebhookDelivery(Base):
+    """One attempt to deliver one webhook. ``webhook_id`` (the Standard Webhooks message id)
+    is the same on every retry of one event."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_consultation_id_id", "consultation_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    consultation_id: Mapped[int] = mapped_column(ForeignKey("consultations.id", ondelete="CASCADE"))
+    api_key_id: Mapped[int | None] = mapped_column(ForeignKey("api_keys.id"))
+    webhook_id: Mapped[str] = mapped_column(String(64), index=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(Text)
+    attempt: Mapped[int] = mapped_column(Integer)  # 1 for the first
+    status_code: Mapped[int | None] = mapped_column(Integer)  # None: no answer (timeout, refused)
+    response_excerpt: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WebhookEvent(Base):
+    """One webhook to send: the transactional outbox (see ``webhook_events.py``).
+
+    Written in the same transaction as the consultation transition it reports, so a webhook
+    is never lost to a crash or to Redis being down; the worker delivers it and every retry
+    reuses ``webhook_id`` and ``payload`` (the exact body). ``lease_until`` / ``lease_token``
+    mark an attempt in flight; a lease that expires was interrupted and is taken over.
+    """
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (
+        Index("ix_webhook_events_state_next_attempt_at", "state", "next_attempt_at"),
+        Index("ix_webhook_events_consultation_id_id", "consultation_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    webhook_id: Mapped[str] = mapped_column(String(64), unique=True)  # "msg_..."
+    consultation_id: Mapped[int] = mapped_column(ForeignKey("consultations.id", ondelete="CASCADE"))
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"))
+    event_type: Mapped[str] = mapped_column(String(64))  # "consultation.responded", ...
+    url: Mapped[str] = mapped_column(Text)
+    payload: Mapped[str] = mapped_column(Text)  # the JSON body, byte for byte on every attempt
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # WEBHOOK_EVENT_STATES
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # attempts started so far
+    attempt_offset: Mapped[int] = mapped_column(Integer, default=0)  # attempts before the last redelivery
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lease_token: Mapped[str | None] = mapped_column(String(32))
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+WEBHOOK_EVENT_STATES = ("pending", "delivered", "failed", "disabled")
+
+
+class ItemEvidence(Base):
+    """The page items under review came from (the response body, or the rendered HTML of a
+    browser tier), once per page; gzip-compressed, capped at HITL_EVIDENCE_MAX_BYTES."""
+
+    __tablename__ = "item_evidence"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(Text, default="")
+    kind: Mapped[str] = mapped_column(String(32))  # ARTIFACT_KINDS: body | html | screenshot
+    tier: Mapped[str] = mapped_column(String(16), default="static")
+    content_type: Mapped[str] = mapped_column(String(100))
+    encoding: Mapped[str] = mapped_column(String(16), default="gzip")  # identity | gzip
+    size: Mapped[int] = mapped_column(Integer)  # bytes of the page before it was cut and compressed
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ScrapedItem(Base):
+    """One item the quality pipeline scored (see ``items.py``). ``data`` is its current
+    version as JSON text; ``deliverable`` says whether exports include it."""
+
+    __tablename__ = "items"
+    __table_args__ = (
+        Index("ix_items_run_id_status_id", "run_id", "status", "id"),
+        Index("ix_items_run_id_deliverable_id", "run_id", "deliverable", "id"),
+        Index("ix_items_status_deadline", "status", "review_deadline"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    spider: Mapped[str] = mapped_column(String(200), default="")
+    item_type: Mapped[str] = mapped_column(String(200), default="")
+    url: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16))  # ITEM_STATUSES
+    deliverable: Mapped[bool] = mapped_column(default=True)
+    score: Mapped[float] = mapped_column(default=1.0)
+    breakdown: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    failing: Mapped[list[Any]] = mapped_column(default=list)
+    evidence_id: Mapped[int | None] = mapped_column(ForeignKey("item_evidence.id", ondelete="SET NULL"))
+    data: Mapped[str] = mapped_column(Text)  # JSON
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    review_deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    on_timeout: Mapped[str] = mapped_column(String(8), default="drop")  # deliver | drop
+    reviewed_by: Mapped[str | None] = mapped_column(String(255))
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+ITEM_STATUSES = ("delivered", "optional_review", "pending_review", "approved", "rejected", "skipped")
+
+
+class ItemVersion(Base):
+    """One version of an item's data: who, when, the field-level diff against the previous
+    one. Version 1 (what the crawler extracted) is written with the first edit."""
+
+    __tablename__ = "item_versions"
+    __table_args__ = (Index("uq_item_versions_item_id_version", "item_id", "version", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    actor: Mapped[str] = mapped_column(String(255), default="")
+    diff: Mapped[list[Any]] = mapped_column(default=list)
+    note: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ItemEvent(Base):
+    """The audit trail of one item: edited, restored, approved, rejected, skipped (with the
+    timeout action: deliver or drop)."""
+
+    __tablename__ = "item_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(255), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

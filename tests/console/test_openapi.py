@@ -26,7 +26,7 @@ from werkzeug.wrappers import Request, Response
 
 from hitl_console.openapi import document_bytes
 from scrapy_hitl.learning import DomainCounters
-from scrapy_hitl.state import artifacts, domains, interventions
+from scrapy_hitl.state import artifacts, consultations, domains, interventions
 from scrapy_hitl.state.parking import ParkEntry
 from scrapy_hitl.state.runs import create_run, update_run
 from tests.console.test_artifacts import png
@@ -110,7 +110,7 @@ class Recorder:
 def test_the_document_is_valid_openapi_3_1():
     validate(SPEC)
     assert SPEC["openapi"] == "3.1.0"
-    assert set(SPEC["components"]["securitySchemes"]) == {"bearer", "cookie"}
+    assert set(SPEC["components"]["securitySchemes"]) == {"bearer", "cookie", "apiKey"}
 
 
 def _rule_to_path(rule: str) -> str:
@@ -141,7 +141,8 @@ def test_every_route_is_documented_and_nothing_else(app):
 
 def test_the_documented_logins_and_roles_are_enforced(app, users):
     """No security: open to anyone. Otherwise 401 without a token, and an operation marked
-    ``x-hitl-role: admin`` is 403 for a reviewer. (Register may be open: HITL_OPEN_REGISTRATION.)"""
+    ``x-hitl-role: admin``, or open to agents (``apiKey``) only, is 403 for a reviewer. (Register may be
+    open: HITL_OPEN_REGISTRATION.)"""
     client = app.test_client(use_cookies=False)
     login = client.post("/api/v1/auth/login", json={"email": "reviewer@example.com", "password": PASSWORD})
     reviewer = {"Authorization": f"Bearer {login.json['access_token']}"}
@@ -158,7 +159,8 @@ def test_the_documented_logins_and_roles_are_enforced(app, users):
             assert anonymous == 401, (method, path)
         # optional security is register's: admins only unless HITL_OPEN_REGISTRATION (off here)
         admin_only = op.get("x-hitl-role") == "admin" or {} in security
-        assert (as_reviewer == 403) == admin_only, (method, path, as_reviewer)
+        agents_only = bool(security) and all("apiKey" in s for s in security)
+        assert (as_reviewer == 403) == (admin_only or agents_only), (method, path, as_reviewer)
 
 
 def test_the_document_is_served_without_login(client):
@@ -369,12 +371,55 @@ def test_a_whole_session_matches_the_document(app, api, world, openapi, users):
     api("POST", "/api/v1/auth/register", 201, as_=admin,
         json={"email": "third@example.com", "password": "long enough pw", "role": "reviewer"})
 
+    # API keys (admins), consultations (agents ask, reviewers answer)
+    created = api("POST", "/api/v1/api-keys", 201, as_=admin, json={"name": "pricing bot"}).json
+    key, key_id = created["key"], created["id"]
+    retired = api("POST", "/api/v1/api-keys", 201, as_=admin, json={"name": "old bot"}).json
+    keys = api("GET", "/api/v1/api-keys?limit=1", 200, as_=admin).json
+    api("GET", f"/api/v1/api-keys?limit=1&cursor={keys['next_cursor']}", 200, as_=admin)
+    api("GET", f"/api/v1/api-keys/{key_id}", 200, as_=admin)
+    api("PATCH", f"/api/v1/api-keys/{retired['id']}", 200, as_=admin, json={"name": "retired", "revoked": True})
+    api("POST", f"/api/v1/api-keys/{key_id}/rotate-webhook-secret", 200, as_=admin, json={"grace_seconds": 60})
+    api("POST", f"/api/v1/api-keys/{key_id}/rotate-webhook-secret", 200, as_=admin)  # no body: one day
+    asked = api("POST", "/api/v1/consultations", 201, as_=key, json={
+        "title": "Is 12.99 EUR right?", "description": "From the product page.",
+        "context": {"url": "https://shop.example/p/1", "html": "<b>12.99</b>"},
+        "options": ["yes", {"value": "no", "label": "No, the price is wrong"}],
+        "callback_url": "https://agent.example/hooks/hitl", "timeout_seconds": 3600, "priority": 50,
+        "metadata": {"trace": "t-1"}}).json
+    priced = api("POST", "/api/v1/consultations", 201, as_=key, json={
+        "title": "What is the price?", "response_schema": {
+            "type": "object", "properties": {"price": {"type": "number", "minimum": 0}}, "required": ["price"]}}).json
+    free = api("POST", "/api/v1/consultations", 201, as_=key, json={"title": "Anything else?", "context": None,
+                                                                     "priority": None}).json
+    spare = api("POST", "/api/v1/consultations", 201, as_=key, json={"title": "Spare"}).json
+    by_spider = consultations.create(hitl, title="Selector broke?", actor="spider:shop")
+    mine = api("GET", "/api/v1/consultations?limit=2", 200, as_=key).json
+    api("GET", f"/api/v1/consultations?limit=2&cursor={mine['next_cursor']}", 200, as_=key)
+    queue = api("GET", "/api/v1/consultations?state=pending&order=priority&min_priority=0&limit=1", 200,
+                as_=reviewer).json
+    api("GET", f"/api/v1/consultations?state=pending&order=priority&limit=1&cursor={queue['next_cursor']}", 200,
+        as_=reviewer)
+    api("GET", f"/api/v1/consultations?api_key_id={key_id}", 200, as_=reviewer)
+    api("GET", f"/api/v1/consultations/{by_spider['id']}", 200, as_=reviewer)
+    api("GET", f"/api/v1/consultations/{asked['id']}", 200, as_=key)
+    api("GET", f"/api/v1/consultations/{asked['id']}?wait=1", 200, as_=key)  # still pending after 1 s
+    api("POST", f"/api/v1/consultations/{asked['id']}/respond", 200, as_=reviewer, json={"answer": "no"})
+    api("GET", f"/api/v1/consultations/{asked['id']}?wait=30", 200, as_=key)  # answered: at once
+    api("GET", f"/api/v1/consultations/{asked['id']}/deliveries", 200, as_=key)  # its webhook (no worker here)
+    api("POST", f"/api/v1/consultations/{asked['id']}/redeliver", 202, as_=reviewer)
+    api("POST", f"/api/v1/consultations/{free['id']}/cancel", 200, as_=key, json={"reason": "solved it"})
+    api("POST", f"/api/v1/consultations/{spare['id']}/cancel", 200, as_=key)  # no body
+
     # the browser: cookie auth, CSRF on writes, logout
     csrf = api("POST", "/api/v1/auth/login", 200, browser=True,
                json={"email": "reviewer@example.com", "password": PASSWORD}).json["csrf_token"]
     api("GET", "/api/v1/auth/me", 200, browser=True)
     api("POST", "/api/v1/spiders/blog/pause", 403, browser=True)  # no X-CSRF-Token
     api("POST", "/api/v1/spiders/blog/pause", 200, browser=True, headers={"X-CSRF-Token": csrf})
+    api("POST", f"/api/v1/consultations/{priced['id']}/respond", 403, browser=True, json={"answer": {"price": 1}})
+    api("POST", f"/api/v1/consultations/{priced['id']}/respond", 200, browser=True, headers={"X-CSRF-Token": csrf},
+        json={"answer": {"price": 12.99}})
     api("POST", "/api/v1/auth/logout", 200, browser=True, headers={"X-CSRF-Token": csrf})
 
     # errors
@@ -416,6 +461,38 @@ def test_a_whole_session_matches_the_document(app, api, world, openapi, users):
             data={"cookies": (io.BytesIO(cookies_txt(NEWS).encode() * 100), "cookies.txt")})
     finally:
         app.config["MAX_CONTENT_LENGTH"] = app.config["HITL"].max_upload_bytes
+    # errors of the API keys and the consultations
+    api("GET", "/api/v1/consultations", 401, as_="hitl_live_" + "A" * 43)  # unknown key
+    api("GET", "/api/v1/consultations", 401, as_=retired["key"])  # revoked: the same answer
+    api("GET", "/api/v1/interventions", 403, as_=key)  # a key is for the consultations only
+    api("POST", "/api/v1/consultations", 403, as_=reviewer, json={"title": "q"})  # agents only
+    api("POST", "/api/v1/consultations", 422, as_=key, json={"title": "q", "options": ["a", "a"]})
+    api("POST", "/api/v1/consultations", 422, as_=key, json={"title": "q", "priority": 1000},
+        refused=RequestBodyValidationError)
+    api("GET", f"/api/v1/consultations/{asked['id']}?wait=61", 400, as_=key, refused=InvalidParameter)
+    api("GET", "/api/v1/consultations?order=oldest", 400, as_=key, refused=InvalidParameter)
+    api("GET", f"/api/v1/consultations/{by_spider['id']}", 404, as_=key)  # not this agent's
+    api("POST", f"/api/v1/consultations/{asked['id']}/respond", 409, as_=reviewer, json={"answer": "yes"})
+    again = api("POST", "/api/v1/consultations", 201, as_=key, json={"title": "Price?", "response_schema": {
+        "type": "object", "properties": {"price": {"type": "number", "minimum": 0}}}}).json
+    refused_answer = api("POST", f"/api/v1/consultations/{again['id']}/respond", 422, as_=reviewer,
+                         json={"answer": {"price": -3}}).json
+    assert (refused_answer["error"], refused_answer["detail"]["json_path"]) == ("invalid_answer", "$.price")
+    api("POST", f"/api/v1/consultations/{again['id']}/respond", 403, as_=key, json={"answer": {"price": 1}})
+    api("POST", f"/api/v1/consultations/{asked['id']}/cancel", 409, as_=key)
+    api("POST", f"/api/v1/consultations/{again['id']}/redeliver", 409, as_=reviewer)  # no webhook to send
+    waits = app.extensions["hitl_long_polls"]
+    waits.open = waits.limit()  # every long-poll slot taken
+    try:
+        api("GET", f"/api/v1/consultations/{again['id']}?wait=5", 429, as_=key)
+    finally:
+        waits.open = 0
+    api("PATCH", f"/api/v1/api-keys/{key_id}", 403, as_=reviewer, json={"name": "x"})
+    api("PATCH", f"/api/v1/api-keys/{key_id}", 422, as_=admin, json={"name": ""}, refused=RequestBodyValidationError)
+    api("PATCH", f"/api/v1/api-keys/{key_id}", 422, as_=admin, json={"revoked": "yes"},
+        refused=RequestBodyValidationError)
+    api("GET", "/api/v1/api-keys/999", 404, as_=admin)
+    api("POST", f"/api/v1/api-keys/{retired['id']}/rotate-webhook-secret", 409, as_=admin)  # revoked
     for _ in range(5):  # HITL_LOGIN_ATTEMPTS failures, then the limit
         api("POST", "/api/v1/auth/login", 401, json={"email": "admin@example.com", "password": "wrong pw!"})
     api("POST", "/api/v1/auth/login", 429, json={"email": "admin@example.com", "password": "wrong pw!"})

@@ -12,9 +12,11 @@ from scrapy_hitl.state.models import Base
 
 pytestmark = pytest.mark.postgres
 
-HEAD = "0005"  # the newest migration in state/migrations/versions
+HEAD = "0008"  # the newest migration in state/migrations/versions
+QUALITY_TABLES = {"items", "item_versions", "item_events", "item_evidence"}  # 0008
 TABLES = {"alembic_version", "runs", "interventions", "intervention_events", "sessions", "domains", "users",
-          "domain_samples", "artifacts"}
+          "domain_samples", "artifacts", "api_keys", "consultations", "consultation_events",
+          "webhook_deliveries", "webhook_events"} | QUALITY_TABLES
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -215,3 +217,52 @@ def test_0004_adds_domain_tiers_to_existing_rows_and_downgrades(db):
         assert conn.execute(text("SELECT count(*) FROM domain_samples")).scalar() == 1
     assert db.upgrade("0004") == ("0003", "0004")
     assert "tiers" in columns()
+
+
+def test_0006_consultations_downgrade_and_upgrade_again(db):
+    """0006 adds the consultations tables and its downgrade removes exactly them."""
+    from alembic import command
+
+    db.upgrade()
+    with db.engine.begin() as conn:
+        conn.execute(text("INSERT INTO api_keys (name, prefix, key_hash, webhook_secret, created_by, created_at) "
+                          "VALUES ('bot', 'hitl_live_abc', 'h', :s, 'cli', CURRENT_TIMESTAMP)"), {"s": b"x"})
+    cfg = db._alembic_config()
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0005")
+    assert db.current_revision() == "0005"
+    assert tables(db) == TABLES - {"api_keys", "consultations", "consultation_events", "webhook_deliveries",
+                                   "webhook_events"} - QUALITY_TABLES
+    assert db.upgrade() == ("0005", HEAD)
+    assert tables(db) == TABLES
+
+
+def test_0007_webhook_events_downgrade_and_upgrade_again(db):
+    """0007 adds the webhook outbox and its downgrade removes exactly it (whatever comes after)."""
+    from alembic import command
+
+    db.upgrade()
+    cfg = db._alembic_config()
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0006")
+    assert db.current_revision() == "0006"
+    at_0006 = tables(db)
+    assert "webhook_events" not in at_0006 and "webhook_deliveries" in at_0006
+    assert db.upgrade("0007") == ("0006", "0007")
+    assert tables(db) == at_0006 | {"webhook_events"}
+
+
+def test_0008_quality_downgrade_and_upgrade_again(db):
+    """0008 adds the quality gate's tables and its downgrade removes exactly them."""
+    from alembic import command
+
+    db.upgrade()
+    cfg = db._alembic_config()
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0007")
+    assert tables(db) == TABLES - QUALITY_TABLES
+    assert db.upgrade() == ("0007", HEAD)
+    assert tables(db) == TABLES

@@ -60,3 +60,37 @@ class FloodSpider(scrapy.Spider):
 
     def parse(self, response: Any, page: int) -> Any:
         yield {"page": page}
+
+
+class AskSpider(scrapy.Spider):
+    """Asks a human about the first static page (``await ask(...)`` in its callback) while it
+    goes on crawling the other pages; the item of page 1 carries the answer."""
+
+    name = "ask"
+
+    def __init__(self, base: str = "", pages: str = "6", timeout: str = "120", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.base = base.rstrip("/")
+        self.pages = int(pages)
+        self.timeout = int(timeout)
+
+    async def start(self) -> AsyncIterator[scrapy.Request]:
+        yield scrapy.Request(f"{self.base}/static/page/1", callback=self.parse_ask)
+        for n in range(2, self.pages + 1):
+            yield scrapy.Request(f"{self.base}/static/page/{n}", callback=self.parse_page, cb_kwargs={"page": n})
+
+    async def parse_ask(self, response: Any) -> AsyncIterator[dict[str, Any]]:
+        from scrapy_hitl.consult import ConsultationTimedOut, ask
+
+        try:
+            answer = await ask(self, "Does page 1 look right?", options=["yes", "no"],
+                               context={"url": response.url, "status": response.status},
+                               timeout_seconds=self.timeout, priority=5, metadata={"page": 1})
+        except ConsultationTimedOut as exc:
+            yield {"page": 1, "consultation_id": exc.consultation["id"], "state": "timed_out", "answer": None}
+            return
+        yield {"page": 1, "consultation_id": answer["id"], "state": answer["state"], "answer": answer["response"],
+               "responded_by": answer["responded_by"]}
+
+    def parse_page(self, response: Any, page: int) -> Any:
+        yield {"page": page}

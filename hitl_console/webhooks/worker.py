@@ -1,0 +1,145 @@
+"""``hitl worker``: an RQ worker for the webhook queue, plus the sweep.
+
+- RQ does the queueing: ``SimpleWorker`` serves the ``hitl-webhooks`` queue, and runs RQ's
+  scheduler (``with_scheduler=True``), which queues the retries that ``enqueue_at`` scheduled.
+  A simple (non-forking) worker: a delivery is network I/O, so a fork per job would buy no
+  isolation worth its cost, and every job shares one database engine and Redis pool.
+- The sweep, a thread of the worker, runs every ``HITL_WEBHOOK_SWEEP_INTERVAL`` seconds (and
+  once at start): it times out overdue consultations (which queues their webhooks) and
+  queues again every pending event that is due and unleased, or whose lease expired. That
+  is what makes delivery durable: an enqueue lost to a Redis failure, a worker killed
+  mid-delivery, or a retry whose scheduler died all end up here. Several workers may run;
+  one sweeps per interval (a Redis lock), and a job queued twice is harmless (``claim``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from typing import TYPE_CHECKING
+
+from hitl_console.webhooks import delivery
+from scrapy_hitl.state import consultations, webhook_events
+
+if TYPE_CHECKING:
+    from hitl_console.webhooks.config import WebhookConfig
+    from scrapy_hitl.config import StateConfig
+    from scrapy_hitl.state import HitlState
+
+logger = logging.getLogger(__name__)
+
+SWEEP_LOCK = "hitl:webhooks:sweep"
+# RQ blocks on the queue for worker_ttl - 15 s; that must stay under the Redis client's 30 s
+# socket timeout, or the worker stops on a TimeoutError.
+WORKER_TTL = 40
+# How often RQ retries taking the scheduler lock that a killed worker left (it expires in 61 s).
+MAINTENANCE_INTERVAL = 60
+
+
+class Sweeper(threading.Thread):
+    """Every ``interval`` seconds: time out overdue consultations, queue due events."""
+
+    def __init__(self, state: HitlState, config: WebhookConfig) -> None:
+        super().__init__(name="hitl-webhook-sweep", daemon=True)
+        self.state, self.config = state, config
+        self.name_token = uuid.uuid4().hex
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            try:
+                self.sweep()
+            except Exception:  # the database or Redis is down: try again next time
+                logger.exception("Webhook sweep failed; retrying in %(interval)s s",
+                                 {"interval": self.config.sweep_interval})
+            if self.stopping.wait(self.config.sweep_interval):
+                return
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def sweep(self, *, force: bool = False) -> dict[str, int]:
+        """One pass; ``force`` skips the lock (a burst run, tests)."""
+        ttl_ms = max(1, int(self.config.sweep_interval * 900))  # expires before the next pass
+        if not force and not self.state.redis.set(SWEEP_LOCK, self.name_token, nx=True, px=ttl_ms):
+            return {"timed_out": 0, "queued": 0}  # another worker swept this interval
+        timed_out = consultations.expire_overdue(self.state)
+        queued = 0
+        for event_id in webhook_events.due(self.state.db, grace=self.config.sweep_interval):
+            webhook_events.enqueue(self.state.redis, event_id)
+            queued += 1
+        if timed_out or queued:
+            logger.info("Webhook sweep: %(timed_out)s consultation(s) timed out, %(queued)s event(s) queued",
+                        {"timed_out": len(timed_out), "queued": queued})
+        return {"timed_out": len(timed_out), "queued": queued}
+
+
+def run_worker(
+    state_config: StateConfig,
+    config: WebhookConfig,
+    *,
+    burst: bool = False,
+    name: str | None = None,
+    logging_level: str = "INFO",
+) -> bool:
+    """Serve the webhook queue until SIGINT/SIGTERM (RQ's warm shutdown: the attempt in
+    flight finishes). ``burst``: sweep once, run what is queued and due, and return.
+    Returns whether any job ran."""
+    from rq import Queue, SimpleWorker
+
+    from scrapy_hitl.state import HitlState
+
+    state = HitlState.open(state_config)
+    delivery.use(state, config)
+    queue = Queue(webhook_events.QUEUE, connection=state.redis)
+    worker = SimpleWorker([queue], connection=state.redis, name=name,
+                          worker_ttl=WORKER_TTL, maintenance_interval=MAINTENANCE_INTERVAL)
+    sweeper = Sweeper(state, config)
+    try:
+        if burst:
+            sweeper.sweep(force=True)
+        else:
+            sweeper.start()
+        return worker.work(burst=burst, with_scheduler=True, logging_level=logging_level)
+    finally:
+        sweeper.stop()
+        if sweeper.is_alive():
+            sweeper.join(5)
+        state.close()
+
+
+class WorkerProcess:
+    """``hitl worker`` as a child process, for ``hitl up``. Its own process group, so stopping
+    it also stops the RQ scheduler it forks."""
+
+    def __init__(self, *, log_path: str, env: dict[str, str] | None = None) -> None:
+        self.log_path = log_path
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        cmd = [sys.executable, "-m", "hitl_console.cli", "worker"]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(cmd, env={**os.environ, **(self.env or {})}, stdout=log, stderr=log,
+                                         start_new_session=True)
+        return self
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM: RQ's warm shutdown lets the attempt in flight finish. Past ``timeout``,
+        SIGKILL, which loses nothing either (the sweep takes the event over)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()

@@ -1,0 +1,39 @@
+"""``hitl up`` runs the webhook worker next to Redis, and stops it with the stack."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from rq import Worker
+
+from scrapy_hitl.state.redis_server import EmbeddedRedis
+from tests.webhooks.conftest import ROOT, wait_for
+
+
+def test_hitl_up_runs_the_worker_and_stops_it(tmp_path):
+    data = tmp_path / "data"
+    env = {**os.environ, "HITL_DATA_DIR": str(data), "HITL_REDIS_URL": "", "HITL_DATABASE_URL": "",
+           "HITL_SECRET_KEY": ""}
+    proc = subprocess.Popen([sys.executable, "-m", "hitl_console.cli", "up", "--no-console"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (lines and lines[-1].startswith("Ready")):
+            lines.append(proc.stdout.readline())
+        assert any(line.startswith("Worker    webhooks") for line in lines), lines
+        redis = EmbeddedRedis(data).client()
+        (worker,) = wait_for(lambda: Worker.all(connection=redis), what="the worker to register with RQ")
+        assert [q.name for q in worker.queues] == ["hitl-webhooks"]
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0 and "Stopped." in out
+        assert not os.path.exists(f"/proc/{worker.pid}"), "the worker outlived the stack"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
