@@ -3,10 +3,16 @@
 ``hitl_env`` gives each test its own data dir, database (SQLite by default; the
 ``backend`` parameter switches to PostgreSQL) and a flushed Redis, and exports them as
 HITL_* environment variables, which is what crawls and the CLI read.
+
+The suite runs on pytest-xdist workers (setup.cfg's addopts). Each worker is its own
+process with its own session fixtures: its own redis-server, PostgreSQL cluster, sandbox
+sites and Playwright driver, on ports the OS picks, in temp dirs of its own. Nothing is
+shared between workers but the machine. ``-n 0`` (or ``-p no:xdist``) runs in one process.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -22,6 +28,30 @@ ROOT = Path(__file__).resolve().parents[1]
 for extra in (ROOT / "projects" / "sandbox", ROOT / "projects" / "demo"):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
+
+
+def pytest_addoption(parser, pluginmanager):
+    """Under ``-p no:xdist`` accept (and ignore) the xdist options of setup.cfg's addopts."""
+    if not pluginmanager.has_plugin("xdist"):
+        group = parser.getgroup("xdist", "xdist is disabled (-p no:xdist): these are ignored")
+        group.addoption("--numprocesses", action="store", default=None)
+        group.addoption("--dist", action="store", default="no")
+
+
+def _uses_postgres(item) -> bool:
+    callspec = getattr(item, "callspec", None)
+    return "postgres_server" in item.fixturenames or (
+        callspec is not None and "postgres" in callspec.params.values())
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under ``--dist loadgroup``, keep the PostgreSQL tests on one worker: each worker that
+    runs one starts its own cluster (initdb), which costs seconds of CPU."""
+    if not config.pluginmanager.has_plugin("xdist"):
+        return
+    for item in items:
+        if _uses_postgres(item):
+            item.add_marker(pytest.mark.xdist_group("postgres"))
 
 
 @pytest.fixture(scope="session")
@@ -97,8 +127,61 @@ def hitl_env(request, backend, tmp_path, redis_server, monkeypatch):
     return env
 
 
+@pytest.fixture(scope="session")
+def sqlite_schema_template(tmp_path_factory):
+    """An SQLite database at the schema's head, migrated once per session (per worker)."""
+    from scrapy_hitl.state.db import Database
+
+    path = tmp_path_factory.mktemp("schema-template") / "hitl.db"
+    db = Database(f"sqlite:///{path}")
+    db.ensure_schema()
+    db.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_schema_template(postgres_server):
+    """The name of a PostgreSQL database at the schema's head, migrated once per session."""
+    from scrapy_hitl.state.db import Database
+
+    name = "hitl_schema_template"
+    db = Database(postgres_server.create_database(name))
+    db.ensure_schema()
+    db.dispose()  # CREATE DATABASE ... TEMPLATE needs it without connections
+    return name
+
+
 @pytest.fixture
-def state(hitl_env):
+def hitl_schema(hitl_env, backend, request):
+    """The test's database, at the schema's head before anything opens it.
+
+    A database nothing has used yet (an SQLite file that does not exist, a PostgreSQL
+    database without tables) becomes a copy of a template migrated once per session: the
+    schema ``ensure_schema`` would create, without running every migration again for each
+    test (tests/state/test_db.py tests the migrations themselves). A database the test
+    already made is left as it is, to ``ensure_schema``.
+    """
+    url = hitl_env["HITL_DATABASE_URL"]
+    if backend == "postgres":
+        pg = request.getfixturevalue("postgres_server")
+        name = url.rsplit("/", 1)[1]
+        if url == f"postgresql://{pg.user}@127.0.0.1:{pg.port}/{name}" and pg.is_empty(name):
+            pg.create_database(name, template=request.getfixturevalue("postgres_schema_template"))
+    elif backend == "sqlite" and url.startswith("sqlite:///"):
+        target = Path(url.removeprefix("sqlite:///"))
+        if not target.exists():
+            import sqlite3
+
+            target.parent.mkdir(parents=True, exist_ok=True)
+            template = request.getfixturevalue("sqlite_schema_template")
+            with contextlib.closing(sqlite3.connect(template)) as src, \
+                    contextlib.closing(sqlite3.connect(target)) as dst:
+                src.backup(dst)
+    return hitl_env
+
+
+@pytest.fixture
+def state(hitl_env, hitl_schema):
     from scrapy_hitl.config import StateConfig
     from scrapy_hitl.state import HitlState
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import pytest
 
 from hitl_console.app import create_app
-from hitl_console.auth.users import create_user
-from tests.support.console import PASSWORD
+from tests.support.console import PASSWORD, create_fixture_user
 
 
 @pytest.fixture
-def app(hitl_env):
+def app(hitl_env, hitl_schema):
     app = create_app({"login_attempts": 5, "login_window": 60})
     app.testing = True
     yield app
@@ -26,8 +25,8 @@ def client(app):
 def users(app):
     db = app.extensions["hitl"].db
     return {
-        "admin": create_user(db, "admin@example.com", PASSWORD, "admin"),
-        "reviewer": create_user(db, "reviewer@example.com", PASSWORD, "reviewer"),
+        "admin": create_fixture_user(db, "admin@example.com", PASSWORD, "admin"),
+        "reviewer": create_fixture_user(db, "reviewer@example.com", PASSWORD, "reviewer"),
     }
 
 
@@ -63,4 +62,4 @@ def console_server(hitl_env, state, tmp_path):
 
     server = RunningConsole(hitl_env, str(tmp_path / "console.log")).start()
     yield server
-    server.stop()
+    server.kill()

@@ -11,15 +11,14 @@ import urllib.parse
 import pytest
 from simple_websocket import ConnectionClosed, ConnectionError as HandshakeRefused
 
-from hitl_console.auth.users import create_user
-from tests.support.console import BAD_TOKENS, PASSWORD, RunningConsole
+from tests.support.console import BAD_TOKENS, PASSWORD, RunningConsole, create_fixture_user
 
 REVIEWER = "reviewer@example.com"
 
 
 @pytest.fixture
 def reviewer(state):
-    return create_user(state.db, REVIEWER, PASSWORD, "reviewer")
+    return create_fixture_user(state.db, REVIEWER, PASSWORD, "reviewer")
 
 
 @pytest.fixture
@@ -154,7 +153,7 @@ def test_an_origin_from_hitl_console_origins_is_allowed(hitl_env, state, reviewe
         with pytest.raises(HandshakeRefused):
             server.ws(cookie=token, origin="https://review.example.com.evil.example")
     finally:
-        server.stop()
+        server.kill()
 
 
 def test_open_websockets_are_capped_per_process_and_a_closed_one_frees_its_slot(hitl_env, state, reviewer,
@@ -180,7 +179,7 @@ def test_open_websockets_are_capped_per_process_and_a_closed_one_frees_its_slot(
         event_id = state.events.emit("domain.paused", {}, domain="c.example")
         assert [e["id"] for e in third.events(1)] == [event_id]
     finally:
-        server.stop()
+        server.kill()
 
 
 @pytest.mark.parametrize("accept", ["application/json", "text/html"])

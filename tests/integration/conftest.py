@@ -52,6 +52,9 @@ def crawl(hitl_env, fresh_sandbox, tmp_path):
             "LOG_LEVEL": "INFO",
             "HITL_STATS_FLUSH_INTERVAL": 0.5,
             "HITL_PARK_FLUSH_INTERVAL": 0.02,
+            # Scrapy re-checks an idle spider every 5 s: waiting for a human, and closing
+            # after HITL_PAUSE_TIMEOUT, would take that long (tests/support/heartbeat.py).
+            "TEST_ENGINE_HEARTBEAT": 0.1,
         }
         return Crawl(tmp_path, hitl_env, spider=spider,
                      args={"base": (site or fresh_sandbox).url, **(args or {})},

@@ -16,8 +16,25 @@ from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.browser
 
-PAGES = 6  # the sandbox fixture's pages per section
+PAGES = 3  # pages per section of this module's sandbox: a browser page costs far more than a static one
 FAST = {"HITL_STEALTH_DELAY": "0,0", "HITL_BROWSER_MAX_PAGES": 4}
+
+
+@pytest.fixture(scope="module")
+def escalation_sandbox():
+    from sandbox.control import SandboxServer
+
+    server = SandboxServer(pages=PAGES)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fresh_sandbox(escalation_sandbox):
+    """Overrides tests/integration/conftest.py's: the crawls here use the smaller sandbox."""
+    escalation_sandbox.reset()
+    return escalation_sandbox
 
 
 def quotes_of(result, section):

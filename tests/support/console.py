@@ -3,7 +3,10 @@ port, logins over HTTP, websocket clients, and the forged tokens the auth tests 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -13,10 +16,32 @@ import jwt
 import pytest
 from simple_websocket import Client
 
+from hitl_console.auth import users as _users
 from hitl_console.auth.tokens import signing_key
 from hitl_console.server import ConsoleProcess, free_port
 
 PASSWORD = "correct horse battery"
+
+_HASHES: dict[tuple[Any, ...], str] = {}
+
+
+def create_fixture_user(db: Any, email: str, password: str = PASSWORD, role: str = "reviewer") -> dict[str, Any]:
+    """``create_user`` for a fixture's users: the same, except that a password hashed once
+    (scrypt, ~0.2 s of CPU) keeps its hash for the rest of the worker's session. Logins
+    still check the password against a real hash; tests of creating users use the API."""
+    real = _users.generate_password_hash
+
+    def reuse(pw: str, *args: Any, **kwargs: Any) -> str:
+        key = (pw, args, tuple(sorted(kwargs.items())))
+        if key not in _HASHES:
+            _HASHES[key] = real(pw, *args, **kwargs)
+        return _HASHES[key]
+
+    _users.generate_password_hash = reuse
+    try:
+        return _users.create_user(db, email, password, role)
+    finally:
+        _users.generate_password_hash = real
 
 
 def forge_token(key: bytes, *, claims: dict[str, Any] | None = None, alg: str = "HS256") -> str:
@@ -130,3 +155,18 @@ class RunningConsole:
             if client.connected:
                 client.close()
         self.process.stop()
+
+    def kill(self) -> None:
+        """End the console at once: SIGKILL to gunicorn's process group (arbiter and worker).
+
+        For fixture teardowns, where the test is over and nothing depends on the way the
+        console ends; ``stop()`` (gunicorn's own quick shutdown) takes 1-2 s.
+        """
+        for client in self.clients:
+            if client.connected:
+                client.close()
+        proc = self.process.proc
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # started with start_new_session=True
+            proc.wait(timeout=10)

@@ -41,7 +41,12 @@ class Crawl:
         cmd = [sys.executable, "-m", "scrapy", "crawl", spider,
                "-o", f"{self.items_path}:jsonlines", "-s", f"TEST_STATS_FILE={self.stats_path}",
                "-s", "LOG_FILE=" + str(self.log_path)]
-        settings = {"EXTENSIONS": {"tests.support.statsdump.StatsDump": 900}, **(settings or {})}
+        settings = {"EXTENSIONS": {"tests.support.statsdump.StatsDump": 900,
+                                   "tests.support.heartbeat.EngineHeartbeat": 0},
+                    # An idle spider is asked again every 0.1 s, not Scrapy's 5 s
+                    # (tests/support/heartbeat.py); 0 keeps Scrapy's own heartbeat.
+                    "TEST_ENGINE_HEARTBEAT": 0.1,
+                    **(settings or {})}
         for k, v in settings.items():
             # Scrapy parses dict settings from JSON and list settings from commas.
             if isinstance(v, dict):

@@ -36,6 +36,16 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
+        # Several pytest-xdist workers (and other test runs) pick ports at once: a port
+        # can be taken between free_port() and the bind. Then our redis-server exits, and
+        # a PING would be answered by someone else's server, so check whose it is.
+        for _attempt in range(5):
+            if self._start_once():
+                return self
+            self.port = free_port()
+        raise RuntimeError("redis-server did not start")
+
+    def _start_once(self) -> bool:
         self.proc = subprocess.Popen(
             [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
              "--dir", str(self.dir), "--appendonly", "yes", "--appendfsync", "everysec",
@@ -43,12 +53,25 @@ class RedisServer:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         client = redis.Redis.from_url(self.url)
-        for _ in range(200):
-            try:
-                client.ping()
-                return self
-            except redis.ConnectionError:
-                time.sleep(0.02)
+        try:
+            for _ in range(500):
+                if self.proc.poll() is not None:
+                    return False  # exited: the port is taken
+                try:
+                    info = client.info()  # answered while the AOF loads, unlike PING
+                except redis.ConnectionError:
+                    time.sleep(0.02)
+                    continue
+                if info["process_id"] == self.proc.pid:
+                    if info.get("loading"):
+                        time.sleep(0.02)  # ours, still loading the AOF: not ready for commands
+                        continue
+                    return True
+                self.proc.kill()  # another server answers on this port
+                self.proc.wait(timeout=10)
+                return False
+        finally:
+            client.close()
         raise RuntimeError("redis-server did not start")
 
     def restart(self) -> None:
@@ -60,7 +83,8 @@ class RedisServer:
             pass
         assert self.proc is not None
         self.proc.wait(timeout=10)
-        self.start()
+        if not self._start_once():  # the port must stay: clients have the URL
+            raise RuntimeError(f"redis-server did not restart on port {self.port}")
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -106,6 +130,15 @@ class PostgresServer:
         subprocess.run(self._cmd(str(self.bindir / "initdb"), "-D", str(data), "-A", "trust",
                                  "-U", self.user, "--no-sync", "-E", "UTF8"),
                        check=True, capture_output=True)
+        # As for Redis: if the port was taken meanwhile (another xdist worker), postgres
+        # exits, and a connection would reach someone else's cluster. Retry on a new port.
+        for _attempt in range(5):
+            if self._start_once(data):
+                return self
+            self.port = free_port()
+        raise RuntimeError("PostgreSQL did not start")
+
+    def _start_once(self, data: Path) -> bool:
         self.proc = subprocess.Popen(
             self._cmd(str(self.bindir / "postgres"), "-D", str(data), "-p", str(self.port),
                       "-h", "127.0.0.1", "-k", str(self.dir), "-c", "fsync=off",
@@ -115,27 +148,54 @@ class PostgresServer:
         import psycopg
 
         for _ in range(300):
+            if self.proc.poll() is not None:
+                return False  # exited: the port is taken
             try:
-                psycopg.connect(self.admin_url, connect_timeout=1).close()
-                return self
+                with psycopg.connect(self.admin_url, connect_timeout=1) as conn:
+                    owner = conn.execute("SHOW data_directory").fetchone()[0]
             except psycopg.OperationalError:
                 time.sleep(0.05)
+                continue
+            if Path(owner).resolve() == data.resolve():
+                return True
+            self._kill()  # another cluster answers on this port
+            return False
         raise RuntimeError("PostgreSQL did not start")
+
+    def _kill(self) -> None:
+        assert self.proc is not None
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
     @property
     def admin_url(self) -> str:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/postgres"
 
-    def create_database(self, name: str) -> str:
+    def create_database(self, name: str, template: str | None = None) -> str:
+        """(Re)create database ``name``, empty or as a copy of the database ``template``."""
         import psycopg
 
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{name}"
 
+    def is_empty(self, name: str) -> bool:
+        """True if database ``name`` has no tables (nothing has used it yet)."""
+        import psycopg
+
+        with psycopg.connect(f"postgresql://{self.user}@127.0.0.1:{self.port}/{name}") as conn:
+            return conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()[0] == 0
+
     def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            self.proc.wait(timeout=20)
+        if self.proc is not None and self.proc.poll() is None:
+            # Fast shutdown: a throwaway cluster need not wait for clients to disconnect
+            # (TERM, "smart" shutdown, waits for every pooled connection a test left open).
+            subprocess.run(self._cmd(str(self.bindir / "pg_ctl"), "stop", "-D", str(self.dir / "data"),
+                                     "-m", "fast", "-w", "-t", "20"), capture_output=True, check=False)
+            self._kill()
         shutil.rmtree(self.dir, ignore_errors=True)
