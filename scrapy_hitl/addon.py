@@ -16,8 +16,11 @@ from scrapy_hitl.browser.handler import HitlDownloadHandler, HitlHttpsDownloadHa
 from scrapy_hitl.extension import HitlExtension
 from scrapy_hitl.middlewares.blocks import HitlBlockMiddleware
 from scrapy_hitl.middlewares.escalation import HitlEscalationMiddleware
+from scrapy_hitl.middlewares.failures import HitlFailureMiddleware
 from scrapy_hitl.middlewares.session import HitlSessionMiddleware
 from scrapy_hitl.middlewares.start import HitlStartMiddleware
+from scrapy_hitl.quality.pipeline import HitlQualityPipeline
+from scrapy_hitl.quality.source import HitlItemSourceMiddleware
 
 if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
@@ -28,6 +31,9 @@ BLOCK_MW_PRIORITY = 650  # response side: before Redirect (600) and Retry (550)
 ESCALATION_MW_PRIORITY = 660  # response side: just before the block middleware
 EXTENSION_PRIORITY = 500
 START_MW_PRIORITY = 50  # spider middleware; only its process_start matters
+FAILURE_MW_PRIORITY = 545  # response side: after Retry (550) gave up, so failures are final
+ITEM_SOURCE_MW_PRIORITY = 60  # spider middleware, after HttpError (50): sees what reaches the engine
+QUALITY_PIPELINE_PRIORITY = 950  # after the project's own pipelines: it scores what they made
 
 # State location falls back to the environment, so the add-on must not pin it.
 _ENV_FALLBACK = {"HITL_DATA_DIR", "HITL_DATABASE_URL", "HITL_REDIS_URL", "HITL_SECRET_KEY"}
@@ -79,7 +85,10 @@ class Addon:
         _setdefault(settings, "DOWNLOADER_MIDDLEWARES", HitlSessionMiddleware, SESSION_MW_PRIORITY)
         _setdefault(settings, "DOWNLOADER_MIDDLEWARES", HitlBlockMiddleware, BLOCK_MW_PRIORITY)
         _setdefault(settings, "DOWNLOADER_MIDDLEWARES", HitlEscalationMiddleware, ESCALATION_MW_PRIORITY)
+        _setdefault(settings, "DOWNLOADER_MIDDLEWARES", HitlFailureMiddleware, FAILURE_MW_PRIORITY)
         _install_handler(settings, "http", HitlDownloadHandler, "HITL_FALLBACK_HTTP_HANDLER")
         _install_handler(settings, "https", HitlHttpsDownloadHandler, "HITL_FALLBACK_HTTPS_HANDLER")
         _setdefault(settings, "SPIDER_MIDDLEWARES", HitlStartMiddleware, START_MW_PRIORITY)
+        _setdefault(settings, "SPIDER_MIDDLEWARES", HitlItemSourceMiddleware, ITEM_SOURCE_MW_PRIORITY)
+        _setdefault(settings, "ITEM_PIPELINES", HitlQualityPipeline, QUALITY_PIPELINE_PRIORITY)
         _setdefault(settings, "EXTENSIONS", HitlExtension, EXTENSION_PRIORITY)

@@ -42,6 +42,20 @@ HITL_LEARN_MIN_ATTEMPTS = 10  # attempts before a domain's block rate is trusted
 HITL_SESSION_REQUIRED_BLOCK_RATE = 0.8  # 403 rate that makes a domain require a session
 HITL_STATS_FLUSH_INTERVAL = 5.0  # seconds between batched domain-stat writes
 
+# --- quality gate: score every item, hold doubtful ones for review (docs/quality.md) ------
+HITL_QUALITY_ENABLED = True
+HITL_CRITICAL_FIELDS: list[str] = []  # fields whose absence holds an item whatever its score (or {type: [...]})
+HITL_FAILING_REQUESTS = 2  # consecutive final failures to a domain before an intervention (0: off)
+HITL_ITEM_SCHEMAS: dict[str, dict] = {}  # item type (class name; "*" for any) -> JSON Schema
+HITL_QUALITY_DELIVER_SCORE = 0.9  # confidence at or above which an item is delivered as is
+HITL_QUALITY_FLUSH_INTERVAL = 1.0  # seconds between batched writes of scored items
+HITL_QUALITY_MIN_SAMPLES = 20  # values of a field seen before its type, format and range are judged
+HITL_QUALITY_OUTLIER_Z = 5.0  # robust z-score (median / MAD) beyond which a number is an outlier
+HITL_QUALITY_REVIEW_SCORE = 0.5  # below it an item is held for review; up to DELIVER it is delivered + queued
+HITL_QUALITY_WEIGHTS = {"completeness": 0.4, "schema": 0.3, "consistency": 0.2, "extraction": 0.1}
+HITL_REVIEW_TIMEOUT = 86400  # seconds an item waits for a reviewer before it is skipped
+HITL_REVIEW_TIMEOUT_ACTION = "drop"  # what a skipped held item becomes: "deliver" or "drop"
+
 # --- sessions (cookie vault) -------------------------------------------------------------
 HITL_SESSIONS_ENABLED = True
 

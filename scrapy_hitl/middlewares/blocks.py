@@ -140,6 +140,8 @@ class HitlBlockMiddleware:
         judgement = self.judge(request, response)
         rt.judgements.pop(response, None)
         verdict, domain = judgement.verdict, judgement.domain
+        if judgement.expect:  # for the quality pipeline's extraction score (response.meta)
+            request.meta["hitl_expect_matched"] = not judgement.expect_missing
         tier = request.meta.get("hitl_tier", "static")
         rt.record(domain, engine=tier, ok=verdict.action == "ok", status=response.status,
                   reason=verdict.reason, kind=verdict.type or "")
@@ -208,7 +210,7 @@ class HitlBlockMiddleware:
         # The fix is new spider code: judge the refetched pages by it, not by the
         # expectation the old code put in their meta.
         for parked in pending:
-            meta = {k: v for k, v in parked.meta.items() if k != "hitl_expect"}
+            meta = {k: v for k, v in parked.meta.items() if k not in ("hitl_expect", "hitl_expect_matched")}
             if parked is request:
                 rt.hold(request.replace(meta=meta), domain, verdict.reason)
             rt.park(parked.replace(meta=meta), domain, verdict.reason)

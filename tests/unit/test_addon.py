@@ -20,7 +20,11 @@ from scrapy_hitl.browser.handler import HitlDownloadHandler, HitlHttpsDownloadHa
 from scrapy_hitl.extension import HitlExtension
 from scrapy_hitl.middlewares.blocks import HitlBlockMiddleware
 from scrapy_hitl.middlewares.escalation import HitlEscalationMiddleware
+from scrapy_hitl.middlewares.failures import HitlFailureMiddleware
 from scrapy_hitl.middlewares.session import HitlSessionMiddleware
+from scrapy_hitl.middlewares.start import HitlStartMiddleware
+from scrapy_hitl.quality.pipeline import HitlQualityPipeline
+from scrapy_hitl.quality.source import HitlItemSourceMiddleware
 
 ADDON = {"scrapy_hitl.Addon": 500}
 STATE_NAMES = {"HITL_DATA_DIR", "HITL_DATABASE_URL", "HITL_REDIS_URL", "HITL_SECRET_KEY"}
@@ -30,7 +34,8 @@ SESSION_PATH = "scrapy_hitl.middlewares.session.HitlSessionMiddleware"
 BLOCK_PATH = "scrapy_hitl.middlewares.blocks.HitlBlockMiddleware"
 EXTENSION_PATH = "scrapy_hitl.extension.HitlExtension"
 MWS = "DOWNLOADER_MIDDLEWARES"
-ALL_MWS = {HitlSessionMiddleware: 540, HitlBlockMiddleware: 650, HitlEscalationMiddleware: 660}
+ALL_MWS = {HitlSessionMiddleware: 540, HitlBlockMiddleware: 650, HitlEscalationMiddleware: 660,
+           HitlFailureMiddleware: 545}
 
 
 @pytest.fixture
@@ -62,7 +67,7 @@ def test_priorities_are_where_the_docstrings_say():
 
 def test_defaults_are_applied_with_addon_priority(crawler_settings):
     settings = crawler_settings()
-    assert len(TUNABLE_NAMES) == 30
+    assert len(TUNABLE_NAMES) == 42
     for name in TUNABLE_NAMES:
         if "_FALLBACK_" in name:  # set from the project's own handlers (tested below)
             continue
@@ -99,6 +104,8 @@ def test_components_are_inserted_at_their_priorities(crawler_settings):
     mws = dict(settings["DOWNLOADER_MIDDLEWARES"])
     assert mws == ALL_MWS
     assert dict(settings["EXTENSIONS"]) == {HitlExtension: 500}
+    assert dict(settings["SPIDER_MIDDLEWARES"]) == {HitlStartMiddleware: 50, HitlItemSourceMiddleware: 60}
+    assert dict(settings["ITEM_PIPELINES"]) == {HitlQualityPipeline: 950}
 
 
 def test_components_sit_between_scrapy_builtins(crawler_settings):
@@ -113,6 +120,8 @@ def test_components_sit_between_scrapy_builtins(crawler_settings):
     # process_response runs from high to low: the escalation mw sees responses first, then
     # the block mw, both before Redirect and Retry, and after Cookies.
     assert cookies > ESCALATION_MW_PRIORITY > BLOCK_MW_PRIORITY > redirect > retry
+    # The failure guardrail sees responses and errors after Retry gave up on them.
+    assert retry > ALL_MWS[HitlFailureMiddleware] > SESSION_MW_PRIORITY
 
 
 @pytest.mark.parametrize(
@@ -138,7 +147,7 @@ def test_user_listed_component_is_not_added_twice(crawler_settings, setting, use
 def test_user_listing_one_component_still_gets_the_others(crawler_settings):
     settings = crawler_settings(DOWNLOADER_MIDDLEWARES={SESSION_PATH: 100})
     assert dict(settings["DOWNLOADER_MIDDLEWARES"]) == {
-        SESSION_PATH: 100, HitlBlockMiddleware: 650, HitlEscalationMiddleware: 660}
+        SESSION_PATH: 100, HitlBlockMiddleware: 650, HitlEscalationMiddleware: 660, HitlFailureMiddleware: 545}
     assert dict(settings["EXTENSIONS"]) == {HitlExtension: 500}
 
 
@@ -186,6 +195,8 @@ def test_a_scheme_the_project_disabled_stays_disabled():
         pytest.param(HitlBlockMiddleware, "HITL_BLOCKS_ENABLED", id="block-middleware"),
         pytest.param(HitlExtension, "HITL_EXTENSION_ENABLED", id="extension"),
         pytest.param(HitlEscalationMiddleware, "HITL_ESCALATION_ENABLED", id="escalation-middleware"),
+        pytest.param(HitlQualityPipeline, "HITL_QUALITY_ENABLED", id="quality-pipeline"),
+        pytest.param(HitlItemSourceMiddleware, "HITL_QUALITY_ENABLED", id="item-source-middleware"),
     ],
 )
 def test_component_disabled_by_its_flag(cls, flag, monkeypatch, tmp_path):
@@ -200,6 +211,14 @@ def test_component_disabled_by_its_flag(cls, flag, monkeypatch, tmp_path):
         cls.from_crawler(crawler)
     assert getattr(crawler, "_hitl_runtime", None) is None
     assert not (tmp_path / "hitl").exists()
+
+
+def test_failure_guardrail_off_with_zero(monkeypatch, tmp_path):
+    monkeypatch.setenv("HITL_REDIS_URL", "redis://127.0.0.1:1/0")
+    crawler = get_crawler(Spider, settings_dict={"ADDONS": ADDON, "HITL_EXTENSION_ENABLED": False,
+                                                 "HITL_FAILING_REQUESTS": 0})
+    with pytest.raises(NotConfigured, match="^HITL_FAILING_REQUESTS is 0$"):
+        HitlFailureMiddleware.from_crawler(crawler)
 
 
 def test_enabled_extension_opens_the_configured_state(hitl_env):

@@ -212,6 +212,7 @@ def index_page(config: SiteConfig) -> bytes:
         ("/drift/page/1", "Drift", f"markup changes after page {config.drift_after}"),
         ("/mixed/page/1", "Mixed shop",
          f"{config.mixed_items} items, {config.mixed_js_share:.0%} of them rendered by JavaScript"),
+        ("/catalog/page/1", "Catalog", "products with missing, odd and outlier prices"),
         ("/static/page/1", "Static bench", f"{config.static_pages} tiny pages"),
         ("/health", "Health", "returns ok"),
         ("/__sandbox/hits", "Hit counts", "JSON"),

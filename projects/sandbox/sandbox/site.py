@@ -18,7 +18,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 from twisted.web.server import Site
 
-from . import mixed, pages
+from . import catalog, mixed, pages
 from .challenge import CLEARANCE_COOKIE, ORCHESTRATE_JS, ORCHESTRATE_PATH, VERIFY_PATH, Challenge
 from .challenge import request_arg as _arg
 from .content import PER_PAGE
@@ -119,6 +119,10 @@ class SandboxResource(Resource):
             return self._section(request, SECTIONS[parts[1]], parts[2] == b"page", parts[3])
         if len(parts) == 4 and parts[1] == b"mixed":
             return self._mixed(request, parts[2], parts[3])
+        if len(parts) == 4 and parts[1] == b"catalog" and parts[2] == b"page" and parts[3].isdigit():
+            n = int(parts[3])
+            if 1 <= n <= self.config.pages:
+                return _html(request, catalog.listing_page(n, self.config.pages))
         return _not_found(request)
 
     def _section(self, request: Request, section: str, listing: bool, raw_number: bytes) -> bytes:

@@ -1,0 +1,418 @@
+"""Scored items: record them (the crawler, in batches), review them (the console, the API),
+export them.
+
+Every item the quality pipeline scores is stored, compactly: delivered ones too, so a run's
+export holds everything that left it. ``data`` is the current version as JSON text (what
+exports stream, without a join); versions are rows of ``item_versions``, written from the
+first edit on (version 1, what the crawler extracted, is written with it). Statuses:
+
+| status | in exports | how it gets there |
+|---|---|---|
+| delivered | yes | confidence >= HITL_QUALITY_DELIVER_SCORE |
+| optional_review | yes | delivered, and queued for an optional look |
+| pending_review | no | held: low confidence or a critical field missing |
+| approved | yes | a reviewer approved it (possibly edited) |
+| rejected | no | a reviewer rejected it |
+| skipped | per HITL_REVIEW_TIMEOUT_ACTION | nobody reviewed it in time (``skip_overdue``) |
+
+Every human action is in ``item_events`` (the audit trail), with who and when.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, insert, select, update
+
+from scrapy_hitl.state.models import (
+    ITEM_STATUSES,
+    ItemEvent,
+    ItemEvidence,
+    ItemVersion,
+    ScrapedItem,
+    iso,
+    utcnow,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
+    from scrapy_hitl.state import HitlState
+    from scrapy_hitl.state.db import Database
+
+REVIEW_STATUSES = ("optional_review", "pending_review")
+DELIVERABLE = {"delivered": True, "optional_review": True, "pending_review": False, "approved": True,
+               "rejected": False}
+_STORED_AS_IS = ("image/png", "image/jpeg", "image/webp")
+
+
+class ItemNotFound(LookupError):
+    """No item with that id (the API answers 404)."""
+
+    def __init__(self, item_id: Any) -> None:
+        super().__init__(f"No item with id {item_id}.")
+        self.item_id = item_id
+
+
+class ItemConflict(ValueError):
+    """The action does not apply to the item as it is now (already approved, unknown version,
+    edited by someone else meanwhile); the API answers 409."""
+
+
+def dumps(data: Any) -> str:
+    """Item data as stored and exported: compact JSON, non-ASCII kept, unknown types as str."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+# --- the crawler's side -------------------------------------------------------------------------
+def record(
+    db: Database,
+    rows: list[dict[str, Any]],
+    evidence: Mapping[Any, Mapping[str, Any]] | None = None,
+    *,
+    review_timeout: float = 86400,
+    timeout_action: str = "drop",
+) -> dict[str, int]:
+    """Store a batch of scored items (I/O thread). Returns how many of each status.
+
+    ``rows``: ``run_id, spider, item_type, url, status, score, breakdown, failing, data`` (a
+    dict, or its JSON text as ``dumps`` makes it) and
+    optionally ``evidence_key``, a key of ``evidence`` (``kind, content_type, url, tier,
+    data, size``): the page, stored once for all the rows that name it.
+    """
+    now = utcnow()
+    deadline = now + timedelta(seconds=review_timeout)
+    counts: dict[str, int] = {}
+    with db.session() as s:
+        evidence_ids: dict[Any, int] = {}
+        run_of = {row.get("evidence_key"): row.get("run_id") for row in rows if row.get("evidence_key")}
+        for key, ev in (evidence or {}).items():
+            if key not in run_of:
+                continue
+            raw = ev["data"]
+            compress = not str(ev["content_type"]).startswith(_STORED_AS_IS)
+            evidence_ids[key] = s.execute(insert(ItemEvidence).values(
+                run_id=run_of[key], url=ev.get("url", ""), kind=ev.get("kind", "body"),
+                tier=ev.get("tier", "static"), content_type=ev["content_type"],
+                encoding="gzip" if compress else "identity", size=ev.get("size", len(raw)),
+                data=gzip.compress(raw, compresslevel=6) if compress else raw, created_at=now,
+            ).returning(ItemEvidence.id)).scalar_one()
+        values = []
+        for row in rows:
+            status = row["status"]
+            counts[status] = counts.get(status, 0) + 1
+            review = status in REVIEW_STATUSES
+            values.append({
+                "run_id": row.get("run_id"), "spider": row.get("spider", ""),
+                "item_type": row.get("item_type", ""), "url": row.get("url", ""), "status": status,
+                "deliverable": DELIVERABLE[status], "score": row.get("score", 1.0),
+                "breakdown": row.get("breakdown") or {}, "failing": row.get("failing") or [],
+                "evidence_id": evidence_ids.get(row.get("evidence_key")),
+                "data": row["data"] if isinstance(row["data"], str) else dumps(row["data"]),
+                "version": 1, "review_deadline": deadline if review else None,
+                "on_timeout": timeout_action, "created_at": now, "updated_at": now,
+            })
+        if values:
+            s.execute(insert(ScrapedItem.__table__), values)
+    return counts
+
+
+# --- reading ------------------------------------------------------------------------------------
+def item_to_dict(row: ScrapedItem, *, with_data: bool = True) -> dict[str, Any]:
+    out = {
+        "id": row.id,
+        "run_id": row.run_id,
+        "spider": row.spider,
+        "item_type": row.item_type,
+        "url": row.url,
+        "status": row.status,
+        "deliverable": row.deliverable,
+        "score": row.score,
+        "breakdown": row.breakdown,
+        "failing": row.failing,
+        "evidence_id": row.evidence_id,
+        "version": row.version,
+        "review_deadline": iso(row.review_deadline),
+        "on_timeout": row.on_timeout,
+        "reviewed_by": row.reviewed_by,
+        "reviewed_at": iso(row.reviewed_at),
+        "created_at": iso(row.created_at),
+        "updated_at": iso(row.updated_at),
+    }
+    if with_data:
+        out["data"] = json.loads(row.data)
+    return out
+
+
+def get(db: Database, item_id: int) -> dict[str, Any]:
+    with db.session() as s:
+        row = s.get(ScrapedItem, item_id)
+        if row is None:
+            raise ItemNotFound(item_id)
+        return item_to_dict(row)
+
+
+def list_items(
+    db: Database,
+    *,
+    run_id: str | None = None,
+    status: str | None = None,
+    spider: str | None = None,
+    limit: int = 50,
+    cursor: int | None = None,
+    with_data: bool = True,
+) -> list[dict[str, Any]]:
+    """Oldest first, keyset-paginated on ``id``: ``cursor`` is the last id seen. Ask for
+    ``limit + 1`` to learn whether another page exists."""
+    if status is not None and status not in ITEM_STATUSES:
+        raise ValueError(f"Unknown status {status!r}; use one of {', '.join(ITEM_STATUSES)}")
+    q = select(ScrapedItem).order_by(ScrapedItem.id).limit(limit)
+    if run_id:
+        q = q.where(ScrapedItem.run_id == run_id)
+    if status:
+        q = q.where(ScrapedItem.status == status)
+    if spider:
+        q = q.where(ScrapedItem.spider == spider)
+    if cursor is not None:
+        q = q.where(ScrapedItem.id > cursor)
+    with db.session() as s:
+        return [item_to_dict(r, with_data=with_data) for r in s.scalars(q)]
+
+
+def counts(db: Database, run_id: str) -> dict[str, int]:
+    """Items of the run per status (every status, 0 included)."""
+    q = select(ScrapedItem.status, func.count()).where(ScrapedItem.run_id == run_id).group_by(ScrapedItem.status)
+    with db.session() as s:
+        found = dict(s.execute(q).all())
+    return {status: int(found.get(status, 0)) for status in ITEM_STATUSES}
+
+
+def score_histogram(db: Database, run_id: str) -> list[int]:
+    """How many of the run's items scored in each tenth: [0-0.1), ..., [0.9-1.0]."""
+    bucket = func.floor(ScrapedItem.score * 10)
+    q = select(bucket, func.count()).where(ScrapedItem.run_id == run_id).group_by(bucket)
+    out = [0] * 10
+    with db.session() as s:
+        for b, n in s.execute(q).all():
+            out[min(9, max(0, int(b)))] += int(n)
+    return out
+
+
+def load_evidence(db: Database, item_id: int) -> tuple[str, bytes, dict[str, Any]]:
+    """(content type, bytes, {kind, url, tier, size}) of the page the item came from."""
+    with db.session() as s:
+        row = s.get(ScrapedItem, item_id)
+        if row is None:
+            raise ItemNotFound(item_id)
+        ev = s.get(ItemEvidence, row.evidence_id) if row.evidence_id else None
+        if ev is None:
+            raise LookupError(f"Item {item_id} has no stored page (only items under review keep one)")
+        data = gzip.decompress(ev.data) if ev.encoding == "gzip" else ev.data
+        return ev.content_type, data, {"kind": ev.kind, "url": ev.url, "tier": ev.tier, "size": ev.size}
+
+
+def versions(db: Database, item_id: int) -> list[dict[str, Any]]:
+    """Every version, oldest first. An item never edited has one: what the crawler extracted."""
+    with db.session() as s:
+        row = s.get(ScrapedItem, item_id)
+        if row is None:
+            raise ItemNotFound(item_id)
+        found = list(s.scalars(select(ItemVersion).where(ItemVersion.item_id == item_id)
+                               .order_by(ItemVersion.version)))
+        if not found:
+            return [{"version": 1, "data": json.loads(row.data), "actor": "crawler", "diff": [],
+                     "note": "", "at": iso(row.created_at)}]
+        return [_version_to_dict(v) for v in found]
+
+
+def history(db: Database, item_id: int) -> list[dict[str, Any]]:
+    """The item's audit trail, oldest first."""
+    with db.session() as s:
+        q = select(ItemEvent).where(ItemEvent.item_id == item_id).order_by(ItemEvent.id)
+        return [{"action": e.action, "actor": e.actor, "detail": e.detail, "at": iso(e.at)} for e in s.scalars(q)]
+
+
+def _version_to_dict(v: ItemVersion) -> dict[str, Any]:
+    return {"version": v.version, "data": v.data, "actor": v.actor, "diff": v.diff, "note": v.note,
+            "at": iso(v.at)}
+
+
+def iter_export(db: Database, run_id: str, *, raw: bool = False, batch: int = 1000) -> Iterator[Any]:
+    """The run's exportable items (delivered, optional_review, approved, skipped-and-delivered),
+    in the order they were scraped, each at its latest version. Streams ``batch`` rows at a
+    time (server-side cursor on PostgreSQL), so memory stays flat for any run size. ``raw``
+    yields the stored JSON text instead of dicts (JSON lines need nothing else)."""
+    t = ScrapedItem.__table__.c  # Core, not ORM: no per-row ORM work for 100,000 rows
+    q = (select(t.data)
+         .where(t.run_id == run_id, t.deliverable.is_(True))
+         .order_by(t.id)
+         .execution_options(yield_per=batch))
+    with db.engine.connect() as conn:
+        for text in conn.execute(q).scalars():
+            yield text if raw else json.loads(text)
+
+
+# --- the reviewers' side --------------------------------------------------------------------------
+def diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Field-level changes from ``old`` to ``new``, in the new data's field order:
+    ``{"field", "op": added|changed|removed, "old", "new"}``. Nested values compare whole."""
+    out = []
+    for key, value in new.items():
+        if key not in old:
+            out.append({"field": key, "op": "added", "old": None, "new": value})
+        elif old[key] != value:
+            out.append({"field": key, "op": "changed", "old": old[key], "new": value})
+    for key, value in old.items():
+        if key not in new:
+            out.append({"field": key, "op": "removed", "old": value, "new": None})
+    return out
+
+
+def _locked(s: Any, item_id: int) -> ScrapedItem:
+    row = s.get(ScrapedItem, item_id, with_for_update=True)
+    if row is None:
+        raise ItemNotFound(item_id)
+    return row
+
+
+def _new_version(s: Any, row: ScrapedItem, data: dict[str, Any], *, actor: str, note: str,
+                 at: datetime) -> dict[str, Any] | None:
+    """Write ``data`` as the item's next version; None when it changes nothing."""
+    current = json.loads(row.data)
+    data = json.loads(dumps(data))  # what will be stored, so the diff is of stored values
+    changes = diff(current, data)
+    if not changes:
+        return None
+    if row.version == 1 and not s.scalar(select(ItemVersion.id).where(ItemVersion.item_id == row.id).limit(1)):
+        s.add(ItemVersion(item_id=row.id, version=1, data=current, actor="crawler", diff=[], note="",
+                          at=row.created_at))
+    row.version += 1
+    row.data = dumps(data)
+    row.updated_at = at
+    s.add(ItemVersion(item_id=row.id, version=row.version, data=data, actor=actor, diff=changes,
+                      note=note, at=at))
+    return {"version": row.version, "diff": changes}
+
+
+def _emit(state: HitlState, row: dict[str, Any], action: str) -> None:
+    state.events.emit("item.reviewed", {"item_id": row["id"], "action": action, "status": row["status"],
+                                        "version": row["version"]},
+                      run_id=row["run_id"], spider=row["spider"] or None)
+
+
+def edit(state: HitlState, item_id: int, changes: Mapping[str, Any], *, actor: str, note: str = "",
+         replace: bool = False, expected_version: int | None = None) -> dict[str, Any]:
+    """Apply ``changes`` (merged into the current data; the whole data with ``replace``) as a
+    new version. ``expected_version`` guards against overwriting someone else's edit."""
+    now = utcnow()
+    with state.db.session() as s:
+        row = _locked(s, item_id)
+        if expected_version is not None and row.version != expected_version:
+            raise ItemConflict(f"Item {item_id} is at version {row.version}, not {expected_version}: "
+                               "someone edited it meanwhile; reload it")
+        data = dict(changes) if replace else {**json.loads(row.data), **changes}
+        made = _new_version(s, row, data, actor=actor, note=note, at=now)
+        if made:
+            s.add(ItemEvent(item_id=row.id, action="edited", actor=actor, at=now,
+                            detail={"version": made["version"], "fields": [c["field"] for c in made["diff"]],
+                                    "note": note}))
+        s.flush()
+        out = item_to_dict(row)
+    if made:
+        _emit(state, out, "edited")
+    return out
+
+
+def restore(state: HitlState, item_id: int, version: int, *, actor: str, note: str = "") -> dict[str, Any]:
+    """Make an earlier version's data current again, as a new version (history is never rewritten)."""
+    now = utcnow()
+    with state.db.session() as s:
+        row = _locked(s, item_id)
+        if version == 1 and row.version == 1:
+            return item_to_dict(row)
+        old = s.scalar(select(ItemVersion).where(ItemVersion.item_id == item_id, ItemVersion.version == version))
+        if old is None:
+            raise ItemConflict(f"Item {item_id} has no version {version} (it is at version {row.version})")
+        made = _new_version(s, row, dict(old.data), actor=actor, note=note or f"restored version {version}", at=now)
+        if made:
+            s.add(ItemEvent(item_id=row.id, action="restored", actor=actor, at=now,
+                            detail={"from_version": version, "version": made["version"], "note": note}))
+        s.flush()
+        out = item_to_dict(row)
+    if made:
+        _emit(state, out, "restored")
+    return out
+
+
+def _decide(state: HitlState, item_id: int, status: str, *, actor: str, note: str,
+            changes: Mapping[str, Any] | None) -> dict[str, Any]:
+    now = utcnow()
+    with state.db.session() as s:
+        row = _locked(s, item_id)
+        if row.status == status:
+            raise ItemConflict(f"Item {item_id} is already {status}")
+        detail: dict[str, Any] = {"from": row.status, "note": note}
+        if changes:
+            made = _new_version(s, row, {**json.loads(row.data), **changes}, actor=actor, note=note, at=now)
+            if made:
+                detail["version"] = made["version"]
+                detail["fields"] = [c["field"] for c in made["diff"]]
+        row.status = status
+        row.deliverable = DELIVERABLE[status]
+        row.reviewed_by = actor
+        row.reviewed_at = now
+        row.updated_at = now
+        s.add(ItemEvent(item_id=row.id, action=status, actor=actor, detail=detail, at=now))
+        s.flush()
+        out = item_to_dict(row)
+    _emit(state, out, status)
+    return out
+
+
+def approve(state: HitlState, item_id: int, *, actor: str, note: str = "",
+            changes: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Approve (after applying ``changes`` as a new version, if any): exports include it."""
+    return _decide(state, item_id, "approved", actor=actor, note=note, changes=changes)
+
+
+def reject(state: HitlState, item_id: int, *, actor: str, note: str = "") -> dict[str, Any]:
+    """Reject: exports leave it out."""
+    return _decide(state, item_id, "rejected", actor=actor, note=note, changes=None)
+
+
+def skip_overdue(state: HitlState, *, now: datetime | None = None, limit: int = 1000) -> int:
+    """Skip items whose review deadline passed, in batches of ``limit``; returns how many.
+
+    A held item (``pending_review``) is delivered or dropped as its spider's
+    HITL_REVIEW_TIMEOUT_ACTION said when it was stored; an ``optional_review`` one was
+    delivered already and stays in exports. The action is in each item's audit trail.
+    """
+    now = now or utcnow()
+    total = 0
+    while True:
+        with state.db.session() as s:
+            q = (select(ScrapedItem)
+                 .where(ScrapedItem.status.in_(REVIEW_STATUSES), ScrapedItem.review_deadline < now)
+                 .order_by(ScrapedItem.id).limit(limit))
+            rows = list(s.scalars(q))
+            for row in rows:
+                was, deadline = row.status, iso(row.review_deadline)
+                action = row.on_timeout if was == "pending_review" else "deliver"
+                won = s.execute(
+                    update(ScrapedItem)
+                    .where(ScrapedItem.id == row.id, ScrapedItem.status == was)
+                    .values(status="skipped", deliverable=action == "deliver", updated_at=now)
+                ).rowcount
+                if won:
+                    s.add(ItemEvent(item_id=row.id, action="skipped", actor="system", at=now,
+                                    detail={"from": was, "action": action, "deadline": deadline}))
+                    total += 1
+        if len(rows) < limit:
+            break
+    if total:
+        state.events.emit("item.reviewed", {"action": "skipped", "count": total})
+    return total
+

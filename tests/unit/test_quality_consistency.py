@@ -1,0 +1,110 @@
+"""Consistency against earlier items of a run: type and format changes, numeric outliers."""
+
+from __future__ import annotations
+
+import pytest
+
+from scrapy_hitl.quality.consistency import RESERVOIR, RunConsistency, as_number, check_rules, json_type, shape
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("£1,234.50", "£9.9"),
+    ("£51.77", "£9.9"),
+    ("In stock", "a"),
+    ("Out of stock", "a"),
+    ("SKU-00042", "a-9"),
+    ("2024-05-01", "9-9-9"),
+    ("http://shop.example/item/7", "a://a.a/a/9"),
+    ("Price on request", "a"),
+    ("  Room  101 ", "a  9"),
+    ("x" * 41, "<text>"),
+])
+def test_shape(value, expected):
+    assert shape(value) == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (3, 3.0), (2.5, 2.5), (True, None), (float("nan"), None),
+    ("£51.77", 51.77), ("1,234", 1234.0), ("12 kg", 12.0), ("-3.5", -3.5), ("USD 10", 10.0),
+    ("Price on request", None), ("12-14", None), ("", None), ("SKU-00042", None),
+])
+def test_as_number(value, expected):
+    assert as_number(value) == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("a", "string"), (1, "number"), (1.5, "number"), (False, "boolean"), ([1], "array"), ({}, "object")])
+def test_json_type(value, expected):
+    assert json_type(value) == expected
+
+
+def learn(tracker, values, field="price", item_type="Product"):
+    failures = []
+    for v in values:
+        failures += tracker.check(item_type, {field: v})
+    return failures
+
+
+# (id, history, value, failing check or None)
+CASES = [
+    ("steady price", [f"£{10 + i % 9}.{i % 100:02d}" for i in range(30)], "£14.50", None),
+    ("outlier price string", [f"£{10 + i % 9}.{i % 100:02d}" for i in range(30)], "£4,999.00", "outlier"),
+    ("low outlier", [100 + i % 5 for i in range(30)], 1, "outlier"),
+    ("within spread", [100 + i % 5 for i in range(30)], 106, None),
+    ("constant field: nothing to judge", [5] * 30, 6, None),
+    ("format changed", [f"£{i}.99" for i in range(30)], "Price on request", "format_changed"),
+    ("type changed", [float(i) for i in range(30)], "12", "type_changed"),
+    ("free text is never judged by shape",
+     ["Mr. Smith", "A: b", "Tom & Jerry", "Room 101", "(untitled)", "x-y"] * 5, "whatever!", None),
+    ("too few samples", [f"£{i}.99" for i in range(5)], "Price on request", None),
+    ("a short value among prose", [f"A long sentence of prose, number {i}, past forty characters." for i in
+                                   range(30)], "Short.", None),
+    ("prose where a format was", [f"£{i}.99" for i in range(30)], "x" * 60, "format_changed"),
+]
+
+
+@pytest.mark.parametrize(("history", "value", "expected"), [pytest.param(*c[1:], id=c[0]) for c in CASES])
+def test_checks(history, value, expected):
+    tracker = RunConsistency(min_samples=20, outlier_z=5.0)
+    assert learn(tracker, history) == []
+    found = [f["check"] for f in tracker.check("Product", {"price": value})]
+    assert found == ([expected] if expected else [])
+
+
+def test_a_new_format_stops_failing_once_it_is_common():
+    tracker = RunConsistency(min_samples=20)
+    learn(tracker, [f"£{i}.99" for i in range(40)])
+    failures = learn(tracker, ["Price on request"] * 10)
+    assert 0 < len(failures) < 10
+
+
+def test_item_types_and_fields_are_tracked_apart():
+    tracker = RunConsistency(min_samples=5)
+    learn(tracker, [1, 2, 3, 2, 1, 2], item_type="A")
+    assert tracker.check("B", {"price": 1000}) == []  # B has no history
+    assert tracker.check("A", {"stock": 1000}) == []  # nor has A's stock
+    assert [f["check"] for f in tracker.check("A", {"price": 1000})] == ["outlier"]
+
+
+def test_memory_is_bounded_and_runs_reproducible():
+    a, b = RunConsistency(min_samples=20, seed=1), RunConsistency(min_samples=20, seed=1)
+    values = [float(i % 1000) for i in range(20_000)]
+    learn(a, values)
+    learn(b, values)
+    fa = a._fields["Product"]["price"]
+    assert len(fa.nums) == RESERVOIR and fa.nums == b._fields["Product"]["price"].nums
+    assert a.check("Product", {"price": 10_000.0}) == b.check("Product", {"price": 10_000.0}) != []
+
+
+def test_empty_values_are_completeness_not_consistency():
+    tracker = RunConsistency(min_samples=1)
+    learn(tracker, ["£1.00", "£2.00"])
+    assert tracker.check("Product", {"price": None}) == tracker.check("Product", {"price": ""}) == []
+
+
+def test_rules():
+    rules = {"positive": lambda i: i["price"] > 0, "has sku": lambda i: i["sku"]}
+    assert check_rules(rules, {"price": 1, "sku": "S"}) == []
+    failed = check_rules(rules, {"price": 0})
+    assert [(f["rule"], f["message"]) for f in failed] == [
+        ("positive", "positive is false"), ("has sku", "has sku: KeyError: 'sku'")]
