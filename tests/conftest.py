@@ -44,6 +44,7 @@ def _uses_postgres(item) -> bool:
         callspec is not None and "postgres" in callspec.params.values())
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which turns the marks into groups
 def pytest_collection_modifyitems(config, items):
     """Under ``--dist loadgroup``, keep the PostgreSQL tests on one worker: each worker that
     runs one starts its own cluster (initdb), which costs seconds of CPU."""
@@ -139,35 +140,18 @@ def sqlite_schema_template(tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="session")
-def postgres_schema_template(postgres_server):
-    """The name of a PostgreSQL database at the schema's head, migrated once per session."""
-    from scrapy_hitl.state.db import Database
-
-    name = "hitl_schema_template"
-    db = Database(postgres_server.create_database(name))
-    db.ensure_schema()
-    db.dispose()  # CREATE DATABASE ... TEMPLATE needs it without connections
-    return name
-
-
 @pytest.fixture
 def hitl_schema(hitl_env, backend, request):
     """The test's database, at the schema's head before anything opens it.
 
-    A database nothing has used yet (an SQLite file that does not exist, a PostgreSQL
-    database without tables) becomes a copy of a template migrated once per session: the
-    schema ``ensure_schema`` would create, without running every migration again for each
-    test (tests/state/test_db.py tests the migrations themselves). A database the test
-    already made is left as it is, to ``ensure_schema``.
+    An SQLite database that does not exist yet becomes a copy of a template migrated once
+    per session: the schema ``ensure_schema`` would create, without running every migration
+    again for each test (tests/state/test_db.py tests the migrations themselves). A database
+    the test already made is left as it is. PostgreSQL is left to ``ensure_schema`` too: a
+    CREATE DATABASE from a template costs about as much as the migrations.
     """
     url = hitl_env["HITL_DATABASE_URL"]
-    if backend == "postgres":
-        pg = request.getfixturevalue("postgres_server")
-        name = url.rsplit("/", 1)[1]
-        if url == f"postgresql://{pg.user}@127.0.0.1:{pg.port}/{name}" and pg.is_empty(name):
-            pg.create_database(name, template=request.getfixturevalue("postgres_schema_template"))
-    elif backend == "sqlite" and url.startswith("sqlite:///"):
+    if backend == "sqlite" and url.startswith("sqlite:///"):
         target = Path(url.removeprefix("sqlite:///"))
         if not target.exists():
             import sqlite3
