@@ -37,10 +37,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     security.init_app(app)
 
     from hitl_console import health, live, openapi, pages
-    from hitl_console.api import apikeys, consultations, domains, interventions, runs, sessions
+    from hitl_console.api import apikeys, consultations, domains, interventions, items, runs, sessions
     from hitl_console.auth import views as auth_views
 
-    for module in (health, auth_views, interventions, runs, sessions, domains, apikeys, consultations,
+    for module in (health, auth_views, interventions, runs, items, sessions, domains, apikeys, consultations,
                    openapi, live, pages):
         app.register_blueprint(module.bp)
     from hitl_console.api import deliveries  # a consultation's webhooks (docs/webhooks.md)

@@ -116,7 +116,7 @@ def console(host: str, port: int, workers: int, threads: int) -> None:
 @click.option("--name", help="The RQ worker name (default: random).")
 @click.option("--sweep-interval", type=float, help="Seconds between sweeps (HITL_WEBHOOK_SWEEP_INTERVAL, 5).")
 def worker(burst: bool, name: str | None, sweep_interval: float | None) -> None:
-    """Deliver webhooks (RQ worker + scheduler) and time out overdue consultations."""
+    """Deliver webhooks (RQ worker + scheduler), time out overdue consultations, skip overdue items."""
     import logging
 
     from hitl_console.webhooks.config import WebhookConfig

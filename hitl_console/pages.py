@@ -1,5 +1,5 @@
-"""The reviewers' HTML pages (dashboard, interventions, sessions, domains, runs, consultations,
-API keys).
+"""The reviewers' HTML pages (dashboard, interventions, review queue and items, sessions,
+domains, runs, consultations, API keys).
 
 The server renders only the shell of each page: the layout, the forms, and the few ids a
 page needs as ``data-*`` attributes. The page's script (``static/js/<page>.js``) fills it
@@ -21,8 +21,14 @@ from hitl_console.api import state
 from hitl_console.auth.guard import authenticate
 from hitl_console.errors import ApiError
 from scrapy_hitl.classifier import ACCESS_CLASSES, PAUSE_TYPES
-from scrapy_hitl.state import artifacts, consultations, interventions as service, runs
-from scrapy_hitl.state.models import CONSULTATION_STATES, INTERVENTION_STATUSES, REQUIRES_SESSION, RUN_STATUSES
+from scrapy_hitl.state import artifacts, consultations, interventions as service, items, runs
+from scrapy_hitl.state.models import (
+    CONSULTATION_STATES,
+    INTERVENTION_STATUSES,
+    ITEM_STATUSES,
+    REQUIRES_SESSION,
+    RUN_STATUSES,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -190,6 +196,64 @@ def screenshot(intervention_id: int) -> Any:
     response = make_response(data)
     response.mimetype = "image/png"
     response.headers["Content-Security-Policy"] = SCREENSHOT_CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/items")
+@login_required
+def items_queue() -> str:
+    # The queue opens on the held items, lowest score first; ``?status=`` (empty) shows all.
+    filters = {"status": request.args.get("status", "pending_review"),
+               "run_id": request.args.get("run_id", ""), "spider": request.args.get("spider", "")}
+    return _page("items.html", "items", statuses=ITEM_STATUSES, filters=filters)
+
+
+def _item_or_404(item_id: int) -> dict[str, Any]:
+    try:
+        return items.get(state().db, item_id)
+    except items.ItemNotFound:
+        abort(404)
+
+
+@bp.get("/items/<int:item_id>")
+@login_required
+def item_detail(item_id: int) -> str:
+    found = _item_or_404(item_id)
+    # "next" walks the queue the reviewer came from (the query string), held items by default.
+    queue = {k: request.args.get(k, "") for k in ("status", "run_id", "spider")}
+    if "status" not in request.args:
+        queue["status"] = "pending_review"
+    evidence_kind = None
+    if found["evidence_id"]:
+        try:
+            content_type, _data, _meta = items.load_evidence(state().db, item_id)
+            evidence_kind = "image" if content_type.startswith("image/png") else "document"
+        except LookupError:
+            evidence_kind = None
+    return _page("item.html", "item", item_id=item_id, queue=queue, evidence_kind=evidence_kind)
+
+
+@bp.get("/items/<int:item_id>/evidence")
+@login_required
+def item_evidence(item_id: int) -> Any:
+    """The page an item came from, only ever framed by ``<iframe sandbox>`` (HTML) or shown
+    as an ``<img>`` (a PNG screenshot); same policies as an intervention's evidence."""
+    _item_or_404(item_id)
+    try:
+        content_type, data, _meta = items.load_evidence(state().db, item_id)
+    except LookupError:
+        abort(404)
+    response = make_response(data)
+    if content_type.startswith("image/png"):
+        if not data.startswith(PNG_SIGNATURE):
+            abort(404)
+        response.mimetype = "image/png"
+        response.headers["Content-Security-Policy"] = SCREENSHOT_CSP
+    else:
+        response.content_type = content_type if _is_text(content_type) else "text/html; charset=utf-8"
+        response.headers["Content-Security-Policy"] = EVIDENCE_CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "no-store"
     return response

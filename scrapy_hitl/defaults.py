@@ -55,6 +55,7 @@ HITL_QUALITY_REVIEW_SCORE = 0.5  # below it an item is held for review; up to DE
 HITL_QUALITY_WEIGHTS = {"completeness": 0.4, "schema": 0.3, "consistency": 0.2, "extraction": 0.1}
 HITL_REVIEW_TIMEOUT = 86400  # seconds an item waits for a reviewer before it is skipped
 HITL_REVIEW_TIMEOUT_ACTION = "drop"  # what a skipped held item becomes: "deliver" or "drop"
+HITL_REVIEW_WAIT = 0  # seconds a finished crawl stays open for reviewers while held items are undecided
 
 # --- sessions (cookie vault) -------------------------------------------------------------
 HITL_SESSIONS_ENABLED = True

@@ -5,8 +5,8 @@
   A simple (non-forking) worker: a delivery is network I/O, so a fork per job would buy no
   isolation worth its cost, and every job shares one database engine and Redis pool.
 - The sweep, a thread of the worker, runs every ``HITL_WEBHOOK_SWEEP_INTERVAL`` seconds (and
-  once at start): it times out overdue consultations (which queues their webhooks) and
-  queues again every pending event that is due and unleased, or whose lease expired. That
+  once at start): it times out overdue consultations (which queues their webhooks), skips
+  the scraped items whose review deadline passed (``HITL_REVIEW_TIMEOUT``), and queues again every pending event that is due and unleased, or whose lease expired. That
   is what makes delivery durable: an enqueue lost to a Redis failure, a worker killed
   mid-delivery, or a retry whose scheduler died all end up here. Several workers may run;
   one sweeps per interval (a Redis lock), and a job queued twice is harmless (``claim``).
@@ -24,7 +24,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from hitl_console.webhooks import delivery
-from scrapy_hitl.state import consultations, webhook_events
+from scrapy_hitl.state import consultations, items, webhook_events
 
 if TYPE_CHECKING:
     from hitl_console.webhooks.config import WebhookConfig
@@ -42,7 +42,8 @@ MAINTENANCE_INTERVAL = 60
 
 
 class Sweeper(threading.Thread):
-    """Every ``interval`` seconds: time out overdue consultations, queue due events."""
+    """Every ``interval`` seconds: time out overdue consultations, skip overdue items,
+    queue due events."""
 
     def __init__(self, state: HitlState, config: WebhookConfig) -> None:
         super().__init__(name="hitl-webhook-sweep", daemon=True)
@@ -67,8 +68,11 @@ class Sweeper(threading.Thread):
         """One pass; ``force`` skips the lock (a burst run, tests)."""
         ttl_ms = max(1, int(self.config.sweep_interval * 900))  # expires before the next pass
         if not force and not self.state.redis.set(SWEEP_LOCK, self.name_token, nx=True, px=ttl_ms):
-            return {"timed_out": 0, "queued": 0}  # another worker swept this interval
+            return {"timed_out": 0, "queued": 0, "items_skipped": 0}  # another worker swept this interval
         timed_out = consultations.expire_overdue(self.state)
+        skipped = items.skip_overdue(self.state)
+        if skipped:
+            logger.info("Review timeout: %(n)s item(s) nobody reviewed in time were skipped", {"n": skipped})
         queued = 0
         for event_id in webhook_events.due(self.state.db, grace=self.config.sweep_interval):
             webhook_events.enqueue(self.state.redis, event_id)
@@ -76,7 +80,7 @@ class Sweeper(threading.Thread):
         if timed_out or queued:
             logger.info("Webhook sweep: %(timed_out)s consultation(s) timed out, %(queued)s event(s) queued",
                         {"timed_out": len(timed_out), "queued": queued})
-        return {"timed_out": len(timed_out), "queued": queued}
+        return {"timed_out": len(timed_out), "queued": queued, "items_skipped": skipped}
 
 
 def run_worker(

@@ -32,6 +32,7 @@ class QualitySettings:
     review_timeout: float
     timeout_action: str
     failing_requests: int
+    review_wait: float
 
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> QualitySettings:
@@ -72,6 +73,8 @@ class QualitySettings:
                                      "HITL_REVIEW_TIMEOUT"),
             timeout_action=action,
             failing_requests=max(0, settings.getint("HITL_FAILING_REQUESTS", defaults.HITL_FAILING_REQUESTS)),
+            review_wait=_non_negative(settings.getfloat("HITL_REVIEW_WAIT", defaults.HITL_REVIEW_WAIT),
+                                      "HITL_REVIEW_WAIT"),
         )
 
 
@@ -115,4 +118,10 @@ def _unit(settings: BaseSettings, name: str) -> float:
 def _positive(value: Any, name: str) -> Any:
     if value <= 0:
         raise QualityConfigError(f"{name} must be greater than 0; got {value!r}")
+    return value
+
+
+def _non_negative(value: Any, name: str) -> Any:
+    if value < 0:
+        raise QualityConfigError(f"{name} must be 0 or more; got {value!r}")
     return value

@@ -3,7 +3,8 @@
 Per item, on the reactor thread and without I/O: the four parts (``scoring``), the route
 (``routing``), the stats, and one row appended to the writer's buffer (``writer``). Held
 items (``pending_review``) raise DropItem, so Scrapy's feed exports never see them until a
-reviewer approves them; everything is stored, so ``hitl export`` holds the whole run.
+reviewer approves them (while the crawl runs, ``late`` delivers them to the feed then);
+everything is stored, so ``hitl export`` holds the whole run.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from scrapy.exceptions import DropItem, NotConfigured
 
 from scrapy_hitl.quality import scoring
 from scrapy_hitl.quality.config import QualitySettings
+from scrapy_hitl.quality.late import LateDelivery
 from scrapy_hitl.quality.routing import DELIVERED, PENDING_REVIEW, STAT_KEYS
 from scrapy_hitl.quality.scorer import ItemScorer
 from scrapy_hitl.quality.source import ItemSources
@@ -48,6 +50,7 @@ class HitlQualityPipeline:
         self._stat_keys = {r: f"hitl/quality/{k}" for r, k in STAT_KEYS.items()}
         self._bucket_keys = [f"hitl/quality/score_bucket/{n}" for n in range(10)]
         self.held = 0
+        self.late = LateDelivery(crawler, runtime, wait=config.review_wait)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -61,10 +64,10 @@ class HitlQualityPipeline:
 
     async def close_spider(self, spider: Spider | None = None) -> None:
         await self.writer.close()
-        if self.held:
+        if self.late.undecided:
             logger.info("%d items are held for review (not in the feed); approve them in the console, "
                         "then `hitl export %s` writes the run's approved and delivered items",
-                        self.held, self.rt.run_id, extra={"spider": self.rt.spider})
+                        self.late.undecided, self.rt.run_id, extra={"spider": self.rt.spider})
 
     # --- per item ------------------------------------------------------------------------------
     def process_item(self, item: Any, spider: Spider | None = None) -> Any:
@@ -93,6 +96,7 @@ class HitlQualityPipeline:
         self.writer.add(row, evidence)
         if status == PENDING_REVIEW:
             self.held += 1
+            self.late.held()
             if self.held == 1:
                 logger.info("Holding items for review: confidence under %s or a critical field missing. "
                             "They stay out of the feed until approved (docs/quality.md)",

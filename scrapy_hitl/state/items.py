@@ -25,7 +25,7 @@ import json
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, literal, select, tuple_, update
 
 from scrapy_hitl.state.models import (
     ITEM_STATUSES,
@@ -155,21 +155,29 @@ def get(db: Database, item_id: int) -> dict[str, Any]:
         return item_to_dict(row)
 
 
+ORDERS = ("id", "score")  # list_items: scraped order, or the review queue's lowest score first
+
+
 def list_items(
     db: Database,
     *,
     run_id: str | None = None,
     status: str | None = None,
     spider: str | None = None,
+    order: str = "id",
     limit: int = 50,
-    cursor: int | None = None,
+    cursor: int | tuple[float, int] | list[Any] | None = None,
     with_data: bool = True,
 ) -> list[dict[str, Any]]:
-    """Oldest first, keyset-paginated on ``id``: ``cursor`` is the last id seen. Ask for
-    ``limit + 1`` to learn whether another page exists."""
+    """Keyset-paginated. ``order="id"``: oldest first, ``cursor`` the last id seen.
+    ``order="score"``: lowest score first (the review queue), ``cursor`` the last
+    ``(score, id)`` seen. Ask for ``limit + 1`` to learn whether another page exists."""
     if status is not None and status not in ITEM_STATUSES:
         raise ValueError(f"Unknown status {status!r}; use one of {', '.join(ITEM_STATUSES)}")
-    q = select(ScrapedItem).order_by(ScrapedItem.id).limit(limit)
+    if order not in ORDERS:
+        raise ValueError(f"Unknown order {order!r}; use one of {', '.join(ORDERS)}")
+    q = select(ScrapedItem).limit(limit)
+    q = q.order_by(ScrapedItem.score, ScrapedItem.id) if order == "score" else q.order_by(ScrapedItem.id)
     if run_id:
         q = q.where(ScrapedItem.run_id == run_id)
     if status:
@@ -177,9 +185,49 @@ def list_items(
     if spider:
         q = q.where(ScrapedItem.spider == spider)
     if cursor is not None:
-        q = q.where(ScrapedItem.id > cursor)
+        if order == "score":
+            score, last_id = cursor  # type: ignore[misc]
+            q = q.where(tuple_(ScrapedItem.score, ScrapedItem.id) > tuple_(literal(float(score)), literal(int(last_id))))
+        else:
+            q = q.where(ScrapedItem.id > int(cursor))  # type: ignore[arg-type]
     with db.session() as s:
         return [item_to_dict(r, with_data=with_data) for r in s.scalars(q)]
+
+
+def next_in_queue(db: Database, item_id: int, *, status: str | None = None, run_id: str | None = None,
+                  spider: str | None = None, order: str = "score") -> dict[str, Any] | None:
+    """The item after ``item_id`` in a queue (the same filters as ``list_items``), or None:
+    what a reviewer's "next" opens. The item itself need not be in the queue any more (it
+    was just approved, say); its place in the order is what counts."""
+    current = get(db, item_id)
+    cursor = (current["score"], current["id"]) if order == "score" else current["id"]
+    found = list_items(db, run_id=run_id, status=status, spider=spider, order=order, limit=1, cursor=cursor,
+                       with_data=False)
+    if not found and order == "score":
+        # Past the end: wrap to the start, so a queue is worked through whatever the start.
+        found = [i for i in list_items(db, run_id=run_id, status=status, spider=spider, order=order, limit=2,
+                                       with_data=False) if i["id"] != item_id][:1]
+    return found[0] if found else None
+
+
+def queue(db: Database, *, run_id: str | None = None, spider: str | None = None) -> list[dict[str, Any]]:
+    """Items waiting for a review, per run and spider: ``{"run_id", "spider",
+    "pending_review", "optional_review", "min_score"}``, the runs with held items first."""
+    q = (select(ScrapedItem.run_id, ScrapedItem.spider, ScrapedItem.status, func.count(), func.min(ScrapedItem.score))
+         .where(ScrapedItem.status.in_(REVIEW_STATUSES))
+         .group_by(ScrapedItem.run_id, ScrapedItem.spider, ScrapedItem.status))
+    if run_id:
+        q = q.where(ScrapedItem.run_id == run_id)
+    if spider:
+        q = q.where(ScrapedItem.spider == spider)
+    groups: dict[tuple[Any, str], dict[str, Any]] = {}
+    with db.session() as s:
+        for run, spider_name, status, n, low in s.execute(q).all():
+            g = groups.setdefault((run, spider_name), {"run_id": run, "spider": spider_name, "pending_review": 0,
+                                                        "optional_review": 0, "min_score": None})
+            g[status] = int(n)
+            g["min_score"] = low if g["min_score"] is None else min(g["min_score"], low)
+    return sorted(groups.values(), key=lambda g: (-g["pending_review"], -g["optional_review"], str(g["run_id"])))
 
 
 def counts(db: Database, run_id: str) -> dict[str, int]:
@@ -297,10 +345,13 @@ def _new_version(s: Any, row: ScrapedItem, data: dict[str, Any], *, actor: str, 
     return {"version": row.version, "diff": changes}
 
 
-def _emit(state: HitlState, row: dict[str, Any], action: str) -> None:
-    state.events.emit("item.reviewed", {"item_id": row["id"], "action": action, "status": row["status"],
-                                        "version": row["version"]},
-                      run_id=row["run_id"], spider=row["spider"] or None)
+def _emit(state: HitlState, row: dict[str, Any], action: str, was: str | None = None) -> None:
+    """``item.reviewed``; ``was`` (the status before a decision) tells a running crawl that a
+    held item it kept out of its feed was approved (quality/late.py)."""
+    payload = {"item_id": row["id"], "action": action, "status": row["status"], "version": row["version"]}
+    if was is not None:
+        payload["was"] = was
+    state.events.emit("item.reviewed", payload, run_id=row["run_id"], spider=row["spider"] or None)
 
 
 def edit(state: HitlState, item_id: int, changes: Mapping[str, Any], *, actor: str, note: str = "",
@@ -368,7 +419,7 @@ def _decide(state: HitlState, item_id: int, status: str, *, actor: str, note: st
         s.add(ItemEvent(item_id=row.id, action=status, actor=actor, detail=detail, at=now))
         s.flush()
         out = item_to_dict(row)
-    _emit(state, out, status)
+    _emit(state, out, status, was=detail["from"])
     return out
 
 

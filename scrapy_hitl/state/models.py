@@ -418,6 +418,8 @@ class ScrapedItem(Base):
         Index("ix_items_run_id_status_id", "run_id", "status", "id"),
         Index("ix_items_run_id_deliverable_id", "run_id", "deliverable", "id"),
         Index("ix_items_status_deadline", "status", "review_deadline"),
+        Index("ix_items_status_score_id", "status", "score", "id"),
+        Index("ix_items_run_id_status_score_id", "run_id", "status", "score", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

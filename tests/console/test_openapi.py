@@ -26,7 +26,7 @@ from werkzeug.wrappers import Request, Response
 
 from hitl_console.openapi import document_bytes
 from scrapy_hitl.learning import DomainCounters
-from scrapy_hitl.state import artifacts, consultations, domains, interventions
+from scrapy_hitl.state import artifacts, consultations, domains, interventions, items
 from scrapy_hitl.state.parking import ParkEntry
 from scrapy_hitl.state.runs import create_run, update_run
 from tests.console.test_artifacts import png
@@ -163,6 +163,12 @@ def test_the_documented_logins_and_roles_are_enforced(app, users):
         assert (as_reviewer == 403) == (admin_only or agents_only), (method, path, as_reviewer)
 
 
+def test_the_documented_event_types_are_the_streams():
+    from scrapy_hitl.state.events import EVENT_TYPES
+
+    assert SPEC["components"]["schemas"]["Event"]["properties"]["type"]["enum"] == list(EVENT_TYPES)
+
+
 def test_the_document_is_served_without_login(client):
     response = client.get("/api/v1/openapi.json")
     assert response.status_code == 200 and response.mimetype == "application/json"
@@ -294,6 +300,9 @@ def world(app):
     return ids
 
 
+# ``status=`` (any status) on the items endpoints is documented with allowEmptyValue, which
+# OpenAPI 3.1 still defines but openapi-core flags as deprecated.
+@pytest.mark.filterwarnings("ignore:Use of allowEmptyValue property is deprecated:DeprecationWarning")
 def test_a_whole_session_matches_the_document(app, api, world, openapi, users):
     hitl = app.extensions["hitl"]
     api("GET", "/api/v1/openapi.json", 200)
@@ -411,6 +420,38 @@ def test_a_whole_session_matches_the_document(app, api, world, openapi, users):
     api("POST", f"/api/v1/consultations/{free['id']}/cancel", 200, as_=key, json={"reason": "solved it"})
     api("POST", f"/api/v1/consultations/{spare['id']}/cancel", 200, as_=key)  # no body
 
+    # items: the review queue in pages, one item, an edit, approve, reject, restore, versions, history, exports
+    failing = [{"check": "missing", "field": "price", "message": "required field missing or empty"},
+               {"check": "rule", "field": None, "rule": "cheap", "message": "cheap is false"}]
+    items.record(hitl.db, [
+        {"run_id": "run-1", "spider": "shop", "item_type": "Product", "url": f"https://{SHOP}/p/{sku}",
+         "status": status, "score": score, "breakdown": {"completeness": score}, "evidence_key": "page",
+         "failing": failing if score < 1 else [], "data": {"sku": sku, "specs": {"kg": 1}}}
+        for sku, status, score in (("H1", "pending_review", 0.2), ("H2", "pending_review", 0.4),
+                                   ("O1", "optional_review", 0.7), ("D1", "delivered", 1.0))],
+        {"page": {"content_type": "text/html", "url": f"https://{SHOP}/p/H1", "data": b"<h1>H1</h1>"}})
+    held = api("GET", "/api/v1/items?run_id=run-1&status=pending_review&order=score&limit=1", 200, as_=reviewer).json
+    api("GET", f"/api/v1/items?status=pending_review&order=score&limit=1&cursor={held['next_cursor']}", 200,
+        as_=reviewer)
+    listed_items = api("GET", "/api/v1/items?status=&spider=shop&order=id", 200, as_=reviewer).json["items"]
+    h1, h2, o1, d1 = (i["id"] for i in listed_items)
+    api("GET", "/api/v1/items/queue?run_id=run-1", 200, as_=reviewer)
+    assert api("GET", f"/api/v1/items/{h1}/next", 200, as_=reviewer).json["item"]["id"] == h2
+    assert api("GET", f"/api/v1/items/{d1}/next?status=&order=id", 200, as_=reviewer).json == {"item": None}
+    api("GET", f"/api/v1/items/{h1}", 200, as_=reviewer)
+    api("PATCH", f"/api/v1/items/{h1}", 200, as_=reviewer,
+        json={"data": {"price": 9.5}, "expected_version": 1, "note": "from the page"})
+    api("PATCH", f"/api/v1/items/{h2}", 200, as_=reviewer, json={"data": {"sku": "H2"}, "replace": True})
+    api("POST", f"/api/v1/items/{h1}/approve", 200, as_=reviewer,
+        json={"data": {"name": "One"}, "expected_version": 2, "note": "ok"})
+    api("POST", f"/api/v1/items/{h2}/reject", 200, as_=reviewer)  # no body
+    api("POST", f"/api/v1/items/{h1}/restore", 200, as_=reviewer, json={"version": 1, "note": "undo"})
+    api("GET", f"/api/v1/items/{h1}/versions", 200, as_=reviewer)
+    api("GET", f"/api/v1/items/{h1}/history", 200, as_=reviewer)
+    api("GET", "/api/v1/runs/run-1/quality", 200, as_=reviewer)
+    for fmt in ("json", "jsonl", "csv", "xlsx"):
+        api("GET", f"/api/v1/runs/run-1/items.{fmt}", 200, as_=reviewer)
+
     # the browser: cookie auth, CSRF on writes, logout
     csrf = api("POST", "/api/v1/auth/login", 200, browser=True,
                json={"email": "reviewer@example.com", "password": PASSWORD}).json["csrf_token"]
@@ -420,6 +461,8 @@ def test_a_whole_session_matches_the_document(app, api, world, openapi, users):
     api("POST", f"/api/v1/consultations/{priced['id']}/respond", 403, browser=True, json={"answer": {"price": 1}})
     api("POST", f"/api/v1/consultations/{priced['id']}/respond", 200, browser=True, headers={"X-CSRF-Token": csrf},
         json={"answer": {"price": 12.99}})
+    api("POST", f"/api/v1/items/{o1}/approve", 403, browser=True)
+    api("POST", f"/api/v1/items/{o1}/approve", 200, browser=True, headers={"X-CSRF-Token": csrf})
     api("POST", "/api/v1/auth/logout", 200, browser=True, headers={"X-CSRF-Token": csrf})
 
     # errors
@@ -461,6 +504,19 @@ def test_a_whole_session_matches_the_document(app, api, world, openapi, users):
             data={"cookies": (io.BytesIO(cookies_txt(NEWS).encode() * 100), "cookies.txt")})
     finally:
         app.config["MAX_CONTENT_LENGTH"] = app.config["HITL"].max_upload_bytes
+    # errors of the items
+    api("GET", "/api/v1/items?order=score&cursor=WzVd", 400, as_=reviewer)  # [5]: an order=id cursor
+    api("GET", "/api/v1/items?order=price", 400, as_=reviewer, refused=InvalidParameter)
+    api("GET", f"/api/v1/items/{d1 + 100}", 404, as_=reviewer)
+    api("GET", f"/api/v1/items/{d1 + 100}/history", 404, as_=reviewer)
+    api("GET", "/api/v1/runs/nope/quality", 404, as_=reviewer)
+    api("GET", "/api/v1/runs/run-1/items.xml", 404, as_=reviewer, refused=InvalidParameter)
+    api("PATCH", f"/api/v1/items/{h1}", 409, as_=reviewer, json={"data": {"price": 1}, "expected_version": 1})
+    api("POST", f"/api/v1/items/{h2}/reject", 409, as_=reviewer, json={"note": "again"})
+    api("POST", f"/api/v1/items/{h1}/restore", 409, as_=reviewer, json={"version": 99})
+    api("PATCH", f"/api/v1/items/{h1}", 422, as_=reviewer, json={"data": {}}, refused=RequestBodyValidationError)
+    api("POST", f"/api/v1/items/{h1}/approve", 422, as_=reviewer, json={"colour": "red"},
+        refused=RequestBodyValidationError)
     # errors of the API keys and the consultations
     api("GET", "/api/v1/consultations", 401, as_="hitl_live_" + "A" * 43)  # unknown key
     api("GET", "/api/v1/consultations", 401, as_=retired["key"])  # revoked: the same answer

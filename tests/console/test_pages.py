@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hitl_console.pages import EVIDENCE_CSP, safe_next
-from scrapy_hitl.state import interventions, runs
+from scrapy_hitl.state import interventions, items, runs
 
 STATIC = Path(__file__).resolve().parents[2] / "hitl_console" / "static"
 XSS_EXCERPT = '<script>window.parent.__pwned=1</script><img src=x onerror="window.parent.__pwned=2">'
@@ -28,14 +28,22 @@ def seeded(app):
         response_headers={"x-evil": "<img src=x onerror=alert(1)>"},
         evidence={"body_excerpt": XSS_EXCERPT},
     )
-    return {"run": run["id"], "intervention": found["id"]}
+    page = XSS_EXCERPT.encode()
+    items.record(st.db, [{"run_id": run["id"], "spider": "sandbox", "item_type": "Product", "url": "http://evil.test/p",
+                          "status": "pending_review", "score": 0.3, "evidence_key": "p",
+                          "failing": [{"check": "missing", "field": "price", "message": "required field missing"}],
+                          "data": {"name": "<img src=x onerror=alert(3)>"}}],
+                 {"p": {"kind": "body", "content_type": "text/html", "data": page, "size": len(page)}})
+    item = items.list_items(st.db, run_id=run["id"])[0]
+    return {"run": run["id"], "intervention": found["id"], "item": item["id"]}
 
 
 def page_paths(seeded) -> list[str]:
     i, r = seeded["intervention"], seeded["run"]
     return ["/", "/interventions", "/interventions?status=open&domain=evil.test", f"/interventions/{i}",
             f"/interventions/{i}/evidence", "/sessions", "/domains", "/domains/evil.test", "/runs",
-            f"/runs/{r}"]
+            f"/runs/{r}", "/items", "/items?status=&run_id=run0123456789", f"/items/{seeded['item']}",
+            f"/items/{seeded['item']}/evidence"]
 
 
 def test_every_page_sends_a_visitor_without_a_login_to_the_login_page(client, seeded):
@@ -109,6 +117,18 @@ def test_the_evidence_is_served_sandboxed_and_never_executable_here(client, auth
     frame = re.search(r"<iframe[^>]*>", detail).group(0)
     assert re.search(r"\ssandbox[\s>]", frame) and "allow-" not in frame
     assert f'src="/interventions/{i}/evidence"' in frame
+
+    item = seeded["item"]
+    evidence = client.get(f"/items/{item}/evidence")
+    assert (evidence.mimetype, evidence.text) == ("text/html", XSS_EXCERPT)
+    assert evidence.headers["Content-Security-Policy"] == EVIDENCE_CSP
+    assert evidence.headers["X-Content-Type-Options"] == "nosniff"
+    detail = client.get(f"/items/{item}").text
+    assert XSS_EXCERPT not in detail and "onerror" not in detail  # fields are filled by script, as text
+    frame = re.search(r"<iframe[^>]*>", detail).group(0)
+    assert re.search(r"\ssandbox[\s>]", frame) and "allow-" not in frame
+    assert f'src="/items/{item}/evidence"' in frame
+    assert client.get("/items/999999").status_code == 404
 
 
 def test_rendered_pages_have_no_inline_script_or_style(client, auth, users, seeded):

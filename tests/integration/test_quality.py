@@ -78,6 +78,32 @@ def test_held_items_stay_out_of_the_feed_until_approved_with_edits(catalog_run, 
     assert not (held - {sku(4)}) & set(by_sku)
 
 
+def test_an_item_approved_while_the_crawl_waits_for_reviewers_reaches_its_feed(crawl, hitl_env):
+    """HITL_REVIEW_WAIT keeps the finished crawl open while held items are undecided; an
+    approval (with an edit) goes to the running crawl's feed, a rejection does not, and the
+    crawl closes as soon as nothing is left to decide."""
+    running = crawl(spider="catalog", settings={**CATALOG_SETTINGS, "HITL_REVIEW_WAIT": 120})
+    running.wait_for_log("for reviewers: 6 held items", timeout=90)
+    st = HitlState.open(StateConfig.from_env())
+    try:
+        pending = items_service.list_items(st.db, status="pending_review")
+        assert len(pending) == 6
+        first, *rest = sorted(pending, key=lambda p: p["data"]["sku"])
+        items_service.approve(st, first["id"], actor="user:reviewer@example.com", changes={"price": "£7.00"})
+        for other in rest:
+            items_service.reject(st, other["id"], actor="user:reviewer@example.com")
+    finally:
+        st.close()
+    result = running.wait()
+    assert result.returncode == 0, result.log[-3000:]
+    fed = {item["sku"]: item for item in result.items}
+    assert len(fed) == PAGES * 10 - 6 + 1
+    assert fed[first["data"]["sku"]]["price"] == "£7.00"
+    assert not {r["data"]["sku"] for r in rest} & set(fed)
+    assert result.stats["hitl/quality/delivered_after_review"] == 1
+    assert "Closing with" not in result.log  # closed because every held item was decided
+
+
 def test_exports_of_one_run_hold_the_same_records_in_every_format(catalog_run, cli, tmp_path):
     from openpyxl import load_workbook
 

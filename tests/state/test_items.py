@@ -88,6 +88,48 @@ def test_list_filters_and_keyset_pages(state, run_id):
         items.list_items(state.db, status="held")
 
 
+def test_the_review_queue_orders_by_score_pages_by_score_and_id_and_walks_next(state, run_id):
+    scores = [0.4, 0.1, 0.4, 0.3, 0.1]  # ties on purpose: the id breaks them
+    record(state, [row(run_id, "pending_review", s, sku=f"S{n}") for n, s in enumerate(scores)])
+    record(state, [row(run_id, "optional_review", 0.6, sku="O1"), row(run_id, "delivered", 1.0, sku="D1")])
+    order = ["S1", "S4", "S3", "S0", "S2"]
+    first = items.list_items(state.db, run_id=run_id, status="pending_review", order="score", limit=2)
+    assert [i["data"]["sku"] for i in first] == order[:2]
+    rest = items.list_items(state.db, run_id=run_id, status="pending_review", order="score",
+                            cursor=(first[-1]["score"], first[-1]["id"]))
+    assert [i["data"]["sku"] for i in rest] == order[2:]
+    by_sku = {i["data"]["sku"]: i["id"] for i in first + rest}
+    walked, at = [], by_sku["S1"]
+    for _ in range(len(order)):
+        nxt = items.next_in_queue(state.db, at, status="pending_review", run_id=run_id)
+        walked.append(nxt and next(k for k, v in by_sku.items() if v == nxt["id"]))
+        at = nxt["id"]
+    assert walked == ["S4", "S3", "S0", "S2", "S1"]  # past the end it wraps to the lowest score
+    items.approve(state, by_sku["S3"], actor="t")  # acted on: its place in the order still counts
+    assert items.next_in_queue(state.db, by_sku["S3"], status="pending_review", run_id=run_id)["id"] == by_sku["S0"]
+    assert items.next_in_queue(state.db, by_sku["S0"], status="pending_review", run_id=run_id,
+                               order="id")["id"] == by_sku["S1"]
+    only = items.list_items(state.db, run_id=run_id, status="pending_review", order="score", limit=50)
+    for i in only:
+        if i["id"] != by_sku["S1"]:
+            items.reject(state, i["id"], actor="t")
+    assert items.next_in_queue(state.db, by_sku["S1"], status="pending_review", run_id=run_id) is None
+    with pytest.raises(ValueError, match="Unknown order"):
+        items.list_items(state.db, order="price")
+
+
+def test_queue_counts_per_run_and_spider_held_first(state, run_id):
+    other = runs.new_run_id()
+    runs.create_run(state.db, other, "blog", {}, "/tmp")
+    record(state, [row(run_id, "optional_review", 0.7), row(run_id, "pending_review", 0.2), row(run_id)])
+    record(state, [{**row(other, "pending_review", 0.3), "spider": "blog"} for _ in range(3)])
+    assert items.queue(state.db) == [
+        {"run_id": other, "spider": "blog", "pending_review": 3, "optional_review": 0, "min_score": 0.3},
+        {"run_id": run_id, "spider": "shop", "pending_review": 1, "optional_review": 1, "min_score": 0.2}]
+    assert [g["run_id"] for g in items.queue(state.db, spider="shop")] == [run_id]
+    assert items.queue(state.db, run_id=runs.new_run_id()) == []
+
+
 def test_score_histogram(state, run_id):
     record(state, [row(run_id, score=s) for s in (0.0, 0.05, 0.45, 0.5, 0.9, 0.95, 1.0)])
     assert items.score_histogram(state.db, run_id) == [2, 0, 0, 0, 1, 1, 0, 0, 0, 3]

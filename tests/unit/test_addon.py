@@ -67,7 +67,7 @@ def test_priorities_are_where_the_docstrings_say():
 
 def test_defaults_are_applied_with_addon_priority(crawler_settings):
     settings = crawler_settings()
-    assert len(TUNABLE_NAMES) == 42
+    assert len(TUNABLE_NAMES) > 40 and "HITL_REVIEW_WAIT" in TUNABLE_NAMES  # the loop below is not vacuous
     for name in TUNABLE_NAMES:
         if "_FALLBACK_" in name:  # set from the project's own handlers (tested below)
             continue

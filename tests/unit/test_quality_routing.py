@@ -52,6 +52,7 @@ def test_values_from_the_command_line():
     ({"HITL_QUALITY_REVIEW_SCORE": 0.95}, "must not be above HITL_QUALITY_DELIVER_SCORE"),
     ({"HITL_REVIEW_TIMEOUT_ACTION": "keep"}, "'deliver' or 'drop'"),
     ({"HITL_REVIEW_TIMEOUT": 0}, "HITL_REVIEW_TIMEOUT must be greater than 0"),
+    ({"HITL_REVIEW_WAIT": -1}, "HITL_REVIEW_WAIT must be 0 or more"),
     ({"HITL_CRITICAL_FIELDS": {"Product": "price"}}, r"HITL_CRITICAL_FIELDS\['Product'\] must be a list"),
     ({"HITL_ITEM_SCHEMAS": "{not json"}, "HITL_ITEM_SCHEMAS is not valid JSON"),
 ])

@@ -115,3 +115,25 @@ def test_a_burst_worker_sends_what_is_due_and_exits(state, agent, receiver, webh
     assert done.returncode == 0, done.stderr[-2000:]
     assert consultations.get(state, asked["id"])["state"] == "callback_sent"
     assert len(rec.requests) == 1
+
+
+def test_the_worker_skips_items_nobody_reviewed_in_time_as_each_spider_chose(state, worker_process):
+    from scrapy_hitl.state import items, runs
+
+    run_id = runs.new_run_id()
+    runs.create_run(state.db, run_id, "shop", {}, "/tmp")
+    base = {"run_id": run_id, "spider": "shop", "item_type": "Product", "url": "http://shop.test/p", "score": 0.3}
+    items.record(state.db, [{**base, "status": "pending_review", "data": {"sku": "drop"}}],
+                 review_timeout=-1, timeout_action="drop")
+    items.record(state.db, [{**base, "status": "pending_review", "data": {"sku": "deliver"}}],
+                 review_timeout=-1, timeout_action="deliver")
+    items.record(state.db, [{**base, "status": "pending_review", "data": {"sku": "later"}}], review_timeout=3600)
+    worker = worker_process()
+    wait_for(lambda: items.counts(state.db, run_id)["skipped"] == 2,
+             what=f"the sweep to skip the overdue items; worker log:\n{worker.log()[-2000:]}")
+    assert [e["sku"] for e in items.iter_export(state.db, run_id)] == ["deliver"]
+    (later,) = items.list_items(state.db, run_id=run_id, status="pending_review")
+    assert later["data"]["sku"] == "later"
+    skipped = items.list_items(state.db, run_id=run_id, status="skipped")
+    assert [items.history(state.db, i["id"])[0]["detail"]["action"] for i in skipped] == ["drop", "deliver"]
+    assert "skipped" in worker.log()

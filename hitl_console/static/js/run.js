@@ -1,5 +1,5 @@
 // One run: stats, the events timeline (paged, then live), and pause/unpause of its spider.
-import { $, Live, Pager, api, compareIds, describeError, el, fmtNumber, say, setBadge, when } from "./common.js";
+import { $, Live, Pager, api, compareIds, debounce, describeError, el, fmtNumber, say, setBadge, when } from "./common.js";
 
 const runId = $("run").dataset.runId;
 const path = `/api/v1/runs/${encodeURIComponent(runId)}`;
@@ -75,6 +75,53 @@ async function load() {
   }
 }
 
+// --- items: counts per status and the score histogram -------------------------------------------
+
+const SVG = "http://www.w3.org/2000/svg";
+const QUALITY_ORDER = ["delivered", "optional_review", "pending_review", "approved", "rejected", "skipped"];
+
+function svg(tag, attrs, text) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+/** Ten bars, one per tenth of the score; red below 0.5 (held), amber below 0.9 (optional review). */
+function histogram(buckets) {
+  const width = 1000;
+  const height = 170;
+  const top = 14;
+  const base = height - 18;
+  const max = Math.max(1, ...buckets);
+  const slot = width / buckets.length;
+  const chart = svg("svg", { viewBox: `0 0 ${width} ${height}` });
+  buckets.forEach((n, i) => {
+    const h = n ? Math.max(1, ((base - top) * n) / max) : 0;
+    const bar = svg("rect", { x: i * slot + 4, y: base - h, width: slot - 8, height: h,
+      class: i < 5 ? "low" : i < 9 ? "mid" : "", "data-bucket": i, "data-count": n });
+    bar.append(svg("title", {}, `${(i / 10).toFixed(1)}–${((i + 1) / 10).toFixed(1)}: ${n}`));
+    chart.append(bar,
+      svg("text", { x: i * slot + slot / 2, y: height - 4, "text-anchor": "middle" }, (i / 10).toFixed(1)),
+      svg("text", { x: i * slot + slot / 2, y: base - h - 3, "text-anchor": "middle" }, n ? fmtNumber(n) : ""));
+  });
+  return chart;
+}
+
+async function loadQuality() {
+  try {
+    const q = await api(`${path}/quality`);
+    const total = Object.values(q.counts).reduce((a, b) => a + b, 0);
+    $("quality").hidden = total === 0;
+    $("quality-counts").replaceChildren(...QUALITY_ORDER.flatMap((status) => [
+      el("dt", {}, status.replace("_", " ")), el("dd", { dataset: { status } }, fmtNumber(q.counts[status] || 0))]));
+    $("histogram").replaceChildren(histogram(q.score_histogram));
+  } catch (err) {
+    say($("r-error"), describeError(err));
+  }
+}
+const refreshQuality = debounce(loadQuality, 400);
+
 async function pause(paused) {
   say($("pause-error"), "");
   try {
@@ -91,6 +138,7 @@ $("unpause-spider").addEventListener("click", () => pause(false));
 new Live().on((ev) => {
   if (ev.run_id === runId) {
     addEvents([ev]);
+    if (ev.type.startsWith("item.") || ev.type === "run.progress" || ev.type === "run.completed") refreshQuality();
     const status = ev.type === "run.progress" ? ev.payload.status : RUN_STATUS[ev.type];
     if (status) {
       liveStatus = status;
@@ -109,5 +157,6 @@ new Live().on((ev) => {
 }).start();
 
 load();
+loadQuality();
 new Pager(`${path}/events`, $("load-more"), (items) => addEvents(items)).reset({ limit: 100 })
   .catch((err) => say($("r-error"), describeError(err)));
