@@ -145,11 +145,8 @@ def approve(item_id: int) -> Any:
     """Optional ``{"data": {...}, "expected_version": n, "note": ""}``: edit and approve in one step."""
     data = api.json_object({"data", "expected_version", "note"}, optional=True)
     changes = _fields(data, "data", required=False)
-    expected = _expected_version(data)
-    st = api.state()
-    if expected is not None and _call(service.get, st.db, item_id)["version"] != expected:
-        raise ApiError(409, "conflict", f"Item {item_id} changed since version {expected}: reload it")
-    return jsonify(_call(service.approve, st, item_id, actor=api.actor(), note=_note(data), changes=changes))
+    return jsonify(_call(service.approve, api.state(), item_id, actor=api.actor(), note=_note(data),
+                         changes=changes, expected_version=_expected_version(data)))
 
 
 @bp.post("/api/v1/items/<int:item_id>/reject")

@@ -399,12 +399,15 @@ def restore(state: HitlState, item_id: int, version: int, *, actor: str, note: s
 
 
 def _decide(state: HitlState, item_id: int, status: str, *, actor: str, note: str,
-            changes: Mapping[str, Any] | None) -> dict[str, Any]:
+            changes: Mapping[str, Any] | None, expected_version: int | None = None) -> dict[str, Any]:
     now = utcnow()
     with state.db.session() as s:
         row = _locked(s, item_id)
         if row.status == status:
             raise ItemConflict(f"Item {item_id} is already {status}")
+        if expected_version is not None and row.version != expected_version:
+            raise ItemConflict(f"Item {item_id} is at version {row.version}, not {expected_version}: "
+                               "someone edited it meanwhile; reload it")
         detail: dict[str, Any] = {"from": row.status, "note": note}
         if changes:
             made = _new_version(s, row, {**json.loads(row.data), **changes}, actor=actor, note=note, at=now)
@@ -424,9 +427,11 @@ def _decide(state: HitlState, item_id: int, status: str, *, actor: str, note: st
 
 
 def approve(state: HitlState, item_id: int, *, actor: str, note: str = "",
-            changes: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Approve (after applying ``changes`` as a new version, if any): exports include it."""
-    return _decide(state, item_id, "approved", actor=actor, note=note, changes=changes)
+            changes: Mapping[str, Any] | None = None, expected_version: int | None = None) -> dict[str, Any]:
+    """Approve (after applying ``changes`` as a new version, if any): exports include it.
+    ``expected_version`` refuses to approve data the reviewer has not seen (``ItemConflict``)."""
+    return _decide(state, item_id, "approved", actor=actor, note=note, changes=changes,
+                   expected_version=expected_version)
 
 
 def reject(state: HitlState, item_id: int, *, actor: str, note: str = "") -> dict[str, Any]:
