@@ -14,6 +14,7 @@ is excluded. Target: median ratio with / without >= 0.95.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -24,13 +25,16 @@ from benchlib.common import (
 )
 
 TARGET = 0.95
+# Settings added to the with-add-on side only (--addon-settings): switch components off with
+# their HITL_*_ENABLED flags to see what each costs.
+ADDON_SETTINGS: dict = {}
 
 
 def one_run(with_addon: bool, pages: int, base: str, redis_url: str, wd, i: int, seeds: int = 32) -> dict:
     env = fresh_state_env(redis_url, wd)
     settings = dict(CRAWL_SETTINGS)
     if with_addon:
-        settings["ADDONS"] = ADDON
+        settings.update(ADDONS=ADDON, **ADDON_SETTINGS)
     name = f"{'with' if with_addon else 'without'}-{i}"
     report = run_crawl("static", settings=settings, env=env, out_dir=wd, name=name,
                        spider_args={"base": base, "seeds": str(seeds), "pages": str(pages)})
@@ -71,8 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--instructions", action="store_true",
                         help="count CPU instructions per page under valgrind instead of timing "
                              "(immune to machine noise; slow: use --pages 400 or so)")
+    parser.add_argument("--addon-settings", default="{}", metavar="JSON",
+                        help='settings for the with-add-on side only, e.g. \'{"HITL_QUALITY_ENABLED": false}\' '
+                             "to measure the add-on without a component")
     parser.add_argument("--out", help="JSON result file (default bench/results/overhead.json)")
     ns = parser.parse_args(argv)
+    ADDON_SETTINGS.update(json.loads(ns.addon_settings))
     if ns.quick:
         ns.pages, ns.pairs = 300, 1
     if ns.instructions:
@@ -155,7 +163,7 @@ def _count_instructions(with_addon: bool, pages: int, base: str, redis_url: str,
     out = wd / f"{name}.callgrind"
     settings = dict(CRAWL_SETTINGS, DOWNLOAD_TIMEOUT=600)  # valgrind slows the crawler ~50x
     if with_addon:
-        settings["ADDONS"] = ADDON
+        settings.update(ADDONS=ADDON, **ADDON_SETTINGS)
     report = run_crawl("static", settings=settings, env=fresh_state_env(redis_url, wd), out_dir=wd, name=name,
                        spider_args={"base": base, "seeds": str(seeds), "pages": str(pages)}, timeout=7200,
                        wrapper=["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"])
