@@ -211,7 +211,8 @@ async function act(kind) {
 
 async function next() {
   try {
-    const found = await api(`${path}/next`, { query: { ...queue, order: "score" } });
+    // Built by hand: api()'s query drops empty values, and "status=" (any) must reach the API.
+    const found = await api(`${path}/next?${new URLSearchParams({ ...queue, order: "score" })}`);
     if (found.item) location.assign(`/items/${found.item.id}?${new URLSearchParams(queue)}`);
     else done("That was the last item in this queue.");
   } catch (err) {

@@ -120,6 +120,12 @@ def test_the_keyboard_approves_and_rejects_through_the_queue(tab, users, state, 
     page.keyboard.press("n")  # only C is left: "next" says so
     expect(page.locator("#action-result")).to_have_text("That was the last item in this queue.")
 
+    # Opened from the "any status" queue, "next" walks every status (A -> B, decided or not).
+    page.goto(f"{tab.base_url}/items/{ids['A']}?status=&run_id={run_id}&spider=")
+    expect(page.locator("#item")).to_have_attribute("data-status", "approved")
+    page.keyboard.press("n")
+    page.wait_for_url(re.compile(rf"/items/{ids['B']}\?status=&"))
+
     approved, rejected = items.get(state.db, ids["A"]), items.get(state.db, ids["B"])
     assert (approved["status"], approved["version"], approved["data"]["price"]) == ("approved", 2, "£4.20")
     assert rejected["status"] == "rejected"
