@@ -46,4 +46,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from hitl_console.api import deliveries  # a consultation's webhooks (docs/webhooks.md)
 
     app.register_blueprint(deliveries.bp)
+    from hitl_console import liveview  # a crawler's held captcha page, live (docs/live.md)
+
+    app.register_blueprint(liveview.bp)
+    app.register_blueprint(liveview.ws_bp)
     return app

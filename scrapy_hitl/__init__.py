@@ -8,11 +8,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["Addon", "RequestAbandoned", "RequestParked", "__version__"]
+__all__ = ["Addon", "CaptchaExpired", "RequestAbandoned", "RequestParked", "__version__"]
 
 if TYPE_CHECKING:
     from scrapy_hitl.addon import Addon
-    from scrapy_hitl.exceptions import RequestAbandoned, RequestParked
+    from scrapy_hitl.exceptions import CaptchaExpired, RequestAbandoned, RequestParked
 
 
 def __getattr__(name: str) -> Any:
@@ -21,7 +21,7 @@ def __getattr__(name: str) -> Any:
         from scrapy_hitl.addon import Addon
 
         return Addon
-    if name in ("RequestParked", "RequestAbandoned"):
+    if name in ("RequestParked", "RequestAbandoned", "CaptchaExpired"):
         from scrapy_hitl import exceptions
 
         return getattr(exceptions, name)

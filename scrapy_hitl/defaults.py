@@ -37,6 +37,13 @@ HITL_EVIDENCE_MAX_BYTES = 2_000_000  # per screenshot / HTML stored with an inte
 HITL_STEALTH_DELAY = [1.0, 3.0]  # seconds (min, max) between two stealth page loads on one domain
 HITL_STEALTH_PROXIES: dict[str, str] = {}  # domain (or "*") -> proxy URL for that domain's stealth context
 
+# --- live view: a reviewer solves a captcha in the crawler's own page (docs/live.md) -----------
+HITL_LIVE_ENABLED = True
+HITL_LIVE_JPEG_QUALITY = 60  # 1-100: quality of the screencast frames sent to the console
+HITL_LIVE_MAX_PAGES = 1  # captcha pages one crawler keeps open for reviewers; beyond it, a normal pause
+HITL_LIVE_TIMEOUT = 1800.0  # seconds a held page waits to be solved; then it closes (captcha_expired)
+HITL_LIVE_TOKEN_TTL = 900  # seconds a live-view token lasts (console; its holder may renew it)
+
 # --- domain learning -------------------------------------------------------------------
 HITL_LEARN_MIN_ATTEMPTS = 10  # attempts before a domain's block rate is trusted
 HITL_SESSION_REQUIRED_BLOCK_RATE = 0.8  # 403 rate that makes a domain require a session

@@ -21,3 +21,16 @@ class RequestParked(IgnoreRequest):
 
 class RequestAbandoned(IgnoreRequest):
     """Raised for a parked request whose intervention was cancelled: it is not sent again."""
+
+
+class CaptchaExpired(IgnoreRequest):
+    """Raised for a request whose captcha page was held open for a reviewer (the live view)
+    and not solved within ``HITL_LIVE_TIMEOUT``: its intervention is marked expired and the
+    request fails with reason ``captcha_expired``. It is not retried automatically."""
+
+    reason = "captcha_expired"
+
+    def __init__(self, domain: str, timeout: float) -> None:
+        super().__init__(f"captcha_expired: nobody solved the challenge of {domain} within {timeout:.0f} s "
+                         "(HITL_LIVE_TIMEOUT)")
+        self.domain = domain

@@ -121,6 +121,7 @@ class BrowserPool:
         self._sweeper: asyncio.Task[None] | None = None
         self._closed = False
         self._rng = random.Random()
+        self.close_hooks: list[Any] = []  # async callables run before the browser closes (live pages)
 
     @property
     def started(self) -> bool:
@@ -162,6 +163,11 @@ class BrowserPool:
         if self._closed:
             return
         self._closed = True
+        for hook in self.close_hooks:
+            try:
+                await hook()
+            except Exception:
+                logger.exception("Error while closing the browser pool")
         if self._sweeper is not None:
             self._sweeper.cancel()
         if self._handler is not None:
@@ -311,22 +317,28 @@ class BrowserPool:
         if not page.is_closed():
             asyncio.ensure_future(_close_quietly(page))
 
-    async def capture_and_close(self, request: Request) -> dict[str, tuple[str, bytes]]:
-        """A full-page PNG and the rendered HTML of the request's page, then close it.
+    def detach_page(self, request: Request) -> Any:
+        """Take the request's open page out of the pool's care (a live view keeps it): no
+        safety timeout closes it. Its slot stays taken until the page is closed."""
+        page = request.meta.pop("playwright_page", None)
+        if page is None:
+            return None
+        lease = self._leases.pop(id(page), None)
+        if lease is not None:
+            lease.page_id = None
+            if lease.timer is not None:
+                lease.timer.cancel()
+                lease.timer = None
+        return page
+
+    async def capture(self, page: Any) -> dict[str, tuple[str, bytes]]:
+        """A full-page PNG and the rendered HTML of ``page``, which stays open.
 
         Bounded by HITL_EVIDENCE_MAX_BYTES: a screenshot over it falls back to the
         viewport; HTML over it is cut. Whatever fails is left out (evidence is a help for
         the reviewer, never a reason to lose the request).
         """
-        page = request.meta.pop("playwright_page", None)
         out: dict[str, tuple[str, bytes]] = {}
-        if page is None:
-            return out
-        lease = self._leases.pop(id(page), None)
-        if page.is_closed():
-            if lease is not None:
-                lease.release()
-            return out
         limit = self.config.evidence_max_bytes
         try:
             png = await page.screenshot(full_page=True, type="png", timeout=_CAPTURE_TIMEOUT_MS)
@@ -337,11 +349,24 @@ class BrowserPool:
             out["html"] = ("text/html; charset=utf-8", (await page.content()).encode("utf-8")[:limit])
         except Exception as exc:
             logger.warning("Could not capture evidence from the browser page: %s", exc)
+        return out
+
+    async def capture_and_close(self, request: Request) -> dict[str, tuple[str, bytes]]:
+        """:meth:`capture` the request's page, then close it."""
+        page = request.meta.pop("playwright_page", None)
+        if page is None:
+            return {}
+        lease = self._leases.pop(id(page), None)
+        if page.is_closed():
+            if lease is not None:
+                lease.release()
+            return {}
+        try:
+            return await self.capture(page)
         finally:
             if lease is not None:
                 lease.release()
             asyncio.ensure_future(_close_quietly(page))
-        return out
 
     # --- stealth -------------------------------------------------------------------------------
     def _stealth_context(self, domain: str) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from scrapy.utils.httpobj import urlparse_cached
 from scrapy_hitl.browser.config import BrowserNotFound, find_chromium
 from scrapy_hitl.browser.handler import BROWSER_TIERS
 from scrapy_hitl.browser.pool import BrowserPool
+from scrapy_hitl.live.holder import LiveHolder
 from scrapy_hitl.middlewares.blocks import HitlBlockMiddleware
 from scrapy_hitl.runtime import HitlRuntime
 from scrapy_hitl.tiers import TIERS, Ladder, Plan, TierMemory, parse_tiers, path_pattern
@@ -69,6 +70,9 @@ class HitlEscalationMiddleware:
         runtime.tier_memory = self.memory
         self.blocks = HitlBlockMiddleware(crawler, runtime)  # for judge(): one verdict per response
         self.pool = BrowserPool.of(crawler) if set(ladder.automated) & BROWSER_TIERS else None
+        # captcha pages kept open for a reviewer's live view (docs/live.md)
+        live = LiveHolder.of(crawler, self.pool) if self.pool is not None and ladder.human else None
+        self.live = live if live is not None and live.enabled else None
         self._loaded: set[str] = set()
         self._confirmed = 0
         self._request_stat = {t: f"hitl/tier/{t}/requests" for t in TIERS}
@@ -156,6 +160,9 @@ class HitlEscalationMiddleware:
         if tier in BROWSER_TIERS:
             has_page = self.pool is not None and "playwright_page" in meta
             if action == "pause" and has_page and not self.rt.is_domain_paused(judgement.domain):
+                if (self.live is not None and judgement.verdict.type == "captcha_solve"
+                        and self.live.can_hold(judgement.domain)):
+                    return self.live.hold(request, response, judgement)  # awaits the reviewer
                 return self._capture(request, response, judgement)  # a coroutine: Scrapy awaits it
             if has_page:
                 assert self.pool is not None

@@ -281,6 +281,34 @@ def cancel(state: HitlState, intervention_id: int, *, note: str = "", actor: str
     return {"intervention": data, "failed": total, "failed_by_spider": failed}
 
 
+def expire(
+    state: HitlState, intervention_id: int, *, reason: str, failed: int = 0, note: str = "", actor: str = "crawler",
+) -> dict[str, Any]:
+    """Nobody solved it in time (a live page's HITL_LIVE_TIMEOUT): mark it ``expired``.
+
+    Only the request that held the page fails (``failed``, with ``reason``, e.g.
+    ``captcha_expired``); the domain's other parked requests are released like after a
+    resolve, so they are tried again (and may open a new intervention).
+    """
+    row = _require_open(state, intervention_id)
+    parked = state.parking.domain_count(row.domain)
+    data, open_ids = _close(
+        state, intervention_id, status="expired", actor=actor, note=note,
+        resolution={"action": "expire", "reason": reason, "failed": failed}, parked=parked,
+    )
+    released = not open_ids
+    ids = {"intervention_id": data["id"], "domain": data["domain"], "spider": data["spider"] or None,
+           "run_id": data["run_id"]}
+    state.events.emit("intervention.expired", {"type": data["type"], "reason": reason, "failed": failed,
+                                               "parked": parked, "domain_released": released, "note": note}, **ids)
+    if failed:
+        state.events.emit("requests.failed", {"count": failed, "reason": reason}, spider=data["spider"] or None,
+                          domain=data["domain"], intervention_id=data["id"])
+    if released:
+        state.events.emit("domain.resumed", {"parked": parked}, domain=data["domain"])
+    return {"intervention": data, "failed": failed}
+
+
 def get(state: HitlState, intervention_id: int, *, parked_limit: int = 20) -> dict[str, Any]:
     with state.db.session() as s:
         row = s.get(Intervention, intervention_id)

@@ -140,6 +140,18 @@ redis.call('SREM', 'hitl:parked_index', spider..'\\t'..domain)
 return #ids
 """
 
+# Take one parked (not claimed) request back out: a live page that held it delivered it.
+_WITHDRAW = _FORGET + """
+local spider, domain, id = ARGV[1], ARGV[2], ARGV[3]
+local P = 'hitl:parked:'..spider..':'..domain
+local n = redis.call('ZREM', P, id)
+if n == 1 then
+  forget(spider, id)
+  if redis.call('ZCARD', P) == 0 then redis.call('SREM', 'hitl:parked_index', spider..'\t'..domain) end
+end
+return n
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class ParkEntry:
@@ -192,6 +204,7 @@ class ParkingLot:
         self._release = client.register_script(_RELEASE)
         self._discard = client.register_script(_DISCARD)
         self._unindex_empty = client.register_script(_UNINDEX_EMPTY)
+        self._withdraw = client.register_script(_WITHDRAW)
 
     # --- writing -----------------------------------------------------------------------
     def park(self, spider: str, entries: Sequence[ParkEntry]) -> list[str | None]:
@@ -237,6 +250,10 @@ class ParkingLot:
         owners = self.client.hgetall(f"hitl:claim_owner:{spider}")
         dead = [_s(pid) for pid, run in owners.items() if not is_alive(_s(run))]
         return self.release(spider, dead)
+
+    def withdraw(self, spider: str, domain: str, park_id: str) -> bool:
+        """Remove one parked request that has not been claimed; False if it was (or is gone)."""
+        return bool(self._withdraw(args=[spider, domain, park_id]))
 
     def discard(self, spider: str, domain: str) -> int:
         """Drop every parked request of a domain (an intervention was cancelled)."""

@@ -8,10 +8,12 @@ which no object may carry a field the document does not name, so an undocumented
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import io
 import json
 import re
+import threading
 
 import pytest
 from openapi_core import OpenAPI
@@ -26,6 +28,7 @@ from werkzeug.wrappers import Request, Response
 
 from hitl_console.openapi import document_bytes
 from scrapy_hitl.learning import DomainCounters
+from scrapy_hitl.live.tokens import LiveTokens
 from scrapy_hitl.state import artifacts, consultations, domains, interventions, items
 from scrapy_hitl.state.parking import ParkEntry
 from scrapy_hitl.state.runs import create_run, update_run
@@ -34,7 +37,7 @@ from tests.support.console import PASSWORD
 
 SPEC = json.loads(document_bytes())
 METHODS = {"get", "put", "post", "delete", "patch"}
-NOT_IN_THE_API = {"pages", "live"}  # HTML pages and the websocket: blueprints the document skips
+NOT_IN_THE_API = {"pages", "live", "live_view"}  # HTML pages and the websockets: blueprints the document skips
 
 
 def strict(spec: dict) -> dict:
@@ -300,6 +303,32 @@ def world(app):
     return ids
 
 
+def _held_page(client, intervention_id: int, crawler_ready: threading.Event) -> None:
+    """The crawler's side of a live page, through the relay it uses: announce the page, then
+    answer two Continues, the first with the challenge still there."""
+    from scrapy_hitl.live import relay
+
+    async def hold():
+        aclient = relay.async_client(client)
+        try:
+            await relay.announce(aclient, intervention_id, {"domain": "live.example.com", "url": "https://x/",
+                                                            "width": 1280, "height": 720}, 60)
+            crawler_ready.set()
+            answers = [{"ok": False, "error": "challenge_present", "reason": "cloudflare_challenge",
+                        "url": "https://x/", "message": "The challenge is still there."},
+                       {"ok": True, "url": "https://x/", "cookie_names": ["cf_clearance"], "requests_to_resume": 0}]
+            after = "0-0"
+            while answers:
+                for entry_id, msg in await relay.read_input(aclient, intervention_id, after, 30_000):
+                    after = entry_id
+                    if msg.get("op") == "continue":
+                        await relay.reply(aclient, intervention_id, msg["rid"], answers.pop(0))
+        finally:
+            await aclient.aclose()
+
+    asyncio.run(hold())
+
+
 # ``status=`` (any status) on the items endpoints is documented with allowEmptyValue, which
 # OpenAPI 3.1 still defines but openapi-core flags as deprecated.
 @pytest.mark.filterwarnings("ignore:Use of allowEmptyValue property is deprecated:DeprecationWarning")
@@ -552,6 +581,22 @@ def test_a_whole_session_matches_the_document(app, api, world, openapi, users):
     for _ in range(5):  # HITL_LOGIN_ATTEMPTS failures, then the limit
         api("POST", "/api/v1/auth/login", 401, json={"email": "admin@example.com", "password": "wrong pw!"})
     api("POST", "/api/v1/auth/login", 429, json={"email": "admin@example.com", "password": "wrong pw!"})
+
+    # the live view (docs/live.md): a crawler holds a captcha page; a reviewer takes a token,
+    # opens the view (redeeming it), renews it, presses Continue too early, then again
+    live_id = interventions.open_or_update(hitl, type="captcha_solve", reason="cloudflare_challenge",
+                                           domain="live.example.com", spider="shop")[0]["id"]
+    crawler_ready = threading.Event()
+    crawler = threading.Thread(target=_held_page, args=(hitl.redis, live_id, crawler_ready), daemon=True)
+    crawler.start()
+    crawler_ready.wait(30)
+    api("GET", f"/api/v1/interventions/{live_id}/live", 200, as_=reviewer)
+    token = api("POST", f"/api/v1/interventions/{live_id}/live/token", 201, as_=reviewer).json["token"]
+    LiveTokens(hitl.redis).redeem(token, live_id, users["reviewer"]["id"])  # what opening /ws/live/{id} does
+    api("POST", f"/api/v1/interventions/{live_id}/live/token/renew", 200, as_=reviewer, json={"token": token})
+    api("POST", f"/api/v1/interventions/{live_id}/live/continue", 409, as_=reviewer, json={"token": token})
+    api("POST", f"/api/v1/interventions/{live_id}/live/continue", 200, as_=reviewer, json={"token": token})
+    crawler.join(30)
 
     problems = mismatches(openapi, api.recorder, api.refused)
     assert problems == [], "answers that do not match hitl_console/openapi.json:\n" + "\n".join(problems)

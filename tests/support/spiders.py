@@ -94,3 +94,25 @@ class AskSpider(scrapy.Spider):
 
     def parse_page(self, response: Any, page: int) -> Any:
         yield {"page": page}
+
+
+class LiveCaptchaSpider(scrapy.Spider):
+    """N quotes pages of one domain at once, for the live view: with the sandbox's
+    HITL_FORCE_CAPTCHA every one is challenged; one page is held open for the reviewer, the
+    others are parked. Each item says whether it came from the held page itself."""
+
+    name = "live_captcha"
+    hitl_expect = "div.quote"
+
+    def __init__(self, base: str = "", pages: str = "3", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.port = urlsplit(base).port
+        self.pages = int(pages)
+
+    async def start(self) -> AsyncIterator[scrapy.Request]:
+        for n in range(1, self.pages + 1):
+            yield scrapy.Request(f"http://quotes.sandbox.test:{self.port}/quotes/page/{n}", callback=self.parse)
+
+    def parse(self, response: Any) -> Any:
+        yield {"section": "quotes", "url": response.url, "quotes": len(response.css("div.quote")),
+               "live": "hitl_live" in response.flags}

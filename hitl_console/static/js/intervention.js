@@ -2,6 +2,7 @@
 import {
   $, Live, ago, api, compareIds, describeError, el, fmtNumber, link, page, parseTime, say, setBadge, when,
 } from "./common.js";
+import "./liveview.js"; // a crawler's held captcha page, live (docs/live.md)
 
 const id = Number($("intervention").dataset.interventionId);
 const RUN_STATUS = { "run.started": "running", "run.waiting": "waiting_for_human",
@@ -204,6 +205,7 @@ function countResumed() {
 }
 
 function onEvent(ev) {
+  document.dispatchEvent(new CustomEvent("hitl:event", { detail: ev })); // for liveview.js
   if (!current) return;
   if (ev.type === "requests.resumed" && ev.domain === current.domain) {
     resumedEvents.push(ev);
