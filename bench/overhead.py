@@ -28,6 +28,10 @@ TARGET = 0.95
 # Settings added to the with-add-on side only (--addon-settings): switch components off with
 # their HITL_*_ENABLED flags to see what each costs.
 ADDON_SETTINGS: dict = {}
+VALGRIND_SLOWDOWN = 50
+VALGRIND_TIMERS = {name: value * VALGRIND_SLOWDOWN for name, value in (
+    ("HITL_PARK_FLUSH_INTERVAL", 0.05), ("HITL_STATS_FLUSH_INTERVAL", 5.0), ("HITL_QUALITY_FLUSH_INTERVAL", 1.0),
+    ("HITL_PROGRESS_INTERVAL", 5.0), ("HITL_RUN_HEARTBEAT", 10.0))}
 
 
 def one_run(with_addon: bool, pages: int, base: str, redis_url: str, wd, i: int, seeds: int = 32) -> dict:
@@ -163,7 +167,10 @@ def _count_instructions(with_addon: bool, pages: int, base: str, redis_url: str,
     out = wd / f"{name}.callgrind"
     settings = dict(CRAWL_SETTINGS, DOWNLOAD_TIMEOUT=600)  # valgrind slows the crawler ~50x
     if with_addon:
-        settings.update(ADDONS=ADDON, **ADDON_SETTINGS)
+        # ... and so its timers fire ~50x more often per page than in a real crawl: slowed as
+        # much, they cost per page what they cost at full speed (they are per second, not per
+        # page; bench/quality_overhead.py does the same for the item writer).
+        settings.update(ADDONS=ADDON, **VALGRIND_TIMERS, **ADDON_SETTINGS)
     report = run_crawl("static", settings=settings, env=fresh_state_env(redis_url, wd), out_dir=wd, name=name,
                        spider_args={"base": base, "seeds": str(seeds), "pages": str(pages)}, timeout=7200,
                        wrapper=["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"])
