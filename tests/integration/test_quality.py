@@ -13,6 +13,7 @@ from scrapy_hitl.config import StateConfig
 from scrapy_hitl.quality.export import csv_cell, flatten
 from scrapy_hitl.state import HitlState
 from scrapy_hitl.state import items as items_service
+from tests.integration.conftest import wait_for
 from tests.support.quality_spiders import PRODUCT_SCHEMA
 
 PAGES = 6  # the sandbox fixture's pages per section: products 1..60
@@ -86,8 +87,9 @@ def test_an_item_approved_while_the_crawl_waits_for_reviewers_reaches_its_feed(c
     running.wait_for_log("for reviewers: 6 held items", timeout=90)
     st = HitlState.open(StateConfig.from_env())
     try:
-        pending = items_service.list_items(st.db, status="pending_review")
-        assert len(pending) == 6
+        # The last batch of scored items is written within HITL_QUALITY_FLUSH_INTERVAL of idling.
+        pending = wait_for(lambda: (found := items_service.list_items(st.db, status="pending_review"))
+                           and len(found) == 6 and found, what="the 6 held items to be stored")
         first, *rest = sorted(pending, key=lambda p: p["data"]["sku"])
         items_service.approve(st, first["id"], actor="user:reviewer@example.com", changes={"price": "£7.00"})
         for other in rest:

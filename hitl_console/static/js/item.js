@@ -170,6 +170,7 @@ function done(message) {
 }
 
 async function act(kind) {
+  if (!current) return null; // not loaded (yet): nothing to act on
   say($("action-result"), "");
   say($("action-error"), "");
   let edits;
