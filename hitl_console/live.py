@@ -101,17 +101,23 @@ def origin_allowed(origin: str) -> bool:
     return origin == own or origin in {o.lower() for o in current_app.config["HITL"].allowed_origins}
 
 
-@bp.before_request
-def _handshake() -> None:
-    """Reject before the upgrade: a foreign Origin, no valid token, a bad ``after``, no free slot."""
+def check_handshake(what: str) -> None:
+    """Every websocket's first checks, before the upgrade: its Origin, then a valid login
+    (``g.user``). ``what`` names the socket in the refusal."""
     origin = request.headers.get("Origin")
     if origin is not None and not origin_allowed(origin):
         raise ApiError(403, "forbidden_origin",
-                       f"Origin {origin!r} may not open the live stream; add it to HITL_CONSOLE_ORIGINS")
+                       f"Origin {origin!r} may not open the {what}; add it to HITL_CONSOLE_ORIGINS")
     authenticate()
     if origin is None and g.auth_via == "cookie":
         # Browsers always send Origin on a websocket handshake: a cookie without one is a replay.
         raise ApiError(403, "forbidden_origin", "a cookie-authenticated websocket must send Origin")
+
+
+@bp.before_request
+def _handshake() -> None:
+    """Reject before the upgrade: a foreign Origin, no valid token, a bad ``after``, no free slot."""
+    check_handshake("live stream")
     after = parse_after(request.args.get("after"))
     state = current_app.extensions["hitl"]
     # Taken before the 101 answer, so an event added once the client is connected is sent.

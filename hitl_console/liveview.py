@@ -30,10 +30,10 @@ from flask_sock import Sock
 
 from hitl_console import api
 from hitl_console.auth import tokens as jwt_tokens
-from hitl_console.auth.guard import _token_from_request, authenticate, require
+from hitl_console.auth.guard import _token_from_request, require
 from hitl_console.auth.users import get_user
 from hitl_console.errors import ApiError
-from hitl_console.live import origin_allowed
+from hitl_console.live import check_handshake
 from scrapy_hitl import defaults
 from scrapy_hitl.live import relay
 from scrapy_hitl.live.tokens import LiveTokens, TokenRefused
@@ -168,13 +168,7 @@ def continue_(intervention_id: int) -> Any:
 @ws_bp.before_request
 def _handshake() -> None:
     """Reject before the upgrade: a foreign Origin, no login, no live page, a bad token, no thread."""
-    origin = request.headers.get("Origin")
-    if origin is not None and not origin_allowed(origin):
-        raise ApiError(403, "forbidden_origin",
-                       f"Origin {origin!r} may not open the live view; add it to HITL_CONSOLE_ORIGINS")
-    authenticate()
-    if origin is None and g.auth_via == "cookie":
-        raise ApiError(403, "forbidden_origin", "a cookie-authenticated websocket must send Origin")
+    check_handshake("live view")
     intervention_id = (request.view_args or {}).get("intervention_id")
     if not isinstance(intervention_id, int):
         raise ApiError(404, "not_found", "no such live view")
