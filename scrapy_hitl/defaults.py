@@ -33,6 +33,7 @@ HITL_BROWSER_CONTEXT_PAGES = 100  # pages per context before it is recycled (fre
 HITL_BROWSER_EXECUTABLE = ""  # empty: find the system Chromium (chromium, chromium-browser, google-chrome)
 HITL_BROWSER_MAX_PAGES = 4  # pages open at once, across every context
 HITL_BROWSER_PAGE_TIMEOUT = 120.0  # seconds a response may keep its page before it is closed anyway
+HITL_BROWSER_SETTLE_TIMEOUT = 5.0  # seconds a page may take after "load" to show hitl_expect (or go network-idle); 0: no wait
 HITL_EVIDENCE_MAX_BYTES = 2_000_000  # per screenshot / HTML stored with an intervention
 HITL_STEALTH_DELAY = [1.0, 3.0]  # seconds (min, max) between two stealth page loads on one domain
 HITL_STEALTH_PROXIES: dict[str, str] = {}  # domain (or "*") -> proxy URL for that domain's stealth context

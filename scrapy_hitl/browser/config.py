@@ -54,6 +54,7 @@ class BrowserConfig:
     stealth_proxies: dict[str, str] = field(default_factory=dict)
     launch_options: dict[str, Any] = field(default_factory=dict)
     evidence_max_bytes: int = defaults.HITL_EVIDENCE_MAX_BYTES
+    settle_timeout: float = defaults.HITL_BROWSER_SETTLE_TIMEOUT
 
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> BrowserConfig:
@@ -78,6 +79,9 @@ class BrowserConfig:
                     f"HITL_STEALTH_PROXIES[{domain!r}] must be a proxy URL such as "
                     f"'http://user:pass@host:3128'; got {proxy!r}."
                 )
+        settle = settings.getfloat("HITL_BROWSER_SETTLE_TIMEOUT", defaults.HITL_BROWSER_SETTLE_TIMEOUT)
+        if settle < 0:
+            raise ValueError(f"HITL_BROWSER_SETTLE_TIMEOUT must be 0 (no wait) or more seconds; got {settle!r}.")
         return cls(
             executable=settings.get("HITL_BROWSER_EXECUTABLE") or "",
             max_pages=positive("HITL_BROWSER_MAX_PAGES", settings.getint("HITL_BROWSER_MAX_PAGES", defaults.HITL_BROWSER_MAX_PAGES)),
@@ -88,6 +92,7 @@ class BrowserConfig:
             stealth_proxies={k.lower(): v for k, v in proxies.items()},
             launch_options=dict(settings.getdict("PLAYWRIGHT_LAUNCH_OPTIONS") or {}),
             evidence_max_bytes=positive("HITL_EVIDENCE_MAX_BYTES", settings.getint("HITL_EVIDENCE_MAX_BYTES", defaults.HITL_EVIDENCE_MAX_BYTES)),
+            settle_timeout=settle,
         )
 
     def proxy_for(self, domain: str) -> str | None:

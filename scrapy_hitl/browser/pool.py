@@ -14,6 +14,9 @@ module adds what a long crawl needs around it:
 - **Pages always closed.** The escalation middleware closes each page once the response
   is judged (after taking evidence for a pause); a download error closes it here; a page
   nobody closed within ``HITL_BROWSER_PAGE_TIMEOUT`` is closed anyway.
+- **Settled pages.** A request with ``hitl_expect`` waits after ``load`` until that selector
+  shows up or the network goes idle (:mod:`scrapy_hitl.browser.settle`), so a page that
+  fetches its data with a script is judged with its data.
 - **Stealth contexts.** One per domain, with that domain's fingerprint (see
   :mod:`scrapy_hitl.browser.fingerprint`), its proxy from ``HITL_STEALTH_PROXIES``,
   playwright-stealth's evasions, and a randomised pause between page loads.
@@ -35,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy_hitl.browser.config import BrowserConfig, find_chromium
 from scrapy_hitl.browser.fingerprint import DEFAULT_CHROME_MAJOR, Fingerprint, chrome_major, fingerprint_for
+from scrapy_hitl.browser.settle import add_settle
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -207,6 +211,9 @@ class BrowserPool:
         meta["playwright"] = True
         meta["playwright_include_page"] = True
         meta["playwright_context"] = slot.context_name(gen)
+        # pages that fetch their data after "load" get a moment to show it (browser/settle.py)
+        expect = meta.get("hitl_expect") or getattr(self.crawler.spider, "hitl_expect", None)
+        add_settle(meta, expect, self.config.settle_timeout)
         self.stats.inc_value("hitl/browser/pages")
         try:
             response = await handler.download_request(request)

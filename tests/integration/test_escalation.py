@@ -77,6 +77,20 @@ def test_a_page_that_refuses_automation_fails_in_the_plain_browser_and_passes_in
     assert len(agents) == 1 and "HeadlessChrome" not in agents.pop()
 
 
+def test_a_page_whose_data_arrives_after_load_is_judged_once_it_shows_the_data(crawl, tmp_path):
+    """The guarded pages fetch their quotes from an API 1.5 s slower than the page: the
+    browser waits for hitl_expect (browser/settle.py) instead of reading the empty template
+    at "load", which would miss the selector and lose the section."""
+    from sandbox.control import SandboxServer
+
+    with SandboxServer(pages=2, data_latency_ms=1500) as slow_api:
+        result = crawl(args={"sections": "guarded", "details": "0"}, settings=FAST, site=slow_api).wait()
+
+    assert result.returncode == 0, result.log[-3000:]
+    assert len(result.items_in("guarded")) == 2 * 10
+    assert result.stats["hitl/tier/stealth/responses"] == 2  # each page once, with its data
+
+
 def test_a_learned_domain_skips_the_static_fetch_on_the_next_run(crawl, fresh_sandbox):
     first = crawl(args={"sections": "js", "details": "0"}, settings=FAST).wait()
     assert first.returncode == 0, first.log[-3000:]

@@ -20,6 +20,7 @@ def test_defaults() -> None:
     cfg = config()
     assert (cfg.max_pages, cfg.context_pages, cfg.stealth_delay) == (4, 100, (1.0, 3.0))
     assert cfg.executable == "" and cfg.stealth_proxies == {} and cfg.launch_options == {}
+    assert cfg.settle_timeout == 5.0
 
 
 @pytest.mark.parametrize(
@@ -31,6 +32,7 @@ def test_defaults() -> None:
         ({"HITL_STEALTH_DELAY": "1"}, "HITL_STEALTH_DELAY must be two numbers of seconds"),
         ({"HITL_STEALTH_DELAY": "a,b"}, "HITL_STEALTH_DELAY must be two numbers of seconds"),
         ({"HITL_STEALTH_PROXIES": {"example.com": "host:3128"}}, "must be a proxy URL"),
+        ({"HITL_BROWSER_SETTLE_TIMEOUT": -1}, "HITL_BROWSER_SETTLE_TIMEOUT must be 0"),
     ],
 )
 def test_bad_values_name_the_setting(values, message) -> None:

@@ -38,6 +38,9 @@ class SiteConfig:
     mixed_seed: int = 7
     #: Milliseconds every page waits before answering, like a remote site (``--latency-ms``).
     latency_ms: int = 0
+    #: Milliseconds more the guarded section's data API takes, so its pages show their data
+    #: well after their ``load`` event, like a slow API (``--data-latency-ms``).
+    data_latency_ms: int = 0
     #: Value of the ``vip_pass`` cookie that unlocks ``/vip`` (env ``SANDBOX_VIP_PASS``).
     vip_pass: str = "letmein"
     #: Login accepted by ``POST /login``.
@@ -56,8 +59,9 @@ class SiteConfig:
         for name in ("pages", "static_pages", "static_page_kb", "mixed_items"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.latency_ms < 0:
-            raise ValueError(f"latency_ms must be >= 0, got {self.latency_ms}")
+        for name in ("latency_ms", "data_latency_ms"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.mixed_js_share <= 1:
             raise ValueError(f"mixed_js_share must be between 0 and 1, got {self.mixed_js_share}")
         if self.drift_after < 0:

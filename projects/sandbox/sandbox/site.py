@@ -89,12 +89,15 @@ class SandboxResource(Resource):
         if records is None:
             records = self.records[path] = deque(maxlen=MAX_RECORDS)
         records.append((request.method, request.received_cookies, request.getHeader(b"user-agent"), request.code))
-        if self.config.latency_ms:
-            return self._later(request, body)
+        delay_ms = self.config.latency_ms
+        if self.config.data_latency_ms and path.startswith(DATA_PREFIX):
+            delay_ms += self.config.data_latency_ms
+        if delay_ms:
+            return self._later(request, body, delay_ms)
         return body
 
-    def _later(self, request: Request, body: bytes) -> int:
-        """Answer after latency_ms without blocking the server (a remote site's round trip)."""
+    def _later(self, request: Request, body: bytes, delay_ms: int) -> int:
+        """Answer after ``delay_ms`` without blocking the server (a remote site's round trip)."""
         from twisted.internet import reactor
 
         def _finish() -> None:
@@ -102,7 +105,7 @@ class SandboxResource(Resource):
                 request.write(body)
                 request.finish()
 
-        reactor.callLater(self.config.latency_ms / 1000, _finish)
+        reactor.callLater(delay_ms / 1000, _finish)
         return NOT_DONE_YET
 
     def _dispatch(self, request: Request, path: bytes) -> bytes:
