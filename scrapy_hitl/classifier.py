@@ -154,7 +154,8 @@ class BlockClassifier:
         self.signatures: tuple[Signature, ...] = tuple(DEFAULT_SIGNATURES if signatures is None else signatures)
         shared: dict[tuple[tuple[str, int], ...], tuple[re.Pattern[str], ...]] = {}
         self._matchers = tuple(_Matcher(signature, shared) for signature in self.signatures)
-        self._by_status: dict[int, tuple[_Matcher, ...]] = {}
+        # status -> (the matchers that apply to it, their screen or None)
+        self._by_status: dict[int, tuple[tuple[_Matcher, ...], _Screen | None]] = {}
 
     @classmethod
     def from_settings_value(cls, extra: Sequence[Mapping[str, Any]] | None) -> BlockClassifier:
@@ -223,11 +224,13 @@ class BlockClassifier:
         return _OK
 
     def _match(self, response: _Response) -> Signature | None:
-        matchers = self._by_status.get(response.status)
-        if matchers is None:
-            matchers = self._by_status[response.status] = tuple(
-                m for m in self._matchers if m.status is None or response.status in m.status
-            )
+        found = self._by_status.get(response.status)
+        if found is None:
+            applicable = tuple(m for m in self._matchers if m.status is None or response.status in m.status)
+            found = self._by_status[response.status] = (applicable, _Screen.of(applicable))
+        matchers, screen = found
+        if screen is not None and not screen.could_match(response):
+            return None  # the common case: a page no signature has anything to say about
         soft = None
         for matcher in matchers:
             if matcher.matches(response):
@@ -383,6 +386,72 @@ class _Matcher:
                 return False  # no pattern can match: skip the regexes
         body = response.body
         return any(pattern.search(body) for pattern in self.body)
+
+
+class _Screen:
+    """One pass over everything the matchers of one status look at, to rule them all out.
+
+    A matcher can only match when one of its groups does (a URL, title, header or cookie
+    pattern), or its body patterns do (which needs one of its literals in the body, and a
+    body that is scanned). So when no pattern of any matcher finds anything, and no body
+    literal is in the body, none can match: the clean page, the common case, skips the
+    per-matcher loop. Any hit sends the response through the matchers, which decide as
+    before. A status with a matcher that needs no group at all, or body patterns without a
+    literal, gets no screen.
+    """
+
+    __slots__ = ("urls", "titles", "headers", "cookies", "literals")
+
+    def __init__(self, urls: tuple[re.Pattern[str], ...], titles: tuple[re.Pattern[str], ...],
+                 headers: tuple[tuple[str, re.Pattern[str]], ...], cookies: tuple[re.Pattern[str], ...],
+                 literals: tuple[str, ...]) -> None:
+        self.urls = urls
+        self.titles = titles
+        self.headers = headers
+        self.cookies = cookies
+        self.literals = literals
+
+    @classmethod
+    def of(cls, matchers: Sequence[_Matcher]) -> _Screen | None:
+        groups: dict[Any, dict[Any, None]] = {_url_match: {}, _title_match: {}, _headers_match: {}, _cookies_match: {}}
+        literals: dict[str, None] = {}
+        for matcher in matchers:
+            checks = matcher.required + matcher.optional
+            if not checks and not matcher.body:
+                return None  # matches on the status alone
+            if matcher.body:
+                if matcher.body_literals is None:
+                    return None  # its regexes run on every body
+                literals.update(dict.fromkeys(matcher.body_literals))
+            for _hint, test, patterns in checks:
+                groups[test].update(dict.fromkeys(patterns))
+        if not matchers:
+            return None
+        return cls(tuple(groups[_url_match]), tuple(groups[_title_match]), tuple(groups[_headers_match]),
+                   tuple(groups[_cookies_match]), tuple(literals))
+
+    def could_match(self, response: _Response) -> bool:
+        url = response.url
+        for pattern in self.urls:
+            if pattern.search(url):
+                return True
+        if self.titles:
+            title = response.title
+            if title and any(pattern.search(title) for pattern in self.titles):
+                return True
+        headers = response.headers
+        for name, pattern in self.headers:
+            value = headers.get(name)
+            if value is not None and pattern.search(value):
+                return True
+        if self.cookies and "set-cookie" in headers:
+            names = response.cookies
+            if any(pattern.search(name) for name in names for pattern in self.cookies):
+                return True
+        if self.literals and response.scan_body:
+            folded = response.folded
+            return any(literal in folded for literal in self.literals)
+        return False
 
 
 # --- literal prefilter -------------------------------------------------------------------

@@ -53,3 +53,68 @@ def test_a_matching_text_always_contains_a_literal(pattern, text):
     literals = _body_literals((compiled,))
     assert literals is not None
     assert any(literal in text.casefold() for literal in literals)
+
+
+# --- the per-status screen -------------------------------------------------------------------
+
+def _unscreened(classifier, observation):
+    """What the matchers say with the screen out of the way: the reference for the screen."""
+    from scrapy_hitl.classifier import _Response
+
+    response = _Response(observation)
+    matchers = tuple(m for m in classifier._matchers if m.status is None or response.status in m.status)
+    soft = None
+    for matcher in matchers:
+        if matcher.matches(response):
+            if not matcher.soft:
+                return matcher.signature
+            soft = soft or matcher.signature
+    return soft
+
+
+def _all_cases():
+    from tests.unit.test_classifier import SIGNATURE_CASES, STATUS_CASES
+
+    for case in SIGNATURE_CASES:
+        yield pytest.param(case.values[0], id=f"signature-{case.id}")
+    for case in STATUS_CASES:
+        yield pytest.param(case.values[0], id=f"status-{case.id}")
+
+
+@pytest.mark.parametrize("observation", list(_all_cases()))
+def test_the_screen_never_hides_a_match(observation):
+    """Every realistic page of the classifier's tables: the screened match is the same
+    signature the plain per-matcher loop finds (the screen only ever skips the loop)."""
+    from scrapy_hitl.classifier import BlockClassifier
+
+    classifier = BlockClassifier()
+    assert classifier.match(observation) == _unscreened(classifier, observation)
+
+
+@pytest.mark.parametrize(
+    ("specs", "screened"),
+    [
+        pytest.param([{"name": "w", "kind": "challenge", "body": "acme-challenge"}], True, id="body-with-literal"),
+        pytest.param([{"name": "w", "kind": "challenge", "body": r"\d{6}"}], False, id="body-without-literal"),
+        pytest.param([{"name": "w", "kind": "challenge", "headers": {"x-waf": ""}}], True, id="header"),
+    ],
+)
+def test_a_status_gets_no_screen_when_a_body_regex_has_no_literal(specs, screened):
+    from scrapy_hitl.classifier import BlockClassifier, Observation
+    from scrapy_hitl.signatures import compile_signature
+
+    classifier = BlockClassifier([compile_signature(spec, index=i) for i, spec in enumerate(specs)])
+    classifier.match(Observation(url="https://example.com/", status=418, headers={}, body="<p>hi</p>"))
+    _matchers, screen = classifier._by_status[418]
+    assert (screen is not None) is screened
+
+
+def test_a_page_without_any_hint_skips_every_matcher():
+    from scrapy_hitl.classifier import BlockClassifier, Observation, _Response
+
+    classifier = BlockClassifier()
+    clean = Observation(url="https://shop.example.com/p/1", status=200, headers={"content-type": "text/html"},
+                        body="<html><head><title>Shoes</title></head><body><p>Red shoes</p></body></html>")
+    assert classifier.match(clean) is None
+    _matchers, screen = classifier._by_status[200]
+    assert screen is not None and not screen.could_match(_Response(clean))
