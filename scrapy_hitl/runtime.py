@@ -102,8 +102,19 @@ def _open_with_artifacts(
     return data, created
 
 
+_DOMAINS: dict[str, str] = {}  # netloc -> domain: a crawl sees few hosts, and each request asks 3 times
+_MAX_DOMAINS = 10_000
+
+
 def request_domain(request: Request) -> str:
-    return (urlparse_cached(request).hostname or "").lower()
+    """The request's host name, lower case (``urlparse().hostname``, computed once per netloc)."""
+    netloc = urlparse_cached(request).netloc
+    domain = _DOMAINS.get(netloc)
+    if domain is None:
+        if len(_DOMAINS) >= _MAX_DOMAINS:
+            _DOMAINS.clear()
+        domain = _DOMAINS[netloc] = (urlparse_cached(request).hostname or "").lower()
+    return domain
 
 
 class HitlRuntime:

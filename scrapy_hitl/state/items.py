@@ -62,9 +62,12 @@ class ItemConflict(ValueError):
     edited by someone else meanwhile); the API answers 409."""
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+
+
 def dumps(data: Any) -> str:
     """Item data as stored and exported: compact JSON, non-ASCII kept, unknown types as str."""
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=str)
+    return _ENCODER.encode(data)  # one encoder: json.dumps() with options builds one per call
 
 
 # --- the crawler's side -------------------------------------------------------------------------
