@@ -60,6 +60,7 @@ def one_run(with_addon: bool, pages: int, base: str, redis_url: str, wd, i: int,
         "cpu_ms_per_page": 1000 * report["cpu_s"]["process"] / max(1, responses),
         "reactor_cpu_ms_per_page": 1000 * report["cpu_s"]["reactor_thread"] / max(1, responses),
         "gc_collections": report["cpu_s"]["gc_collections"],
+        "gc_ms_per_page": 1000 * report["cpu_s"]["gc_s"] / max(1, responses),
         "peak_rss_mb": report["peak_rss_kb"] / 1024,
         "log_errors": report["log_errors"],
     }
@@ -123,12 +124,13 @@ def main(argv: list[str] | None = None) -> int:
                      median([r["elapsed_s"] for r in group]), median([r["pages_per_s"] for r in group]),
                      median([r["pages_per_s_first_to_last"] for r in group]),
                      median([r["reactor_cpu_ms_per_page"] for r in group]),
+                     median([r["gc_ms_per_page"] for r in group]),
                      median([r["close_s"] for r in group]), median([r["peak_rss_mb"] for r in group])])
     cpu_ratio = (median([r["reactor_cpu_ms_per_page"] for r in with_])
                  / median([r["reactor_cpu_ms_per_page"] for r in without]))
     print()
     print(table(["run", "n", "pages", "elapsed s", "pages/s", "pages/s 1st->last resp",
-                 "reactor CPU ms/page", "last resp->close s", "peak RSS MB"], rows))
+                 "reactor CPU ms/page", "GC ms/page", "last resp->close s", "peak RSS MB"], rows))
     print(f"per-pair ratios (with/without): {', '.join(f'{x:.3f}' for x in per_pair)}; "
           f"ratio of the medians: {ratio_of_medians:.3f}")
     print(f"first->last response ratio (crawl phase only): {ratio_active:.3f}; "

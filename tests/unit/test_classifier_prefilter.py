@@ -118,3 +118,23 @@ def test_a_page_without_any_hint_skips_every_matcher():
     assert classifier.match(clean) is None
     _matchers, screen = classifier._by_status[200]
     assert screen is not None and not screen.could_match(_Response(clean))
+
+
+# --- folding the body for the literals ---------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param("<p>Please complete the CAPTCHA</p>", id="ascii"),
+        pytest.param("<p>“Please complete the CAPTCHA”</p>", id="curly-quotes"),
+        pytest.param("<p>Пожалуйста, CAPTCHA — 😀</p>", id="cyrillic-and-emoji"),
+        pytest.param("<p>CAPTCHA ſolved by \u212aelvin at İkea for ıbm</p>", id="the-four-ascii-alikes"),
+        pytest.param("<p>ﬁnal Straße ǅ</p>", id="ligatures-and-titlecase"),
+    ],
+)
+@pytest.mark.parametrize("literal", ["captcha", "solved", "kelvin", "ikea", "ibm", "final", "strasse", "please"])
+def test_a_literal_is_in_the_folded_body_wherever_a_case_insensitive_regex_matches(body, literal):
+    from scrapy_hitl.classifier import fold_for_literals
+
+    if re.search(re.escape(literal), body, re.IGNORECASE):
+        assert literal in fold_for_literals(body)
