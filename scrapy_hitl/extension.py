@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from scrapy import signals
 from scrapy.exceptions import CloseSpider, DontCloseSpider, NotConfigured
 from scrapy.utils.defer import maybe_deferred_to_future
+from twisted.internet import task
 
 from scrapy_hitl.runtime import HitlRuntime, _reactor
 from scrapy_hitl.state import runs
@@ -47,7 +48,8 @@ class HitlExtension:
         self.resumed_pending = 0  # re-injected, not yet taken by the downloader
         self.waiting_since: float | None = None
         self.status = "running"
-        self._last_progress = 0.0
+        self._last_progress: dict[str, Any] | None = None
+        self._progress_loop: task.LoopingCall | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -59,7 +61,6 @@ class HitlExtension:
         crawler.signals.connect(ext.spider_idle, signals.spider_idle)
         crawler.signals.connect(ext.spider_closed, signals.spider_closed)
         crawler.signals.connect(ext.request_reached_downloader, signals.request_reached_downloader)
-        crawler.signals.connect(ext.response_received, signals.response_received)
         ext.rt.subscribe(ext.on_event)
         return ext
 
@@ -74,9 +75,15 @@ class HitlExtension:
         logger.info("scrapy-hitl run %s started", rt.run_id, extra={"spider": spider})
         # Domains resolved (or cancelled) while no crawler ran: resume what they parked.
         _reactor().callLater(0, self.resume_released)
+        # A timer, not a per-response signal receiver: Scrapy's signal dispatch costs a few
+        # microseconds per receiver on every response.
+        self._progress_loop = task.LoopingCall(self._report_progress)
+        self._progress_loop.start(rt.settings.progress_interval, now=False)
 
     async def spider_closed(self, spider: Spider, reason: str) -> None:
         rt = self.rt
+        if self._progress_loop is not None and self._progress_loop.running:
+            self._progress_loop.stop()
         # Resumed requests never fetched (Ctrl-C, timeout) go back to their parked place;
         # ones whose download finally failed are done (acked).
         unfinished = [p for p in rt.inflight_resumed if p not in rt.errored_resumed]
@@ -273,11 +280,12 @@ class HitlExtension:
             "resumed": get("hitl/resumed", 0),
         }
 
-    def response_received(self, *args: Any, **kwargs: Any) -> None:
-        now = time.monotonic()
-        if now - self._last_progress >= self.rt.settings.progress_interval:
-            self._last_progress = now
-            self.rt.emit("run.progress", {"status": self.status, **self._progress()})
+    def _report_progress(self) -> None:
+        """Every HITL_PROGRESS_INTERVAL: ``run.progress`` with the counts, when they moved."""
+        progress = self._progress()
+        if progress != self._last_progress:
+            self._last_progress = progress
+            self.rt.emit("run.progress", {"status": self.status, **progress})
 
 
 def _spider_args(spider: Spider) -> dict[str, Any]:

@@ -237,3 +237,22 @@ def test_state_survives_for_the_console_too(hitl_env, crawl, cli):
         assert rec["args"]["sections"] == "vip"
     finally:
         st.close()
+
+
+def test_a_running_crawl_reports_its_progress_on_a_timer(crawl, slow_sandbox, state):
+    """run.progress comes from a timer every HITL_PROGRESS_INTERVAL (not from each
+    response), with counts that only grow, and the last one no more than the crawl did."""
+    slow_sandbox.reset()
+    result = crawl(args={"sections": "quotes", "details": "0"}, site=slow_sandbox,
+                   settings={"HITL_PROGRESS_INTERVAL": 0.2}).wait()
+    assert result.returncode == 0, result.log[-3000:]
+
+    run_id = result.stats["hitl/run_id"]
+    progress = [e.payload for e in state.events.range(count=10_000) if e.type == "run.progress" and e.run_id == run_id]
+    assert len(progress) >= 2, progress  # 12 pages at 300 ms each: several ticks
+    responses = [p["responses"] for p in progress]
+    assert responses == sorted(responses)
+    counts = [tuple(p[k] for k in ("requests", "responses", "items", "parked", "resumed")) for p in progress]
+    assert all(a != b for a, b in zip(counts, counts[1:]))  # only when they moved
+    assert 0 < responses[-1] <= result.stats["downloader/response_count"]
+    assert all(p["status"] == "running" for p in progress)
