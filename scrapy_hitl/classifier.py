@@ -231,13 +231,18 @@ class BlockClassifier:
         matchers, screen = found
         if screen is not None and not screen.could_match(response):
             return None  # the common case: a page no signature has anything to say about
-        soft = None
-        for matcher in matchers:
-            if matcher.matches(response):
-                if not matcher.soft:
-                    return matcher.signature
-                soft = soft or matcher.signature
-        return soft
+        return _first_match(matchers, response)
+
+
+def _first_match(matchers: Sequence[_Matcher], response: _Response) -> Signature | None:
+    """The first non-soft matching signature, else the first soft one."""
+    soft = None
+    for matcher in matchers:
+        if matcher.matches(response):
+            if not matcher.soft:
+                return matcher.signature
+            soft = soft or matcher.signature
+    return soft
 
 
 def classify(obs: Observation) -> Verdict:

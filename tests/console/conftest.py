@@ -51,6 +51,24 @@ def auth(client, users):
 
 
 @pytest.fixture
+def hitl(app):
+    """The app's own state: what the API reads and writes."""
+    return app.extensions["hitl"]
+
+
+@pytest.fixture
+def reviewer(auth):
+    """Bearer headers of the fixture reviewer."""
+    return auth.bearer("reviewer@example.com")
+
+
+@pytest.fixture
+def admin(auth):
+    """Bearer headers of the fixture admin."""
+    return auth.bearer("admin@example.com")
+
+
+@pytest.fixture
 def console_server(hitl_env, state, tmp_path):
     """``hitl console`` (gunicorn, gthread) on a free port, serving this test's state.
 

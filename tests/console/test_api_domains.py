@@ -11,21 +11,6 @@ from scrapy_hitl.state import domains, interventions
 DOMAIN = "shop.example.com"
 
 
-@pytest.fixture
-def hitl(app):
-    return app.extensions["hitl"]
-
-
-@pytest.fixture
-def reviewer(auth):
-    return auth.bearer("reviewer@example.com")
-
-
-@pytest.fixture
-def admin(auth):
-    return auth.bearer("admin@example.com")
-
-
 def flush(hitl, domain, attempts, blocked_403=0):
     c = DomainCounters()
     for i in range(attempts):

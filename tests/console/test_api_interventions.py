@@ -24,17 +24,6 @@ COOKIE_LIST = [
 ]
 
 
-@pytest.fixture
-def hitl(app):
-    """The app's own state: what the API reads and writes."""
-    return app.extensions["hitl"]
-
-
-@pytest.fixture
-def reviewer(auth):
-    return auth.bearer("reviewer@example.com")
-
-
 def open_(hitl, type="manual_access", domain=DOMAIN, **kwargs):
     kwargs.setdefault("reason", "forbidden")
     kwargs.setdefault("spider", "shop")

@@ -18,16 +18,6 @@ T0 = datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
 
 
 @pytest.fixture
-def hitl(app):
-    return app.extensions["hitl"]
-
-
-@pytest.fixture
-def reviewer(auth):
-    return auth.bearer("reviewer@example.com")
-
-
-@pytest.fixture
 def many(hitl):
     """Seven runs of two spiders; three start in the same instant. Returns ids newest first."""
     spec = [("r1", "shop", "completed", 0), ("r2", "shop", "failed", 1), ("r3", "blog", "running", 1),

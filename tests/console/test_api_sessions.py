@@ -27,16 +27,6 @@ COOKIES_TXT = (
 )
 
 
-@pytest.fixture
-def hitl(app):
-    return app.extensions["hitl"]
-
-
-@pytest.fixture
-def reviewer(auth):
-    return auth.bearer("reviewer@example.com")
-
-
 @pytest.fixture(autouse=True)
 def no_value_is_ever_sent(app):
     """Every response body of every test here is checked for cookie values and the UA."""

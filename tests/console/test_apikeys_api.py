@@ -19,21 +19,6 @@ from tests.support.console import PASSWORD
 SPEC = json.loads(document_bytes())
 
 
-@pytest.fixture
-def hitl(app):
-    return app.extensions["hitl"]
-
-
-@pytest.fixture
-def admin(auth):
-    return auth.bearer("admin@example.com")
-
-
-@pytest.fixture
-def reviewer(auth):
-    return auth.bearer("reviewer@example.com")
-
-
 def bearer(key):
     return {"Authorization": f"Bearer {key}"}
 

@@ -34,16 +34,6 @@ def png(width: int = 4, height: int = 3, rgb: tuple[int, int, int] = (200, 30, 3
 SCREENSHOT = png()
 
 
-@pytest.fixture
-def hitl(app):
-    return app.extensions["hitl"]
-
-
-@pytest.fixture
-def reviewer(auth):
-    return auth.bearer("reviewer@example.com")
-
-
 def open_(hitl, domain="shop.example.com", **evidence):
     data, _ = interventions.open_or_update(
         hitl, type="manual_access", reason="http_403", domain=domain, spider="shop",

@@ -17,16 +17,6 @@ SCHEMA = {"type": "object", "properties": {"price": {"type": "number", "minimum"
 
 
 @pytest.fixture
-def hitl(app):
-    return app.extensions["hitl"]
-
-
-@pytest.fixture
-def reviewer(auth):
-    return auth.bearer("reviewer@example.com")
-
-
-@pytest.fixture
 def agents(hitl):
     """Two agents: ``{"a": (key id, headers), "b": (...)}``."""
     out = {}

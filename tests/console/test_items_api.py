@@ -23,16 +23,6 @@ def backend(request):
 
 
 @pytest.fixture
-def hitl(app):
-    return app.extensions["hitl"]
-
-
-@pytest.fixture
-def reviewer(auth):
-    return auth.bearer("reviewer@example.com")
-
-
-@pytest.fixture
 def run_id(hitl):
     rid = runs.new_run_id()
     runs.create_run(hitl.db, rid, "shop", {}, "/tmp")

@@ -59,17 +59,11 @@ def test_a_matching_text_always_contains_a_literal(pattern, text):
 
 def _unscreened(classifier, observation):
     """What the matchers say with the screen out of the way: the reference for the screen."""
-    from scrapy_hitl.classifier import _Response
+    from scrapy_hitl.classifier import _first_match, _Response
 
     response = _Response(observation)
     matchers = tuple(m for m in classifier._matchers if m.status is None or response.status in m.status)
-    soft = None
-    for matcher in matchers:
-        if matcher.matches(response):
-            if not matcher.soft:
-                return matcher.signature
-            soft = soft or matcher.signature
-    return soft
+    return _first_match(matchers, response)
 
 
 def _all_cases():

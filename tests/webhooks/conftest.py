@@ -118,4 +118,4 @@ def worker_process(webhook_env, state, tmp_path):
 
 
 # The console's fixtures (app, client, users, auth), for the deliveries API tests.
-from tests.console.conftest import app, auth, client, users  # noqa: E402, F401
+from tests.console.conftest import admin, app, auth, client, hitl, reviewer, users  # noqa: E402, F401

@@ -17,11 +17,6 @@ from tests.webhooks.conftest import event_ids
 CONFIG = WebhookConfig(allow_private=True, retry_schedule=(0.0,), timeout=2)
 
 
-@pytest.fixture
-def hitl(app):
-    return app.extensions["hitl"]
-
-
 @pytest.fixture(scope="module")
 def openapi():
     return OpenAPI.from_dict(SPEC), OpenAPI.from_dict(strict(SPEC))
