@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, insert, literal, select, tuple_, update
 
+from scrapy_hitl.state import bulk
 from scrapy_hitl.state.models import (
     ITEM_STATUSES,
     ItemEvent,
@@ -47,6 +48,10 @@ REVIEW_STATUSES = ("optional_review", "pending_review")
 DELIVERABLE = {"delivered": True, "optional_review": True, "pending_review": False, "approved": True,
                "rejected": False}
 _STORED_AS_IS = ("image/png", "image/jpeg", "image/webp")
+# The columns ``record`` writes, in the order of its value tuples.
+_RECORD_COLUMNS = ("run_id", "spider", "item_type", "url", "status", "deliverable", "score", "breakdown",
+                   "failing", "evidence_id", "data", "version", "review_deadline", "on_timeout", "created_at",
+                   "updated_at")
 
 
 class ItemNotFound(LookupError):
@@ -107,19 +112,14 @@ def record(
         for row in rows:
             status = row["status"]
             counts[status] = counts.get(status, 0) + 1
-            review = status in REVIEW_STATUSES
-            values.append({
-                "run_id": row.get("run_id"), "spider": row.get("spider", ""),
-                "item_type": row.get("item_type", ""), "url": row.get("url", ""), "status": status,
-                "deliverable": DELIVERABLE[status], "score": row.get("score", 1.0),
-                "breakdown": row.get("breakdown") or {}, "failing": row.get("failing") or [],
-                "evidence_id": evidence_ids.get(row.get("evidence_key")),
-                "data": row["data"] if isinstance(row["data"], str) else dumps(row["data"]),
-                "version": 1, "review_deadline": deadline if review else None,
-                "on_timeout": timeout_action, "created_at": now, "updated_at": now,
-            })
-        if values:
-            s.execute(insert(ScrapedItem.__table__), values)
+            data = row["data"]
+            values.append((
+                row.get("run_id"), row.get("spider", ""), row.get("item_type", ""), row.get("url", ""), status,
+                DELIVERABLE[status], row.get("score", 1.0), row.get("breakdown") or {}, row.get("failing") or [],
+                evidence_ids.get(row.get("evidence_key")), data if isinstance(data, str) else dumps(data), 1,
+                deadline if status in REVIEW_STATUSES else None, timeout_action, now, now,
+            ))
+        bulk.insert_rows(s.connection(), ScrapedItem.__table__, _RECORD_COLUMNS, values)
     return counts
 
 

@@ -1,0 +1,119 @@
+"""Insert many rows with one multi-row ``INSERT`` per chunk, straight through the driver.
+
+The crawler stores every scored item (``items.record``), a thousand at a time, on the I/O
+thread that shares the GIL with Scrapy's reactor. SQLAlchemy's executemany costs about
+15 µs of Python per row there (a dict of parameters per row, bind processing, compiled-cache
+lookups), and the driver's ``executemany`` releases and retakes the GIL around every row:
+each retake makes the reactor thread hand the GIL over, so a batch of 1,000 rows meant
+1,000 interruptions of the crawl. Here a chunk of rows is one statement with its values
+inlined as parameters, ``INSERT INTO t (a, b) VALUES (?, ?), (?, ?), ...``: one driver call
+and one GIL hand-over per chunk, and per row only a tuple.
+
+Values are converted by the columns' own SQLAlchemy bind processors (JSON, booleans, dates
+on SQLite; ``psycopg.Json`` on PostgreSQL), so what is stored is exactly what
+``insert(table)`` would have stored. A value that is the same object as the one above it in
+its column (a batch's timestamp, its run id) is converted once. Python-side column defaults
+are not applied: the caller names every column that has one, or that is NOT NULL without a
+server default (checked, once per table and column list).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import insert
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from sqlalchemy import Connection, Table
+
+MAX_ROWS_PER_STATEMENT = 500
+# Bound parameters one statement may carry: SQLite's compile-time limit (asked of the
+# connection when it can say), PostgreSQL's protocol limit, else the oldest SQLite default.
+_SQLITE_DEFAULT_LIMIT = 999
+_POSTGRES_LIMIT = 65535
+_PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+
+
+def insert_rows(connection: Connection, table: Table, columns: Sequence[str],
+                rows: Sequence[Sequence[Any]]) -> None:
+    """INSERT ``rows`` (tuples of Python values in ``columns`` order) into ``table``, in the
+    connection's current transaction."""
+    if not rows:
+        return
+    dialect = connection.dialect
+    placeholder = _PLACEHOLDERS.get(dialect.paramstyle)
+    if placeholder is None:  # a driver with named/numeric parameters: SQLAlchemy's own way
+        connection.execute(insert(table), [dict(zip(columns, row)) for row in rows])
+        return
+    processors = _processors(table, columns, dialect)
+    width = len(columns)
+    per_statement = max(1, min(MAX_ROWS_PER_STATEMENT, _parameter_limit(connection) // width))
+    prep = dialect.identifier_preparer
+    head = (f"INSERT INTO {prep.format_table(table)} ({', '.join(prep.quote(c) for c in columns)}) VALUES ")
+    group = "(" + ", ".join([placeholder] * width) + ")"
+    statements: dict[int, str] = {}
+    converted = _Converter(processors)
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start:start + per_statement]
+        sql = statements.get(len(chunk))
+        if sql is None:
+            sql = statements[len(chunk)] = head + ", ".join([group] * len(chunk))
+        params: list[Any] = []
+        for row in chunk:
+            params.extend(converted(row))
+        connection.exec_driver_sql(sql, tuple(params))
+
+
+class _Converter:
+    """Apply each column's bind processor, reusing the result for a value that is the very
+    object the previous row had in that column."""
+
+    def __init__(self, processors: Sequence[Callable[[Any], Any] | None]) -> None:
+        self.processors = processors
+        self.last_in: list[Any] = [_UNSET] * len(processors)
+        self.last_out: list[Any] = [None] * len(processors)
+
+    def __call__(self, row: Sequence[Any]) -> list[Any]:
+        out = list(row)
+        last_in, last_out = self.last_in, self.last_out
+        for i, proc in enumerate(self.processors):
+            if proc is None:
+                continue
+            value = out[i]
+            if value is last_in[i]:
+                out[i] = last_out[i]
+            else:
+                last_in[i] = value
+                out[i] = last_out[i] = proc(value)
+        return out
+
+
+_UNSET = object()
+_PROCESSORS: dict[tuple[int, str, tuple[str, ...]], list[Callable[[Any], Any] | None]] = {}
+
+
+def _processors(table: Table, columns: Sequence[str], dialect: Any) -> list[Callable[[Any], Any] | None]:
+    key = (id(table), dialect.name + "+" + str(dialect.driver), tuple(columns))
+    found = _PROCESSORS.get(key)
+    if found is None:
+        unnamed = [c.name for c in table.c if c.name not in columns and c is not table.autoincrement_column
+                   and (c.default is not None or (not c.nullable and c.server_default is None))]
+        if unnamed:
+            raise ValueError(f"insert_rows into {table.name} must name {', '.join(unnamed)}: "
+                             "they have a Python-side default or are NOT NULL, and are not filled in here")
+        found = _PROCESSORS[key] = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
+    return found
+
+
+def _parameter_limit(connection: Connection) -> int:
+    if connection.dialect.name == "postgresql":
+        return _POSTGRES_LIMIT
+    if connection.dialect.name == "sqlite":
+        raw = connection.connection.dbapi_connection
+        getlimit = getattr(raw, "getlimit", None)  # Python 3.11+
+        if getlimit is not None:
+            return int(getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+    return _SQLITE_DEFAULT_LIMIT
