@@ -117,6 +117,17 @@ def request_domain(request: Request) -> str:
     return domain
 
 
+def stats_method(stats: Any, name: str) -> Callable[..., Any]:
+    """``stats.<name>``, bound once, without the shim Scrapy 2.13+ wraps around every call of a
+    StatsCollector method (StatsCollector.__getattribute__ checks each call for the deprecated
+    ``spider`` argument, which we never pass): about 2 µs per call saved on the counters that
+    move for every request and item. A subclass's own method is used as it is."""
+    method = getattr(type(stats), name, None)
+    if method is None or not hasattr(method, "__get__"):
+        return getattr(stats, name)  # a collector that provides it some other way
+    return method.__get__(stats, type(stats))
+
+
 class HitlRuntime:
     """In-memory state, buffered writes and the event listener of one crawler."""
 

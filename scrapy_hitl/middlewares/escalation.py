@@ -27,7 +27,7 @@ from scrapy_hitl.browser.handler import BROWSER_TIERS
 from scrapy_hitl.browser.pool import BrowserPool
 from scrapy_hitl.live.holder import LiveHolder
 from scrapy_hitl.middlewares.blocks import HitlBlockMiddleware
-from scrapy_hitl.runtime import HitlRuntime
+from scrapy_hitl.runtime import HitlRuntime, stats_method
 from scrapy_hitl.tiers import TIERS, Ladder, Plan, TierMemory, parse_tiers, path_pattern
 
 if TYPE_CHECKING:
@@ -75,6 +75,7 @@ class HitlEscalationMiddleware:
         self.live = live if live is not None and live.enabled else None
         self._loaded: set[str] = set()
         self._confirmed = 0
+        self._inc_stat = stats_method(crawler.stats, "inc_value")  # per request and response
         self._request_stat = {t: f"hitl/tier/{t}/requests" for t in TIERS}
         self._response_stat = {t: f"hitl/tier/{t}/responses" for t in TIERS}
         self._shell_sample = max(1, round(1 / recheck_share)) if recheck_share > 0 else 1
@@ -134,7 +135,7 @@ class HitlEscalationMiddleware:
             meta["hitl_tier"] = tier
         tier = meta["hitl_tier"]
         meta["hitl_can_escalate"] = not plan.get("forced") and self.ladder.next(tier, max_tier) is not None
-        self.stats.inc_value(self._request_stat[tier])
+        self._inc_stat(self._request_stat[tier])
         return None
 
     def _load(self, domain: str) -> None:
@@ -154,7 +155,7 @@ class HitlEscalationMiddleware:
         if plan is None or meta.get("dont_hitl"):
             return response
         tier = meta.get("hitl_tier", "static")
-        self.stats.inc_value(self._response_stat[tier])
+        self._inc_stat(self._response_stat[tier])
         judgement = self.blocks.judge(request, response)
         action = judgement.verdict.action
         if tier in BROWSER_TIERS:

@@ -133,7 +133,7 @@ class RunConsistency:
             fields = self._fields[item_type] = {}
         failures: list[dict[str, Any]] = []
         for name, value in data.items():
-            if value is None or value == "" or value == [] or value == {}:
+            if value is None or (not value and isinstance(value, (str, list, dict))):  # empty: nothing to judge
                 continue
             f = fields.get(name)
             if f is None:

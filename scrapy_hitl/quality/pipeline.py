@@ -22,7 +22,7 @@ from scrapy_hitl.quality.routing import DELIVERED, PENDING_REVIEW, STAT_KEYS
 from scrapy_hitl.quality.scorer import ItemScorer
 from scrapy_hitl.quality.source import ItemSources
 from scrapy_hitl.quality.writer import ItemWriter
-from scrapy_hitl.runtime import HitlRuntime
+from scrapy_hitl.runtime import HitlRuntime, stats_method
 from scrapy_hitl.state import items as items_service
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ class HitlQualityPipeline:
         self.writer = ItemWriter(runtime, interval=config.flush_interval,
                                  review_timeout=config.review_timeout, timeout_action=config.timeout_action)
         self.scorer = ItemScorer(config)  # replaced at open_spider, with the spider's declarations
+        self._inc_stat = stats_method(crawler.stats, "inc_value")  # two counters per item
         self._stat_keys = {r: f"hitl/quality/{k}" for r, k in STAT_KEYS.items()}
         self._bucket_keys = [f"hitl/quality/score_bucket/{n}" for n in range(10)]
         self.held = 0
@@ -82,8 +83,8 @@ class HitlQualityPipeline:
                 return item
         type_name, status, score = self.scorer.score(
             item, data=data, expect_matched=source.expect_matched if source is not None else None)
-        self.stats.inc_value(self._stat_keys[status])
-        self.stats.inc_value(self._bucket_keys[scoring.bucket(score.confidence)])
+        self._inc_stat(self._stat_keys[status])
+        self._inc_stat(self._bucket_keys[scoring.bucket(score.confidence)])
         row = {
             "run_id": self.rt.run_id if self.rt.managed else None, "spider": self.rt.spider_name,
             "item_type": type_name, "url": source.url if source else "", "status": status,

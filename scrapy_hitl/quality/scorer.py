@@ -37,6 +37,7 @@ class ItemScorer:
                             "callable(item dict) returning True when the item is consistent")
         self.rules: dict[str, Callable[[dict[str, Any]], Any]] = rules
         self._specs: dict[tuple[type, str], FieldSpec] = {}
+        self._dict_type = item_type({}, spider)  # the same for every dict item: worked out once
 
     def score(self, item: Any, *, expect_matched: bool | None = None,
               data: dict[str, Any] | None = None) -> tuple[str, str, scoring.Score]:
@@ -44,11 +45,11 @@ class ItemScorer:
         has it already; ``expect_matched`` whether the page matched ``hitl_expect``."""
         if data is None:
             data = ItemAdapter(item).asdict()
-        type_name = item_type(item, self.spider)
+        type_name = self._dict_type if type(item) is dict else item_type(item, self.spider)
         spec = self._spec(item, type_name)
         required = spec.required
         if required is None:  # a dict item with nothing declared: every key it carries
-            required = tuple(dict.fromkeys((*data, *spec.critical)))
+            required = tuple(dict.fromkeys((*data, *spec.critical))) if spec.critical else tuple(data)
         completeness, missing = scoring.completeness(data, required)
         failing: list[dict[str, Any]] = [
             {"check": "missing", "field": name, "message": "required field missing or empty"} for name in missing]
