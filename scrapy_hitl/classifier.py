@@ -38,6 +38,8 @@ from html import unescape
 from re import _constants as _sre_constants  # type: ignore[attr-defined]
 from re import _parser as _sre_parser  # type: ignore[attr-defined]
 from typing import Any
+
+from ahocorasick_rs import BytesAhoCorasick
 from urllib.parse import urlsplit
 
 from scrapy_hitl.signatures import (
@@ -268,11 +270,12 @@ class _Response:
         self.title_hits: dict[int, bool] = {}
         self._title: str | None = None
         self._cookies: tuple[str, ...] | None = None
-        self._folded: str | None = None
+        self._folded: bytes | None = None
 
     @property
-    def folded(self) -> str:
-        """The body, case-folded: what the body patterns' literal prefilter searches."""
+    def folded(self) -> bytes:
+        """The body, case-folded (``fold_for_literals``): what the body patterns' literal
+        prefilter searches."""
         if self._folded is None:
             self._folded = fold_for_literals(self.body)
         return self._folded
@@ -332,7 +335,7 @@ class _Matcher:
 
     __slots__ = (
         "signature", "status", "soft", "max_body", "required", "optional", "body", "body_required", "body_optional",
-        "body_literals",
+        "body_literals", "folded_literals",
     )
 
     def __init__(self, signature: Signature, shared: dict[Any, tuple[re.Pattern[str], ...]]) -> None:
@@ -356,6 +359,8 @@ class _Matcher:
         self.optional = tuple(check for group, check in checks if group not in signature.require)
         self.body = signature.body
         self.body_literals = _body_literals(signature.body)
+        self.folded_literals = (None if self.body_literals is None
+                                else tuple(literal.encode("ascii") for literal in self.body_literals))
         self.body_required = "body" in signature.require
         self.body_optional = bool(signature.body) and not self.body_required
 
@@ -384,7 +389,7 @@ class _Matcher:
         # The body is needed: required, or the one optional group left that could match.
         if not (response.scan_body or hinted):
             return False
-        literals = self.body_literals
+        literals = self.folded_literals
         if literals is not None:
             folded = response.folded
             if not any(literal in folded for literal in literals):
@@ -405,7 +410,7 @@ class _Screen:
     literal, gets no screen.
     """
 
-    __slots__ = ("urls", "titles", "headers", "cookies", "literals")
+    __slots__ = ("urls", "titles", "headers", "cookies", "literals", "_any_literal")
 
     def __init__(self, urls: tuple[re.Pattern[str], ...], titles: tuple[re.Pattern[str], ...],
                  headers: tuple[tuple[str, re.Pattern[str]], ...], cookies: tuple[re.Pattern[str], ...],
@@ -415,6 +420,10 @@ class _Screen:
         self.headers = headers
         self.cookies = cookies
         self.literals = literals
+        # Aho-Corasick: all the literals in one pass over the body (ahocorasick-rs, Rust),
+        # instead of one substring search per literal: ~4 µs for a 1 KB page and 38 literals,
+        # against ~16 µs, and the gap grows with the page.
+        self._any_literal = BytesAhoCorasick([lit.encode("ascii") for lit in literals]) if literals else None
 
     @classmethod
     def of(cls, matchers: Sequence[_Matcher]) -> _Screen | None:
@@ -455,9 +464,8 @@ class _Screen:
             names = response.cookies
             if any(pattern.search(name) for name in names for pattern in self.cookies):
                 return True
-        if self.literals and response.scan_body:
-            folded = response.folded
-            return any(literal in folded for literal in self.literals)
+        if self._any_literal is not None and response.scan_body:
+            return bool(self._any_literal.find_matches_as_indexes(response.folded))
         return False
 
 
@@ -475,22 +483,22 @@ _ASCII_ALIKES = ("\u0130", "\u0131", "\u017f", "\u212a")
 _ALIKE_TABLE = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
 
 
-def fold_for_literals(body: str) -> str:
-    """``body`` with every character a case-insensitive match could take for an ASCII letter
-    made that lower-case letter: where the (ASCII) literals are searched, so that an ASCII
-    literal is in it wherever a case-insensitive regex of the literal matches the body.
+def fold_for_literals(body: str) -> bytes:
+    """``body`` as UTF-8 with every character a case-insensitive match could take for an ASCII
+    letter made that lower-case letter: where the (ASCII) literals are searched, so that an
+    ASCII literal is in it wherever a case-insensitive regex of the literal matches the body.
 
     ``str.casefold()`` walks the Unicode tables for every character of a non-ASCII page (one
     curly quote is enough), about 5 µs per KB, and still misses "İ" (it folds to "i" plus a
     combining dot). Only ASCII letters and the four characters above can match an ASCII
     letter, so those four are mapped, and the rest is lowered as UTF-8 bytes (ASCII-only and
-    table-driven) and read back one byte per character: ASCII runs stay as they were, and the
-    bytes of other characters match no literal."""
+    table-driven): ASCII runs stay as they were, and the bytes of other characters (all 0x80
+    and above) match no literal. Bytes, because the Aho-Corasick screen searches bytes."""
     if body.isascii():
-        return body.lower()
+        return body.encode("ascii").lower()
     if any(c in body for c in _ASCII_ALIKES):
         body = body.translate(_ALIKE_TABLE)
-    return body.encode("utf-8", "surrogatepass").lower().decode("latin-1")
+    return body.encode("utf-8", "surrogatepass").lower()
 
 
 def _body_literals(patterns: Sequence[re.Pattern[str]]) -> tuple[str, ...] | None:
