@@ -1,6 +1,6 @@
 """Add-on overhead: the same static crawl with and without ``ADDONS = {"scrapy_hitl.Addon": 500}``.
 
-    .venv/bin/python bench/overhead.py [--pages 5000] [--pairs 3] [--quick]
+    .venv/bin/python bench/overhead.py [--pages 5000] [--pairs 7] [--quick]
 
 Each run is a fresh crawler process (bench/benchlib/crawl_runner.py) crawling the sandbox's
 ``/static/page/<n>`` set from page 1, following every link, one item per page, with the same
@@ -69,7 +69,8 @@ def one_run(with_addon: bool, pages: int, base: str, redis_url: str, wd, i: int,
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pages", type=int, default=5000, help="static pages to crawl (default 5000)")
-    parser.add_argument("--pairs", type=int, default=3, help="(without, with) pairs (default 3)")
+    parser.add_argument("--pairs", type=int, default=7,
+                        help="(without, with) pairs (default 7: single pairs scatter by +-10 %%)")
     parser.add_argument("--seeds", type=int, default=32,
                         help="parallel link chains (default 32: CPU-bound like a listing crawl; "
                              "1 gives a latency-bound chain with ~2 requests in flight)")
