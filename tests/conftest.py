@@ -172,3 +172,13 @@ def state(hitl_env, hitl_schema):
     st = HitlState.open(StateConfig.from_env())
     yield st
     st.close()
+
+
+@pytest.fixture
+def run_id(state):
+    """A run of the spider "shop" in ``state``'s database: items and their exports need one."""
+    from scrapy_hitl.state import runs
+
+    rid = runs.new_run_id()
+    runs.create_run(state.db, rid, "shop", {}, "/tmp")
+    return rid

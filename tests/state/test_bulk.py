@@ -24,13 +24,6 @@ def backend(request):
     return request.param
 
 
-@pytest.fixture
-def run_id(state):
-    rid = runs.new_run_id()
-    runs.create_run(state.db, rid, "shop", {}, "/tmp")
-    return rid
-
-
 def values(run_id, n, *, deadline=None):
     """n rows that exercise every conversion: JSON objects and lists (unicode, nesting),
     booleans, floats, NULLs, timezone-aware datetimes shared by all rows or not."""

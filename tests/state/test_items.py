@@ -22,13 +22,6 @@ def backend(request):
     return request.param
 
 
-@pytest.fixture
-def run_id(state):
-    rid = runs.new_run_id()
-    runs.create_run(state.db, rid, "shop", {}, "/tmp")
-    return rid
-
-
 def row(run_id, status="delivered", score=1.0, **data):
     return {"run_id": run_id, "spider": "shop", "item_type": "Product", "url": "http://shop.example/p/1",
             "status": status, "score": score, "breakdown": {"completeness": score}, "failing": [],

@@ -63,6 +63,17 @@ def _seq(page) -> int:
     return int(page.get_attribute("#live-screen", "data-seq"))
 
 
+def _quiet(page, seconds: float = 1.0) -> int:
+    """The frame shown once none has come for ``seconds`` (frames come on every paint)."""
+    seq, since = _seq(page), time.monotonic()
+    deadline = since + 120  # a hang guard
+    while time.monotonic() - since < seconds and time.monotonic() < deadline:
+        time.sleep(0.1)
+        if _seq(page) != seq:
+            seq, since = _seq(page), time.monotonic()
+    return seq
+
+
 def _live_intervention(state):
     rows = interventions.list_interventions(state, status="open")
     return next((r for r in rows if r["evidence"].get("live")), None)
@@ -122,13 +133,15 @@ def test_a_reviewer_solves_the_captcha_in_the_crawlers_own_page_and_the_crawl_co
     page.keyboard.press("Backspace")
     page.keyboard.type(code)
     _wait(lambda: _seq(page) > first_seq, "a new frame")
+    typed_seq = _quiet(page)  # the typing's last frames are in
     tab.screenshot("live-view-typed")
     page.keyboard.press("Enter")
 
     path = urlsplit_path(intervention["url"])
     _wait(lambda: any(r["status"] == 200 for r in captcha_site.requests(path)), "the solved page to load")
-    seq = _seq(page)
-    _wait(lambda: _seq(page) > seq, "a frame of the solved page")
+    # The solved page's paint may reach the console before the site's record is read, so
+    # no "next" frame is owed: wait for the frames to stop, then check the view moved on.
+    assert _quiet(page) > typed_seq, "no frame since the code was submitted"
     tab.screenshot("live-view-solved")
 
     page.click("#live-continue")

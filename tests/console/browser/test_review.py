@@ -10,7 +10,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from scrapy_hitl.state import items, runs
+from scrapy_hitl.state import items
 
 pytestmark = pytest.mark.browser
 
@@ -23,13 +23,6 @@ def held(run_id: str, sku: str, score: float, **data) -> dict:
     return {"run_id": run_id, "spider": "shop", "item_type": "Product", "url": f"http://shop.test/{sku}",
             "status": "pending_review", "score": score, "breakdown": {"completeness": score},
             "failing": [MISSING_PRICE], "evidence_key": "page", "data": {"sku": sku, **data}}
-
-
-@pytest.fixture
-def run_id(state):
-    rid = runs.new_run_id()
-    runs.create_run(state.db, rid, "shop", {}, "/tmp")
-    return rid
 
 
 def record(state, rows):
