@@ -38,9 +38,9 @@ from html import unescape
 from re import _constants as _sre_constants  # type: ignore[attr-defined]
 from re import _parser as _sre_parser  # type: ignore[attr-defined]
 from typing import Any
+from urllib.parse import urlsplit
 
 from ahocorasick_rs import BytesAhoCorasick
-from urllib.parse import urlsplit
 
 from scrapy_hitl.signatures import (
     DEFAULT_SIGNATURES,

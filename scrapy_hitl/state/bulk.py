@@ -3,11 +3,11 @@
 The crawler stores every scored item (``items.record``), a thousand at a time, on the I/O
 thread that shares the GIL with Scrapy's reactor. SQLAlchemy's executemany costs about
 15 µs of Python per row there (a dict of parameters per row, bind processing, compiled-cache
-lookups), and the driver's ``executemany`` releases and retakes the GIL around every row:
-each retake makes the reactor thread hand the GIL over, so a batch of 1,000 rows meant
-1,000 interruptions of the crawl. Here a chunk of rows is one statement with its values
-inlined as parameters, ``INSERT INTO t (a, b) VALUES (?, ?), (?, ?), ...``: one driver call
-and one GIL hand-over per chunk, and per row only a tuple.
+lookups), and SQLite's driver releases and retakes the GIL around every row of an
+``executemany``: each retake makes the reactor thread hand the GIL over, so a batch of 1,000
+rows meant 1,000 interruptions of the crawl. Here a chunk of rows is one statement, ``INSERT
+INTO t (a, b) VALUES (?, ?), (?, ?), ...``, with all its values as parameters: one driver
+call and one GIL hand-over per chunk, and per row only a tuple.
 
 Values are converted by the columns' own SQLAlchemy bind processors (JSON, booleans, dates
 on SQLite; ``psycopg.Json`` on PostgreSQL), so what is stored is exactly what
