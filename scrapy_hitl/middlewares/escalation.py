@@ -27,7 +27,7 @@ from scrapy_hitl.browser.handler import BROWSER_TIERS
 from scrapy_hitl.browser.pool import BrowserPool
 from scrapy_hitl.live.holder import LiveHolder
 from scrapy_hitl.middlewares.blocks import HitlBlockMiddleware
-from scrapy_hitl.runtime import HitlRuntime, stats_method
+from scrapy_hitl.runtime import HitlRuntime, request_domain, stats_method
 from scrapy_hitl.tiers import TIERS, Ladder, Plan, TierMemory, parse_tiers, path_pattern
 
 if TYPE_CHECKING:
@@ -114,10 +114,9 @@ class HitlEscalationMiddleware:
                 tier = self.ladder.cap(forced, max_tier)
                 plan = {"start": tier, "forced": True}
             else:
-                parsed = urlparse_cached(request)
-                domain = (parsed.hostname or "").lower()
+                domain = request_domain(request)
                 self._load(domain)
-                pattern = path_pattern(parsed.path or "/")
+                pattern = path_pattern(urlparse_cached(request).path or "/")
                 chosen = self.memory.plan(domain, pattern)
                 tier = self.ladder.cap(chosen.tier, max_tier)
                 plan = {"start": tier, "predicted": chosen.predicted, "recheck": chosen.recheck,
