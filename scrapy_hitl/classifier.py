@@ -17,11 +17,11 @@ what the caller knows about the request) into a :class:`Verdict`, in this order:
 6. 401 -> ``pause("login_refresh", "http_401")``; 403 -> ``login_refresh`` when a session was
    attached (it has expired), else ``manual_access``.
 7. A redirect to a login page -> ``pause("login_refresh", "login_redirect")``.
-8. 2xx: a ``soft_block`` signature, or a missing ``hitl_expect`` selector on an unrendered
-   page with ``<script>`` or ``<noscript>``, or (on an unrendered 200 HTML page) an empty
-   body or a JavaScript app shell -> ``escalate`` when a tier is left. Otherwise a missing
-   selector pauses: ``manual_access`` when a soft block explains it (the selector is not what
-   broke), else ``selector_fix``; the rest is ``ok``.
+8. 2xx: a ``soft_block`` signature, or a missing ``hitl_expect`` selector (on any tier,
+   rendered or not: climb before blaming the selector), or (on an unrendered 200 HTML page)
+   an empty body or a JavaScript app shell -> ``escalate`` when a tier is left. Otherwise a
+   missing selector pauses: ``manual_access`` when a soft block explains it (the selector is
+   not what broke), else ``selector_fix``; the rest is ``ok``.
 9. Other 4xx -> ``fail("http_<code>")``; everything else -> ``ok``.
 
 Signatures (steps 2-4 and 8) come from :mod:`scrapy_hitl.signatures`. The common case, a 2xx
@@ -70,7 +70,6 @@ _NOSCRIPT_WINDOW = 8192  # characters after <body searched for <noscript>
 _TINY_PAGE = 4096  # characters; a 200 page this small is measured for visible text
 _SHELL_TEXT = 100  # visible characters below which a noscript "enable JavaScript" page is a shell
 _EMPTY_TEXT = 16  # visible characters below which a tiny page is empty
-_SCRIPT_TAG = re.compile(r"<(?:no)?script\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -678,9 +677,11 @@ def _success(obs: Observation, signature: Signature | None) -> Verdict:
     if soft is not None and obs.can_escalate:
         return Verdict.escalate(soft.name, soft.vendor)
     if obs.expect_missing:
-        # Only an unrendered page with scripts may still grow the selector in a browser;
-        # on a rendered page, or one without scripts, the selector itself is wrong.
-        if obs.can_escalate and not obs.rendered and _SCRIPT_TAG.search(obs.body):
+        # Climb before blaming the selector: below the top automated tier a page without the
+        # expected data may be a JavaScript shell, or a refusal a bot detector wrote into a
+        # page that kept the site's title, which a browser or the stealth tier gets past.
+        # Only a miss on the top automated tier can be the selector's fault.
+        if obs.can_escalate:
             return Verdict.escalate("selector_missing")
         if soft is not None:  # blocked on the top tier: the selector is not what broke
             return Verdict.pause("manual_access", soft.name, soft.vendor)

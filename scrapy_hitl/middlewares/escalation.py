@@ -192,6 +192,7 @@ class HitlEscalationMiddleware:
         self.rt.judgements.pop(response, None)
         self.rt.record(judgement.domain, engine=tier, ok=False, status=response.status, reason=verdict.reason)
         self.stats.inc_value(f"hitl/escalations/{tier}/{upper}")
+        self.stats.inc_value(f"hitl/escalations/reason/{verdict.reason}")
         self.stats.inc_value(f"hitl/blocks/{verdict.reason}")
         logger.debug("Escalating %(request)s from %(tier)s to %(upper)s: %(reason)s",
                      {"request": request, "tier": tier, "upper": upper, "reason": verdict.reason},

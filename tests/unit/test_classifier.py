@@ -861,11 +861,15 @@ def test_observation_rejects_an_unknown_access_class() -> None:
         obs(200, access_class="vip")
 
 
-# The escalate-or-fix decision for a missing hitl_expect selector (issue 4): only an
-# unrendered page with scripts may still grow the selector in a browser.
+# The escalate-or-fix decision for a missing hitl_expect selector (issue 13): climb before
+# blaming the selector. Any page below the top automated tier climbs, rendered or not, with
+# scripts or without (a bot detector may have written its refusal into a page that kept the
+# site's title); only a miss on the top automated tier is the selector's fault.
 SHELL = "<html><head><title>Quotes</title></head><body><div id='app'></div><script>render()</script></body></html>"
 NOSCRIPT = "<html><head><title>Quotes</title></head><body><noscript>Enable JavaScript</noscript></body></html>"
 PLAIN = "<html><head><title>Quotes</title></head><body><p>" + "Plain text. " * 40 + "</p></body></html>"
+REFUSED = ("<html><head><title>Quotes to Scrape</title></head><body><div class='container'>"
+           "<p>Sorry, we could not show this page.</p></div></body></html>")
 
 
 @pytest.mark.parametrize(
@@ -873,14 +877,18 @@ PLAIN = "<html><head><title>Quotes</title></head><body><p>" + "Plain text. " * 4
     [
         (SHELL, True, False, Verdict.escalate("selector_missing")),
         (NOSCRIPT, True, False, Verdict.escalate("selector_missing")),
-        (PLAIN, True, False, Verdict.pause("selector_fix", "selector_missing")),
-        (SHELL, True, True, Verdict.pause("selector_fix", "selector_missing")),
+        (PLAIN, True, False, Verdict.escalate("selector_missing")),
+        (SHELL, True, True, Verdict.escalate("selector_missing")),
+        (REFUSED, True, True, Verdict.escalate("selector_missing")),
         (SHELL, False, False, Verdict.pause("selector_fix", "selector_missing")),
+        (REFUSED, False, True, Verdict.pause("selector_fix", "selector_missing")),
+        (PLAIN, False, False, Verdict.pause("selector_fix", "selector_missing")),
     ],
-    ids=["script-escalates", "noscript-escalates", "no-scripts-is-a-selector-fix",
-         "rendered-is-a-selector-fix", "top-tier-is-a-selector-fix"],
+    ids=["script-climbs", "noscript-climbs", "no-scripts-climbs", "rendered-climbs",
+         "rendered-refusal-climbs", "top-tier-is-a-selector-fix", "top-tier-rendered-is-a-selector-fix",
+         "top-tier-plain-is-a-selector-fix"],
 )
-def test_missing_selector_escalates_only_unrendered_script_pages(
+def test_missing_selector_climbs_until_the_top_automated_tier(
     body: str, can_escalate: bool, rendered: bool, expected: Verdict
 ) -> None:
     observation = obs(200, HTML, body, expect_missing=True, can_escalate=can_escalate, rendered=rendered)
