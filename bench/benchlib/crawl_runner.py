@@ -70,6 +70,29 @@ class ResponseClock:
         self.last = now
 
 
+class GcFreeze:
+    """Opt-in (setting BENCH_GC_FREEZE): at spider_opened, collect once and ``gc.freeze()``
+    every object alive, exactly what the add-on does (``scrapy_hitl.runtime.
+    _freeze_startup_objects``, ``HITL_GC_FREEZE``). The like-for-like baseline of
+    bench/overhead.py: vanilla Scrapy with the same freeze, so the ratio prices the add-on's
+    work and not the collector's. Written out here rather than imported, so the baseline
+    process does not load scrapy_hitl."""
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> GcFreeze:
+        from scrapy.exceptions import NotConfigured
+
+        if not crawler.settings.getbool("BENCH_GC_FREEZE"):
+            raise NotConfigured
+        ext = cls()
+        crawler.signals.connect(ext.spider_opened, signals.spider_opened)
+        return ext
+
+    def spider_opened(self, spider: Any) -> None:
+        gc.collect()
+        gc.freeze()
+
+
 class HitlProbe:
     """Opt-in (setting BENCH_HITL_PROBE): every 0.25 s, sample the add-on runtime's park
     buffer and whether a write to Redis is in flight. Reads private attributes of
@@ -147,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = json.loads(ns.settings)
     settings.setdefault("EXTENSIONS", {})["benchlib.crawl_runner.ResponseClock"] = 0
     settings["EXTENSIONS"]["benchlib.crawl_runner.HitlProbe"] = 0
+    settings["EXTENSIONS"]["benchlib.crawl_runner.GcFreeze"] = 0
     spider_args = dict(a.split("=", 1) for a in ns.args)
     rss_start_kb = _status_kb("VmRSS")
 
@@ -167,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         "peak_rss_kb": _status_kb("VmHWM"),
         "ru_maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         "rss_end_kb": _status_kb("VmRSS"),
+        "gc_frozen_objects": gc.get_freeze_count(),
         "hitl_probe": probe.report() if (probe := getattr(crawler, "_bench_probe", None)) else None,
         "spider_report": _relative(getattr(crawler.spider, "bench_report", {}), clock.opened),
     }
