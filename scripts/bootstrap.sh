@@ -2,12 +2,14 @@
 # Set up everything scrapy-hitl needs on a fresh Debian machine; safe to run again.
 #   system: PostgreSQL (tests run against it), Chromium (browser tiers)
 #   python: a virtualenv in .venv with the project installed editable, plus test extras
+#   npm:    the browser libraries the sandbox site serves (projects/sandbox/assets)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 command -v chromium >/dev/null || need+=(chromium)
+command -v npm >/dev/null || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -27,4 +29,13 @@ if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e '.[test]'
   touch "$stamp"
+fi
+
+# The sandbox's bot-detection section serves @fingerprintjs/botd from node_modules.
+assets=projects/sandbox/assets
+npm_stamp=$assets/node_modules/.scrapy-hitl-installed
+if [ ! -f "$npm_stamp" ] || [ "$assets/package-lock.json" -nt "$npm_stamp" ]; then
+  echo "bootstrap: installing the sandbox's npm packages"
+  npm ci --prefix "$assets" --no-audit --no-fund --loglevel=error
+  touch "$npm_stamp"
 fi

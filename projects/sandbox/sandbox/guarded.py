@@ -133,12 +133,12 @@ class Guard:
         return None
 
 
-def list_data(page: int, total: int) -> dict[str, object]:
+def list_data(page: int, total: int, section: str = "guarded") -> dict[str, object]:
     return {
         "page": page,
         "quotes": [q.as_json() for q in page_quotes(page)],
-        "previous": f"/guarded/page/{page - 1}" if page > 1 else None,
-        "next": f"/guarded/page/{page + 1}" if page < total else None,
+        "previous": f"/{section}/page/{page - 1}" if page > 1 else None,
+        "next": f"/{section}/page/{page + 1}" if page < total else None,
     }
 
 

@@ -21,6 +21,7 @@ SECTION_NAMES = {
     "protected": "Protected Quotes",
     "js": "Quotes (JavaScript)",
     "guarded": "Quotes (guarded)",
+    "botd": "Quotes (BotD)",
     "drift": "Quotes (redesigned)",
 }
 CSS = (
@@ -209,6 +210,7 @@ def index_page(config: SiteConfig) -> bytes:
         ("/protected/page/1", "Protected", "Cloudflare-like challenge"),
         ("/js/page/1", "JavaScript", "rendered in the browser only"),
         ("/guarded/page/1", "Guarded", "data only for a browser without automation markers"),
+        ("/botd/page/1", "BotD", "data only for a browser that the BotD bot detector lets through"),
         ("/drift/page/1", "Drift", f"markup changes after page {config.drift_after}"),
         ("/mixed/page/1", "Mixed shop",
          f"{config.mixed_items} items, {config.mixed_js_share:.0%} of them rendered by JavaScript"),

@@ -18,7 +18,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 from twisted.web.server import Site
 
-from . import catalog, mixed, pages
+from . import botd, catalog, mixed, pages
 from .challenge import CLEARANCE_COOKIE, ORCHESTRATE_JS, ORCHESTRATE_PATH, VERIFY_PATH, Challenge
 from .challenge import request_arg as _arg
 from .content import PER_PAGE
@@ -35,11 +35,15 @@ if TYPE_CHECKING:
 
 MAX_RECORDS = 50  # request records kept per path for /__sandbox/requests
 HTML = b"text/html; charset=utf-8"
-# Never challenged, even with HITL_FORCE_CAPTCHA: test control, the challenge itself, health.
-NOT_CHALLENGED = (b"/__sandbox/", b"/cdn-cgi/", b"/health", b"/favicon.ico")
+# Never challenged, even with HITL_FORCE_CAPTCHA: test control, the challenge itself, the
+# libraries pages load, health.
+NOT_CHALLENGED = (b"/__sandbox/", b"/cdn-cgi/", b"/assets/", b"/health", b"/favicon.ico")
 SECTIONS = {
-    s.encode(): s for s in ("quotes", "vip", "members", "members-redirect", "protected", "js", "guarded", "drift", "static")
+    s.encode(): s
+    for s in ("quotes", "vip", "members", "members-redirect", "protected", "js", "guarded", "botd", "drift", "static")
 }
+# The sections whose data comes from a JSON endpoint behind the guard_ok cookie and X-Guard.
+DATA_SECTIONS = ((DATA_PREFIX, "guarded"), (botd.DATA_PREFIX, "botd"))
 MEMBER_COOKIE = b"member_session"
 
 
@@ -53,6 +57,7 @@ class SandboxResource(Resource):
         self.config = config
         self.challenge = Challenge(secret=config.secret, bind_ua=config.cf_bind_ua)
         self.guard = Guard(secret=config.secret)
+        self._botd: tuple[int, bytes] | None = None  # BotD's bundle, read at the first request
         self.hits: dict[bytes, int] = {}
         self.total = 0
         self.records: dict[bytes, deque[tuple[bytes, dict[bytes, bytes], bytes | None, int]]] = {}
@@ -69,6 +74,7 @@ class SandboxResource(Resource):
             b"/logout": self._logout,
             VERIFY_PATH.encode(): self._verify,
             ORCHESTRATE_PATH: self._orchestrate,
+            botd.BUNDLE_PATH: self._botd_bundle,
         }
         self._control: dict[bytes, Callable[[Request], bytes]] = {
             b"/__sandbox/hits": self._hits_json,
@@ -90,7 +96,7 @@ class SandboxResource(Resource):
             records = self.records[path] = deque(maxlen=MAX_RECORDS)
         records.append((request.method, request.received_cookies, request.getHeader(b"user-agent"), request.code))
         delay_ms = self.config.latency_ms
-        if self.config.data_latency_ms and path.startswith(DATA_PREFIX):
+        if self.config.data_latency_ms and path.startswith((DATA_PREFIX, botd.DATA_PREFIX)):
             delay_ms += self.config.data_latency_ms
         if delay_ms:
             return self._later(request, body, delay_ms)
@@ -115,8 +121,9 @@ class SandboxResource(Resource):
         handler = self._routes.get(path)
         if handler is not None:
             return handler(request)
-        if path.startswith(DATA_PREFIX):
-            return self._guarded_data(request, path[len(DATA_PREFIX) :])
+        for prefix, section in DATA_SECTIONS:
+            if path.startswith(prefix):
+                return self._guarded_data(request, path[len(prefix) :], section)
         parts = path.split(b"/")
         if len(parts) == 4 and parts[2] in (b"page", b"detail") and parts[1] in SECTIONS:
             return self._section(request, SECTIONS[parts[1]], parts[2] == b"page", parts[3])
@@ -147,6 +154,11 @@ class SandboxResource(Resource):
                 body = self.guard.page(f"{pages.SECTION_NAMES[section]} - page {n}", f"/guarded/data/{n}")
             else:
                 body = self.guard.page(f"{pages.SECTION_NAMES[section]}: quote #{n}", f"/guarded/data/detail/{n}")
+        elif section == "botd":  # the same: a fresh token per page
+            if listing:
+                body = botd.page(self.guard, f"{pages.SECTION_NAMES[section]} - page {n}", f"/botd/data/{n}")
+            else:
+                body = botd.page(self.guard, f"{pages.SECTION_NAMES[section]}: quote #{n}", f"/botd/data/detail/{n}")
         elif listing:
             drift_after = cfg.drift_after if section == "drift" else None
             body = pages.quote_list_page(section, n, cfg.pages, drift_after)
@@ -166,8 +178,9 @@ class SandboxResource(Resource):
                 return _html(request, mixed.app_page(n) if js else mixed.item_page(n))
         return _not_found(request)
 
-    def _guarded_data(self, request: Request, rest: bytes) -> bytes:
-        """``/guarded/data/<n>`` and ``/guarded/data/detail/<id>``: JSON behind cookie and header."""
+    def _guarded_data(self, request: Request, rest: bytes, section: str) -> bytes:
+        """``/<section>/data/<n>`` and ``/<section>/data/detail/<id>`` (guarded, botd): JSON
+        behind cookie and header."""
         listing = not rest.startswith(b"detail/")
         raw = rest if listing else rest[len(b"detail/") :]
         n = int(raw) if raw.isdigit() else 0
@@ -178,7 +191,9 @@ class SandboxResource(Resource):
         if (denial := self.guard.denial(request)) is not None:
             request.setResponseCode(403)
             return _json(request, denial)
-        return _json(request, guarded_list_data(n, self.config.pages) if listing else guarded_detail_data(n))
+        if listing:
+            return _json(request, guarded_list_data(n, self.config.pages, section))
+        return _json(request, guarded_detail_data(n))
 
     # -- gates: return None to let the request through, or the denial body --------------------
 
@@ -240,6 +255,15 @@ class SandboxResource(Resource):
     def _orchestrate(self, request: Request) -> bytes:
         request.setHeader(b"content-type", b"application/javascript")
         return ORCHESTRATE_JS
+
+    def _botd_bundle(self, request: Request) -> bytes:
+        if self._botd is None:
+            self._botd = botd.bundle()
+        status, body = self._botd
+        request.setResponseCode(status)
+        request.setHeader(b"content-type", b"text/javascript; charset=utf-8")
+        request.setHeader(b"cache-control", b"public, max-age=86400")
+        return body
 
     # -- /__sandbox/* control endpoints (not counted) -------------------------------------------
 
