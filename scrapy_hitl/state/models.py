@@ -239,6 +239,9 @@ class User(Base):
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Carried in each JWT ("ver"); a password change or a disable bumps it, which revokes
+    # every token issued before (hitl_console/auth/guard.py).
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 USER_ROLES = ("reviewer", "admin")

@@ -12,7 +12,7 @@ from scrapy_hitl.state.models import Base
 
 pytestmark = pytest.mark.postgres
 
-HEAD = "0009"  # the newest migration in state/migrations/versions
+HEAD = "0010"  # the newest migration in state/migrations/versions
 QUALITY_TABLES = {"items", "item_versions", "item_events", "item_evidence"}  # 0008
 TABLES = {"alembic_version", "runs", "interventions", "intervention_events", "sessions", "domains", "users",
           "domain_samples", "artifacts", "api_keys", "consultations", "consultation_events",
