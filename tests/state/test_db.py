@@ -7,16 +7,17 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from scrapy_hitl.state.db import Database, SchemaError, normalize_url
+from scrapy_hitl.state.db import Database, SchemaError, known_head, normalize_url
 from scrapy_hitl.state.models import Base
 
 pytestmark = pytest.mark.postgres
 
-HEAD = "0010"  # the newest migration in state/migrations/versions
+HEAD = "0011"  # the newest migration in state/migrations/versions
 QUALITY_TABLES = {"items", "item_versions", "item_events", "item_evidence"}  # 0008
+SNAPSHOT_TABLES = {"error_snapshots"}  # 0011
 TABLES = {"alembic_version", "runs", "interventions", "intervention_events", "sessions", "domains", "users",
           "domain_samples", "artifacts", "api_keys", "consultations", "consultation_events",
-          "webhook_deliveries", "webhook_events"} | QUALITY_TABLES
+          "webhook_deliveries", "webhook_events"} | QUALITY_TABLES | SNAPSHOT_TABLES
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -40,6 +41,21 @@ def tables(db):
 
 def test_head_is_the_newest_migration(db):
     assert db.head_revision() == HEAD
+
+
+def test_known_head_is_alembics_head(db):
+    """ensure_schema's fast path reads the head from the migration files, without Alembic:
+    it must name the revision Alembic does (a new migration needs no constant updated)."""
+    assert known_head() == db.head_revision()
+
+
+def test_stored_revision_is_one_query_without_alembic(db):
+    assert db.stored_revision() is None  # no alembic_version table: the error is not raised
+    db.ensure_schema()
+    assert db.stored_revision() == db.current_revision() == known_head()
+    with db.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
+    assert db.stored_revision() == "0001"
 
 
 def test_ensure_schema_creates_an_empty_database(db):
