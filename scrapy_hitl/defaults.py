@@ -55,6 +55,7 @@ HITL_QUALITY_ENABLED = True
 HITL_CRITICAL_FIELDS: list[str] = []  # fields whose absence holds an item whatever its score (or {type: [...]})
 HITL_FAILING_REQUESTS = 2  # consecutive final failures to a domain before an intervention (0: off)
 HITL_ITEM_SCHEMAS: dict[str, dict] = {}  # item type (class name; "*" for any) -> JSON Schema
+HITL_MIN_COMPLETENESS = 0.5  # below this share of its required fields an item is held, whatever its score
 HITL_QUALITY_DELIVER_SCORE = 0.9  # confidence at or above which an item is delivered as is
 HITL_QUALITY_FLUSH_INTERVAL = 1.0  # seconds between batched writes of scored items
 HITL_QUALITY_MIN_SAMPLES = 20  # values of a field seen before its type, format and range are judged

@@ -33,6 +33,7 @@ class QualitySettings:
     timeout_action: str
     failing_requests: int
     review_wait: float
+    min_completeness: float = defaults.HITL_MIN_COMPLETENESS  # under it an item is held whatever its score
 
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> QualitySettings:
@@ -75,6 +76,7 @@ class QualitySettings:
             failing_requests=max(0, settings.getint("HITL_FAILING_REQUESTS", defaults.HITL_FAILING_REQUESTS)),
             review_wait=_non_negative(settings.getfloat("HITL_REVIEW_WAIT", defaults.HITL_REVIEW_WAIT),
                                       "HITL_REVIEW_WAIT"),
+            min_completeness=_unit(settings, "HITL_MIN_COMPLETENESS"),
         )
 
 

@@ -99,10 +99,10 @@ class HitlQualityPipeline:
             self.held += 1
             self.late.held()
             if self.held == 1:
-                logger.info("Holding items for review: confidence under %s or a critical field missing. "
-                            "They stay out of the feed until approved (docs/quality.md)",
-                            self.cfg.review_score, extra={"spider": self.rt.spider})
-            raise DropItem(f"Held for review: {_why(score)}", log_level="DEBUG")
+                logger.info("Holding items for review: confidence under %s, a critical field missing, or "
+                            "completeness under %s. They stay out of the feed until approved (docs/quality.md)",
+                            self.cfg.review_score, self.cfg.min_completeness, extra={"spider": self.rt.spider})
+            raise DropItem(f"Held for review: {_why(score, self.cfg.min_completeness)}", log_level="DEBUG")
         return item
 
     def _evidence(self, source: ItemSource) -> tuple[Any, dict[str, Any]]:
@@ -117,10 +117,13 @@ class HitlQualityPipeline:
                                                "tier": source.tier, "data": body, "size": len(response.body)}
 
 
-def _why(score: scoring.Score) -> str:
+def _why(score: scoring.Score, min_completeness: float) -> str:
     reasons = []
     if score.critical_missing:
         reasons.append(f"critical field missing: {', '.join(score.critical_missing)}")
+    if score.parts["completeness"] < min_completeness:
+        reasons.append(f"completeness {score.parts['completeness']:.2f} under {min_completeness} "
+                       "(HITL_MIN_COMPLETENESS)")
     reasons.append(f"confidence {score.confidence:.2f}")
     checks = sorted({f"{f['check']}:{f['field']}" if f.get("field") else f["check"] for f in score.failing})
     if checks:

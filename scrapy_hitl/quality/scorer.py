@@ -75,7 +75,8 @@ class ItemScorer:
         }
         score = scoring.Score(parts, scoring.confidence(parts, self.cfg.weights), failing, critical_missing)
         where = route(score.confidence, critical_missing=bool(critical_missing),
-                      deliver_score=self.cfg.deliver_score, review_score=self.cfg.review_score)
+                      deliver_score=self.cfg.deliver_score, review_score=self.cfg.review_score,
+                      incomplete=completeness < self.cfg.min_completeness)
         return type_name, where, score
 
     def _spec(self, item: Any, type_name: str) -> FieldSpec:

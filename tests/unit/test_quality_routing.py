@@ -22,6 +22,12 @@ def test_route(confidence, critical, expected):
     assert route(confidence, critical_missing=critical, deliver_score=0.9, review_score=0.5) == expected
 
 
+@pytest.mark.parametrize("confidence", [1.0, 0.7, 0.0])
+def test_an_incomplete_item_is_held_whatever_its_score(confidence):
+    assert route(confidence, critical_missing=False, deliver_score=0.9, review_score=0.5,
+                 incomplete=True) == "pending_review"
+
+
 def test_equal_thresholds_leave_no_optional_band():
     assert route(0.7, critical_missing=False, deliver_score=0.7, review_score=0.7) == "delivered"
     assert route(0.69, critical_missing=False, deliver_score=0.7, review_score=0.7) == "pending_review"
@@ -32,6 +38,7 @@ def test_defaults():
     assert (cfg.deliver_score, cfg.review_score, cfg.review_timeout, cfg.timeout_action) == (0.9, 0.5, 86400, "drop")
     assert cfg.weights == {"completeness": 0.4, "schema": 0.3, "consistency": 0.2, "extraction": 0.1}
     assert (cfg.critical_fields, cfg.item_schemas, cfg.failing_requests) == ({}, {}, 2)
+    assert cfg.min_completeness == 0.5
 
 
 def test_values_from_the_command_line():
@@ -53,6 +60,7 @@ def test_values_from_the_command_line():
     ({"HITL_REVIEW_TIMEOUT_ACTION": "keep"}, "'deliver' or 'drop'"),
     ({"HITL_REVIEW_TIMEOUT": 0}, "HITL_REVIEW_TIMEOUT must be greater than 0"),
     ({"HITL_REVIEW_WAIT": -1}, "HITL_REVIEW_WAIT must be 0 or more"),
+    ({"HITL_MIN_COMPLETENESS": 1.5}, "HITL_MIN_COMPLETENESS must be between 0 and 1"),
     ({"HITL_CRITICAL_FIELDS": {"Product": "price"}}, r"HITL_CRITICAL_FIELDS\['Product'\] must be a list"),
     ({"HITL_ITEM_SCHEMAS": "{not json"}, "HITL_ITEM_SCHEMAS is not valid JSON"),
 ])

@@ -88,6 +88,28 @@ def test_scores_and_routes(item, matched, route, confidence, failing):
     assert (where, score.confidence, checks(score)) == (route, confidence, failing)
 
 
+QUOTE = Spider(hitl_required_fields=["text", "author"])
+# (id, required fields, settings, item, route, confidence): HITL_MIN_COMPLETENESS (0.5) holds an item that
+# lacks more than half of its required fields, whatever the other parts make its score
+COMPLETENESS_CASES = [
+    ("every required field", QUOTE, {}, {"text": "To be.", "author": "Ann"}, "delivered", 1.0),
+    ("half of them: optional review", QUOTE, {}, {"text": "To be."}, "optional_review", 0.8),
+    ("no required field present: held at 0.6", QUOTE, {}, {"tags": ["life"]}, "pending_review", 0.6),
+    ("required fields empty: held", QUOTE, {}, {"text": " ", "author": None, "tags": ["a"]}, "pending_review", 0.6),
+    ("one of three: held at 0.73", Spider(hitl_required_fields=["text", "author", "tags"]), {}, {"text": "To be."},
+     "pending_review", 0.7333),
+    ("rule off with 0", QUOTE, {"HITL_MIN_COMPLETENESS": 0}, {"tags": ["life"]}, "optional_review", 0.6),
+    ("1 asks for every field", QUOTE, {"HITL_MIN_COMPLETENESS": 1}, {"text": "To be."}, "pending_review", 0.8),
+]
+
+
+@pytest.mark.parametrize(("spider", "settings", "item", "route", "confidence"),
+                         [pytest.param(*c[1:], id=c[0]) for c in COMPLETENESS_CASES])
+def test_min_completeness_holds_items_missing_most_required_fields(spider, settings, item, route, confidence):
+    _, where, score = ItemScorer(config(**settings), spider).score(item, expect_matched=True)
+    assert (where, score.confidence) == (route, confidence)
+
+
 def test_spider_declarations_win_over_item_metadata():
     spider = Spider(hitl_required_fields=["sku", "url"], hitl_critical_fields={"Product": ["url"]})
     _, where, score = ItemScorer(config(), spider).score(product(url=None, name=None))
