@@ -10,8 +10,9 @@ what the caller knows about the request) into a :class:`Verdict`, in this order:
    - ``rate_limit`` (Cloudflare 1015) -> ``retry("rate_limited")``: a rate limit clears by
      waiting, whatever status it came with; neither a human nor a new tier helps.
    - ``hard_block`` -> ``pause("manual_access", "hard_block")``, never an escalation.
-   - ``challenge`` -> ``escalate(<signature name>)`` when a higher automated tier is left,
-     else ``pause("captcha_solve", <signature name>)``.
+   - ``challenge`` (captchas, JS challenges, and the in-page refusals of bot detectors:
+     "Automation detected", "Pardon Our Interruption"...) -> ``escalate(<signature name>)``
+     when a higher automated tier is left, else ``pause("captcha_solve", <signature name>)``.
 5. 429 -> ``retry("rate_limited")``; 503 with Retry-After -> ``retry("service_unavailable")``;
    other 5xx and 408 -> ``retry("http_<code>")``.
 6. 401 -> ``pause("login_refresh", "http_401")``; 403 -> ``login_refresh`` when a session was
@@ -257,7 +258,8 @@ def classify(obs: Observation) -> Verdict:
 class _Response:
     """One observation plus what the matchers compute from it at most once."""
 
-    __slots__ = ("status", "headers", "body", "url", "scan_body", "title_hits", "_title", "_cookies", "_folded")
+    __slots__ = ("status", "headers", "body", "url", "scan_body", "title_hits", "_title", "_cookies", "_folded",
+                 "_text")
 
     def __init__(self, obs: Observation) -> None:
         self.status = obs.status
@@ -270,6 +272,15 @@ class _Response:
         self._title: str | None = None
         self._cookies: tuple[str, ...] | None = None
         self._folded: bytes | None = None
+        self._text: int | None = None
+
+    @property
+    def text_length(self) -> int:
+        """Visible characters of the page (``max_text``); measured only for a page that a
+        signature with that bound otherwise matched."""
+        if self._text is None:
+            self._text = _visible_text_length(self.body)
+        return self._text
 
     @property
     def folded(self) -> bytes:
@@ -333,8 +344,8 @@ class _Matcher:
     """A signature prepared for matching: cheap groups first, the body last."""
 
     __slots__ = (
-        "signature", "status", "soft", "max_body", "required", "optional", "body", "body_required", "body_optional",
-        "body_literals", "folded_literals",
+        "signature", "status", "soft", "max_body", "max_text", "required", "optional", "body", "body_required",
+        "body_optional", "body_literals", "folded_literals",
     )
 
     def __init__(self, signature: Signature, shared: dict[Any, tuple[re.Pattern[str], ...]]) -> None:
@@ -342,6 +353,7 @@ class _Matcher:
         self.status = signature.status
         self.soft = signature.kind == "soft_block"
         self.max_body = signature.max_body
+        self.max_text = signature.max_text
         # URL and title first: they are the hints (this page, not just this site, is
         # special) that allow a body scan on a big 2xx page.
         checks: list[tuple[str, _Check]] = []
@@ -380,7 +392,7 @@ class _Matcher:
                 break
         if not self.body_required:
             if satisfied:
-                return True
+                return self.max_text is None or response.text_length <= self.max_text
             if not self.body_optional:
                 return False
         elif not satisfied:
@@ -394,7 +406,9 @@ class _Matcher:
             if not any(literal in folded for literal in literals):
                 return False  # no pattern can match: skip the regexes
         body = response.body
-        return any(pattern.search(body) for pattern in self.body)
+        if not any(pattern.search(body) for pattern in self.body):
+            return False
+        return self.max_text is None or response.text_length <= self.max_text
 
 
 class _Screen:

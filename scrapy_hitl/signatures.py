@@ -24,6 +24,11 @@ A group matches when **any** of its entries matches. A signature matches when:
 2. **every** group named in ``require`` matches; and
 3. if it has other non-empty groups, **at least one** of them matches.
 
+4. when ``max_text`` is set, the page shows a reader at most that many characters of text
+   (scripts, styles, ``<noscript>`` and tags left out; whitespace not counted): the
+   refusal *is* the page, rather than a content page that mentions the same words. It is
+   only measured once everything else matched, so it costs nothing on other pages.
+
 With the default ``require=()`` that is "status, and any group". ``require=("headers",
 "body")`` with a ``title`` group reads "the header and the body, and also the title".
 
@@ -52,7 +57,7 @@ from typing import Any
 
 KINDS = ("challenge", "hard_block", "soft_block", "rate_limit")
 GROUPS = ("headers", "cookies", "body", "url", "title")
-SPEC_FIELDS = ("name", "vendor", "kind", "status", *GROUPS, "require", "max_body")
+SPEC_FIELDS = ("name", "vendor", "kind", "status", *GROUPS, "require", "max_body", "max_text")
 SMALL_2XX_BODY = 8192  # characters; see "Cost rule" above
 
 _IDENT = re.compile(r"[a-z][a-z0-9_]*")
@@ -81,6 +86,7 @@ class Signature:
     title: tuple[re.Pattern[str], ...] = ()
     require: tuple[str, ...] = ()
     max_body: int | None = None
+    max_text: int | None = None
 
     def __post_init__(self) -> None:
         # compile_signature() checks all this with better messages; this guards direct use.
@@ -100,7 +106,7 @@ def compile_signature(spec: Mapping[str, Any], *, index: int, setting: str = "HI
     Fields: ``name`` (snake_case, becomes the verdict reason), ``vendor`` (default
     ``"custom"``), ``kind``, ``status`` (an int, a list of ints, or ``None`` for any), the
     groups ``headers`` (dict) and ``cookies``/``body``/``url``/``title`` (a regex or a list),
-    ``require`` (group names) and ``max_body`` (characters). For example::
+    ``require`` (group names), ``max_body`` and ``max_text`` (characters). For example::
 
         {"name": "acme_waf", "vendor": "acme", "kind": "hard_block", "status": 403,
          "require": ["headers"], "headers": {"x-acme-waf": ""}, "body": "Request blocked"}
@@ -137,9 +143,10 @@ def compile_signature(spec: Mapping[str, Any], *, index: int, setting: str = "HI
     for group in require:
         if not (headers if group == "headers" else groups[group]):
             raise fail("require", f"names {_show(group)}, but that group is empty; add patterns or drop it")
-    max_body = spec.get("max_body")
-    if max_body is not None and (isinstance(max_body, bool) or not isinstance(max_body, int) or max_body < 0):
-        raise fail("max_body", f"must be a number of characters (an int >= 0) or null; got {_show(max_body)}")
+    max_body, max_text = spec.get("max_body"), spec.get("max_text")
+    for limit, value in (("max_body", max_body), ("max_text", max_text)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise fail(limit, f"must be a number of characters (an int >= 0) or null; got {_show(value)}")
     return Signature(
         name=name,
         vendor=vendor,
@@ -148,6 +155,7 @@ def compile_signature(spec: Mapping[str, Any], *, index: int, setting: str = "HI
         headers=headers,
         require=tuple(dict.fromkeys(require)),
         max_body=max_body,
+        max_text=max_text,
         **groups,
     )
 
@@ -234,6 +242,7 @@ _VERIFY_TITLE = (  # a title saying "this page is a check"; \b and the first let
     r"|bot (?:check|protection|detection)|unusual traffic|checking your browser|browser check"
     r"|one more step|attention required|access denied|verification required)"
 )
+_REFUSAL_TEXT = 1000  # visible characters (whitespace not counted): a refusal page says little else
 # Body regexes start with a literal where they can: Python's re finds a literal prefix fast
 # and tries an alternation at every position slowly.
 _WIDGETS = (  # (family, vendor, markup markers)
@@ -418,6 +427,68 @@ _DEFAULT_SPECS: tuple[dict[str, Any], ...] = (
             },
         )
     ),
+    # In-page refusals: a detector's verdict written into the body of a page that keeps the
+    # site's own title (often by a script, after load: the browser tiers judge the rendered
+    # DOM). A better tier may pass, so they climb while one is left, then ask a human. Each
+    # phrase must start an element's text (">" before it), so a script's string literal or a
+    # sentence that merely mentions it is not enough, and the page must show little else
+    # (max_text); a 2xx page over SMALL_2XX_BODY is content and never searched.
+    {
+        "name": "imperva_interruption",
+        "vendor": "imperva",
+        "kind": "challenge",
+        "max_body": 32768,
+        "max_text": _REFUSAL_TEXT,
+        "body": [r"(?i)>\s*Pardon Our Interruption", r"(?i)made us think you were a bot"],
+    },
+    {
+        "name": "imperva_incident",
+        "vendor": "imperva",
+        "kind": "challenge",
+        "max_body": 32768,
+        "max_text": _REFUSAL_TEXT,
+        "body": r"(?i)Request unsuccessful\. Incapsula incident ID",
+    },
+    {
+        "name": "datadome_js_check",
+        "vendor": "datadome",
+        "kind": "challenge",
+        "max_body": 32768,
+        "max_text": _REFUSAL_TEXT,
+        "body": r"(?i)>\s*Please enable JS and disable any ad blocker",
+    },
+    {
+        "name": "perimeterx_refusal",
+        "vendor": "perimeterx",
+        "kind": "challenge",
+        "max_body": 32768,
+        "max_text": _REFUSAL_TEXT,
+        "body": r"(?i)we believe you are using automation tools to browse the website",
+    },
+    {
+        "name": "automation_refused",
+        "vendor": "generic",
+        "kind": "challenge",
+        "max_body": 32768,
+        "max_text": _REFUSAL_TEXT,
+        "body": [
+            r"(?i)>\s*(?:automation|automated (?:browser|software|traffic|access|requests?)|headless (?:browser|chrome)"
+            r"|bots?|robot|webdriver|selenium|puppeteer|playwright)(?: (?:was|has been))? detected\b",
+        ],
+    },
+    {
+        "name": "human_verification",
+        "vendor": "generic",
+        "kind": "challenge",
+        "max_body": 32768,
+        "max_text": _REFUSAL_TEXT,
+        "body": [
+            r"(?i)>\s*(?:please )?(?:verify|verifying|confirm)(?: that)? you(?: are|'re|&#39;re|&#x27;re) (?:a )?human\b",
+            r"(?i)>\s*(?:please )?(?:verify|confirm)(?: that)? you(?: are|'re|&#39;re|&#x27;re) not a (?:ro)?bot\b",
+            r"(?i)>\s*are you (?:a )?(?:human|robot)\?",
+            r"(?i)we just need to make sure you(?:'re|&#39;re|&#x27;re| are) not a robot",
+        ],
+    },
     # Soft blocks: a 2xx page a browser gets past on its own.
     {
         # A page script found automation markers (navigator.webdriver, a headless user

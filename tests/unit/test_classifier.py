@@ -467,6 +467,91 @@ SIGNATURE_CASES = [
         Verdict.ok(),
         id="automation-detected-without-expectation-or-tier-is-let-through",
     ),
+    # --- in-page refusals: the site's own title, the verdict in the body ------------------------
+    pytest.param(
+        obs(200, HTML, page("botd_refusal_rendered.html"), can_escalate=True, rendered=True, expect_missing=True),
+        "automation_refused",
+        Verdict.escalate("automation_refused", "generic"),
+        id="botd-refusal-rendered-on-browser-goes-to-stealth",
+    ),
+    pytest.param(
+        obs(200, HTML, page("botd_refusal_rendered.html"), rendered=True, expect_missing=True),
+        "automation_refused",
+        pause("captcha_solve", "automation_refused", "generic"),
+        id="botd-refusal-on-top-tier-asks-a-human",
+    ),
+    pytest.param(
+        obs(200, HTML, page("botd_refusal_rendered.html"), rendered=True),
+        "automation_refused",
+        pause("captcha_solve", "automation_refused", "generic"),
+        id="botd-refusal-on-top-tier-without-expectation-still-asks-a-human",
+    ),
+    pytest.param(
+        obs(200, HTML, page("botd_page_static.html"), can_escalate=True, expect_missing=True),
+        None,
+        Verdict.escalate("selector_missing"),
+        id="botd-page-before-its-script-ran-its-strings-are-not-a-refusal",
+    ),
+    pytest.param(
+        obs(200, HTML, page("imperva_interruption_site_title.html"), can_escalate=True),
+        "imperva_interruption",
+        Verdict.escalate("imperva_interruption", "imperva"),
+        id="pardon-our-interruption-with-the-site-title-escalates",
+    ),
+    pytest.param(
+        obs(200, HTML, page("imperva_interruption_site_title.html")),
+        "imperva_interruption",
+        pause("captcha_solve", "imperva_interruption", "imperva"),
+        id="pardon-our-interruption-with-the-site-title",
+    ),
+    pytest.param(
+        obs(200, {"content-type": "text/html"}, page("incapsula_incident_site_title.html")),
+        "imperva_incident",
+        pause("captcha_solve", "imperva_incident", "imperva"),
+        id="incapsula-incident-without-imperva-headers",
+    ),
+    pytest.param(
+        obs(200, HTML, page("datadome_js_check_site_title.html"), can_escalate=True, expect_missing=True),
+        "datadome_js_check",
+        Verdict.escalate("datadome_js_check", "datadome"),
+        id="datadome-enable-js-on-200-without-datadome-headers",
+    ),
+    pytest.param(
+        obs(200, HTML, page("perimeterx_refusal_site_title.html"), rendered=True, expect_missing=True),
+        "perimeterx_refusal",
+        pause("captcha_solve", "perimeterx_refusal", "perimeterx"),
+        id="perimeterx-automation-tools-refusal-on-top-tier",
+    ),
+    pytest.param(
+        obs(200, HTML, page("human_verification_site_title.html"), can_escalate=True),
+        "human_verification",
+        Verdict.escalate("human_verification", "generic"),
+        id="verifying-you-are-human-with-the-site-title",
+    ),
+    pytest.param(
+        obs(403, HTML, page("human_verification_site_title.html")),
+        "human_verification",
+        pause("captcha_solve", "human_verification", "generic"),
+        id="verifying-you-are-human-on-403-is-a-captcha-not-manual-access",
+    ),
+    pytest.param(
+        obs(200, HTML, page("article_bot_detection.html"), can_escalate=True, rendered=True),
+        None,
+        Verdict.ok(),
+        id="big-article-quoting-every-refusal-is-content",
+    ),
+    pytest.param(
+        obs(200, HTML, page("faq_bot_detected_small.html"), can_escalate=True),
+        None,
+        Verdict.ok(),
+        id="small-help-page-headed-bot-detected-shows-too-much-text",
+    ),
+    pytest.param(
+        obs(200, HTML, page("app_refusal_strings_in_script.html"), can_escalate=True, rendered=True),
+        None,
+        Verdict.ok(),
+        id="refusal-strings-in-a-script-are-not-shown",
+    ),
 ]
 
 
@@ -692,7 +777,7 @@ def kind_error(got: str) -> str:
             [{"name": "my_waf", "kind": "challenge", "header": {"x-waf": ""}}],
             'HITL_BLOCK_SIGNATURES[0] ("my_waf"): field "header" is unknown; the fields are name, vendor, kind, '
             "status, "
-            "headers, cookies, body, url, title, require, max_body.",
+            "headers, cookies, body, url, title, require, max_body, max_text.",
             id="typo-in-field-name",
         ),
         pytest.param(
@@ -745,6 +830,11 @@ def kind_error(got: str) -> str:
             [{"name": "my_waf", "kind": "challenge", "body": "x", "max_body": -1}],
             'field "max_body" must be a number of characters (an int >= 0) or null; got -1.',
             id="negative-max-body",
+        ),
+        pytest.param(
+            [{"name": "my_waf", "kind": "challenge", "body": "x", "max_text": "short"}],
+            'field "max_text" must be a number of characters (an int >= 0) or null; got "short".',
+            id="max-text-not-a-number",
         ),
         pytest.param(
             ["my_waf"], "HITL_BLOCK_SIGNATURES[0]: each signature must be a dict; got str.", id="entry-not-a-dict"
@@ -822,6 +912,20 @@ def test_max_body_limits_a_signature_to_small_pages() -> None:
     classifier = BlockClassifier([small_only])
     assert classifier.match(obs(403, HTML, "gate")) is small_only
     assert classifier.match(obs(403, HTML, "gate" + " " * 200)) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "matches"),
+    [
+        pytest.param("<body><h1>Denied</h1><script>var t = 'x'.repeat(500);</script></body>", True,
+                     id="scripts-do-not-count"),
+        pytest.param("<body><h1>Denied</h1><p>" + "word " * 30 + "</p></body>", False, id="text-does"),
+        pytest.param("<body><h1>Denied</h1><p>" + " \n " * 300 + "</p></body>", True, id="whitespace-does-not"),
+    ],
+)
+def test_max_text_limits_a_signature_to_pages_that_show_little(body: str, matches: bool) -> None:
+    signature = compile_signature({"name": "terse", "kind": "challenge", "body": ">Denied<", "max_text": 50}, index=0)
+    assert (BlockClassifier([signature]).match(obs(200, HTML, body)) is signature) is matches
 
 
 def test_cookie_names_are_read_from_joined_set_cookie_values() -> None:
