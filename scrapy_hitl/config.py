@@ -109,6 +109,7 @@ class CrawlSettings:
     resume_batch: int
     run_heartbeat: float
     evidence_max_bytes: int = defaults.HITL_EVIDENCE_MAX_BYTES
+    park_flush_deadline: float = defaults.HITL_PARK_FLUSH_DEADLINE
 
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> CrawlSettings:
@@ -140,4 +141,5 @@ class CrawlSettings:
             resume_batch=positive("HITL_RESUME_BATCH", settings.getint),
             run_heartbeat=positive("HITL_RUN_HEARTBEAT", settings.getfloat),
             evidence_max_bytes=positive("HITL_EVIDENCE_MAX_BYTES", settings.getint),
+            park_flush_deadline=positive("HITL_PARK_FLUSH_DEADLINE", settings.getfloat),
         )

@@ -74,6 +74,7 @@ HITL_EXTENSION_ENABLED = True
 HITL_EVENTS_MAXLEN = 100_000  # events kept in the Redis stream (approximate trim)
 HITL_GC_FREEZE = True  # freeze start-up objects out of the garbage collector (see docs/settings.md)
 HITL_PARK_BUFFER_MAX = 5000  # parked requests waiting for Redis before the engine pauses
+HITL_PARK_FLUSH_DEADLINE = 60.0  # seconds Redis may refuse writes before the crawl pauses (and a close gives up)
 HITL_PARK_FLUSH_INTERVAL = 0.05  # seconds; parked requests are written to Redis in batches
 HITL_PAUSE_TIMEOUT = 1800  # seconds a spider waits for humans before closing "hitl_paused"
 HITL_PROGRESS_INTERVAL = 5.0  # seconds between run.progress events

@@ -28,6 +28,7 @@ from scrapy_hitl.classifier import BlockClassifier
 from scrapy_hitl.config import CrawlSettings, StateConfig
 from scrapy_hitl.exceptions import RequestParked
 from scrapy_hitl.learning import DomainCounters
+from scrapy_hitl.parkbuffer import ParkBuffer
 from scrapy_hitl.state import HitlState, domains, pauses, runs
 from scrapy_hitl.state import artifacts as artifacts_service
 from scrapy_hitl.state import interventions as interventions_service
@@ -171,12 +172,6 @@ class HitlRuntime:
         self.judgements: weakref.WeakKeyDictionary[Response, Judgement] = weakref.WeakKeyDictionary()
         self.inflight_resumed: dict[str, str] = {}  # park id -> fingerprint
         self.errored_resumed: set[str] = set()
-        self._park_buffer: list[ParkEntry] = []
-        self._ack_buffer: list[str] = []
-        self._event_buffer: list[Event] = []
-        self._flushing: Deferred[Any] | None = None
-        self._backpressure = False
-        self._room_waiters: list[Deferred[None]] = []
         self._subscribers: list[Callable[[Event], None]] = []
         self._listener: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -184,6 +179,9 @@ class HitlRuntime:
         self.closed = False
 
         self._io = ThreadPool(1, 1, name="hitl-io")  # one thread: writes stay in order
+        # Parked requests, acks and events waiting for Redis (scrapy_hitl.parkbuffer).
+        self.buffer = ParkBuffer(crawler=crawler, settings=self.settings, state=self.state,
+                                 io=self.io, run_id=self.run_id)
         self.managed = False  # True when HitlExtension closes the runtime itself
         crawler.signals.connect(self._spider_opened, signals.spider_opened)
         crawler.signals.connect(self._spider_closed, signals.spider_closed)
@@ -196,11 +194,29 @@ class HitlRuntime:
             self._io.start()
         return deferToThreadPool(_reactor(), self._io, fn, *args, **kwargs)
 
+    # The buffers, under the names the extension and the benchmarks read.
+    @property
+    def _park_buffer(self) -> list[ParkEntry]:
+        return self.buffer.parks
+
+    @property
+    def _ack_buffer(self) -> list[str]:
+        return self.buffer.acks
+
+    @property
+    def _event_buffer(self) -> list[Event]:
+        return self.buffer.events
+
+    @property
+    def _flushing(self) -> Deferred[Any] | None:
+        return self.buffer.flushing
+
     # --- lifecycle ---------------------------------------------------------------------
     def _spider_opened(self, spider: Spider) -> None:
         """Load the snapshot the hot path works from. Blocking, once, at start."""
         self.spider = spider
         self.spider_name = spider.name
+        self.buffer.bind(spider)
         st = self.state
         self.paused_domains = pauses.paused_domains(st.redis)
         self.spider_paused = spider.name in pauses.paused_spiders(st.redis)
@@ -243,7 +259,10 @@ class HitlRuntime:
             await maybe_deferred_to_future(self.close())
 
     def _heartbeat(self) -> None:
-        self.io(runs.heartbeat, self.state.redis, self.run_id, self.settings.run_heartbeat * 3)
+        if self.buffer.redis_down:
+            return  # the park buffer's retries find out when Redis is back
+        d = self.io(runs.heartbeat, self.state.redis, self.run_id, self.settings.run_heartbeat * 3)
+        d.addErrback(self.buffer.redis_failed)
 
     def close(self) -> Deferred[Any]:
         """Flush everything, stop the threads. Returns when the last write is done."""
@@ -255,13 +274,14 @@ class HitlRuntime:
         def _final(_: Any) -> Deferred[Any]:
             return self.flush_counters()
 
-        d = self.flush(force=True)
+        d = self.buffer.drain()
         d.addCallback(_final)
         d.addBoth(self._stop_io)
         return d
 
     def _stop_io(self, result: Any) -> Any:
         self.closed = True
+        self.buffer.stop()
         if self._io.started:
             self._io.stop()
         if self._listener is not None:
@@ -317,7 +337,7 @@ class HitlRuntime:
         """Queue an event; written with the next flush."""
         ids.setdefault("run_id", self.run_id)
         ids.setdefault("spider", self.spider_name or None)
-        self._event_buffer.append(make_event(type, payload, **ids))
+        self.buffer.events.append(make_event(type, payload, **ids))
 
     # --- the hot path: held? session? -------------------------------------------------------
     def is_domain_paused(self, domain: str) -> bool:
@@ -385,14 +405,12 @@ class HitlRuntime:
             logger.error("Cannot park %s, so it is dropped: %s", request, exc,
                          extra={"spider": self.spider})
             if park_id:
-                self._ack_buffer.append(park_id)
+                self.buffer.acks.append(park_id)
             return False
-        self._park_buffer.append(
+        self.buffer.add(
             ParkEntry.build(domain=domain, fingerprint=fp, request=data, reason=reason,
                             replaces=park_id, run_id=self.run_id, parked_at=time.time())
         )
-        if len(self._park_buffer) >= self.settings.park_buffer_max:
-            self._apply_backpressure()
         if fp:
             self.parked_fps.add(fp)
         self.parked_domains.add(domain)
@@ -418,109 +436,19 @@ class HitlRuntime:
             # still discover the same page (resumed requests bypass Scrapy's dupefilter).
             self.inflight_resumed.pop(park_id)
             self.errored_resumed.discard(park_id)
-            self._ack_buffer.append(park_id)
-
-    def _apply_backpressure(self) -> None:
-        """Too many parked requests wait for Redis: stop Scrapy from taking more requests off
-        its scheduler until they are written, so memory stays bounded however fast a spider
-        yields requests to a paused domain."""
-        engine = self.crawler.engine
-        if self._backpressure or engine is None:
-            return
-        self._backpressure = True
-        engine.pause()
-        self.crawler.stats.inc_value("hitl/parked/backpressure")
-        logger.debug("Parking faster than Redis takes it: pausing the engine",
-                     extra={"spider": self.spider})
-        self.flush()
+            self.buffer.acks.append(park_id)
 
     def has_room(self) -> bool:
-        return len(self._park_buffer) < self.settings.park_buffer_max
+        return self.buffer.has_room()
 
     def wait_for_room(self) -> Deferred[None]:
         """Fires once the park buffer has drained (see HitlStartMiddleware)."""
-        from twisted.internet.defer import Deferred
-
-        d: Deferred[None] = Deferred()
-        self._room_waiters.append(d)
-        if not self._backpressure:
-            self._apply_backpressure()
-        return d
-
-    def _release_backpressure(self) -> None:
-        if self._backpressure and len(self._park_buffer) < self.settings.park_buffer_max // 4:
-            self._backpressure = False
-            waiters, self._room_waiters = self._room_waiters, []
-            for waiter in waiters:
-                waiter.callback(None)
-            engine = self.crawler.engine
-            if engine is not None:
-                engine.unpause()
-                # unpause() only clears a flag; without a nudge the engine would wait for
-                # its 5 s heartbeat before taking the next request.
-                slot = getattr(engine, "_slot", None)
-                if slot is not None:
-                    slot.nextcall.schedule()
+        return self.buffer.wait_for_room()
 
     def flush(self, force: bool = False) -> Deferred[Any]:
-        """Write buffered parks, acks and events in one I/O-thread call, in order."""
-        from twisted.internet.defer import succeed
-
-        if self._flushing is not None:
-            if not force:
-                return self._flushing
-            d = self._flushing
-            d2: Deferred[Any] = d.addBoth(lambda _: None)
-            return d2.addCallback(lambda _: self.flush(force=True))
-        if not (self._park_buffer or self._ack_buffer or self._event_buffer):
-            return succeed(None)
-        parks, self._park_buffer = self._park_buffer, []
-        acks, self._ack_buffer = self._ack_buffer, []
-        evs, self._event_buffer = self._event_buffer, []
-        d = self.io(self._write, self.spider_name, parks, acks, evs)
-
-        def _done(result: Any) -> Any:
-            self._flushing = None
-            self._release_backpressure()
-            if self._backpressure:  # still over the mark: keep writing
-                self.flush()
-            return result
-
-        def _failed(failure: Any) -> None:
-            # Redis away: put everything back in front and try again on the next tick.
-            logger.warning("Could not write parked requests to Redis, will retry: %s",
-                           failure.getErrorMessage(), extra={"spider": self.spider})
-            self._park_buffer[:0] = parks
-            self._ack_buffer[:0] = acks
-            self._event_buffer[:0] = evs
-
-        d.addErrback(_failed)
-        d.addBoth(_done)
-        self._flushing = d
-        return d
-
-    def _write(self, spider: str, parks: list[ParkEntry], acks: list[str], evs: list[Event]) -> None:
-        """I/O thread: park, ack, then publish the events (parks first, so a reader of
-        ``requests.parked`` finds them in Redis)."""
-        st = self.state
-        if parks:
-            ids = st.parking.park(spider, parks)
-            dup = sum(1 for i in ids if i is None)
-            if dup:
-                _reactor().callFromThread(self.crawler.stats.inc_value, "hitl/parked/duplicates", dup)
-            by_domain: dict[str, int] = defaultdict(int)
-            for entry, park_id in zip(parks, ids):
-                if park_id:
-                    by_domain[entry.domain] += 1
-            for domain, n in by_domain.items():
-                evs.append(make_event(
-                    "requests.parked", {"count": n, "total": st.parking.count(spider, domain)},
-                    spider=spider, domain=domain, run_id=self.run_id,
-                ))
-        if acks:
-            st.parking.ack(spider, acks)
-        if evs:
-            st.events.append(evs)
+        """Write buffered parks, acks and events in one I/O-thread call, in order (see
+        ParkBuffer.flush: never fails, backs off while Redis is away)."""
+        return self.buffer.flush(force)
 
     # --- domain stats ---------------------------------------------------------------------
     def record(self, domain: str, *, engine: str, ok: bool, status: int, reason: str = "", kind: str = "") -> None:
@@ -640,7 +568,7 @@ class HitlRuntime:
         buffered to be."""
 
         def _loaded(fps: set[str]) -> None:
-            self.parked_fps = fps | {e.fingerprint for e in self._park_buffer if e.fingerprint}
+            self.parked_fps = fps | {e.fingerprint for e in self.buffer.parks if e.fingerprint}
 
         return self.io(self.state.parking.fingerprints, self.spider_name).addCallback(_loaded)
 
