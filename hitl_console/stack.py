@@ -33,13 +33,14 @@ def run_stack(config: StateConfig, *, host: str = "127.0.0.1", port: int = 8000,
             connect(config.redis_url, config.data_dir)
             click.echo(f"Redis     {config.redis_url} (HITL_REDIS_URL)")
         else:
-            embedded = EmbeddedRedis(config.data_dir)
+            embedded = EmbeddedRedis(config.data_dir, server=config.redis_server)
             if embedded.is_running():
                 click.echo(f"Redis     embedded, already running on {embedded.socket_path}")
                 embedded = None  # someone else started it: not ours to stop
             else:
                 embedded.run_foreground()
-                click.echo(f"Redis     embedded on {embedded.socket_path} (AOF in {config.data_dir})")
+                click.echo(f"Redis     embedded on {embedded.socket_path} (AOF in {config.data_dir}; "
+                           f"{embedded.binary})")
     except RedisUnavailable as exc:
         raise click.ClickException(str(exc)) from exc
 

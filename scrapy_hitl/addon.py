@@ -36,7 +36,9 @@ ITEM_SOURCE_MW_PRIORITY = 60  # spider middleware, after HttpError (50): sees wh
 QUALITY_PIPELINE_PRIORITY = 950  # after the project's own pipelines: it scores what they made
 
 # State location falls back to the environment, so the add-on must not pin it.
-_ENV_FALLBACK = {"HITL_DATA_DIR", "HITL_DATABASE_URL", "HITL_REDIS_URL", "HITL_SECRET_KEY"}
+_ENV_FALLBACK = {
+    "HITL_DATA_DIR", "HITL_DATABASE_URL", "HITL_REDIS_SERVER", "HITL_REDIS_URL", "HITL_SECRET_KEY"
+}
 
 
 def _listed(components: Any, cls: type) -> bool:

@@ -19,17 +19,21 @@ if TYPE_CHECKING:
 
     from scrapy.settings import BaseSettings
 
-_STATE_NAMES = ("HITL_DATA_DIR", "HITL_DATABASE_URL", "HITL_REDIS_URL", "HITL_SECRET_KEY")
+_STATE_NAMES = (
+    "HITL_DATA_DIR", "HITL_DATABASE_URL", "HITL_REDIS_SERVER", "HITL_REDIS_URL", "HITL_SECRET_KEY"
+)
 
 
 @dataclass(frozen=True, slots=True)
 class StateConfig:
-    """The four things every process must agree on to share one state."""
+    """The four things every process must agree on to share one state, and the binary of
+    the embedded Redis."""
 
     data_dir: Path
     database_url: str
     redis_url: str  # "" means the embedded redis-server in data_dir
     secret_key: str
+    redis_server: str = ""  # the embedded Redis's binary; "" means the newest one found
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> StateConfig:
@@ -59,7 +63,17 @@ class StateConfig:
             database_url=str(database_url),
             redis_url=str(values["HITL_REDIS_URL"] or ""),
             secret_key=str(secret_key),
+            redis_server=str(values["HITL_REDIS_SERVER"] or ""),
         )
+
+
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` (and its missing parents) with mode 0700 for the last part.
+
+    The data dir holds the secret key, the database and the AOF, so nobody else may list or
+    read it. A directory that already exists is left as it is: the user chose it.
+    """
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
 def _secret_key_file(data_dir: Path) -> str:
@@ -68,7 +82,7 @@ def _secret_key_file(data_dir: Path) -> str:
     O_EXCL makes two processes starting at once agree on one key.
     """
     path = data_dir / "secret_key"
-    data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(data_dir)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

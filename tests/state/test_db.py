@@ -282,3 +282,32 @@ def test_0008_quality_downgrade_and_upgrade_again(db):
     assert tables(db) == TABLES - QUALITY_TABLES
     assert db.upgrade() == ("0007", HEAD)
     assert tables(db) == TABLES
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new", "existing-0644"])
+def test_sqlite_files_are_private(tmp_path, existing):
+    """The database holds the session vault and the users: 0600 files (the WAL and shared
+    memory too) in a 0700 directory, also for a database an older version left 0644."""
+    import contextlib
+    import sqlite3
+    import stat
+
+    data_dir = tmp_path / "hitl"
+    path = data_dir / "hitl.db"
+    if existing:
+        data_dir.mkdir()
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            conn.execute("CREATE TABLE t (x)")
+            conn.commit()
+        path.chmod(0o644)
+    db = Database(f"sqlite:///{path}")
+    try:
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS t (x)")
+            conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in data_dir.iterdir()}
+        assert modes == {"hitl.db": 0o600, "hitl.db-wal": 0o600, "hitl.db-shm": 0o600}
+        if not existing:  # a directory the user made is theirs
+            assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+    finally:
+        db.dispose()
