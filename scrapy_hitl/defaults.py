@@ -70,6 +70,11 @@ HITL_REVIEW_WAIT = 0  # seconds a finished crawl stays open for reviewers while 
 # --- sessions (cookie vault) -------------------------------------------------------------
 HITL_SESSIONS_ENABLED = True
 
+# --- error snapshots: the first failure of each kind per domain keeps its page (docs/console.md) ---
+HITL_SNAPSHOTS_ENABLED = True
+HITL_SNAPSHOTS_MAX = 100  # snapshots kept per run; later new kinds are only counted (0: none)
+HITL_SNAPSHOTS_MAX_BYTES = 1_000_000  # per HTML (cut) or screenshot (left out when larger)
+
 # --- the run extension: waiting, resuming, events ------------------------------------------
 HITL_EXTENSION_ENABLED = True
 HITL_EVENTS_MAXLEN = 100_000  # events kept in the Redis stream (approximate trim)

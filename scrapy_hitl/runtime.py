@@ -151,7 +151,11 @@ class HitlRuntime:
             logger.critical("scrapy-hitl cannot start: %s", exc)
             raise
         self.classifier = BlockClassifier.from_settings_value(self.settings.block_signatures)
+        from scrapy_hitl.snapshots import ErrorSnapshots  # (it imports this module's helpers)
+
         self.run_id = runs.new_run_id()
+        # the first failure of each kind per domain keeps its page (scrapy_hitl.snapshots)
+        self.snapshots = ErrorSnapshots.of(self)
         self.spider_name = ""
         self.spider: Spider | None = None
 

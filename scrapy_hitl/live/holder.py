@@ -165,6 +165,8 @@ class LiveHolder:
         rt.opening.add(key)
         try:
             artifacts = await self.pool.capture(page)
+            judgement.artifacts = artifacts
+            rt.snapshots.verdict(request, response, judgement)  # the first of its kind keeps the page
             headers = judgement.headers
             data, created = await maybe_deferred_to_future(rt.io(
                 _open_with_artifacts, rt.state, artifacts,

@@ -147,6 +147,8 @@ class HitlBlockMiddleware:
                   reason=verdict.reason, kind=verdict.type or "")
         if verdict.action in ("pause", "escalate", "retry"):  # a 404 is not a block
             self.stats.inc_value(f"hitl/blocks/{verdict.reason}")
+        if verdict.action in ("pause", "fail"):  # the first of its kind keeps the page (snapshots.py)
+            rt.snapshots.verdict(request, response, judgement)
 
         if verdict.action == "pause":
             if not rt.ladder.human:

@@ -164,6 +164,8 @@ class HitlEscalationMiddleware:
                         and self.live.can_hold(judgement.domain)):
                     return self.live.hold(request, response, judgement)  # awaits the reviewer
                 return self._capture(request, response, judgement)  # a coroutine: Scrapy awaits it
+            if action == "escalate" and has_page and self.rt.snapshots.wants_verdict(judgement):
+                return self._capture(request, response, judgement, escalate=True)  # error snapshot
             if has_page:
                 assert self.pool is not None
                 self.pool.close_page(request)
@@ -176,11 +178,13 @@ class HitlEscalationMiddleware:
             self._learn(judgement.domain, plan, tier)
         return response
 
-    async def _capture(self, request: Request, response: Response, judgement: Judgement) -> Response:
+    async def _capture(
+        self, request: Request, response: Response, judgement: Judgement, escalate: bool = False
+    ) -> Request | Response:
         assert self.pool is not None
         judgement.artifacts = await self.pool.capture_and_close(request)
         _strip_browser_meta(request.meta)
-        return response
+        return self._escalate(request, response, judgement) if escalate else response
 
     def _escalate(self, request: Request, response: Response, judgement: Judgement) -> Request | Response:
         meta = request.meta
@@ -194,6 +198,7 @@ class HitlEscalationMiddleware:
         self.stats.inc_value(f"hitl/escalations/{tier}/{upper}")
         self.stats.inc_value(f"hitl/escalations/reason/{verdict.reason}")
         self.stats.inc_value(f"hitl/blocks/{verdict.reason}")
+        self.rt.snapshots.verdict(request, response, judgement)  # the first of its kind keeps the page
         logger.debug("Escalating %(request)s from %(tier)s to %(upper)s: %(reason)s",
                      {"request": request, "tier": tier, "upper": upper, "reason": verdict.reason},
                      extra={"spider": self.rt.spider})

@@ -61,6 +61,7 @@ class HitlFailureMiddleware:
         if request.meta.get("dont_hitl"):
             return response
         if is_failing_status(response.status):
+            self.rt.snapshots.download_failed(request, request_domain(request), response=response)
             self._failed(request, f"http_{response.status}", response.status)
         elif self.streaks:
             self.streaks.pop(request_domain(request), None)
@@ -70,6 +71,7 @@ class HitlFailureMiddleware:
                           spider: Spider | None = None) -> None:
         if isinstance(exception, IgnoreRequest) or request.meta.get("dont_hitl"):
             return None  # parked, or dropped on purpose: not a failure of the site
+        self.rt.snapshots.download_failed(request, request_domain(request), exception=exception)
         self._failed(request, f"{type(exception).__name__}: {exception}"[:200], None)
         return None
 

@@ -480,3 +480,37 @@ class ItemEvent(Base):
     actor: Mapped[str] = mapped_column(String(255), default="")
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ErrorSnapshot(Base):
+    """The first failure of each kind in a run, per domain (crawlee's error snapshots): what
+    failed, where, and the page as the crawler had it: its HTML (gzip-compressed) and, from a
+    browser tier, a PNG screenshot; each capped at HITL_SNAPSHOTS_MAX_BYTES. The files are
+    loaded only when asked for (``deferred``), so listing a run's snapshots stays small."""
+
+    __tablename__ = "error_snapshots"
+    # One per (run, domain, source, code); its leading run_id serves the run page's listing.
+    __table_args__ = (Index("uq_error_snapshots_key", "run_id", "domain", "source", "code", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    spider: Mapped[str] = mapped_column(String(200), default="")
+    domain: Mapped[str] = mapped_column(String(255))
+    source: Mapped[str] = mapped_column(String(16))  # SNAPSHOT_SOURCES
+    code: Mapped[str] = mapped_column(String(200))  # the exception's class, or the verdict's reason
+    message: Mapped[str] = mapped_column(Text, default="")
+    url: Mapped[str] = mapped_column(Text, default="")
+    tier: Mapped[str] = mapped_column(String(16), default="static")
+    status: Mapped[int | None] = mapped_column(Integer)  # the HTTP status, when there was a response
+    html_type: Mapped[str] = mapped_column(String(100), default="")
+    html_size: Mapped[int] = mapped_column(Integer, default=0)  # bytes kept, before compression
+    html: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)  # gzip
+    screenshot_size: Mapped[int] = mapped_column(Integer, default=0)
+    screenshot: Mapped[bytes | None] = mapped_column(LargeBinary, deferred=True)  # PNG
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# spider_error: a callback raised; download_error: the download failed for good (retries
+# spent); pause / escalate / fail: the block classifier's verdict on a response.
+SNAPSHOT_SOURCES = ("spider_error", "download_error", "pause", "escalate", "fail")
+SNAPSHOT_FILES = ("html", "screenshot")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import psutil
 import pytest
 
-from scrapy_hitl.state import artifacts
+from scrapy_hitl.state import artifacts, snapshots
 from tests.integration.conftest import wait_for
 
 pytestmark = pytest.mark.browser
@@ -58,7 +58,8 @@ def test_a_js_only_page_is_fetched_static_then_in_the_browser_and_its_items_coll
     assert stats.get("hitl/interventions/created/selector_fix") is None
 
 
-def test_a_page_that_refuses_automation_fails_in_the_plain_browser_and_passes_in_stealth(crawl, fresh_sandbox):
+def test_a_page_that_refuses_automation_fails_in_the_plain_browser_and_passes_in_stealth(crawl, fresh_sandbox,
+                                                                                        state):
     result = crawl(args={"sections": "quotes,guarded", "details": "0"}, settings=FAST).wait()
 
     assert result.returncode == 0, result.log[-3000:]
@@ -75,6 +76,11 @@ def test_a_page_that_refuses_automation_fails_in_the_plain_browser_and_passes_in
     assert len(data) >= PAGES and all(r["status"] == 200 for r in data)
     agents = {r["user_agent"] for r in data}
     assert len(agents) == 1 and "HeadlessChrome" not in agents.pop()
+    # the first refusal in the plain browser is kept as an error snapshot, with a screenshot
+    kept = {(s["source"], s["code"], s["tier"]): s for s in snapshots.list_for_run(state.db, stats["hitl/run_id"])}
+    refused = kept[("escalate", "automation_detected", "browser")]
+    assert set(refused["files"]) == {"html", "screenshot"}
+    assert snapshots.load(state.db, refused["run_id"], refused["id"], "screenshot")[1].startswith(b"\x89PNG")
 
 
 def test_a_page_whose_data_arrives_after_load_is_judged_once_it_shows_the_data(crawl, tmp_path):
@@ -142,6 +148,11 @@ def test_a_pause_on_the_browser_tier_keeps_a_screenshot_and_the_rendered_html(cr
     result = run.wait()
     assert result.returncode == 0, result.log[-3000:]
     assert result.stats["hitl/escalations/static/browser"] == 1
+    # error snapshots: the static challenge page, then the browser's pause with the capture above
+    kept = {(s["source"], s["tier"]): s["files"] for s in snapshots.list_for_run(state.db, result.stats["hitl/run_id"])}
+    assert set(kept) == {("escalate", "static"), ("pause", "browser")}
+    assert set(kept["escalate", "static"]) == {"html"}
+    assert set(kept["pause", "browser"]) == {"html", "screenshot"}
 
 
 def test_a_static_pause_keeps_the_response_body(crawl, cli, state):
@@ -182,40 +193,3 @@ def test_a_crashed_browser_is_restarted_and_the_crawl_finishes(crawl, fresh_sand
     assert len(result.items_in("js")) == PAGES * 10
     assert all(item["born"] for item in result.items_in("js"))
     assert result.stats["playwright/browser_count"] >= 2  # relaunched after the crash
-
-
-REFUSAL_SPIDERS = {"SPIDER_MODULES": ["demo.spiders", "tests.support.spiders", "tests.support.refusal_spiders"]}
-
-
-def test_a_section_refused_by_a_real_bot_detector_climbs_to_stealth_and_the_next_run_starts_there(
-        crawl, fresh_sandbox):
-    """BotD (the npm library, served by the sandbox) refuses the browser tier's headless
-    Chromium in the page body and keeps the site's title; the spider declares only
-    hitl_expect. The refusal climbs to stealth, which BotD lets through."""
-    from sandbox.content import page_quotes
-
-    settings = {**FAST, **REFUSAL_SPIDERS}
-    first = crawl(spider="botd_quotes", settings=settings).wait()
-
-    assert first.returncode == 0, first.log[-3000:]
-    expected = sorted(q.text for n in range(1, PAGES + 1) for q in page_quotes(n))
-    assert sorted(item["text"] for item in first.items) == expected
-    stats = first.stats
-    assert stats["hitl/escalations/static/browser"] == 1  # page 1; the later pages start where it ended
-    assert stats["hitl/escalations/browser/stealth"] == 1
-    assert stats["hitl/blocks/automation_refused"] == 1  # the rendered refusal, judged as one
-    assert stats["hitl/tier/stealth/responses"] == PAGES
-    assert not any(key.startswith("hitl/interventions/created") for key in stats)
-    data = [r for n in range(1, PAGES + 1) for r in fresh_sandbox.requests(f"/botd/data/{n}")]
-    assert len(data) == PAGES and all(r["status"] == 200 for r in data)
-
-    fresh_sandbox.reset()
-    second = crawl(spider="botd_quotes", settings={**settings, "HITL_TIER_RECHECK_SHARE": 0}).wait()
-
-    assert second.returncode == 0, second.log[-3000:]
-    assert sorted(item["text"] for item in second.items) == expected
-    stats = second.stats
-    assert not any(key.startswith("hitl/escalations/") for key in stats)
-    assert "hitl/tier/static/requests" not in stats and "hitl/tier/browser/requests" not in stats
-    assert stats["hitl/tier/stealth/requests"] == PAGES
-    assert sum(fresh_sandbox.hits(prefix="/botd/page/").get(f"/botd/page/{n}", 0) for n in range(1, PAGES + 1)) == PAGES

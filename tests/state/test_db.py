@@ -249,7 +249,7 @@ def test_0006_consultations_downgrade_and_upgrade_again(db):
         command.downgrade(cfg, "0005")
     assert db.current_revision() == "0005"
     assert tables(db) == TABLES - {"api_keys", "consultations", "consultation_events", "webhook_deliveries",
-                                   "webhook_events"} - QUALITY_TABLES
+                                   "webhook_events"} - QUALITY_TABLES - SNAPSHOT_TABLES
     assert db.upgrade() == ("0005", HEAD)
     assert tables(db) == TABLES
 
@@ -279,7 +279,7 @@ def test_0008_quality_downgrade_and_upgrade_again(db):
     with db.engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "0007")
-    assert tables(db) == TABLES - QUALITY_TABLES
+    assert tables(db) == TABLES - QUALITY_TABLES - SNAPSHOT_TABLES
     assert db.upgrade() == ("0007", HEAD)
     assert tables(db) == TABLES
 
@@ -311,3 +311,17 @@ def test_sqlite_files_are_private(tmp_path, existing):
             assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
     finally:
         db.dispose()
+
+
+def test_0011_error_snapshots_downgrade_and_upgrade_again(db):
+    """0011 adds the error snapshots' table and its downgrade removes exactly it."""
+    from alembic import command
+
+    db.upgrade()
+    cfg = db._alembic_config()
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0010")
+    assert tables(db) == TABLES - SNAPSHOT_TABLES
+    assert db.upgrade() == ("0010", HEAD)
+    assert tables(db) == TABLES
