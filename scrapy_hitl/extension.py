@@ -21,6 +21,7 @@ from scrapy.exceptions import CloseSpider, DontCloseSpider, NotConfigured
 from scrapy.utils.defer import maybe_deferred_to_future
 from twisted.internet import task
 
+from scrapy_hitl import monitors
 from scrapy_hitl.runtime import HitlRuntime, _reactor
 from scrapy_hitl.state import runs
 from scrapy_hitl.state.serialization import UnsafeRequestClass, request_from_json
@@ -50,6 +51,7 @@ class HitlExtension:
         self.status = "running"
         self._last_progress: dict[str, Any] | None = None
         self._progress_loop: task.LoopingCall | None = None
+        self.monitors = monitors.MonitorSettings.from_settings(crawler.settings)  # a bad HITL_MONITORS stops here
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -97,6 +99,7 @@ class HitlExtension:
         else:
             status, event = "failed", "run.failed"
         stats = _json_stats(self.stats.get_stats())
+        await self._monitor(spider, reason, stats)  # findings into stats; an alert opens run_anomaly
         rt.emit(event, {"finish_reason": reason, "stats": stats, "closed": True})
 
         def _finish(_: Any) -> Deferred[Any]:
@@ -112,6 +115,49 @@ class HitlExtension:
         d.addCallback(_finish)
         d.addBoth(lambda _: rt.close())
         await maybe_deferred_to_future(d)
+
+    # --- run monitors (scrapy_hitl/monitors.py) -----------------------------------------------
+    async def _monitor(self, spider: Spider, reason: str, stats: dict[str, Any]) -> None:
+        """Judge the run against the spider's earlier completed runs (one query, on the I/O
+        thread); the findings go into the run's stored stats, and any alert opens one
+        ``run_anomaly`` intervention, so a human looks before the run's data is used."""
+        cfg = self.monitors
+        if not cfg.monitors:
+            return
+        rt = self.rt
+        try:
+            rows = await maybe_deferred_to_future(rt.io(
+                runs.completed_history, rt.state.db, spider.name, exclude=rt.run_id, limit=cfg.history_runs))
+        except Exception as exc:  # the state is unreachable: the run closes all the same
+            logger.error("Run monitors skipped: could not read earlier runs: %s", exc, extra={"spider": spider})
+            return
+        run = monitors.RunFacts(stats, reason, rt.run_id)
+        history = [monitors.RunFacts(r["stats"], r["finish_reason"], r["id"]) for r in rows]
+        findings = monitors.run_monitors(cfg, run, history)
+        alerts = [f for f in findings if f.status == monitors.ALERT]
+        stats[runs.MONITORS_STAT] = [f.to_dict() for f in findings]
+        stats["hitl/monitors/alerts"] = len(alerts)
+        self.stats.set_value("hitl/monitors/alerts", len(alerts))
+        for f in alerts:
+            logger.warning("Run monitor %s: %s", f.monitor, f.message, extra={"spider": spider})
+        allowed = getattr(spider, "allowed_domains", None) or ()
+        found = monitors.anomaly(findings, run, history, spider=spider.name,
+                                 fallback_domain=next(iter(allowed), "") or spider.name)
+        if found is None:
+            return
+        from scrapy_hitl.state import interventions  # the rare path: only when a monitor alerted
+
+        try:
+            data, _created = await maybe_deferred_to_future(rt.io(
+                interventions.open_or_update, rt.state, type="run_anomaly", reason=found["reason"],
+                domain=found["domain"], spider=spider.name, run_id=rt.run_id, evidence=found["evidence"]))
+        except Exception as exc:
+            logger.error("Could not open the run_anomaly intervention: %s", exc, extra={"spider": spider})
+            return
+        self.stats.inc_value("hitl/interventions/created/run_anomaly")
+        stats["hitl/interventions/created/run_anomaly"] = stats.get("hitl/interventions/created/run_anomaly", 0) + 1
+        logger.warning("Intervention %(id)s opened (run_anomaly): look at this run before its data is used; "
+                       "`hitl interventions resolve %(id)s` records that you did", data, extra={"spider": spider})
 
     # --- waiting -----------------------------------------------------------------------------
     def _waiting_on_humans(self) -> bool:

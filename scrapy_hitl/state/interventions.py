@@ -3,6 +3,10 @@
 At most one intervention is open per (domain, type); a unique partial index enforces it
 across processes. A domain is paused while any of its interventions is open; resolving the
 last one releases the domain, and the crawlers resume its parked requests on the event.
+
+``run_anomaly`` (a run monitor alerted at spider close, ``scrapy_hitl/monitors.py``) is the
+exception: it asks a human to look at a finished run's data, so it pauses nothing and holds
+no parked requests; resolving it records that someone looked, cancelling it drops nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +25,12 @@ if TYPE_CHECKING:
 
     from scrapy_hitl.cookies import Cookie
     from scrapy_hitl.state import HitlState
+
+
+# Every intervention type. The classifier's pause types (scrapy_hitl.classifier.PAUSE_TYPES)
+# pause their domain; the rest do not.
+TYPES = ("manual_access", "login_refresh", "captcha_solve", "selector_fix", "run_anomaly")
+NON_PAUSING_TYPES = frozenset({"run_anomaly"})
 
 
 class InterventionNotFound(LookupError):
@@ -71,7 +81,9 @@ def _history(row: Intervention) -> list[dict[str, Any]]:
 
 
 def _open_ids(session: Any, domain: str) -> list[int]:
-    q = select(Intervention.id).where(Intervention.domain == domain, Intervention.status == "open")
+    """The domain's open interventions that pause it."""
+    q = select(Intervention.id).where(Intervention.domain == domain, Intervention.status == "open",
+                                      Intervention.type.not_in(NON_PAUSING_TYPES))
     return sorted(session.scalars(q))
 
 
@@ -91,10 +103,12 @@ def open_or_update(
     priority: int = 0,
     actor: str = "crawler",
 ) -> tuple[dict[str, Any], bool]:
-    """Open an intervention for (domain, type), or touch the open one. Pauses the domain.
+    """Open an intervention for (domain, type), or touch the open one. Pauses the domain
+    (unless ``type`` is one of NON_PAUSING_TYPES).
 
     Returns (intervention, created).
     """
+    pausing = type not in NON_PAUSING_TYPES
     for _attempt in range(3):
         try:
             with state.db.session() as s:
@@ -135,11 +149,12 @@ def open_or_update(
             continue
     else:  # pragma: no cover - three lost races in a row
         raise RuntimeError(f"Could not open an intervention for {domain}/{type}")
-    pauses.set_domain(state.redis, domain, open_ids)
+    if pausing:
+        pauses.set_domain(state.redis, domain, open_ids)
     ids = {"intervention_id": data["id"], "domain": domain, "spider": spider or None, "run_id": run_id}
     payload = {"type": type, "reason": reason, "vendor": vendor, "url": url}
     state.events.emit("intervention.created" if created else "intervention.updated", payload, **ids)
-    if created:
+    if created and pausing:
         state.events.emit("domain.paused", {"interventions": open_ids}, domain=domain)
     return data, created
 
@@ -177,7 +192,8 @@ def _close(
         s.flush()
         data = intervention_to_dict(row)
         open_ids = _open_ids(s, row.domain)
-    pauses.set_domain(state.redis, data["domain"], open_ids)
+    if data["type"] not in NON_PAUSING_TYPES:
+        pauses.set_domain(state.redis, data["domain"], open_ids)
     return data, open_ids
 
 
@@ -216,7 +232,8 @@ def resolve(
             state, row.domain, cookies, user_agent=user_agent, proxy=proxy,
             source_format=source_format, captured_by=actor,
         )
-    parked = state.parking.domain_count(row.domain)
+    pausing = row.type not in NON_PAUSING_TYPES
+    parked = state.parking.domain_count(row.domain) if pausing else 0
     resolution: dict[str, Any] = {"action": "cookies" if session_info else "done"}
     if session_info:
         resolution["cookie_names"] = session_info["cookie_names"]
@@ -224,7 +241,7 @@ def resolve(
         state, intervention_id, status="resolved", actor=actor, note=note,
         resolution=resolution, parked=parked,
     )
-    released = not open_ids
+    released = pausing and not open_ids  # a run_anomaly held nothing: nothing to release
     state.events.emit(
         "intervention.resolved",
         {"type": data["type"], "action": resolution["action"], "parked": parked,
@@ -247,13 +264,14 @@ def resolve(
 def cancel(state: HitlState, intervention_id: int, *, note: str = "", actor: str = "cli") -> dict[str, Any]:
     """Give up: the domain's parked requests fail with reason ``intervention_cancelled``."""
     row = _require_open(state, intervention_id)
+    pausing = row.type not in NON_PAUSING_TYPES
     # Close first: if a concurrent resolve won, its requests must resume, not be dropped.
     data, open_ids = _close(
         state, intervention_id, status="cancelled", actor=actor, note=note,
-        resolution={"action": "cancel"}, parked=state.parking.domain_count(row.domain),
+        resolution={"action": "cancel"}, parked=state.parking.domain_count(row.domain) if pausing else 0,
     )
     failed: dict[str, int] = {}
-    for spider, domain in state.parking.pairs():
+    for spider, domain in state.parking.pairs() if pausing else ():  # a run_anomaly holds no request
         if domain == row.domain:
             n = state.parking.discard(spider, domain)
             if n:
@@ -276,7 +294,7 @@ def cancel(state: HitlState, intervention_id: int, *, note: str = "", actor: str
             "requests.failed", {"count": n, "reason": "intervention_cancelled"},
             spider=spider, domain=data["domain"], intervention_id=data["id"],
         )
-    if not open_ids:
+    if pausing and not open_ids:
         state.events.emit("domain.resumed", {"parked": 0}, domain=data["domain"])
     return {"intervention": data, "failed": total, "failed_by_spider": failed}
 
@@ -314,11 +332,12 @@ def get(state: HitlState, intervention_id: int, *, parked_limit: int = 20) -> di
         row = s.get(Intervention, intervention_id)
         if row is None:
             raise InterventionNotFound(intervention_id)
-        live = state.parking.domain_count(row.domain) if row.status == "open" else None
+        is_open, holds = row.status == "open", row.type not in NON_PAUSING_TYPES
+        live = (state.parking.domain_count(row.domain) if holds else 0) if is_open else None
         data = intervention_to_dict(row, live_parked=live)
         data["history"] = _history(row)
-    if row.status == "open":
-        data["parked_requests"] = [
+    if is_open:
+        data["parked_requests"] = [] if not holds else [
             {"park_id": p["park_id"], "url": p["request"].get("url"), "spider": spider,
              "reason": p.get("reason")}
             for spider, domain in state.parking.pairs() if domain == row.domain
@@ -352,10 +371,11 @@ def list_interventions(
     with state.db.session() as s:
         rows = list(s.scalars(q))
     counts: dict[str, int] = {}
-    if any(r.status == "open" for r in rows):
+    if any(r.status == "open" and r.type not in NON_PAUSING_TYPES for r in rows):
         for (_spider, d), n in state.parking.counts().items():
             counts[d] = counts.get(d, 0) + n
     return [
-        intervention_to_dict(r, live_parked=counts.get(r.domain, 0) if r.status == "open" else None)
+        intervention_to_dict(r, live_parked=(counts.get(r.domain, 0) if r.type not in NON_PAUSING_TYPES else 0)
+                             if r.status == "open" else None)
         for r in rows
     ]

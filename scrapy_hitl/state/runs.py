@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from scrapy_hitl.state.events import Event, EventStream
 
 FINAL_STATUSES = ("completed", "failed")
+MONITORS_STAT = "hitl/monitors"  # the run monitors' findings, kept with the stats (scrapy_hitl/monitors.py)
 
 
 def new_run_id() -> str:
@@ -28,6 +29,8 @@ def new_run_id() -> str:
 
 
 def run_to_dict(run: Run) -> dict[str, Any]:
+    stats = dict(run.stats or {})
+    monitors = stats.pop(MONITORS_STAT, None)
     return {
         "id": run.id,
         "spider": run.spider,
@@ -36,7 +39,8 @@ def run_to_dict(run: Run) -> dict[str, Any]:
         "project_dir": run.project_dir,
         "host": run.host,
         "pid": run.pid,
-        "stats": run.stats,
+        "stats": stats,
+        "monitors": monitors if isinstance(monitors, list) else [],
         "finish_reason": run.finish_reason,
         "created_at": iso(run.created_at),
         "updated_at": iso(run.updated_at),
@@ -115,6 +119,17 @@ def list_runs(
         q = q.where(or_(Run.created_at < at, and_(Run.created_at == at, Run.id < run_id)))
     with db.session() as s:
         return [run_to_dict(r) for r in s.scalars(q)]
+
+
+def completed_history(db: Database, spider: str, *, exclude: str, limit: int) -> list[dict[str, Any]]:
+    """The spider's last ``limit`` completed runs before ``exclude`` (the run closing), newest
+    first: ``{"id", "stats", "finish_reason", "finished_at"}``. One query, for the run monitors."""
+    q = (select(Run.id, Run.stats, Run.finish_reason, Run.finished_at)
+         .where(Run.spider == spider, Run.status == "completed", Run.id != exclude)
+         .order_by(Run.created_at.desc(), Run.id.desc()).limit(limit))
+    with db.session() as s:
+        return [{"id": r.id, "stats": r.stats or {}, "finish_reason": r.finish_reason or "",
+                 "finished_at": iso(r.finished_at)} for r in s.execute(q)]
 
 
 # Stream ids are Redis's clock; created_at / finished_at are the crawler host's. The margin

@@ -193,3 +193,40 @@ def test_a_crashed_browser_is_restarted_and_the_crawl_finishes(crawl, fresh_sand
     assert len(result.items_in("js")) == PAGES * 10
     assert all(item["born"] for item in result.items_in("js"))
     assert result.stats["playwright/browser_count"] >= 2  # relaunched after the crash
+
+
+REFUSAL_SPIDERS = {"SPIDER_MODULES": ["demo.spiders", "tests.support.spiders", "tests.support.refusal_spiders"]}
+
+
+def test_a_section_refused_by_a_real_bot_detector_climbs_to_stealth_and_the_next_run_starts_there(
+        crawl, fresh_sandbox):
+    """BotD (the npm library, served by the sandbox) refuses the browser tier's headless
+    Chromium in the page body and keeps the site's title; the spider declares only
+    hitl_expect. The refusal climbs to stealth, which BotD lets through."""
+    from sandbox.content import page_quotes
+
+    settings = {**FAST, **REFUSAL_SPIDERS}
+    first = crawl(spider="botd_quotes", settings=settings).wait()
+
+    assert first.returncode == 0, first.log[-3000:]
+    expected = sorted(q.text for n in range(1, PAGES + 1) for q in page_quotes(n))
+    assert sorted(item["text"] for item in first.items) == expected
+    stats = first.stats
+    assert stats["hitl/escalations/static/browser"] == 1  # page 1; the later pages start where it ended
+    assert stats["hitl/escalations/browser/stealth"] == 1
+    assert stats["hitl/blocks/automation_refused"] == 1  # the rendered refusal, judged as one
+    assert stats["hitl/tier/stealth/responses"] == PAGES
+    assert not any(key.startswith("hitl/interventions/created") for key in stats)
+    data = [r for n in range(1, PAGES + 1) for r in fresh_sandbox.requests(f"/botd/data/{n}")]
+    assert len(data) == PAGES and all(r["status"] == 200 for r in data)
+
+    fresh_sandbox.reset()
+    second = crawl(spider="botd_quotes", settings={**settings, "HITL_TIER_RECHECK_SHARE": 0}).wait()
+
+    assert second.returncode == 0, second.log[-3000:]
+    assert sorted(item["text"] for item in second.items) == expected
+    stats = second.stats
+    assert not any(key.startswith("hitl/escalations/") for key in stats)
+    assert "hitl/tier/static/requests" not in stats and "hitl/tier/browser/requests" not in stats
+    assert stats["hitl/tier/stealth/requests"] == PAGES
+    assert sum(fresh_sandbox.hits(prefix="/botd/page/").get(f"/botd/page/{n}", 0) for n in range(1, PAGES + 1)) == PAGES
