@@ -86,3 +86,13 @@ HITL_PAUSE_TIMEOUT = 1800  # seconds a spider waits for humans before closing "h
 HITL_PROGRESS_INTERVAL = 5.0  # seconds between run.progress events
 HITL_RESUME_BATCH = 500  # parked requests claimed from Redis per batch when resuming
 HITL_RUN_HEARTBEAT = 10.0  # seconds; a run whose heartbeat is 3x older is considered dead
+
+# --- run monitors: judge each run at close; an alert opens a run_anomaly intervention --------
+HITL_MONITORS_ENABLED = True
+HITL_MONITORS = {  # monitor -> options, merged over these; None turns one off (docs/settings.md#run-monitors)
+    "domain_without_items": {},  # a domain that gave items in the previous completed run gave none
+    "item_count_drop": {"share": 0.5, "runs": 5},  # items < share x the median of the last `runs` runs
+    "error_rate": {"max_rate": 0.2, "min_requests": 20},  # network errors + 5xx over requests
+    "block_rate": {"max_rate": 0.2, "min_requests": 20},  # responses refused at their last tier
+    "finish_reason": {"allowed": ["finished", "hitl_paused"]},  # "closespider_*" ends in a wildcard
+}
