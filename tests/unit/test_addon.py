@@ -27,7 +27,7 @@ from scrapy_hitl.quality.pipeline import HitlQualityPipeline
 from scrapy_hitl.quality.source import HitlItemSourceMiddleware
 
 ADDON = {"scrapy_hitl.Addon": 500}
-STATE_NAMES = {"HITL_DATA_DIR", "HITL_DATABASE_URL", "HITL_REDIS_URL", "HITL_SECRET_KEY"}
+STATE_NAMES = {"HITL_DATA_DIR", "HITL_DATABASE_URL", "HITL_REDIS_SERVER", "HITL_REDIS_URL", "HITL_SECRET_KEY"}
 TUNABLE_NAMES = sorted(n for n in dir(defaults) if n.startswith("HITL_") and n not in STATE_NAMES)
 
 SESSION_PATH = "scrapy_hitl.middlewares.session.HitlSessionMiddleware"

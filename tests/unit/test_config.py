@@ -12,7 +12,7 @@ from scrapy.settings import Settings
 from scrapy_hitl import defaults
 from scrapy_hitl.config import CrawlSettings, StateConfig
 
-STATE_NAMES = ("HITL_DATA_DIR", "HITL_DATABASE_URL", "HITL_REDIS_URL", "HITL_SECRET_KEY")
+STATE_NAMES = ("HITL_DATA_DIR", "HITL_DATABASE_URL", "HITL_REDIS_SERVER", "HITL_REDIS_URL", "HITL_SECRET_KEY")
 
 
 @pytest.fixture
@@ -33,8 +33,10 @@ def test_from_env_defaults(clean_env):
     assert cfg.data_dir == data_dir
     assert cfg.database_url == f"sqlite:///{data_dir / 'hitl.db'}"
     assert cfg.redis_url == ""
+    assert cfg.redis_server == ""  # the newest redis-server found
     # generated into the data dir on first use
     assert cfg.secret_key == (data_dir / "secret_key").read_text().strip()
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700  # it holds the key
     assert len(cfg.secret_key) == 64  # token_urlsafe(48)
 
 
@@ -42,6 +44,7 @@ def test_from_env_reads_every_variable(clean_env):
     environ = {
         "HITL_DATA_DIR": str(clean_env / "d"),
         "HITL_DATABASE_URL": "postgresql://u@db/hitl",
+        "HITL_REDIS_SERVER": "/opt/redis/bin/redis-server",
         "HITL_REDIS_URL": "redis://r:6379/2",
         "HITL_SECRET_KEY": "k-env",
     }
@@ -51,6 +54,7 @@ def test_from_env_reads_every_variable(clean_env):
         database_url="postgresql://u@db/hitl",
         redis_url="redis://r:6379/2",
         secret_key="k-env",
+        redis_server="/opt/redis/bin/redis-server",
     )
     assert not (clean_env / "d" / "secret_key").exists()  # a given key writes no file
 
