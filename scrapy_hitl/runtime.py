@@ -289,6 +289,10 @@ class HitlRuntime:
         if self._io.started:
             self._io.stop()
         if self._listener is not None:
+            try:  # end its 200 ms XREAD BLOCK now, not at its timeout
+                self.state.events.wake(f"hitl:wake:{self.run_id}")
+            except Exception:  # Redis away: the read times out instead
+                logger.debug("Could not wake the event listener", exc_info=True)
             self._listener.join(timeout=5)
         self.state.close()
         return result
@@ -305,7 +309,7 @@ class HitlRuntime:
         stream = EventStream(client)
         while not self._stopping.is_set():
             try:
-                events = stream.read(last_id, block_ms=200)
+                events = stream.read(last_id, block_ms=200, wake_key=f"hitl:wake:{self.run_id}")
             except Exception:  # Redis restarting: keep trying, nothing is lost
                 if self._stopping.wait(0.5):
                     return

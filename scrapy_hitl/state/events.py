@@ -121,10 +121,28 @@ class EventStream:
             pipe.xadd(self.key, {"data": ev.encode()}, maxlen=self.maxlen, approximate=True)
         return [i.decode() if isinstance(i, bytes) else i for i in pipe.execute()]
 
-    def read(self, after: str = "0-0", *, count: int = 500, block_ms: int | None = None) -> list[Event]:
-        """Events strictly after stream id ``after`` ("$" means only new ones)."""
-        resp = self.client.xread({self.key: after}, count=count, block=block_ms)
-        return [ev for _key, entries in resp or () for ev in _decode(entries)]
+    def read(self, after: str = "0-0", *, count: int = 500, block_ms: int | None = None,
+             wake_key: str = "") -> list[Event]:
+        """Events strictly after stream id ``after`` ("$" means only new ones). A blocking read
+        with a ``wake_key`` also returns, with no events, once ``wake(wake_key)`` was called."""
+        streams = {self.key: after}
+        if wake_key:
+            streams[wake_key] = "0-0"
+        resp = self.client.xread(streams, count=count, block=block_ms)
+        return [ev for key, entries in resp or () if key in (self.key, self._key_bytes) for ev in _decode(entries)]
+
+    @property
+    def _key_bytes(self) -> bytes:
+        return self.key.encode()
+
+    def wake(self, wake_key: str) -> None:
+        """End the blocking ``read(..., wake_key=wake_key)`` of another thread now, instead of
+        at its timeout (a crawl's close waited out the listener's 200 ms block). The key
+        expires after a minute."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.xadd(wake_key, {"wake": "1"})
+        pipe.expire(wake_key, 60)
+        pipe.execute()
 
     def range(self, start_id: str = "-", end_id: str = "+", *, count: int = 500) -> list[Event]:
         """Up to ``count`` events with ids from ``start_id`` to ``end_id`` (both inclusive),

@@ -83,6 +83,20 @@ def test_blocking_read_wakes_on_a_new_event(stream):
     assert [e.type for e in got] == ["spider.paused"]
 
 
+def test_wake_ends_a_blocking_read_with_no_events(stream, state):
+    """What the crawler's close does to its event listener, instead of waiting out the block."""
+    got = []
+    reader = threading.Thread(target=lambda: got.append(stream.read("$", block_ms=60_000, wake_key="hitl:wake:t")))
+    reader.start()
+    time.sleep(0.1)
+    stream.wake("hitl:wake:t")
+    reader.join(timeout=30)
+    assert not reader.is_alive() and got == [[]]
+    assert 0 < state.redis.ttl("hitl:wake:t") <= 60
+    stream.emit("spider.paused", spider="shop")  # the wake key's entries never read as events
+    assert [e.type for e in stream.read("0-0", wake_key="hitl:wake:t")] == ["spider.paused"]
+
+
 def test_blocking_read_times_out_empty(stream):
     t0 = time.monotonic()
     assert stream.read("$", block_ms=100) == []
