@@ -57,7 +57,7 @@ def run_demo(*, keep: bool, interactive: bool) -> int:
     if data_dir.exists():
         EmbeddedRedis(data_dir).stop()
         shutil.rmtree(data_dir)
-    data_dir.mkdir(parents=True)
+    data_dir.mkdir(mode=0o700, parents=True)
     env = {
         "HITL_DATA_DIR": str(data_dir),
         "HITL_DATABASE_URL": f"sqlite:///{data_dir / 'hitl.db'}",

@@ -104,7 +104,7 @@ class ItemWriter:
 
     def _dump(self) -> None:
         path = self.rt.config.data_dir / f"unsaved-items-{self.rt.run_id}.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the data dir
         with path.open("a", encoding="utf-8") as fh:
             for row in self.rows:
                 row = {k: v for k, v in row.items() if k != "evidence_key"}
