@@ -28,6 +28,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     console = ConsoleConfig.from_env(**dict(config or {}))
     app.config["HITL"] = console
+    if console.proxy_hops:
+        # Behind reverse proxies: the client IP (login limits) from their X-Forwarded-For.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=console.proxy_hops)  # type: ignore[method-assign]
     app.config["MAX_CONTENT_LENGTH"] = console.max_upload_bytes
     state = HitlState.open(StateConfig.from_env())
     app.extensions["hitl"] = state

@@ -23,8 +23,7 @@ from flask import Blueprint, current_app, g, request
 from flask_sock import Sock
 
 from hitl_console.auth import tokens
-from hitl_console.auth.guard import _token_from_request, authenticate
-from hitl_console.auth.users import get_user
+from hitl_console.auth.guard import _token_from_request, authenticate, check_token
 from hitl_console.errors import ApiError
 
 if TYPE_CHECKING:
@@ -139,13 +138,11 @@ def _release(_exc: BaseException | None) -> None:
 
 def _still_authorized() -> str | None:
     """None while the token and account stay valid, else why the stream ends (logout, expiry)."""
-    state = current_app.extensions["hitl"]
     try:
-        claims = tokens.decode(current_app.extensions["hitl_jwt_key"], g.live_token, state.redis)
+        check_token(g.live_token)  # also a password change, a disable, HITL_JWT_MAX_AGE
     except tokens.TokenError as exc:
         return str(exc)
-    user = get_user(state.db, int(claims["sub"]))
-    return None if user is not None and user["active"] else "this account is disabled"
+    return None
 
 
 @sock.route("/ws/events", bp=bp)

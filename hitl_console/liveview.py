@@ -30,8 +30,7 @@ from flask_sock import Sock
 
 from hitl_console import api
 from hitl_console.auth import tokens as jwt_tokens
-from hitl_console.auth.guard import _token_from_request, require
-from hitl_console.auth.users import get_user
+from hitl_console.auth.guard import _token_from_request, check_token, require
 from hitl_console.errors import ApiError
 from hitl_console.live import check_handshake
 from scrapy_hitl import defaults
@@ -195,14 +194,10 @@ def _release(_exc: BaseException | None) -> None:
 
 def _why_not_allowed(intervention_id: int) -> str | None:
     """None while the login, the account and the live-view token stay valid."""
-    state = api.state()
     try:
-        claims = jwt_tokens.decode(current_app.extensions["hitl_jwt_key"], g.live_jwt, state.redis)
+        check_token(g.live_jwt)  # also a password change, a disable, HITL_JWT_MAX_AGE
     except jwt_tokens.TokenError as exc:
         return str(exc)
-    user = get_user(state.db, int(claims["sub"]))
-    if user is None or not user["active"]:
-        return "this account is disabled"
     try:
         _tokens().check_held(g.live_view_token, intervention_id, g.user["id"])
     except TokenRefused as exc:

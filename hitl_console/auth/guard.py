@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from flask import current_app, g, request
 
 from hitl_console.auth import tokens
-from hitl_console.auth.users import get_user
+from hitl_console.auth.users import token_user
 from hitl_console.errors import ApiError
 from scrapy_hitl.state import apikeys
 
@@ -51,16 +51,29 @@ def authenticate() -> dict[str, Any]:
         authenticate_agent()  # 401 for a key that is not valid, whatever the endpoint
         raise ApiError(403, "forbidden", "API keys may only call the consultations endpoints; "
                                          "this one is for console users")
-    state = current_app.extensions["hitl"]
     try:
-        claims = tokens.decode(current_app.extensions["hitl_jwt_key"], token, state.redis)
+        claims, user = check_token(token)
     except tokens.TokenError as exc:
         raise ApiError(401, "unauthorized", str(exc)) from None
-    user = get_user(state.db, int(claims["sub"]))
-    if user is None or not user["active"]:
-        raise ApiError(401, "unauthorized", "this account is disabled")
     g.user, g.claims, g.auth_via = user, claims, via
     return user
+
+
+def check_token(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(claims, user) of a login token that is still good, else TokenError: a valid signature
+    and ``exp``, younger than HITL_JWT_MAX_AGE, not logged out, its account active, and
+    issued at the account's current token version (a password change or a disable since
+    revokes it). One primary-key query, the one that loads the user anyway."""
+    state = current_app.extensions["hitl"]
+    claims = tokens.decode(current_app.extensions["hitl_jwt_key"], token, state.redis,
+                           max_age=current_app.config["HITL"].jwt_max_age)
+    found = token_user(state.db, int(claims["sub"]))
+    if found is None or not found[0]["active"]:
+        raise tokens.TokenError("this account is disabled")
+    user, version = found
+    if claims.get("ver") != version or isinstance(claims.get("ver"), bool):
+        raise tokens.TokenError("token revoked: the password changed or the account was disabled since")
+    return claims, user
 
 
 def check_csrf() -> None:

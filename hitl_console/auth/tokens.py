@@ -31,14 +31,17 @@ def signing_key(secret_key: str) -> bytes:
                 info=b"scrapy-hitl jwt v1").derive(secret_key.encode())
 
 
-def issue(key: bytes, *, user_id: int, role: str, ttl: int) -> tuple[str, dict[str, Any]]:
+def issue(key: bytes, *, user_id: int, role: str, ttl: int, version: int = 0) -> tuple[str, dict[str, Any]]:
+    """A login token; ``version`` is the user's token version (``ver``), checked by the guard."""
     now = int(time.time())
-    claims = {"sub": str(user_id), "role": role, "iat": now, "exp": now + ttl,
+    claims = {"sub": str(user_id), "role": role, "iat": now, "exp": now + ttl, "ver": version,
               "jti": secrets.token_urlsafe(16), "csrf": secrets.token_urlsafe(24)}
     return jwt.encode(claims, key, algorithm=ALGORITHM), claims
 
 
-def decode(key: bytes, token: str, client: redis.Redis) -> dict[str, Any]:
+def decode(key: bytes, token: str, client: redis.Redis, *, max_age: int | None = None) -> dict[str, Any]:
+    """The claims of a valid token, else TokenError. ``max_age``: seconds since ``iat`` after
+    which the token is refused whatever its ``exp`` says (a ceiling on every token's life)."""
     try:
         claims = jwt.decode(token, key, algorithms=[ALGORITHM],
                             options={"require": ["exp", "iat", "jti", "sub"]})
@@ -46,6 +49,8 @@ def decode(key: bytes, token: str, client: redis.Redis) -> dict[str, Any]:
         raise TokenError("token expired") from exc
     except jwt.InvalidTokenError as exc:
         raise TokenError("invalid token") from exc
+    if max_age is not None and time.time() - int(claims["iat"]) > max_age:  # pyjwt int()ed iat
+        raise TokenError("token too old; log in again")
     if client.exists(_REVOKED + claims["jti"]):
         raise TokenError("token revoked")
     return claims

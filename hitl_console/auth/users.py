@@ -57,8 +57,10 @@ def create_user(db: Database, email: str, password: str, role: str = "reviewer")
         raise UserError(f"a user with email {email} already exists", status=409) from None
 
 
-def authenticate(db: Database, email: str, password: str) -> dict[str, Any] | None:
-    """The user if the email and password match an active account, else None."""
+def authenticate(db: Database, email: str, password: str) -> tuple[dict[str, Any], int] | None:
+    """(user, token version) if the email and password match an active account, else None.
+
+    The token version goes into the JWT the login issues (see ``token_user``)."""
     with db.session() as s:
         user = s.scalars(select(User).where(User.email == email.strip().lower())).first()
         if user is None:
@@ -68,12 +70,25 @@ def authenticate(db: Database, email: str, password: str) -> dict[str, Any] | No
             return None
         user.last_login_at = utcnow()
         s.flush()
-        return user_to_dict(user)
+        return user_to_dict(user), user.token_version
 
 
 def get_user(db: Database, user_id: int) -> dict[str, Any] | None:
     with db.session() as s:
         user = s.get(User, user_id)
+        return user_to_dict(user) if user else None
+
+
+def token_user(db: Database, user_id: int) -> tuple[dict[str, Any], int] | None:
+    """(user, token version) for checking a JWT: the one query each authenticated call makes."""
+    with db.session() as s:
+        user = s.get(User, user_id)
+        return (user_to_dict(user), user.token_version) if user else None
+
+
+def find_user(db: Database, email: str) -> dict[str, Any] | None:
+    with db.session() as s:
+        user = s.scalars(select(User).where(User.email == email.strip().lower())).first()
         return user_to_dict(user) if user else None
 
 
@@ -88,6 +103,8 @@ def list_users(db: Database, *, after: int | None = None, limit: int | None = No
 
 def update_user(db: Database, user_id: int, *, role: str | None = None, active: bool | None = None,
                 password: str | None = None) -> dict[str, Any] | None:
+    """Change a user. A new password, or a disable, revokes every token issued before it (the
+    token version goes up), so re-enabling an account does not revive its old tokens."""
     _check(password=password, role=role)
     with db.session() as s:
         user = s.get(User, user_id)
@@ -99,5 +116,7 @@ def update_user(db: Database, user_id: int, *, role: str | None = None, active: 
             user.active = active
         if password is not None:
             user.password_hash = generate_password_hash(password)
+        if password is not None or active is False:
+            user.token_version += 1
         s.flush()
         return user_to_dict(user)

@@ -30,22 +30,24 @@ def _limiter() -> LoginLimiter:
 @bp.post("/api/v1/auth/login")
 def login() -> Any:
     data = json_body("email", "password")
-    ip = request.remote_addr or "unknown"
+    ip = request.remote_addr or "unknown"  # the proxy's client with HITL_PROXY_HOPS
     limiter = _limiter()
-    wait = limiter.retry_after(data["email"], ip)
+    # The try is counted before the password is checked (see ratelimit.py), so concurrent
+    # tries cannot all get past the limit.
+    wait = limiter.acquire(data["email"], ip)
     if wait:
         response = jsonify({"error": "too_many_attempts",
                             "detail": f"too many failed logins; try again in {wait} s"})
         response.headers["Retry-After"] = str(wait)
         return response, 429
-    user = check_password(state().db, data["email"], data["password"])
-    if user is None:
-        limiter.failed(data["email"], ip)
+    found = check_password(state().db, data["email"], data["password"])
+    if found is None:
         raise ApiError(401, "invalid_credentials", "wrong email or password")
-    limiter.succeeded(data["email"])
+    limiter.succeeded(data["email"], ip)
+    user, version = found
     cfg = current_app.config["HITL"]
     token, claims = tokens.issue(current_app.extensions["hitl_jwt_key"], user_id=user["id"],
-                                 role=user["role"], ttl=cfg.jwt_ttl)
+                                 role=user["role"], ttl=cfg.jwt_ttl, version=version)
     response = jsonify({"access_token": token, "token_type": "bearer", "expires_in": cfg.jwt_ttl,
                         "csrf_token": claims["csrf"], "user": user})
     # The browser keeps the token where scripts cannot read it, and the CSRF value where

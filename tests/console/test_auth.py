@@ -77,7 +77,8 @@ def test_sixth_failed_login_for_one_account_within_a_minute_is_429(client, users
     sixth = client.post("/api/v1/auth/login", json={"email": "admin@example.com", "password": "nope nope"})
     assert sixth.status_code == 429
     assert sixth.json["error"] == "too_many_attempts" and int(sixth.headers["Retry-After"]) >= 1
-    # even the right password waits: the limit protects the account
+    # even the right password waits, from this address (the owner elsewhere gets in:
+    # test_auth_hardening.py)
     right = client.post("/api/v1/auth/login", json={"email": "admin@example.com", "password": "correct horse battery"})
     assert right.status_code == 429
 

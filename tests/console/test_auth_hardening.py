@@ -1,0 +1,249 @@
+"""Auth hardening (issue 14): the login limiter counts before the password check, a lockout
+slows the attacker without locking out the owner, a password change or a disable revokes
+existing tokens, and tokens have a maximum age whatever their ``exp``."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+
+import pytest
+from werkzeug.serving import make_server
+
+from hitl_console.auth import views
+from hitl_console.auth.ratelimit import LoginLimiter
+from hitl_console.config import ConsoleConfig
+from tests.support.console import PASSWORD, forge_token
+
+WRONG = "not the password"
+LOGIN = "/api/v1/auth/login"
+
+
+@pytest.fixture
+def served(app, users):
+    """The app (login limit 5 per 60 s) on a real threaded HTTP server in this process, so
+    concurrent requests race for real and the password checks can be counted."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    thread.join()
+
+
+def post_login(server, email: str, password: str, *, source: str = "127.0.0.1") -> tuple[int, dict]:
+    """POST the login from ``source`` (any 127/8 address is this machine's loopback)."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=60,
+                                      source_address=(source, 0))
+    try:
+        conn.request("POST", LOGIN, body=json.dumps({"email": email, "password": password}),
+                     headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def password_checks(monkeypatch):
+    """Counts the login view's password checks (the real check runs each time)."""
+    real, lock, calls = views.check_password, threading.Lock(), []
+
+    def counted(*args, **kwargs):
+        with lock:
+            calls.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(views, "check_password", counted)
+    return calls
+
+
+def test_sixty_concurrent_wrong_logins_run_five_password_checks_and_the_owner_still_gets_in(
+        served, password_checks):
+    barrier = threading.Barrier(60)
+    statuses: list[int] = []
+
+    def attack() -> None:
+        barrier.wait()
+        statuses.append(post_login(served, "admin@example.com", WRONG)[0])
+
+    threads = [threading.Thread(target=attack) for _ in range(60)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(password_checks) == 5
+    assert sorted(statuses) == [401] * 5 + [429] * 55
+
+    # The attacker's address is locked out, even with the right password ...
+    status, body = post_login(served, "admin@example.com", PASSWORD)
+    assert status == 429 and body["error"] == "too_many_attempts"
+    # ... and the owner, from another address, logs in during the attack.
+    status, body = post_login(served, "admin@example.com", PASSWORD, source="127.0.0.2")
+    assert status == 200 and body["user"]["email"] == "admin@example.com"
+    assert len(password_checks) == 6
+
+
+def test_successful_logins_do_not_count_towards_the_limit(client, users):
+    for _ in range(7):  # more than the 5 failures allowed per address
+        response = client.post(LOGIN, json={"email": "reviewer@example.com", "password": PASSWORD})
+        assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("proxy_hops", "attacker", "owner", "owner_status"),
+    [
+        pytest.param(1, "10.0.0.1", "10.0.0.2", 200, id="trusted-proxy-other-client-gets-in"),
+        pytest.param(0, "10.0.0.1", "10.0.0.2", 429, id="no-proxy-header-ignored"),
+    ],
+)
+def test_x_forwarded_for_names_the_client_only_behind_a_trusted_proxy(hitl_env, users, proxy_hops, attacker,
+                                                                     owner, owner_status):
+    from hitl_console.app import create_app
+
+    app = create_app({"login_attempts": 5, "login_window": 60, "proxy_hops": proxy_hops})
+    client = app.test_client()
+    try:
+        for _ in range(5):
+            r = client.post(LOGIN, json={"email": "admin@example.com", "password": WRONG},
+                            headers={"X-Forwarded-For": attacker})
+            assert r.status_code == 401
+        locked = client.post(LOGIN, json={"email": "admin@example.com", "password": PASSWORD},
+                             headers={"X-Forwarded-For": attacker})
+        assert locked.status_code == 429
+        r = client.post(LOGIN, json={"email": "admin@example.com", "password": PASSWORD},
+                        headers={"X-Forwarded-For": owner})
+        assert r.status_code == owner_status
+    finally:
+        app.extensions["hitl"].close()
+
+
+# (address, wait expected) in order, against one account, with attempts=2 and window=60:
+# the first 2 failures are free; from then on an address that failed waits 1, 2, 4 ... s
+# before its next try on the account, while one that did not fail is not delayed.
+DISTRIBUTED = [
+    ("10.0.0.1", 0),  # failure 1
+    ("10.0.0.2", 0),  # failure 2
+    ("10.0.0.3", 0),  # failure 3: 10.0.0.3 now waits 1 s
+    ("10.0.0.4", 0),  # failure 4: 10.0.0.4 waits 2 s
+    ("10.0.0.5", 0),  # failure 5: 4 s
+    ("10.0.0.6", 0),  # failure 6: 8 s
+    ("10.0.0.6", "wait"),  # a second try from it, at once: refused, and not counted
+    ("10.0.0.1", 0),  # failure 7 (its first failure was free): 16 s
+    ("10.0.0.1", "wait"),
+    ("10.0.0.7", 0),  # an address that never failed on the account: checked at once
+]
+
+
+def test_an_account_under_a_distributed_attack_delays_each_failing_address(hitl):
+    limiter = LoginLimiter(hitl.redis, attempts=2, window=60)
+    for n, (address, expected) in enumerate(DISTRIBUTED):
+        wait = limiter.acquire("Victim@example.com ", address)
+        if expected == "wait":
+            assert wait >= 1, (n, address)
+        else:
+            assert wait == 0, (n, address)
+    # 10.0.0.6's delay was set at its 6th failure: 2 ** (6 - 2 - 1) = 8 s at most
+    assert 1 <= limiter.acquire("victim@example.com", "10.0.0.6") <= 8
+    # the owner's success from 10.0.0.7 lifts its own delay and gives its reservations back
+    limiter.succeeded("victim@example.com", "10.0.0.7")
+    assert limiter.acquire("victim@example.com", "10.0.0.7") == 0
+
+
+def test_one_address_is_limited_across_accounts(hitl):
+    limiter = LoginLimiter(hitl.redis, attempts=3, window=60)
+    assert [limiter.acquire(f"u{n}@example.com", "10.9.9.9") for n in range(3)] == [0, 0, 0]
+    wait = limiter.acquire("u9@example.com", "10.9.9.9")
+    assert 1 <= wait <= 60
+    assert limiter.acquire("u9@example.com", "10.9.9.8") == 0
+
+
+def test_a_password_change_revokes_the_tokens_issued_before_it(client, auth, users):
+    old = auth.bearer("reviewer@example.com")
+    admin = auth.bearer("admin@example.com")
+    assert client.get("/api/v1/auth/me", headers=old).status_code == 200
+    r = client.patch(f"/api/v1/users/{users['reviewer']['id']}", headers=admin,
+                     json={"password": "a brand new password"})
+    assert r.status_code == 200
+    response = client.get("/api/v1/auth/me", headers=old)
+    assert response.status_code == 401 and response.json["error"] == "unauthorized"
+    assert "token revoked" in response.json["detail"]
+    # the new password gives a token that works; the admin's own token is untouched
+    new = auth.login("reviewer@example.com", "a brand new password")
+    assert new.status_code == 200
+    fresh = {"Authorization": f"Bearer {new.json['access_token']}"}
+    assert client.get("/api/v1/auth/me", headers=fresh).status_code == 200
+    assert client.get("/api/v1/auth/me", headers=admin).status_code == 200
+
+
+def test_re_enabling_an_account_does_not_revive_its_old_tokens(client, auth, users):
+    old = auth.bearer("reviewer@example.com")
+    admin = auth.bearer("admin@example.com")
+    url = f"/api/v1/users/{users['reviewer']['id']}"
+    assert client.patch(url, headers=admin, json={"active": False}).status_code == 200
+    assert client.patch(url, headers=admin, json={"active": True}).status_code == 200
+    assert client.get("/api/v1/auth/me", headers=old).status_code == 401
+    assert client.get("/api/v1/auth/me", headers=auth.bearer("reviewer@example.com")).status_code == 200
+
+
+def test_a_role_change_keeps_the_tokens(client, auth, users):
+    old = auth.bearer("reviewer@example.com")
+    admin = auth.bearer("admin@example.com")
+    r = client.patch(f"/api/v1/users/{users['reviewer']['id']}", headers=admin, json={"role": "admin"})
+    assert r.status_code == 200
+    me = client.get("/api/v1/auth/me", headers=old)
+    assert me.status_code == 200 and me.json["role"] == "admin"
+
+
+def _token(app, user, **claims) -> str:
+    now = int(time.time())
+    base = {"sub": str(user["id"]), "role": user["role"], "iat": now, "exp": now + 600, "ver": 0}
+    base.update(claims)
+    return forge_token(app.extensions["hitl_jwt_key"], claims={k: v for k, v in base.items() if v is not None})
+
+
+@pytest.mark.parametrize(
+    ("claims", "status", "detail"),
+    [
+        pytest.param({}, 200, None, id="fresh"),
+        pytest.param({"iat": int(time.time()) - 24 * 3600 - 120}, 401, "token too old; log in again",
+                     id="older-than-HITL_JWT_MAX_AGE-though-exp-is-ahead"),
+        pytest.param({"ver": None}, 401, "token revoked", id="no-token-version"),
+        pytest.param({"ver": 1}, 401, "token revoked", id="another-token-version"),
+    ],
+)
+def test_token_age_and_version_are_checked_on_decode(app, client, users, claims, status, detail):
+    token = _token(app, users["reviewer"], **claims)
+    response = client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == status
+    if detail is not None:
+        assert response.json["error"] == "unauthorized" and response.json["detail"].startswith(detail)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        pytest.param({"HITL_JWT_TTL": "8h"}, "HITL_JWT_TTL must be a whole number; got '8h'.", id="not-a-number"),
+        pytest.param({"HITL_JWT_MAX_AGE": "3600"}, "HITL_JWT_MAX_AGE (3600 s) is shorter than HITL_JWT_TTL",
+                     id="max-age-below-ttl"),
+        pytest.param({"HITL_LOGIN_ATTEMPTS": "0"}, "HITL_LOGIN_ATTEMPTS must be at least 1", id="no-attempts"),
+        pytest.param({"HITL_PROXY_HOPS": "-1"}, "HITL_PROXY_HOPS must be 0 or more", id="negative-hops"),
+    ],
+)
+def test_bad_auth_settings_name_the_setting(env, message):
+    with pytest.raises(ValueError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
+        ConsoleConfig.from_env(env)
+
+
+@pytest.mark.parametrize(
+    ("env", "max_age"),
+    [
+        pytest.param({}, 24 * 3600, id="default"),
+        pytest.param({"HITL_JWT_TTL": "172800"}, 172800, id="follows-a-longer-ttl"),
+        pytest.param({"HITL_JWT_MAX_AGE": "90000"}, 90000, id="set"),
+    ],
+)
+def test_max_age_defaults(env, max_age):
+    assert ConsoleConfig.from_env(env).jwt_max_age == max_age
