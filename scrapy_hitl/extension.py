@@ -23,7 +23,7 @@ from twisted.internet import task
 
 from scrapy_hitl import monitors
 from scrapy_hitl.runtime import HitlRuntime, _reactor
-from scrapy_hitl.state import runs
+from scrapy_hitl.state import missed, runs
 from scrapy_hitl.state.serialization import UnsafeRequestClass, request_from_json
 
 if TYPE_CHECKING:
@@ -88,6 +88,8 @@ class HitlExtension:
             self._progress_loop.stop()
         # Resumed requests never fetched (Ctrl-C, timeout) go back to their parked place;
         # ones whose download finally failed are done (acked).
+        if rt.drift is not None and rt.drift.pending:
+            rt.drift.settle()  # closing early (a close-spider limit, Ctrl-C): nothing left undecided
         unfinished = [p for p in rt.inflight_resumed if p not in rt.errored_resumed]
         finished = [p for p in rt.inflight_resumed if p in rt.errored_resumed]
         rt._ack_buffer.extend(finished)
@@ -103,9 +105,15 @@ class HitlExtension:
         rt.emit(event, {"finish_reason": reason, "stats": stats, "closed": True})
 
         def _finish(_: Any) -> Deferred[Any]:
+            # Kept copies of pages that are parked now go once the parks are written (a
+            # failed flush leaves them for the next run to park again: twice, never none).
+            kept = rt.drift.parked_kept_ids() if rt.drift is not None and not rt._park_buffer else []
+
             def _write() -> None:
                 if unfinished:
                     rt.state.parking.release(rt.spider_name, unfinished)
+                if kept:
+                    missed.forget(rt.state.redis, rt.spider_name, kept)
                 runs.update_run(rt.state.db, rt.run_id, status=status, stats=stats, finish_reason=reason)
                 runs.end_heartbeat(rt.state.redis, rt.run_id)
 
@@ -172,6 +180,10 @@ class HitlExtension:
 
     def spider_idle(self, spider: Spider) -> None:
         rt = self.rt
+        if rt.drift is not None and rt.drift.pending and rt.drift.settle():
+            # Out of work with pages that missed their data and nothing cleared them: they
+            # are parked now and a human is asked, so the crawl waits rather than end silently.
+            raise DontCloseSpider
         self.resume_released()
         if self._busy():
             raise DontCloseSpider

@@ -29,7 +29,7 @@ from scrapy_hitl.config import CrawlSettings, StateConfig
 from scrapy_hitl.exceptions import RequestParked
 from scrapy_hitl.learning import DomainCounters
 from scrapy_hitl.parkbuffer import ParkBuffer
-from scrapy_hitl.state import HitlState, domains, pauses, runs
+from scrapy_hitl.state import HitlState, domains, missed, pauses, runs
 from scrapy_hitl.state import artifacts as artifacts_service
 from scrapy_hitl.state import interventions as interventions_service
 from scrapy_hitl.state.events import make_event
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
     from scrapy.http import Response
 
+    from scrapy_hitl.drift import SelectorDrift
     from scrapy_hitl.middlewares.blocks import Judgement
     from scrapy_hitl.state.events import Event
     from scrapy_hitl.state.vault import Session
@@ -105,6 +106,7 @@ def _open_with_artifacts(
 
 _DOMAINS: dict[str, str] = {}  # netloc -> domain: a crawl sees few hosts, and each request asks 3 times
 _MAX_DOMAINS = 10_000
+_NO_PLAN: dict[str, Any] = {}
 
 
 def request_domain(request: Request) -> str:
@@ -172,6 +174,8 @@ class HitlRuntime:
         # The escalation middleware replaces these with the configured ladder and its memory.
         self.ladder = Ladder(TIERS)
         self.tier_memory: TierMemory | None = None
+        # Pages that missed hitl_expect on the top tier (scrapy_hitl.drift), set by the block middleware.
+        self.drift: SelectorDrift | None = None
         # One verdict per response, shared by the escalation and block middlewares.
         self.judgements: weakref.WeakKeyDictionary[Response, Judgement] = weakref.WeakKeyDictionary()
         self.inflight_resumed: dict[str, str] = {}  # park id -> fingerprint
@@ -232,6 +236,12 @@ class HitlRuntime:
         if released:
             logger.info("Took back %d requests claimed by a run that died", released,
                         extra={"spider": spider})
+        orphans = missed.take_orphans(
+            st.parking, spider.name, lambda run: run != self.run_id and not runs.is_alive(st.redis, run)
+        )
+        if orphans:
+            logger.info("Parked again %d pages that missed hitl_expect in a run that died before "
+                        "deciding what they were", len(orphans), extra={"spider": spider})
         self.parked_fps = st.parking.fingerprints(spider.name)
         self.parked_domains = set(st.parking.domains_of(spider.name))
         if self.settings.gc_freeze:
@@ -396,16 +406,22 @@ class HitlRuntime:
                 raise IgnoreRequest(f"parked ({held}): {request}")
 
     # --- parking --------------------------------------------------------------------------
+    def dedup_fingerprint(self, request: Request) -> str:
+        """The fingerprint a parked copy of ``request`` is deduplicated by ("" for none).
+
+        A request the spider sent with ``dont_filter`` is never deduplicated; one that is
+        ``dont_filter`` only because the add-on re-issued it a tier up still is, so the next
+        run's own copy of the page is dropped while this one waits parked.
+        """
+        if request.dont_filter and not (request.meta.get("hitl_escalation") or _NO_PLAN).get("filtered"):
+            return ""
+        return self.crawler.request_fingerprinter.fingerprint(request).hex()
+
     def park(self, request: Request, domain: str, reason: str) -> bool:
         """Buffer a request for parking. False if it cannot be serialized (logged, counted)."""
         stats = self.crawler.stats
         park_id = request.meta.get("hitl_park_id", "")
-        if park_id:
-            fp = self.inflight_resumed.pop(park_id, "")
-        elif request.dont_filter:
-            fp = ""
-        else:
-            fp = self.crawler.request_fingerprinter.fingerprint(request).hex()
+        fp = self.inflight_resumed.pop(park_id, "") if park_id else self.dedup_fingerprint(request)
         try:
             data = request_to_json(request, self.spider)  # type: ignore[arg-type]
         except UnserializableRequest as exc:

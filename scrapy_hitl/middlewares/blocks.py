@@ -13,10 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy.exceptions import NotConfigured
 from scrapy.http import TextResponse
+from scrapy.utils.httpobj import urlparse_cached
 
 from scrapy_hitl.classifier import Observation
+from scrapy_hitl.drift import SelectorDrift, without_stale_meta
 from scrapy_hitl.exceptions import RequestParked
 from scrapy_hitl.runtime import HitlRuntime, request_domain
+from scrapy_hitl.tiers import path_pattern
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider
@@ -45,6 +48,13 @@ class Judgement:
     expect_missing: bool
     # evidence the escalation middleware took from the browser page: kind -> (type, bytes)
     artifacts: dict[str, tuple[str, bytes]] | None = None
+
+
+def _pattern(request: Request) -> str:
+    """The request's page template: the escalation plan's, else computed (a forced tier)."""
+    plan = request.meta.get("hitl_escalation")
+    pattern = plan.get("pattern") if plan else None
+    return pattern or path_pattern(urlparse_cached(request).path or "/")
 
 
 def without_browser_meta(request: Request) -> Request:
@@ -85,9 +95,9 @@ class HitlBlockMiddleware:
         self.rt = runtime
         self.stats = crawler.stats
         self.max_body = runtime.settings.classifier_max_body
-        self.drift_pages = runtime.settings.selector_drift_pages
-        # selector drift: per domain, the requests whose pages missed hitl_expect in a row
-        self.drift: dict[str, list[Request]] = {}
+        # pages that missed hitl_expect on the top tier (one guard per crawler: the escalation
+        # middleware builds a second instance of this class for judge())
+        self.drift = SelectorDrift.of(runtime)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -158,8 +168,8 @@ class HitlBlockMiddleware:
             if verdict.type == "selector_fix":
                 return self._drift(request, response, domain, verdict)
             self._pause(request, response, domain, verdict, judgement)
-        if judgement.expect and not judgement.expect_missing:
-            self.drift.pop(domain, None)
+        if judgement.expect and not judgement.expect_missing and self.drift.pending:
+            self.drift.matched(domain, _pattern(request))
         if verdict.action == "ok" and "hitl_session" in request.meta:
             session = rt.session_for(domain)
             if session is not None:
@@ -193,30 +203,18 @@ class HitlBlockMiddleware:
         return {"status": response.status, "url": response.url, "body_excerpt": body}
 
     def _drift(self, request: Request, response: Response, domain: str, verdict: Verdict) -> Response:
-        """The expected selector is missing. Let the page through until it has happened on
-        HITL_SELECTOR_DRIFT_PAGES pages in a row; then park them all (no data is lost: they
-        are fetched again once a human has fixed the spider)."""
+        """The expected selector is missing on the top tier: the drift guard keeps the page's
+        request and lets the page through, until ``HITL_SELECTOR_DRIFT_PAGES`` pages of its
+        template have missed in a row; then they are parked and a human is asked (see
+        :mod:`scrapy_hitl.drift`, which also settles the undecided ones when the crawl idles)."""
         rt = self.rt
-        pending = self.drift.setdefault(domain, [])
-        pending.append(request)
-        if len(pending) < self.drift_pages:
+        evidence = {**self._evidence(response), "expect": self._expect(request),
+                    "tier": request.meta.get("hitl_tier", "static")}
+        parked = self.drift.missed(request, domain, _pattern(request), evidence)
+        if parked is None:
             rt.ack(request)
             return response
-        del self.drift[domain]
-        rt.open_intervention(
-            domain=domain, type="selector_fix", reason=verdict.reason,
-            url=request.url, response_status=response.status,
-            evidence={**self._evidence(response), "expect": self._expect(request),
-                      "pages": [r.url for r in pending]},
-        )
-        # The fix is new spider code: judge the refetched pages by it, not by the
-        # expectation the old code put in their meta.
-        for parked in pending:
-            meta = {k: v for k, v in parked.meta.items() if k not in ("hitl_expect", "hitl_expect_matched")}
-            if parked is request:
-                rt.hold(request.replace(meta=meta), domain, verdict.reason)
-            rt.park(parked.replace(meta=meta), domain, verdict.reason)
-        raise AssertionError("unreachable: the current request is the last pending one")
+        rt.hold(without_stale_meta(request), domain, verdict.reason)
 
     def process_exception(
         self, request: Request, exception: Exception, spider: Spider | None = None

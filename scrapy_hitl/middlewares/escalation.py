@@ -202,7 +202,12 @@ class HitlEscalationMiddleware:
         logger.debug("Escalating %(request)s from %(tier)s to %(upper)s: %(reason)s",
                      {"request": request, "tier": tier, "upper": upper, "reason": verdict.reason},
                      extra={"spider": self.rt.spider})
-        return request.replace(meta={**meta, "hitl_tier": upper}, dont_filter=True)
+        # dont_filter: the dupefilter has seen this URL (it is this request). The plan keeps
+        # whether the spider's own request was filtered, for deduplicating a parked copy.
+        plan = meta["hitl_escalation"]
+        if "filtered" not in plan:
+            plan = {**plan, "filtered": not request.dont_filter}
+        return request.replace(meta={**meta, "hitl_tier": upper, "hitl_escalation": plan}, dont_filter=True)
 
     def _learn(self, domain: str, plan: dict[str, Any], tier: str) -> None:
         chosen = Plan(tier=plan["start"], predicted=plan.get("predicted"), recheck=bool(plan.get("recheck")))

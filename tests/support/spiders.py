@@ -116,3 +116,32 @@ class LiveCaptchaSpider(scrapy.Spider):
     def parse(self, response: Any) -> Any:
         yield {"section": "quotes", "url": response.url, "quotes": len(response.css("div.quote")),
                "live": "hitl_live" in response.flags}
+
+
+class MissingDataSpider(scrapy.Spider):
+    """Quotes page 1, whose ``hitl_expect`` is ``expect`` (by default a selector the page
+    does not have): it misses its data on the top tier. With ``follow``, its callback then
+    asks for page 2 of the same template expecting ``div.quote``, which matches. With
+    ``linger`` seconds the callback keeps the crawl busy (to kill it before it decides)."""
+
+    name = "missing_data"
+
+    def __init__(self, base: str = "", expect: str = "div.no-such-quote", linger: str = "0",
+                 follow: str = "", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.port = urlsplit(base).port
+        self.hitl_expect = expect
+        self.linger = float(linger)
+        self.follow = bool(follow)
+
+    async def start(self) -> AsyncIterator[scrapy.Request]:
+        yield scrapy.Request(f"http://onepage.sandbox.test:{self.port}/quotes/page/1", callback=self.parse)
+
+    async def parse(self, response: Any) -> AsyncIterator[Any]:
+        if self.linger:
+            import asyncio
+
+            await asyncio.sleep(self.linger)
+        yield {"url": response.url, "quotes": len(response.css("div.quote"))}
+        if self.follow and response.url.endswith("/1"):
+            yield response.follow("/quotes/page/2", callback=self.parse, meta={"hitl_expect": "div.quote"})
