@@ -19,7 +19,7 @@ HITL_SECRET_KEY = ""  # empty: generated into <HITL_DATA_DIR>/secret_key (mode 0
 HITL_BLOCKS_ENABLED = True
 HITL_BLOCK_SIGNATURES: list[dict] = []  # extra signatures, checked before the built-in ones
 HITL_CLASSIFIER_MAX_BODY = 65536  # characters of the body the classifier looks at
-HITL_SELECTOR_DRIFT_PAGES = 3  # consecutive pages missing hitl_expect before selector_fix
+HITL_SELECTOR_DRIFT_PAGES = 3  # pages of one template missing hitl_expect in a row before selector_fix
 
 # --- escalation ladder: static -> browser -> stealth -> human (docs/escalation.md) -------------
 HITL_ESCALATION_ENABLED = True
