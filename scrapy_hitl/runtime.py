@@ -15,6 +15,7 @@ import threading
 import time
 import weakref
 from collections import defaultdict
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from scrapy import signals
@@ -41,6 +42,7 @@ from scrapy_hitl.tiers import TIERS, Ladder
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from cryptography.fernet import Fernet
     from scrapy import Request, Spider
     from scrapy.crawler import Crawler
     from twisted.internet.defer import Deferred
@@ -201,6 +203,15 @@ class HitlRuntime:
         if not self._io.started:
             self._io.start()
         return deferToThreadPool(_reactor(), self._io, fn, *args, **kwargs)
+
+    @cached_property
+    def sealer(self) -> Fernet:
+        """Encrypts the credentials a parked request keeps (scrapy_hitl.state.serialization
+        finds it through the spider's crawler). Made on first use: most crawls park none."""
+        from scrapy_hitl.state.crypto import fernet_for
+        from scrapy_hitl.state.serialization import SEAL_PURPOSE
+
+        return fernet_for(self.config.secret_key, purpose=SEAL_PURPOSE)
 
     # The buffers, under the names the extension and the benchmarks read.
     @property

@@ -3,6 +3,11 @@
 Runs before Scrapy's CookiesMiddleware (700), so the session's cookies go through the
 cookie jar like any other, and after UserAgentMiddleware (500), so the session's user agent
 (some anti-bot cookies are bound to it) wins.
+
+A request that carries the session sends the session's cookies in place of its own (one
+with ``dont_merge_cookies`` gets none of the session's). What the session put on a request is
+never parked with it (scrapy_hitl.state.serialization): a parked request comes back through
+here and gets the vault's current session, the refreshed one after a login refresh.
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ class HitlSessionMiddleware:
                 request.headers[b"User-Agent"] = session.user_agent
             if session.proxy and "proxy" not in request.meta:
                 request.meta["proxy"] = session.proxy
+                # the vault's: left out if the request is parked, attached again on the way out
+                request.meta["hitl_session_proxy"] = True
             request.meta["hitl_session"] = session.domain
             self.stats.inc_value("hitl/sessions/attached")
         elif rt.requires_session(domain):

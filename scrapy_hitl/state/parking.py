@@ -3,7 +3,9 @@
 Keys (all under ``hitl:``):
 
 - ``parked:<spider>:<domain>``  ZSET  park id -> park id (ids come from ``seq``: original order)
-- ``payload:<spider>``          HASH  park id -> JSON {domain, fp, request, reason, parked_at}
+- ``payload:<spider>``          HASH  park id -> JSON {domain, fp, request, reason, run_id,
+                                parked_at}; ``request`` carries no credential in clear
+                                (``serialization``: the vault's left out, its own sealed)
 - ``fps:<spider>``              HASH  fingerprint -> park id (dedup; dont_filter requests have none)
 - ``claimed:<spider>``          ZSET  park id -> park id, taken by a resuming run, not yet done
 - ``claim_owner:<spider>``      HASH  park id -> run id

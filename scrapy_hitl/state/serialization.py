@@ -3,6 +3,19 @@
 JSON rather than pickle: a parked request is data, and loading it must never run code.
 Bytes are tagged (``{"__b64__": ...}``); anything else that JSON cannot hold makes the
 request unserializable, which is reported at park time, never dropped silently.
+
+A parked request carries no secret in clear (it sits in Redis, and so in its AOF file):
+
+- What the session vault put on it is left out: its cookies (the session middleware gives
+  a request the session's cookies in place of its own), the ``Cookie`` header Scrapy's
+  CookiesMiddleware built from them, and the session's proxy with its
+  ``Proxy-Authorization``. The session middleware attaches the vault's *current* session
+  when the request goes out again, so a request parked for a login refresh leaves with
+  the new session.
+- The request's own secrets (its cookies and ``Cookie`` header when no session was
+  attached, ``Authorization``, ``Proxy-Authorization``, a ``meta["proxy"]`` with a user
+  and password) are kept, encrypted: one Fernet token under ``"hitl_sealed"``, keyed from
+  HITL_SECRET_KEY (purpose ``SEAL_PURPOSE``), opened again when the request is loaded.
 """
 
 from __future__ import annotations
@@ -10,6 +23,7 @@ from __future__ import annotations
 import base64
 import inspect
 import json
+import logging
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +31,10 @@ from scrapy import Request
 from scrapy.utils.request import request_from_dict
 
 if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
     from scrapy import Spider
+
+logger = logging.getLogger(__name__)
 
 # meta keys that describe one trip through the downloader, not the request itself
 TRANSIENT_META = frozenset(
@@ -30,9 +47,15 @@ TRANSIENT_META = frozenset(
         "is_start_request",
         "hitl_park_id",
         "hitl_session",
+        "hitl_session_proxy",
         "hitl_resumed",
     }
 )
+
+SEALED = "hitl_sealed"  # the key of the encrypted secrets in a stored request
+SEAL_PURPOSE = b"scrapy-hitl parked request secrets v1"  # HKDF purpose of their key
+# Headers that are credentials. (Scrapy's Headers store names title-cased, as bytes.)
+SECRET_HEADERS = (b"Authorization", b"Cookie", b"Proxy-Authorization")
 
 
 class UnserializableRequest(ValueError):
@@ -41,6 +64,48 @@ class UnserializableRequest(ValueError):
 
 class UnsafeRequestClass(ValueError):
     """Raised when a stored request names a class that is not a scrapy Request subclass."""
+
+
+def sealer_for(spider: Spider | None) -> Fernet | None:
+    """The key that seals the secrets of the spider's parked requests: its crawler's
+    HitlRuntime's (from HITL_SECRET_KEY), or None outside a crawl with the add-on."""
+    runtime = getattr(getattr(spider, "crawler", None), "_hitl_runtime", None)
+    return getattr(runtime, "sealer", None)
+
+
+def _take_secrets(request: Request, data: dict[str, Any]) -> dict[str, Any]:
+    """Remove the vault's secrets from ``data`` (``request_to_dict``'s, meta already
+    filtered), and move the request's own into the returned dict (empty if none)."""
+    meta, headers = data["meta"], data["headers"]
+    request_meta = request.meta
+    if "hitl_session" in request_meta and not request_meta.get("dont_merge_cookies"):
+        # The session middleware replaced the request's cookies with the vault's, and
+        # CookiesMiddleware built the Cookie header from its jar: both are rebuilt on the
+        # way out from the vault's current session.
+        data.pop("cookies", None)
+        headers.pop(b"Cookie", None)
+    if request_meta.get("hitl_session_proxy"):
+        meta.pop("proxy", None)  # the session's proxy: attached again with the session
+        headers.pop(b"Proxy-Authorization", None)
+    secrets: dict[str, Any] = {}
+    taken = {name: headers.pop(name) for name in SECRET_HEADERS if name in headers}
+    if taken:
+        secrets["headers"] = taken
+    if data.get("cookies"):
+        secrets["cookies"] = data.pop("cookies")
+    proxy = meta.get("proxy")
+    if isinstance(proxy, str) and "@" in proxy:  # scheme://user:password@host:port
+        secrets["proxy"] = meta.pop("proxy")
+    return secrets
+
+
+def _put_secrets(data: dict[str, Any], secrets: dict[str, Any]) -> None:
+    if "headers" in secrets:
+        data.setdefault("headers", {}).update(secrets["headers"])
+    if "cookies" in secrets:
+        data["cookies"] = secrets["cookies"]
+    if "proxy" in secrets:
+        data.setdefault("meta", {})["proxy"] = secrets["proxy"]
 
 
 def _encode(value: Any) -> Any:
@@ -112,12 +177,26 @@ def request_to_dict(request: Request, spider: Spider) -> dict[str, Any]:
     return data
 
 
-def request_to_json(request: Request, spider: Spider) -> dict[str, Any]:
-    """A JSON-safe dict of the request. Raises UnserializableRequest with the reason."""
+def request_to_json(request: Request, spider: Spider, *, sealer: Fernet | None = None) -> dict[str, Any]:
+    """A JSON-safe dict of the request, without the vault's secrets and with its own
+    sealed (see the module's docstring). ``sealer`` defaults to ``sealer_for(spider)``.
+
+    Raises UnserializableRequest with the reason.
+    """
     data = request_to_dict(request, spider)
     data["meta"] = {k: v for k, v in data.get("meta", {}).items() if k not in TRANSIENT_META}
+    secrets = _take_secrets(request, data)
     try:
-        return _encode(data)
+        out = _encode(data)
+        if secrets:
+            sealer = sealer or sealer_for(spider)
+            if sealer is None:
+                raise UnserializableRequest(
+                    f"{request} carries credentials ({', '.join(sorted(secrets))}) and there is "
+                    "no key to encrypt them: park requests from a crawl with the scrapy-hitl add-on"
+                )
+            out[SEALED] = sealer.encrypt(json.dumps(_encode(secrets)).encode()).decode("ascii")
+        return out
     except TypeError as exc:
         raise UnserializableRequest(
             f"{request}: cannot store {exc} in JSON; keep request.meta and cb_kwargs to "
@@ -125,9 +204,30 @@ def request_to_json(request: Request, spider: Spider) -> dict[str, Any]:
         ) from exc
 
 
-def request_from_json(data: dict[str, Any], spider: Spider) -> Request:
-    """Rebuild a request; refuses any ``_class`` that is not a Request subclass."""
-    data = _decode(data)
+def _open_secrets(sealed: str, sealer: Fernet | None, url: str) -> dict[str, Any]:
+    """The request's own secrets; none (logged) if they cannot be decrypted: the request is
+    still fetched, and a site that wanted them answers 401 or 403, which asks a human."""
+    from cryptography.fernet import InvalidToken
+
+    if sealer is None:
+        logger.warning("Loading the parked request %s without its credentials: no key to decrypt "
+                       "them outside a crawl with the scrapy-hitl add-on", url)
+        return {}
+    try:
+        return dict(_decode(json.loads(sealer.decrypt(sealed.encode("ascii")))))
+    except (InvalidToken, ValueError):
+        logger.warning("Loading the parked request %s without its credentials: they were "
+                       "encrypted with another HITL_SECRET_KEY", url)
+        return {}
+
+
+def request_from_json(data: dict[str, Any], spider: Spider, *, sealer: Fernet | None = None) -> Request:
+    """Rebuild a request, its sealed secrets decrypted (``sealer`` defaults to
+    ``sealer_for(spider)``); refuses any ``_class`` that is not a Request subclass."""
+    sealed = data.get(SEALED)
+    data = _decode({k: v for k, v in data.items() if k != SEALED} if sealed is not None else data)
+    if sealed:
+        _put_secrets(data, _open_secrets(sealed, sealer or sealer_for(spider), str(data.get("url"))))
     cls_path = data.get("_class")
     if cls_path is not None:
         # Only look the class up in modules already imported: importing a module named by

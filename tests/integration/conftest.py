@@ -115,3 +115,27 @@ def cookie_file(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture
+def own_redis(hitl_env, monkeypatch):
+    """A redis-server (AOF on) of this test alone, in place of the session's: a test may stop
+    it, or read every byte it wrote, without touching other tests."""
+    from tests.support.servers import RedisServer
+
+    server = RedisServer().start()
+    hitl_env["HITL_REDIS_URL"] = server.url  # the crawl fixture's environment
+    monkeypatch.setenv("HITL_REDIS_URL", server.url)  # the CLI's, and StateConfig.from_env()'s
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_state(own_redis, hitl_schema):
+    """``state``, on ``own_redis``."""
+    from scrapy_hitl.config import StateConfig
+    from scrapy_hitl.state import HitlState
+
+    st = HitlState.open(StateConfig.from_env())
+    yield st
+    st.close()

@@ -326,3 +326,29 @@ def test_counts_does_not_unindex_a_pair_parked_meanwhile(lot, state):
     assert lot.domains_of(SPIDER) == ["a.example"]
 
 
+
+
+def test_a_parked_request_keeps_its_credentials_only_encrypted(lot, state):
+    """What Redis stores (and its AOF) of a request with its own Authorization header and
+    cookies: neither value; claimed and loaded with the key, the request has both again."""
+    import scrapy
+    from scrapy import Request
+
+    from scrapy_hitl.state.crypto import fernet_for
+    from scrapy_hitl.state.serialization import SEAL_PURPOSE, request_from_json, request_to_json
+
+    sealer = fernet_for(state.config.secret_key, purpose=SEAL_PURPOSE)
+    spider = scrapy.Spider(name=SPIDER)
+    request = Request("https://a.example/account", headers={"Authorization": "Bearer tok-3f9e"},
+                      cookies={"own": "cookie-81d0"}, meta={"page": 1})
+    data = request_to_json(request, spider, sealer=sealer)
+    lot.park(SPIDER, [ParkEntry.build(domain="a.example", fingerprint="fp1", request=data)])
+
+    stored = b"".join(state.redis.hvals(f"hitl:payload:{SPIDER}"))
+    assert b"/account" in stored
+    assert b"tok-3f9e" not in stored and b"cookie-81d0" not in stored
+    (claimed,) = lot.claim(SPIDER, "a.example", 10, "run-2")
+    back = request_from_json(claimed.request, spider, sealer=sealer)
+    assert back.headers[b"Authorization"] == b"Bearer tok-3f9e"
+    assert back.cookies == {"own": "cookie-81d0"}
+    assert back.meta == {"page": 1}

@@ -76,6 +76,12 @@ class RedisServer:
 
     def restart(self) -> None:
         """Stop (SHUTDOWN writes the AOF) and start again on the same port and dir."""
+        self.shutdown()
+        self.start_again()
+
+    def shutdown(self) -> None:
+        """Stop the server the way an operator would (SHUTDOWN writes the AOF): clients get
+        "connection refused" until :meth:`start_again`."""
         client = redis.Redis.from_url(self.url)
         try:
             client.shutdown(nosave=False, save=False)
@@ -83,8 +89,15 @@ class RedisServer:
             pass
         assert self.proc is not None
         self.proc.wait(timeout=10)
+
+    def start_again(self) -> None:
+        """Start on the same port and dir (loading the AOF) after :meth:`shutdown`."""
         if not self._start_once():  # the port must stay: clients have the URL
             raise RuntimeError(f"redis-server did not restart on port {self.port}")
+
+    def files(self) -> list[Path]:
+        """Every file the server wrote in its dir (the AOF, and anything else)."""
+        return sorted(p for p in self.dir.rglob("*") if p.is_file())
 
     def stop(self) -> None:
         if self.proc is not None:

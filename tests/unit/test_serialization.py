@@ -10,13 +10,18 @@ import scrapy
 from scrapy import Request
 from scrapy.http import FormRequest, JsonRequest
 
+from scrapy_hitl.state.crypto import fernet_for
 from scrapy_hitl.state.serialization import (
+    SEAL_PURPOSE,
+    SEALED,
     TRANSIENT_META,
     UnsafeRequestClass,
     UnserializableRequest,
     request_from_json,
     request_to_json,
 )
+
+SEALER = fernet_for("test-secret", purpose=SEAL_PURPOSE)
 
 
 class ShopSpider(scrapy.Spider):
@@ -51,11 +56,11 @@ def spider():
     return ShopSpider()
 
 
-def roundtrip(request, spider):
-    data = request_to_json(request, spider)
+def roundtrip(request, spider, sealer=SEALER):
+    data = request_to_json(request, spider, sealer=sealer)
     # what is stored is plain JSON text
     data = json.loads(json.dumps(data))
-    return data, request_from_json(data, spider)
+    return data, request_from_json(data, spider, sealer=sealer)
 
 
 def test_roundtrip_keeps_every_attribute(spider):
@@ -263,3 +268,92 @@ def test_missing_callback_method_is_a_value_error(spider):
     data = request_to_json(Request("https://a.example/"), spider) | {"callback": "parse_gone"}
     with pytest.raises(ValueError, match="Method 'parse_gone' not found"):
         request_from_json(data, spider)
+
+
+# --- secrets: the vault's left out, the request's own sealed ----------------------------------
+
+VAULT = "vault-cookie-value-7f3a"
+OWN = "own-cookie-value-91c2"
+BEARER = b"Bearer token-5e8d"
+PROXY_AUTH = b"Basic dXNlcjpwcm94eS1wYXNz"
+PROXY_CREDS = "http://user:proxy-pass-4b1c@proxy.example:8080"
+
+
+def vault_request(**meta):
+    """A request as it leaves the session middleware and CookiesMiddleware with the vault's session."""
+    return Request("https://shop.example.com/a", cookies=[{"name": "sid", "value": VAULT}],
+                   headers={"Cookie": f"sid={VAULT}", "Authorization": BEARER},
+                   meta={"hitl_session": "shop.example.com", **meta})
+
+
+@pytest.mark.parametrize(
+    ("request_", "dropped", "sealed", "back_headers", "back_cookies", "back_proxy"),
+    [
+        pytest.param(
+            Request("https://a.example/", cookies={"sid": OWN}, headers={"Cookie": f"sid={OWN}",
+                    "Authorization": BEARER, "Proxy-Authorization": PROXY_AUTH},
+                    meta={"proxy": PROXY_CREDS}),
+            set(), {"headers", "cookies", "proxy"},
+            {b"Cookie": [f"sid={OWN}".encode()], b"Authorization": [BEARER],
+             b"Proxy-Authorization": [PROXY_AUTH]}, {"sid": OWN}, PROXY_CREDS,
+            id="no-session-everything-own-is-sealed"),
+        pytest.param(
+            vault_request(), {VAULT}, {"headers"},
+            {b"Authorization": [BEARER]}, {}, None,
+            id="session-cookies-and-header-dropped-authorization-sealed"),
+        pytest.param(
+            vault_request(dont_merge_cookies=True), set(), {"headers", "cookies"},
+            {b"Cookie": [f"sid={VAULT}".encode()], b"Authorization": [BEARER]},
+            [{"name": "sid", "value": VAULT}], None,
+            id="session-not-merged-so-the-cookies-are-the-requests-own"),
+        pytest.param(
+            Request("https://a.example/", headers={"Proxy-Authorization": PROXY_AUTH},
+                    meta={"hitl_session": "a.example", "hitl_session_proxy": True,
+                          "proxy": "http://proxy.example:8080"}),
+            {"proxy.example", PROXY_AUTH.decode()}, set(), {}, {}, None,
+            id="the-sessions-proxy-is-dropped"),
+        pytest.param(
+            Request("https://a.example/", meta={"proxy": "http://proxy.example:8080"}),
+            set(), set(), {}, {}, "http://proxy.example:8080",
+            id="a-proxy-without-credentials-stays-plain"),
+    ],
+)
+def test_secrets_are_dropped_or_sealed(spider, request_, dropped, sealed, back_headers, back_cookies,
+                                       back_proxy):
+    data, back = roundtrip(request_, spider)
+    text = json.dumps(data)
+    for secret in (VAULT, OWN, "token-5e8d", "proxy-pass-4b1c", "dXNlcjpwcm94eS1wYXNz", *dropped):
+        assert secret not in text
+    if sealed:
+        opened = json.loads(SEALER.decrypt(data[SEALED].encode()))
+        assert set(opened) == sealed
+    else:
+        assert SEALED not in data
+    secret_names = {b"Cookie", b"Authorization", b"Proxy-Authorization"}
+    assert {k: v for k, v in back.headers.items() if k in secret_names} == back_headers
+    assert back.cookies == back_cookies
+    assert back.meta.get("proxy") == back_proxy
+    assert not {"hitl_session", "hitl_session_proxy"} & set(back.meta)
+
+
+def test_sealing_does_not_touch_the_live_request(spider):
+    request = vault_request()
+    request_to_json(request, spider, sealer=SEALER)
+    assert request.cookies == [{"name": "sid", "value": VAULT}]
+    assert request.headers[b"Cookie"] == f"sid={VAULT}".encode()
+    assert request.headers[b"Authorization"] == BEARER
+
+
+def test_credentials_without_a_key_are_refused(spider):
+    with pytest.raises(UnserializableRequest, match=r"carries credentials \(headers\) and there is no key"):
+        request_to_json(Request("https://a.example/", headers={"Authorization": BEARER}), spider)
+
+
+def test_sealed_with_another_key_loads_without_them(spider, caplog):
+    data = request_to_json(Request("https://a.example/x", headers={"Authorization": BEARER},
+                                   meta={"page": 2}), spider, sealer=SEALER)
+    other = fernet_for("another-secret", purpose=SEAL_PURPOSE)
+    back = request_from_json(data, spider, sealer=other)
+    assert b"Authorization" not in back.headers
+    assert back.meta == {"page": 2}
+    assert "encrypted with another HITL_SECRET_KEY" in caplog.text
