@@ -401,6 +401,70 @@ def user_create(obj: _Ctx, email: str, role: str, password: str | None) -> None:
     click.echo(f"Created {created['role']} {created['email']} (id {created['id']}).")
 
 
+@user.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def user_list(obj: _Ctx, as_json: bool) -> None:
+    """List console accounts, oldest first."""
+    from hitl_console.auth.users import list_users
+
+    rows = list_users(obj.state().db)
+    if as_json:
+        _echo_json(rows)
+        return
+    if not rows:
+        click.echo("No console accounts. Create one with `hitl user create EMAIL --role admin`.")
+        return
+    click.echo(f"{'ID':>4}  {'ROLE':8}  {'STATUS':8}  {'LAST LOGIN':19}  EMAIL")
+    for r in rows:
+        click.echo(f"{r['id']:>4}  {r['role']:8}  {'active' if r['active'] else 'disabled':8}  "
+                   f"{(r['last_login_at'] or 'never')[:19]:19}  {r['email']}")
+
+
+def _update_user(obj: _Ctx, email: str, **changes: Any) -> dict[str, Any]:
+    from hitl_console.auth.users import UserError, find_user, update_user
+
+    found = find_user(obj.state().db, email)
+    if found is None:
+        raise click.ClickException(f"No console account {email.strip().lower()}. See `hitl user list`.")
+    try:
+        updated = update_user(obj.state().db, found["id"], **changes)
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from exc
+    assert updated is not None
+    return updated
+
+
+@user.command("password")
+@click.argument("email")
+@click.option("--password", help="For scripts; prompted for (hidden, twice) when omitted.")
+@pass_ctx
+def user_password(obj: _Ctx, email: str, password: str | None) -> None:
+    """Set a new password. Every login made with the old one is signed out."""
+    if password is None:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    updated = _update_user(obj, email, password=password)
+    click.echo(f"Changed the password of {updated['email']}; its existing logins are signed out.")
+
+
+@user.command("disable")
+@click.argument("email")
+@pass_ctx
+def user_disable(obj: _Ctx, email: str) -> None:
+    """Disable an account: it cannot log in, and its existing logins are signed out."""
+    updated = _update_user(obj, email, active=False)
+    click.echo(f"Disabled {updated['email']}; its existing logins are signed out.")
+
+
+@user.command("enable")
+@click.argument("email")
+@pass_ctx
+def user_enable(obj: _Ctx, email: str) -> None:
+    """Enable a disabled account again (its old logins stay signed out: log in again)."""
+    updated = _update_user(obj, email, active=True)
+    click.echo(f"Enabled {updated['email']}.")
+
+
 # --- API keys ------------------------------------------------------------------------------------
 @main.group()
 def apikey() -> None:

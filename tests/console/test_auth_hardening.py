@@ -247,3 +247,41 @@ def test_bad_auth_settings_name_the_setting(env, message):
 )
 def test_max_age_defaults(env, max_age):
     assert ConsoleConfig.from_env(env).jwt_max_age == max_age
+
+
+def test_cli_password_change_and_disable_sign_out_the_account(client, auth, users):
+    from click.testing import CliRunner
+
+    from hitl_console.cli import main
+
+    def hitl(*args: str):
+        return CliRunner().invoke(main, list(args))
+
+    old = auth.bearer("reviewer@example.com")
+    result = hitl("user", "password", "Reviewer@example.com", "--password", "another long pw")
+    assert result.exit_code == 0, result.output
+    assert result.output == "Changed the password of reviewer@example.com; its existing logins are signed out.\n"
+    assert client.get("/api/v1/auth/me", headers=old).status_code == 401
+    current = auth.login("reviewer@example.com", "another long pw")
+    assert current.status_code == 200
+    current = {"Authorization": f"Bearer {current.json['access_token']}"}
+
+    result = hitl("user", "disable", "reviewer@example.com")
+    assert result.exit_code == 0 and "Disabled reviewer@example.com" in result.output
+    assert client.get("/api/v1/auth/me", headers=current).status_code == 401
+    assert auth.login("reviewer@example.com", "another long pw").status_code == 401
+    listed = hitl("user", "list", "--json")
+    assert {u["email"]: u["active"] for u in json.loads(listed.output)} == {
+        "admin@example.com": True, "reviewer@example.com": False}
+
+    result = hitl("user", "enable", "reviewer@example.com")
+    assert result.exit_code == 0 and result.output == "Enabled reviewer@example.com.\n"
+    assert client.get("/api/v1/auth/me", headers=current).status_code == 401  # still signed out
+    assert auth.login("reviewer@example.com", "another long pw").status_code == 200
+
+    for args, message in ((("user", "disable", "nobody@example.com"), "No console account nobody@example.com"),
+                          (("user", "password", "admin@example.com", "--password", "short"), "at least 8")):
+        result = hitl(*args)
+        assert result.exit_code == 1 and message in result.output, result.output
+    table = hitl("user", "list")
+    assert table.exit_code == 0 and "reviewer@example.com" in table.output and "STATUS" in table.output
