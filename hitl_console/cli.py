@@ -183,7 +183,7 @@ def interventions() -> None:
 @interventions.command("list")
 @click.option("--status", type=click.Choice(["open", "resolved", "cancelled", "expired", "all"]),
               default="open", show_default=True)
-@click.option("--type", "type_", help="manual_access, login_refresh, captcha_solve, selector_fix")
+@click.option("--type", "type_", help="manual_access, login_refresh, captcha_solve, selector_fix, run_anomaly")
 @click.option("--domain")
 @click.option("--run", "run_id")
 @click.option("--limit", default=100, show_default=True)
@@ -238,7 +238,11 @@ def interventions_show(obj: _Ctx, intervention_id: int, as_json: bool) -> None:
         click.echo("parked requests (oldest first):")
         for p in data["parked_requests"]:
             click.echo(f"  {p['park_id']:>8}  {p['url']}")
-    if data["status"] == "open":
+    if data["status"] == "open" and data["type"] == "run_anomaly":
+        for alert in (data.get("evidence") or {}).get("alerts", []):
+            click.echo(f"  {alert.get('monitor')}: {alert.get('message')}")
+        click.echo(f"\nLook at run {data['run_id']}'s data, then: hitl interventions resolve {data['id']} --note ...")
+    elif data["status"] == "open":
         click.echo(f"\nResolve: hitl interventions resolve {data['id']} --cookies cookies.txt")
 
 

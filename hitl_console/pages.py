@@ -20,7 +20,7 @@ from flask import Blueprint, abort, g, make_response, redirect, render_template,
 from hitl_console.api import state
 from hitl_console.auth.guard import authenticate
 from hitl_console.errors import ApiError
-from scrapy_hitl.classifier import ACCESS_CLASSES, PAUSE_TYPES
+from scrapy_hitl.classifier import ACCESS_CLASSES
 from scrapy_hitl.state import artifacts, consultations, interventions as service, items, runs
 from scrapy_hitl.state.models import (
     CONSULTATION_STATES,
@@ -114,7 +114,7 @@ def dashboard() -> str:
 @login_required
 def interventions_list() -> str:
     return _page("interventions.html", "interventions", statuses=INTERVENTION_STATUSES,
-                 types=PAUSE_TYPES, filters={k: request.args.get(k, "")
+                 types=service.TYPES, filters={k: request.args.get(k, "")
                                              for k in ("status", "type", "domain", "run_id")})
 
 

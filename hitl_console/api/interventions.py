@@ -17,7 +17,6 @@ from hitl_console import api
 from hitl_console.api.captured import captured_session_from_request
 from hitl_console.auth.guard import require
 from hitl_console.errors import ApiError
-from scrapy_hitl.classifier import PAUSE_TYPES
 from scrapy_hitl.state import artifacts, interventions as service
 from scrapy_hitl.state.models import ARTIFACT_KINDS, INTERVENTION_STATUSES
 
@@ -52,7 +51,7 @@ def _call(fn: Callable[..., dict[str, Any]], *args: Any, **kwargs: Any) -> dict[
 @require()
 def list_() -> Any:
     status = api.choice_arg("status", INTERVENTION_STATUSES)
-    type_ = api.choice_arg("type", PAUSE_TYPES)
+    type_ = api.choice_arg("type", service.TYPES)
     limit, key = api.page_args()
     if key is not None and (type(key[0]) is not int or key[0] < 1):
         raise ApiError(400, "bad_cursor", "cursor must be a next_cursor value from a previous page")

@@ -108,6 +108,17 @@ def test_list_items_carry_live_parked_counts(client, reviewer, hitl):
     assert [(i["id"], i["parked_count"]) for i in items] == [(open_id, 5)]
 
 
+def test_run_anomaly_is_filtered_by_type_and_holds_no_parked_request(client, reviewer, hitl):
+    blocked = open_(hitl)
+    anomaly = open_(hitl, type="run_anomaly", reason="item_count_drop")
+    park(hitl, "shop", 3)
+    items = client.get("/api/v1/interventions?type=run_anomaly", headers=reviewer).json["items"]
+    assert [(i["id"], i["type"], i["parked_count"]) for i in items] == [(anomaly, "run_anomaly", 0)]
+    shown = client.get(f"/api/v1/interventions/{anomaly}", headers=reviewer).json
+    assert (shown["parked_count"], shown["parked_requests"]) == (0, [])
+    assert client.get(f"/api/v1/interventions/{blocked}", headers=reviewer).json["parked_count"] == 3
+
+
 @pytest.mark.parametrize(
     ("query", "error"),
     [

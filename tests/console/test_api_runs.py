@@ -118,6 +118,17 @@ def test_run_detail_adds_alive_spider_paused_and_parked(client, reviewer, hitl, 
     assert (other["alive"], other["spider_paused"], other["parked"]) == (False, False, 4)
 
 
+def test_run_detail_carries_the_monitors_findings_apart_from_the_stats(client, reviewer, hitl, many):
+    finding = {"monitor": "item_count_drop", "status": "alert", "values": {"items": 2, "median": 6},
+               "message": "2 items, under 50% of the median of the last 5 completed runs (6)."}
+    runs.update_run(hitl.db, "r1", stats={"item_scraped_count": 2, "hitl/monitors/alerts": 1,
+                                          runs.MONITORS_STAT: [finding]})
+    body = client.get("/api/v1/runs/r1", headers=reviewer).json
+    assert body["monitors"] == [finding]
+    assert body["stats"] == {"item_scraped_count": 2, "hitl/monitors/alerts": 1}
+    assert client.get("/api/v1/runs/r2", headers=reviewer).json["monitors"] == []  # none recorded
+
+
 @pytest.mark.parametrize("path", ["/api/v1/runs/nope", "/api/v1/runs/nope/events"])
 def test_unknown_run_is_404(client, reviewer, path):
     response = client.get(path, headers=reviewer)

@@ -384,3 +384,41 @@ def test_concurrent_closes_let_exactly_one_win(state):
         assert errors == []
         closings = [h["action"] for h in interventions.get(state, data["id"])["history"]][1:]
         assert (len(won), len(refused), len(closings)) == (1, n - 1, 1), f"round {round_}"
+
+
+def test_every_pause_type_is_an_intervention_type():
+    from scrapy_hitl.classifier import PAUSE_TYPES
+
+    assert set(PAUSE_TYPES) <= set(interventions.TYPES)
+    assert set(interventions.TYPES) - set(PAUSE_TYPES) == interventions.NON_PAUSING_TYPES == {"run_anomaly"}
+
+
+def test_a_run_anomaly_pauses_nothing_and_its_close_touches_no_parked_request(state):
+    """A run monitor asks a human to look at a finished run's data: the domain's crawls go on,
+    and neither resolving nor cancelling it moves the domain's parked requests."""
+    access, _ = open_(state, type="manual_access")
+    park(state, "shop", 3)
+    after = state.events.last_id()
+    anomaly, created = open_(state, type="run_anomaly", reason="item_count_drop",
+                             evidence={"alerts": [{"monitor": "item_count_drop"}]})
+    assert created is True
+    assert pauses.paused_domains(state.redis)[DOMAIN]["interventions"] == [access["id"]]  # not the anomaly
+    assert [e.type for e in state.events.read(after)] == ["intervention.created"]  # no domain.paused
+    listed = {i["type"]: i["parked_count"] for i in interventions.list_interventions(state, status="open")}
+    assert listed == {"manual_access": 3, "run_anomaly": 0}
+    shown = interventions.get(state, anomaly["id"])
+    assert (shown["parked_count"], shown["parked_requests"]) == (0, [])
+
+    after = state.events.last_id()
+    result = interventions.resolve(state, anomaly["id"], note="looked at the data")
+    assert (result["requests_to_resume"], result["intervention"]["parked_count"]) == (0, 0)
+    assert [e.type for e in state.events.read(after)] == ["intervention.resolved"]  # no domain.resumed
+    assert pauses.paused_domains(state.redis)[DOMAIN]["interventions"] == [access["id"]]
+
+    again, _ = open_(state, type="run_anomaly", reason="finish_reason")
+    result = interventions.cancel(state, again["id"])
+    assert (result["failed"], state.parking.domain_count(DOMAIN)) == (0, 3)  # the 403's requests stay parked
+    assert pauses.paused_domains(state.redis)[DOMAIN]["interventions"] == [access["id"]]
+
+    alone, _ = open_(state, type="run_anomaly", reason="item_count_drop", domain="quiet.example")
+    assert "quiet.example" not in pauses.paused_domains(state.redis)

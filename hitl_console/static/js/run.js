@@ -22,8 +22,32 @@ function setPaused(paused) {
   $("unpause-spider").hidden = !paused;
 }
 
+// What each run monitor checks, in plain words (scrapy_hitl/monitors.py); the code stays beside it.
+const MONITOR_TITLES = {
+  domain_without_items: "Every domain still yields items",
+  item_count_drop: "Item count close to the usual",
+  error_rate: "Few failed requests",
+  block_rate: "Few blocked responses",
+  finish_reason: "The run ended normally",
+};
+const MONITOR_STATUS = { ok: "ok", alert: "look at this", skipped: "not judged" };
+const MONITORS_STAT = "hitl/monitors"; // where a closing event's stats carry the findings
+
+/** One line per monitor: its verdict, what it checks, what it found, and its code in small type. */
+function renderMonitors(findings) {
+  const list = Array.isArray(findings) ? findings : [];
+  $("monitors").hidden = list.length === 0;
+  $("anomaly-link").hidden = !list.some((f) => f.status === "alert");
+  $("monitor-list").replaceChildren(...list.map((f) => el("li", { dataset: { monitor: f.monitor, status: f.status } },
+    el("span", { class: `badge badge-monitor-${String(f.status).replace(/[^a-z_]/g, "")}` },
+      MONITOR_STATUS[f.status] || String(f.status)),
+    " ", el("strong", {}, MONITOR_TITLES[f.monitor] || f.monitor),
+    el("div", {}, f.message || ""),
+    el("small", { class: "hint" }, el("code", {}, f.monitor), ` ${f.status}`))));
+}
+
 function renderStats(stats) {
-  const rows = Object.entries(stats || {}).sort(([a], [b]) => a.localeCompare(b));
+  const rows = Object.entries(stats || {}).filter(([k]) => k !== MONITORS_STAT).sort(([a], [b]) => a.localeCompare(b));
   $("stats-body").replaceChildren(...rows.map(([k, v]) =>
     el("tr", { dataset: { stat: k } }, el("td", {}, k), el("td", {}, typeof v === "object" ? JSON.stringify(v) : String(v)))));
   $("stats-empty").hidden = rows.length > 0;
@@ -42,6 +66,7 @@ function render(run) {
   $("r-finish-reason").textContent = run.finish_reason || "–";
   setPaused(Boolean(run.spider_paused));
   renderStats(run.stats);
+  renderMonitors(run.monitors);
 }
 
 function eventItem(ev) {
@@ -146,6 +171,7 @@ new Live().on((ev) => {
     }
     if (ev.payload && ev.payload.closed) { // the final stats travel with the closing event
       renderStats(ev.payload.stats);
+      renderMonitors((ev.payload.stats || {})[MONITORS_STAT]);
       $("r-finish-reason").textContent = ev.payload.finish_reason || "–";
       $("r-alive").textContent = "no";
       $("r-finished").replaceChildren(when(new Date(ev.timestamp * 1000).toISOString()));

@@ -81,11 +81,22 @@ def test_runs_update_live_and_the_spider_can_be_paused(tab, users, state):
     assert "sandbox" not in pauses.paused_spiders(state.redis)
 
     # The crawler announces the end before it writes the row: the page trusts the event.
+    # ... with the run monitors' findings: in plain words, the code in small type.
+    assert page.is_hidden("#monitors")
+    findings = [{"monitor": "item_count_drop", "status": "alert", "values": {},
+                 "message": "3 items, under 50% of the median of the last 5 completed runs (60)."},
+                {"monitor": "error_rate", "status": "skipped", "values": {}, "message": "Only 3 requests; judged from 20."}]
     state.events.emit("run.completed", {"finish_reason": "finished", "closed": True,
-                                        "stats": {"item_scraped_count": 3}},
+                                        "stats": {"item_scraped_count": 3, "hitl/monitors": findings}},
                       run_id=run["id"], spider="sandbox")
     page.wait_for_selector('#run-status[data-run-status="completed"]')
     page.wait_for_selector('#stats-body tr[data-stat="item_scraped_count"]')
+    alert = page.wait_for_selector('#monitor-list li[data-monitor="item_count_drop"][data-status="alert"]')
+    assert "Item count close to the usual" in alert.inner_text() and "under 50% of the median" in alert.inner_text()
+    assert alert.query_selector("small code").inner_text() == "item_count_drop"
+    page.wait_for_selector('#monitor-list li[data-monitor="error_rate"][data-status="skipped"]')
+    page.wait_for_selector("#anomaly-link:not([hidden])")
+    assert page.query_selector('#stats-body tr[data-stat="hitl/monitors"]') is None
     page.wait_for_selector('#events li[data-event-type="run.completed"]')
     ids = page.eval_on_selector_all("#events li", "items => items.map(i => i.dataset.eventType)")
     assert ids == ["run.started", "run.waiting", "run.completed"]
