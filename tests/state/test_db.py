@@ -325,3 +325,27 @@ def test_0011_error_snapshots_downgrade_and_upgrade_again(db):
     assert tables(db) == TABLES - SNAPSHOT_TABLES
     assert db.upgrade() == ("0010", HEAD)
     assert tables(db) == TABLES
+
+
+def test_0010_gives_existing_users_token_version_0_and_downgrades(db):
+    """Existing accounts get token_version 0; the downgrade drops the column, keeps them."""
+    from alembic import command
+
+    def user_columns():
+        with db.engine.connect() as conn:
+            return {c["name"] for c in inspect(conn).get_columns("users")}
+
+    db.upgrade("0009")
+    with db.engine.begin() as conn:
+        conn.execute(text("INSERT INTO users (email, password_hash, role, active, created_at) "
+                          "VALUES ('a@example.com', 'x', 'admin', TRUE, CURRENT_TIMESTAMP)"))
+    assert db.upgrade("0010") == ("0009", "0010")
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT token_version FROM users")).scalar_one() == 0
+    cfg = db._alembic_config()
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0009")
+    assert "token_version" not in user_columns()
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT email FROM users")).scalar_one() == "a@example.com"
