@@ -105,3 +105,45 @@ def test_the_stealth_tiers_browser_passes_botd(sandbox: SandboxServer, headless)
     assert sel.css("li.next a::attr(href)").get() == "/botd/page/3"
     [record] = sandbox.requests("/botd/data/2")
     assert record["status"] == 200 and "HeadlessChrome" not in record["user_agent"]
+
+
+# -- the mixed shop's BotD-guarded items (the escalation benchmark's refusals section) --------------
+
+
+def test_guarded_items_come_after_the_javascript_ones_in_the_same_shuffle() -> None:
+    from sandbox import mixed
+
+    js = mixed.js_ids(500, 0.2, 7)
+    guarded = mixed.guarded_ids(500, 0.2, 0.1, 7)
+    assert len(js) == 100 and len(guarded) == 50 and not js & guarded
+    assert mixed.guarded_ids(500, 0.2, 0.0, 7) == frozenset()
+    tiers = [mixed.tier_of(k, 500, 0.2, 0.1, 7) for k in range(1, 501)]
+    assert (tiers.count("static"), tiers.count("browser"), tiers.count("stealth")) == (350, 100, 50)
+
+
+def test_guarded_share_must_fit_beside_the_javascript_share() -> None:
+    from sandbox.config import SiteConfig
+
+    with pytest.raises(ValueError, match="mixed_guarded_share must be between 0 and 1 - mixed_js_share"):
+        SiteConfig(mixed_js_share=0.8, mixed_guarded_share=0.3)
+
+
+@pytest.mark.browser
+def test_a_guarded_shop_item_refuses_headless_chromium_and_shows_the_item_to_stealth(headless) -> None:
+    from sandbox import SandboxServer, mixed
+
+    with SandboxServer(mixed_items=50, mixed_guarded_share=0.2) as shop:
+        listing = Selector(text=get(shop.url + "/mixed/page/1")[2])
+        guarded = listing.css("a.item[data-tier=stealth]::attr(href)").getall()
+        assert guarded and all(href.startswith("/mixed/guarded/") for href in guarded)
+        k = int(guarded[0].rsplit("/", 1)[1])
+        assert get(shop.url + f"/mixed/item/{k}")[0] == get(shop.url + f"/mixed/app/{k}")[0] == 404
+        assert 'class="item"' not in get(shop.url + guarded[0])[2]
+
+        _, refused, attrs = open_botd(headless, shop.url + guarded[0])
+        assert attrs["data-botd"] == "bot"
+        assert Selector(text=refused).css("#refusal h2::text").get() == "Automation detected"
+        _, html, attrs = open_botd(headless, shop.url + guarded[0], stealth_domain="mixed.sandbox.test")
+        assert attrs["data-botd"] == "human"
+        assert Selector(text=html).css("article.item h1.name::text").get() == mixed.item(k).name
+

@@ -33,3 +33,36 @@ class BotdQuotesSpider(scrapy.Spider):
         next_page = response.css("li.next a::attr(href)").get()
         if next_page:
             yield response.follow(next_page, callback=self.parse)
+
+
+class MixedShopSpider(scrapy.Spider):
+    """The sandbox's ``/mixed`` shop with every tier in it (static, JavaScript and BotD-guarded
+    item pages; ``--mixed-guarded-share``), for the escalation benchmark's refusals section.
+    ``oracle=1`` tells the add-on each item's tier in advance (``meta["hitl_tier"]`` from the
+    listing's ``data-tier``: static, browser or stealth)."""
+
+    name = "mixed_shop"
+
+    def __init__(self, base: str = "", oracle: str = "0", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.start_url = f"http://mixed.sandbox.test:{urlsplit(base).port}/mixed/page/1"
+        self.oracle = oracle not in ("0", "false", "no")
+
+    async def start(self) -> AsyncIterator[scrapy.Request]:
+        yield scrapy.Request(self.start_url, callback=self.parse, meta={"hitl_expect": "ul.items"})
+
+    def parse(self, response: Any) -> Any:
+        for link in response.css("ul.items a.item"):
+            meta: dict[str, Any] = {"hitl_expect": "article.item"}
+            if self.oracle:
+                meta["hitl_tier"] = link.attrib["data-tier"]
+            yield response.follow(link.attrib["href"], callback=self.parse_item, meta=meta)
+        next_page = response.css("li.next a::attr(href)").get()
+        if next_page:
+            yield response.follow(next_page, callback=self.parse, meta={"hitl_expect": "ul.items"})
+
+    def parse_item(self, response: Any) -> Any:
+        article = response.css("article.item")
+        if article:
+            yield {"section": "mixed", "id": article.attrib.get("data-id"),
+                   "name": article.css("h1.name::text").get(), "url": response.url}

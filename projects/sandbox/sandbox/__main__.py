@@ -25,6 +25,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mixed-items", type=int, help="items in the /mixed shop, 25 per listing (default 500)")
     parser.add_argument("--mixed-js-share", type=float,
                         help="exact share of /mixed items rendered by JavaScript (default 0.2)")
+    parser.add_argument("--mixed-guarded-share", type=float,
+                        help="exact share of /mixed items behind the BotD bot detector (default 0)")
     parser.add_argument("--mixed-seed", type=int, help="seed choosing the JavaScript /mixed items (default 7)")
     parser.add_argument("--vip-pass", help="vip_pass cookie value (default $SANDBOX_VIP_PASS or letmein)")
     parser.add_argument(
@@ -57,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
             pages=args.pages, static_pages=args.static_pages, static_page_kb=args.static_page_kb,
             drift_after=args.drift_after,
             mixed_items=args.mixed_items, mixed_js_share=args.mixed_js_share, mixed_seed=args.mixed_seed,
+            mixed_guarded_share=args.mixed_guarded_share,
             vip_pass=args.vip_pass, force_captcha=args.force_captcha, cf_bind_ua=args.cf_bind_ua,
             latency_ms=args.latency_ms, data_latency_ms=args.data_latency_ms,
         )  # fmt: skip

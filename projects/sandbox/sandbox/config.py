@@ -34,6 +34,9 @@ class SiteConfig:
     mixed_items: int = 500
     #: Exact share of ``/mixed`` items rendered by JavaScript, round(items * share) (``--mixed-js-share``).
     mixed_js_share: float = 0.2
+    #: Exact share of ``/mixed`` items behind the BotD bot detector, round(items * share), picked
+    #: after the JavaScript ones (``--mixed-guarded-share``).
+    mixed_guarded_share: float = 0.0
     #: Seed of the shuffle that picks the JavaScript items (``--mixed-seed``).
     mixed_seed: int = 7
     #: Milliseconds every page waits before answering, like a remote site (``--latency-ms``).
@@ -64,6 +67,9 @@ class SiteConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if not 0 <= self.mixed_js_share <= 1:
             raise ValueError(f"mixed_js_share must be between 0 and 1, got {self.mixed_js_share}")
+        if not 0 <= self.mixed_guarded_share <= 1 - self.mixed_js_share:
+            raise ValueError(f"mixed_guarded_share must be between 0 and 1 - mixed_js_share, "
+                             f"got {self.mixed_guarded_share}")
         if self.drift_after < 0:
             raise ValueError(f"drift_after must be >= 0, got {self.drift_after}")
         if not self.vip_pass:

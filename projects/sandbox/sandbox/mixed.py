@@ -1,4 +1,5 @@
-"""The mixed section: a shop whose item pages come from two templates, static HTML or a JS app.
+"""The mixed section: a shop whose item pages come from templates: static HTML, a JS app, or
+(with ``--mixed-guarded-share``) a page behind the BotD bot detector.
 
 Like a real shop, most item pages are plain HTML (``/mixed/item/<k>``) and a fixed share are
 rendered in the browser from a different template (``/mixed/app/<k>``). Which items are JS-only is
@@ -6,6 +7,11 @@ chosen with a seeded shuffle, so the share is exact and the same set comes back 
 process. Listing pages (``/mixed/page/<p>``) are static and tell each link's tier in
 ``data-tier``, for the benchmark's "oracle" crawl. Every page is a pure function of its arguments
 and cached.
+
+Guarded items (``/mixed/guarded/<k>``, ``data-tier="stealth"``) load BotD (see :mod:`.botd`) and
+build ``article.item`` from the page's JSON only when BotD says human; for a bot (a plain headless
+Chromium) they write "Automation detected" into the body and keep the title. They are taken from
+the same shuffle right after the JavaScript ids, so the JavaScript set does not change.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from html import escape
 
+from .botd import BUNDLE_PATH
 from .pages import layout, pager
 
 PER_LISTING = 25
@@ -44,6 +51,36 @@ APP_JS = """(function () {
   });
   app.appendChild(article);
 })();"""
+
+
+# The same article as APP_JS, built only for a browser BotD lets through.
+GUARDED_JS = """import { load } from '%(bundle)s';
+
+const item = JSON.parse(document.getElementById('page-data').textContent).item;
+const app = document.getElementById('app');
+const botd = await load({ monitoring: false });
+const result = botd.detect();
+if (result.bot) {
+  const box = document.createElement('div');
+  box.id = 'refusal';
+  const h = document.createElement('h2');
+  h.textContent = 'Automation detected';
+  box.appendChild(h);
+  app.appendChild(box);
+} else {
+  const article = document.createElement('article');
+  article.className = 'item';
+  article.setAttribute('data-id', String(item.id));
+  [['h1', 'name', item.name], ['span', 'price', item.price], ['p', 'desc', item.desc]].forEach((f) => {
+    const e = document.createElement(f[0]);
+    e.className = f[1];
+    e.textContent = f[2];
+    article.appendChild(e);
+  });
+  app.appendChild(article);
+}
+document.documentElement.setAttribute('data-botd', result.bot ? 'bot' : 'human');
+""" % {"bundle": BUNDLE_PATH.decode()}
 
 
 @dataclass(frozen=True)
@@ -74,23 +111,44 @@ def js_ids(items: int, share: float, seed: int) -> frozenset[int]:
     return frozenset(ids[: round(items * share)])
 
 
+@lru_cache(maxsize=64)
+def guarded_ids(items: int, share: float, guarded_share: float, seed: int) -> frozenset[int]:
+    """The BotD-guarded item ids: the round(items*guarded_share) ids after the JS-only ones in
+    the same shuffle."""
+    if not guarded_share:
+        return frozenset()
+    ids = list(range(1, items + 1))
+    random.Random(seed).shuffle(ids)
+    start = round(items * share)
+    return frozenset(ids[start : start + round(items * guarded_share)])
+
+
+def tier_of(k: int, items: int, share: float, guarded_share: float, seed: int) -> str:
+    """What item ``k`` needs: "static", "browser" (JS-only) or "stealth" (behind BotD)."""
+    if k in js_ids(items, share, seed):
+        return "browser"
+    return "stealth" if k in guarded_ids(items, share, guarded_share, seed) else "static"
+
+
 def page_count(items: int) -> int:
     return math.ceil(items / PER_LISTING)
 
 
-def item_url(k: int, js: bool) -> str:
-    return f"/mixed/app/{k}" if js else f"/mixed/item/{k}"
+TEMPLATES = {"static": "item", "browser": "app", "stealth": "guarded"}  # tier -> URL template
+
+
+def item_url(k: int, js: bool, tier: str | None = None) -> str:
+    return f"/mixed/{TEMPLATES[tier or ('browser' if js else 'static')]}/{k}"
 
 
 @lru_cache(maxsize=1024)
-def listing_page(page: int, items: int, share: float, seed: int) -> bytes:
+def listing_page(page: int, items: int, share: float, seed: int, guarded_share: float = 0.0) -> bytes:
     """Listing ``page``: links to items 25(page-1)+1 .. 25·page with their tier, and the pager."""
-    js = js_ids(items, share, seed)
     first = (page - 1) * PER_LISTING + 1
+    tiers = {k: tier_of(k, items, share, guarded_share, seed) for k in range(first, min(first + PER_LISTING, items + 1))}
     links = "".join(
-        f'<li><a class="item" href="{item_url(k, k in js)}" data-tier="{"browser" if k in js else "static"}">'
-        f"Item {k}</a></li>\n"
-        for k in range(first, min(first + PER_LISTING, items + 1))
+        f'<li><a class="item" href="{item_url(k, False, tier)}" data-tier="{tier}">Item {k}</a></li>\n'
+        for k, tier in tiers.items()
     )
     body = (
         f'<header><h1><a href="/">Sandbox Shop</a></h1></header>\n<main>\n'
@@ -120,5 +178,17 @@ def app_page(k: int) -> bytes:
     body = (
         '<div id="app"></div>\n<noscript>Please enable JavaScript to view this page.</noscript>\n'
         f'<script type="application/json" id="page-data">{blob}</script>\n<script>\n{APP_JS}\n</script>'
+    )
+    return layout(f"{it.name} - Sandbox Shop", body)
+
+
+@lru_cache(maxsize=None)  # bounded by --mixed-items
+def guarded_page(k: int) -> bytes:
+    """The guarded template: the item as JSON and BotD; ``article.item`` only for a human."""
+    it = item(k)
+    blob = json.dumps({"item": it.as_json()}).replace("<", "\\u003c")
+    body = (
+        '<div id="app"></div>\n<noscript>Please enable JavaScript to view this page.</noscript>\n'
+        f'<script type="application/json" id="page-data">{blob}</script>\n<script type="module">\n{GUARDED_JS}</script>'
     )
     return layout(f"{it.name} - Sandbox Shop", body)

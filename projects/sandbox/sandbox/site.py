@@ -171,11 +171,13 @@ class SandboxResource(Resource):
         cfg = self.config
         n = int(raw_number) if raw_number.isdigit() else 0
         if kind == b"page" and 1 <= n <= mixed.page_count(cfg.mixed_items):
-            return _html(request, mixed.listing_page(n, cfg.mixed_items, cfg.mixed_js_share, cfg.mixed_seed))
-        if kind in (b"item", b"app") and 1 <= n <= cfg.mixed_items:
-            js = n in mixed.js_ids(cfg.mixed_items, cfg.mixed_js_share, cfg.mixed_seed)
-            if js == (kind == b"app"):  # the other template's URL for an item is a 404, as on a real shop
-                return _html(request, mixed.app_page(n) if js else mixed.item_page(n))
+            return _html(request, mixed.listing_page(n, cfg.mixed_items, cfg.mixed_js_share, cfg.mixed_seed,
+                                                     cfg.mixed_guarded_share))
+        if kind in (b"item", b"app", b"guarded") and 1 <= n <= cfg.mixed_items:
+            tier = mixed.tier_of(n, cfg.mixed_items, cfg.mixed_js_share, cfg.mixed_guarded_share, cfg.mixed_seed)
+            if kind.decode() == mixed.TEMPLATES[tier]:  # another template's URL for an item is a 404, as on a shop
+                page = {"static": mixed.item_page, "browser": mixed.app_page, "stealth": mixed.guarded_page}[tier]
+                return _html(request, page(n))
         return _not_found(request)
 
     def _guarded_data(self, request: Request, rest: bytes, section: str) -> bytes:
