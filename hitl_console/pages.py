@@ -21,7 +21,7 @@ from hitl_console.api import state
 from hitl_console.auth.guard import authenticate
 from hitl_console.errors import ApiError
 from scrapy_hitl.classifier import ACCESS_CLASSES
-from scrapy_hitl.state import artifacts, consultations, interventions as service, items, runs
+from scrapy_hitl.state import artifacts, consultations, interventions as service, items, runs, snapshots
 from scrapy_hitl.state.models import (
     CONSULTATION_STATES,
     INTERVENTION_STATUSES,
@@ -291,6 +291,41 @@ def run_detail(run_id: str) -> str:
     if runs.get_run(state().db, run_id) is None:
         abort(404)
     return _page("run.html", "run", run_id=run_id)
+
+
+@bp.get("/runs/<run_id>/snapshots/<int:snapshot_id>/html")
+@login_required
+def snapshot_html(run_id: str, snapshot_id: int) -> Any:
+    """An error snapshot's page, only ever framed by ``<iframe sandbox>``; the same policy as
+    an intervention's evidence (``sandbox`` again, in case someone opens it directly)."""
+    try:
+        content_type, data = snapshots.load(state().db, run_id, snapshot_id, "html")
+    except snapshots.SnapshotNotFound:
+        abort(404)
+    response = make_response(data)
+    response.content_type = content_type if _is_text(content_type) else "text/html; charset=utf-8"
+    response.headers["Content-Security-Policy"] = EVIDENCE_CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/runs/<run_id>/snapshots/<int:snapshot_id>/screenshot")
+@login_required
+def snapshot_screenshot(run_id: str, snapshot_id: int) -> Any:
+    """An error snapshot's screenshot (browser tiers only), as a PNG; 404 without one."""
+    try:
+        _content_type, data = snapshots.load(state().db, run_id, snapshot_id, "screenshot")
+    except snapshots.SnapshotNotFound:
+        abort(404)
+    if not data.startswith(PNG_SIGNATURE):
+        abort(404)
+    response = make_response(data)
+    response.mimetype = "image/png"
+    response.headers["Content-Security-Policy"] = SCREENSHOT_CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/consultations")

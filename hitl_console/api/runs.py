@@ -1,4 +1,5 @@
-"""`/api/v1/runs` and `/api/v1/spiders`: runs, their event timelines, and spider pauses.
+"""`/api/v1/runs` and `/api/v1/spiders`: runs, their event timelines and error snapshots, and
+spider pauses.
 
 Runs page newest first on ``(created_at, id)``; a run's timeline pages oldest first on the
 stream id. Pausing goes through ``pauses.set_spider_paused``, like ``hitl spiders pause``.
@@ -10,12 +11,13 @@ import re
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
 from hitl_console.api import actor, choice_arg, encode_cursor, page, page_args, state
+from hitl_console.api.interventions import ARTIFACT_CSP
 from hitl_console.auth.guard import require
 from hitl_console.errors import ApiError
-from scrapy_hitl.state import pauses, runs
+from scrapy_hitl.state import pauses, runs, snapshots
 from scrapy_hitl.state.models import RUN_STATUSES
 
 bp = Blueprint("api_runs", __name__)
@@ -76,6 +78,37 @@ def runs_events(run_id: str) -> Any:
     events, next_after = runs.run_events(state().events, run, after=after, limit=limit)
     return jsonify({"items": [e.to_dict() for e in events],
                     "next_cursor": encode_cursor([next_after]) if next_after else None})
+
+
+@bp.get("/api/v1/runs/<run_id>/snapshots")
+@require()
+def runs_snapshots(run_id: str) -> Any:
+    """The run's error snapshots, oldest first: the first failure of each kind per domain."""
+    _run_or_404(run_id)
+    limit, cursor = page_args(1)
+    if cursor is not None and (type(cursor[0]) is not int or cursor[0] < 1):
+        raise ApiError(400, "bad_cursor", _BAD_CURSOR)
+    items = snapshots.list_for_run(state().db, run_id, limit=limit + 1, after=cursor[0] if cursor else None)
+    return page(items, limit, lambda s: [s["id"]])
+
+
+@bp.get("/api/v1/runs/<run_id>/snapshots/<int:snapshot_id>/<kind>")
+@require()
+def runs_snapshot_file(run_id: str, snapshot_id: int, kind: str) -> Any:
+    """One snapshot's ``html`` or ``screenshot``, as a download that never renders in the
+    console's origin (the same headers as an intervention's evidence files)."""
+    try:
+        content_type, data = snapshots.load(state().db, run_id, snapshot_id, kind)
+    except snapshots.SnapshotNotFound as exc:
+        raise ApiError(404, "not_found", str(exc)) from None
+    response = current_app.response_class(data, content_type=content_type or "application/octet-stream")
+    extension = "png" if kind == "screenshot" else "html"
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="run-{run_id[:8]}-snapshot-{snapshot_id}.{extension}"')
+    response.headers["Content-Security-Policy"] = ARTIFACT_CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.post("/api/v1/spiders/<spider>/pause")

@@ -29,7 +29,7 @@ from werkzeug.wrappers import Request, Response
 from hitl_console.openapi import document_bytes
 from scrapy_hitl.learning import DomainCounters
 from scrapy_hitl.live.tokens import LiveTokens
-from scrapy_hitl.state import artifacts, consultations, domains, interventions, items
+from scrapy_hitl.state import artifacts, consultations, domains, interventions, items, snapshots
 from scrapy_hitl.state.parking import ParkEntry
 from scrapy_hitl.state.runs import create_run, update_run
 from tests.console.test_artifacts import png
@@ -292,6 +292,11 @@ def world(app):
     artifacts.attach(hitl.db, ids["shop"], {"screenshot": ("image/png", png()),
                                             "html": ("text/html; charset=utf-8", b"<h1>No</h1>")})
     artifacts.attach(hitl.db, ids["blog"], {"body": ("application/json", b'{"blocked": true}')})
+    snapshots.store(hitl.db, run_id="run-1", spider="shop", domain=SHOP, source="pause", code="http_403",
+                    message="manual_access", url=f"https://{SHOP}/p/1", tier="browser", status=403,
+                    html=("text/html; charset=utf-8", b"<h1>No</h1>"), screenshot=png())
+    snapshots.store(hitl.db, run_id="run-1", spider="shop", domain=SHOP, source="download_error",
+                    code="TimeoutError", message="took longer than 180.0 seconds", url=f"https://{SHOP}/p/2")
     hitl.parking.park("shop", [
         ParkEntry.build(domain=SHOP, fingerprint=f"fp-{i}", request={"url": f"https://{SHOP}/p/{i}"},
                         reason="http_403") for i in range(3)])
@@ -380,6 +385,11 @@ def test_a_whole_session_matches_the_document(app, api, world, openapi, users):
     events = api("GET", "/api/v1/runs/run-1/events?limit=2", 200, as_=reviewer).json
     assert len(events["items"]) == 2 and events["next_cursor"]
     api("GET", f"/api/v1/runs/run-1/events?limit=2&cursor={events['next_cursor']}", 200, as_=reviewer)
+    kept = api("GET", "/api/v1/runs/run-1/snapshots?limit=1", 200, as_=reviewer).json
+    assert set(kept["items"][0]["files"]) == {"html", "screenshot"} and kept["next_cursor"]
+    api("GET", f"/api/v1/runs/run-1/snapshots?limit=1&cursor={kept['next_cursor']}", 200, as_=reviewer)
+    for kind in ("html", "screenshot"):
+        api("GET", f"/api/v1/runs/run-1/snapshots/{kept['items'][0]['id']}/{kind}", 200, as_=reviewer)
     api("POST", "/api/v1/spiders/shop/pause", 200, as_=reviewer)
     api("POST", "/api/v1/spiders/shop/pause", 200, as_=reviewer)
     api("POST", "/api/v1/spiders/shop/unpause", 200, as_=reviewer)

@@ -1,5 +1,5 @@
 // One run: stats, the events timeline (paged, then live), and pause/unpause of its spider.
-import { $, Live, Pager, api, compareIds, debounce, describeError, el, fmtNumber, say, setBadge, when } from "./common.js";
+import { $, Live, Pager, api, compareIds, debounce, describeError, el, fmtNumber, link, say, setBadge, when } from "./common.js";
 
 const runId = $("run").dataset.runId;
 const path = `/api/v1/runs/${encodeURIComponent(runId)}`;
@@ -147,6 +147,46 @@ async function loadQuality() {
 }
 const refreshQuality = debounce(loadQuality, 400);
 
+// --- error snapshots: the first failure of each kind per domain, with its page -------------------
+
+function showPage(s) {
+  const frame = $("snapshot-frame");
+  frame.src = `/runs/${encodeURIComponent(runId)}/snapshots/${s.id}/html`; // served under a sandbox CSP
+  frame.hidden = false;
+  say($("snapshot-caption"), `The page of: ${s.summary} (${s.url})`);
+}
+
+function snapshotItem(s) {
+  const base = `/runs/${encodeURIComponent(runId)}/snapshots/${s.id}`;
+  const files = s.files || {};
+  const actions = [];
+  if (files.html) {
+    const show = el("button", { type: "button", dataset: { show: s.id } }, "Show the page");
+    show.addEventListener("click", () => showPage(s));
+    actions.push(show, el("a", { href: `${path}/snapshots/${s.id}/html`, download: "" }, "Download HTML"));
+  }
+  if (files.screenshot) {
+    actions.push(el("a", { href: `${base}/screenshot`, target: "_blank", rel: "noopener" }, "Screenshot"));
+  }
+  return el("li", { dataset: { snapshotId: s.id, source: s.source, code: s.code } },
+    el("span", { class: "what" }, s.summary),
+    el("div", { class: "meta" }, s.domain, ` · ${s.tier}`, s.status ? ` · ${s.status}` : "", " · ",
+      when(s.created_at), " ", el("small", {}, el("code", {}, `${s.source} ${s.code}`))),
+    el("div", { class: "meta" }, link(s.url)),
+    actions.length ? el("div", { class: "buttons" }, ...actions)
+      : el("div", { class: "meta" }, "No page was kept: no response came back."));
+}
+
+const snapshotPager = new Pager(`${path}/snapshots`, $("snapshots-more"), (items, first) => {
+  if (first) $("snapshot-list").replaceChildren();
+  $("snapshot-list").append(...items.map(snapshotItem));
+  $("snapshots").hidden = $("snapshot-list").children.length === 0;
+});
+function loadSnapshots() {
+  return snapshotPager.reset({ limit: 50 }).catch((err) => say($("r-error"), describeError(err)));
+}
+const refreshSnapshots = debounce(loadSnapshots, 1000);
+
 async function pause(paused) {
   say($("pause-error"), "");
   try {
@@ -164,6 +204,7 @@ new Live().on((ev) => {
   if (ev.run_id === runId) {
     addEvents([ev]);
     if (ev.type.startsWith("item.") || ev.type === "run.progress" || ev.type === "run.completed") refreshQuality();
+    if (ev.type.startsWith("run.") && ev.type !== "run.started") refreshSnapshots(); // kept while it runs
     const status = ev.type === "run.progress" ? ev.payload.status : RUN_STATUS[ev.type];
     if (status) {
       liveStatus = status;
@@ -184,5 +225,6 @@ new Live().on((ev) => {
 
 load();
 loadQuality();
+loadSnapshots();
 new Pager(`${path}/events`, $("load-more"), (items) => addEvents(items)).reset({ limit: 100 })
   .catch((err) => say($("r-error"), describeError(err)));

@@ -79,3 +79,36 @@ def test_the_rendered_pages_scripts_never_run(tab, users, state):
     assert page.evaluate("window.__pwned") is None and page.title() != "pwned"
     assert not any(c["name"] == "pwned" for c in page.context.cookies())
     assert tab.dialogs == []
+
+
+def test_a_runs_failures_list_and_show_their_pages_sandboxed(tab, users, state):
+    """The run page lists the error snapshots; "Show the page" frames the kept HTML in the
+    sandbox, where its scripts never run; the screenshot opens as an image. On a phone too."""
+    from scrapy_hitl.state import runs, snapshots
+
+    runs.create_run(state.db, "r-snap", "shop", {}, "/tmp")
+    snapshot_id = snapshots.store(
+        state.db, run_id="r-snap", spider="shop", domain="shop.test", source="escalate",
+        code="automation_detected", tier="browser", status=200,
+        url="https://shop.test/a/very/long/path/" + "segment/" * 20, html=("text/html", HOSTILE),
+        screenshot=png(320, 200))
+    page = tab.page
+    page.set_viewport_size({"width": 390, "height": 844})
+    tab.login("reviewer@example.com", then="/runs/r-snap")
+
+    row = page.wait_for_selector(f'#snapshot-list li[data-snapshot-id="{snapshot_id}"]')
+    assert "stronger tier" in row.text_content() and "automation_detected" in row.text_content()
+    assert row.query_selector("a[href$='/screenshot']").get_attribute("href") == (
+        f"/runs/r-snap/snapshots/{snapshot_id}/screenshot")
+    row.query_selector("button[data-show]").click()
+    frame_element = page.wait_for_selector("#snapshot-frame:not([hidden])")
+    assert frame_element.get_attribute("sandbox") == ""
+    frame = frame_element.content_frame()
+    frame.wait_for_selector("h1")  # it rendered, inside the sandbox
+    assert page.evaluate("window.__pwned") is None and page.title() != "pwned"
+    assert not any(c["name"] == "pwned" for c in page.context.cookies())
+    fits = "() => { const p = document.getElementById('snapshots'); return [p.scrollWidth, p.clientWidth]; }"
+    scroll_width, width = page.evaluate(fits)
+    assert scroll_width <= width <= 390  # the failures panel fits a phone, long URLs and all
+    tab.screenshot("run-snapshots-390")
+    assert tab.errors == [] and tab.dialogs == []
