@@ -278,10 +278,16 @@ class EmbeddedRedis:
     def is_running(self) -> bool:
         if not self.socket_path.exists():
             return False
+        # No retries: a refused connection (a socket file left by a server that died) is the
+        # answer, not a blip to wait out with backoff.
+        client = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=30,
+                             retry=Retry(NoBackoff(), 0))
         try:
-            return bool(self.client().ping())
+            return bool(client.ping())
         except redis.RedisError:
             return False
+        finally:
+            client.close()
 
     def _args(self, *, daemonize: bool) -> list[str]:
         return [
@@ -323,8 +329,11 @@ class EmbeddedRedis:
                 mode = 0o700 if path.is_dir() else 0o600
                 if path.stat().st_mode & 0o777 != mode:
                     path.chmod(mode)
-        with contextlib.suppress(FileNotFoundError):
-            self.socket_path.unlink()
+        # Nothing runs (checked under the lock): a pid file left by a crash is stale, and one
+        # that appears now is the new server's, which _wait watches.
+        for stale in (self.socket_path, self.pidfile):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
 
     def ensure_started(self, *, timeout: float = 15.0) -> bool:
         """Start a daemonized server unless one is already running. True if it started one."""
@@ -366,12 +375,38 @@ class EmbeddedRedis:
                 return
             if self._process is not None and self._process.poll() is not None:
                 err = self._process.stderr.read().decode() if self._process.stderr else ""
-                raise RedisUnavailable(f"Embedded redis-server exited: {err.strip()}")
+                raise RedisUnavailable(f"Embedded {self.binary} exited: {err.strip()}")
+            if self._process is None and self._daemon_exited():
+                raise RedisUnavailable(
+                    f"Embedded {self.binary} exited while starting; the end of {self.logfile}:\n"
+                    + "\n".join(self._log_tail())
+                )
             time.sleep(0.02)
         raise RedisUnavailable(
             f"Embedded redis-server did not answer on {self.socket_path} within {timeout}s; "
             f"see {self.logfile}."
         )
+
+    def _daemon_exited(self) -> bool:
+        """True once the daemonized server wrote its pid file and that process is gone (it
+        failed to load its AOF, say); False while it starts."""
+        try:
+            pid = int(self.pidfile.read_text())
+        except (OSError, ValueError):
+            return False  # not written yet
+        try:
+            # A zombie (no init reaps it in some containers) has exited too.
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        except FileNotFoundError:
+            return True
+        except (OSError, IndexError):
+            return False
+
+    def _log_tail(self, lines: int = 5) -> list[str]:
+        try:
+            return self.logfile.read_text(errors="replace").splitlines()[-lines:]
+        except OSError:
+            return ["(no log)"]
 
     def stop(self) -> bool:
         """Shut the server down, writing its AOF. True if one was running."""

@@ -479,6 +479,22 @@ def test_two_aofs_are_refused(binaries, aof_dirs, tmp_path, embedded):
             embedded(data_dir, server=binary.path).ensure_started()
 
 
+def test_a_server_that_cannot_load_its_aof_says_why(binaries, aof_dirs, tmp_path, embedded):
+    """An AOF that passes the checks but does not load (a truncated base): the error quotes the
+    server's log at once, rather than a 15 s wait for a socket that never answers."""
+    data_dir = copy_of(aof_dirs, "new", tmp_path)
+    base = next((data_dir / "appendonlydir").glob("*.base.rdb"))
+    base.write_bytes(base.read_bytes()[:20])
+    server = embedded(data_dir, server=binaries["new"].path)
+    with pytest.raises(RedisUnavailable) as excinfo:
+        server.ensure_started()
+    message = str(excinfo.value)
+    assert message.startswith(f"Embedded {server.binary} exited while starting; the end of "
+                              f"{data_dir / 'redis.log'}:\n")
+    assert "Short read or OOM loading DB" in message
+    assert not server.is_running()
+
+
 @pytest.mark.parametrize("which", ["old", "new"])
 def test_the_data_dir_is_private_after_a_state_open_and_a_write(binaries, tmp_path, which):
     """HITL_REDIS_SERVER picks the binary; whichever runs, nobody else can read the state."""
