@@ -285,3 +285,23 @@ def test_cli_password_change_and_disable_sign_out_the_account(client, auth, user
         assert result.exit_code == 1 and message in result.output, result.output
     table = hitl("user", "list")
     assert table.exit_code == 0 and "reviewer@example.com" in table.output and "STATUS" in table.output
+
+
+def test_a_password_change_ends_an_open_event_stream(console_server, state):
+    """The websocket's periodic re-check (live.py) revokes like an API call does."""
+    from simple_websocket import ConnectionClosed, ConnectionError as HandshakeRefused
+
+    from hitl_console.auth.users import update_user
+    from tests.support.console import create_fixture_user
+
+    user = create_fixture_user(state.db, "reviewer@example.com", PASSWORD, "reviewer")
+    token = console_server.login("reviewer@example.com")["access_token"]
+    ws = console_server.ws(token=token)
+    update_user(state.db, user["id"], password="a brand new password")
+    with pytest.raises(ConnectionClosed) as closed:  # the server re-checks the token and closes
+        while ws.receive(timeout=30) is not None:
+            pass
+    assert closed.value.reason == 1008 and closed.value.message.startswith("token revoked")
+    with pytest.raises(HandshakeRefused) as refused:
+        console_server.ws(token=token)
+    assert refused.value.status_code == 401
