@@ -1,1 +1,2 @@
-"""Authentication: users, JWTs (pinned HS256, expiry, revocable jti), CSRF, login limits."""
+"""Authentication: users, JWTs (pinned HS256, expiry, maximum age, revocable jti, a token
+version per user), CSRF, login limits (per-IP lock, per-account progressive delay)."""
