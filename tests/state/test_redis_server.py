@@ -1,4 +1,5 @@
-"""Tests for scrapy_hitl.state.redis_server: connecting, and the embedded redis-server."""
+"""Tests for scrapy_hitl.state.redis_server and redis_binary: connecting, the embedded
+redis-server, which binary it runs and the AOF it can read."""
 
 from __future__ import annotations
 
@@ -17,19 +18,22 @@ from redis.retry import Retry
 
 from scrapy_hitl.config import StateConfig
 from scrapy_hitl.state import HitlState
-from scrapy_hitl.state.redis_server import (
+from scrapy_hitl.state.redis_binary import (
     AofTooNew,
-    EmbeddedRedis,
     RedisBinary,
-    RedisUnavailable,
     choose_redis_server,
-    connect,
+    dotted,
     inspect_aof,
-    persistence_warning,
     pick_binary,
     rdb_header,
-    redis_server_binary,
     server_version,
+)
+from scrapy_hitl.state.redis_server import (
+    EmbeddedRedis,
+    RedisUnavailable,
+    connect,
+    persistence_warning,
+    redis_server_binary,
 )
 from tests.support.servers import free_port
 
@@ -243,10 +247,6 @@ def test_no_warning_with_aof(redis_server):
 
 # --- which redis-server runs, and whether it can read the AOF it finds ------------------------------
 PARKED = "hitl:parked:shop:a.example"
-
-
-def dotted(version):
-    return ".".join(map(str, version))
 
 
 @pytest.fixture(scope="module")
