@@ -289,11 +289,10 @@ class ParkBuffer:
             stats.inc_value("hitl/redis/outages")
             exc = failure.value
             logger.warning(
-                "Redis unreachable since %(since)s (%(error)s): %(parks)d parked requests, "
-                "%(acks)d acks and %(events)d events wait in memory; retrying with backoff, "
-                "the crawl pauses if it lasts %(deadline)gs (HITL_PARK_FLUSH_DEADLINE)",
+                "Redis unreachable since %(since)s (%(error)s): parked requests wait in memory "
+                "and are written when it is back, retried with backoff; the crawl pauses if "
+                "this lasts %(deadline)gs (HITL_PARK_FLUSH_DEADLINE)",
                 {"since": _clock(self._down_since_wall), "error": _describe(failure),
-                 "parks": len(self.parks), "acks": len(self.acks), "events": len(self.events),
                  "deadline": self.settings.park_flush_deadline},
                 exc_info=None if _is_redis_trouble(exc) else (failure.type, exc, failure.getTracebackObject()),
                 extra={"spider": self.spider},

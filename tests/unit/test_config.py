@@ -178,6 +178,7 @@ def test_crawl_settings_defaults():
         run_heartbeat=10.0,
     )
     assert cs.classifier_max_body == defaults.HITL_CLASSIFIER_MAX_BODY
+    assert cs.park_flush_deadline == 60.0
 
 
 def test_crawl_settings_reads_values_and_types():
@@ -190,9 +191,11 @@ def test_crawl_settings_reads_values_and_types():
                 "HITL_RESUME_BATCH": 7,
                 "HITL_PAUSE_TIMEOUT": "2.5",
                 "HITL_SESSION_REQUIRED_BLOCK_RATE": "1",
+                "HITL_PARK_FLUSH_DEADLINE": "12.5",
             }
         )
     )
+    assert cs.park_flush_deadline == 12.5
     assert cs.block_signatures == (sig,)
     assert cs.classifier_max_body == 1000
     assert cs.resume_batch == 7
@@ -213,6 +216,7 @@ RATE = "must be in (0, 1]; got"
         pytest.param("HITL_STATS_FLUSH_INTERVAL", 0, f"{POSITIVE} 0.0", id="flush-zero"),
         pytest.param("HITL_EVENTS_MAXLEN", -5, f"{POSITIVE} -5", id="maxlen-negative"),
         pytest.param("HITL_PARK_FLUSH_INTERVAL", "0", f"{POSITIVE} 0.0", id="park-flush-zero-str"),
+        pytest.param("HITL_PARK_FLUSH_DEADLINE", 0, f"{POSITIVE} 0.0", id="flush-deadline-zero"),
         pytest.param("HITL_PAUSE_TIMEOUT", -1, f"{POSITIVE} -1.0", id="pause-timeout-negative"),
         pytest.param("HITL_PROGRESS_INTERVAL", 0, f"{POSITIVE} 0.0", id="progress-zero"),
         pytest.param("HITL_RESUME_BATCH", 0, f"{POSITIVE} 0", id="resume-batch-zero"),

@@ -1,0 +1,53 @@
+"""Redis goes away for 30 s in the middle of a crawl that parks all along: the crawl backs
+off, pauses after HITL_PARK_FLUSH_DEADLINE, goes on when Redis is back, logs a handful of
+lines about it, and every request it parked is in Redis at the end."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from scrapy_hitl.state import interventions
+from tests.integration.conftest import wait_for
+
+HELD = "held.sandbox.test"
+COUNT = 60  # pages crawled, each parking one request to HELD
+OUTAGE = 30.0  # seconds Redis is stopped (issue 14)
+DEADLINE = 5.0  # HITL_PARK_FLUSH_DEADLINE: well inside the outage, so the crawl pauses
+
+
+def test_redis_outage_backs_off_pauses_and_loses_nothing(crawl, own_redis, own_state, fresh_sandbox):
+    interventions.open_or_update(own_state, type="manual_access", reason="http_403", domain=HELD)
+    run = crawl(spider="trickle", args={"count": str(COUNT), "held": HELD}, settings={
+        "SPIDER_MODULES": ["demo.spiders", "tests.support.trickle"],
+        "DOWNLOAD_DELAY": 0.2,  # about 5 pages a second: parking goes on into the outage
+        "HITL_PARK_FLUSH_DEADLINE": DEADLINE,
+        "HITL_RUN_HEARTBEAT": 1.0,  # the heartbeat, too, meets the outage
+        "HITL_PAUSE_TIMEOUT": 1,
+    })
+    wait_for(lambda: own_state.parking.count("trickle", HELD) >= 5, what="the first parks")
+    own_redis.shutdown()
+    time.sleep(OUTAGE)
+    own_redis.start_again()  # same port, its AOF loaded
+    result = run.wait(timeout=180)
+
+    assert result.returncode == 0, result.log[-3000:]
+    assert result.stats["finish_reason"] == "hitl_paused"  # HELD waits for a human
+    assert sorted(i["n"] for i in result.items if "n" in i) == list(range(1, COUNT + 1))
+    # Every request the crawl parked is in Redis, once.
+    assert result.stats["hitl/parked"] == COUNT
+    assert own_state.parking.count("trickle", HELD) == COUNT
+    # One outage; long enough that the crawl paused until Redis was back.
+    assert result.stats["hitl/redis/outages"] == 1
+    assert result.stats["hitl/redis/paused"] == 1
+    assert result.stats["hitl/redis/failed_writes"] >= 2
+
+    # A handful of lines about it, not one per try; no tracebacks.
+    about_redis = [line for line in result.log.splitlines() if "Redis" in line]
+    assert len(about_redis) <= 5, "\n".join(about_redis)
+    assert sum("Redis unreachable since" in line for line in about_redis) == 1
+    assert sum("pausing the crawl until it is back" in line for line in about_redis) == 1
+    (back,) = [line for line in about_redis if "Redis back after" in line]
+    assert int(re.search(r"(\d+) parks flushed", back).group(1)) >= 1  # parked during the outage
+    assert "Traceback" not in result.log
+    assert "Unhandled error" not in result.log
