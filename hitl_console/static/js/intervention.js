@@ -138,14 +138,30 @@ function renderHistory(i) {
   }));
 }
 
+/** A run_anomaly (docs/settings.md#run-monitors): what alerted, in plain words, the monitor's
+ * code in small type. It holds no request: no cookies to give, nothing resumes or fails. */
+function renderAnomaly(i) {
+  const anomaly = i.type === "run_anomaly";
+  $("anomaly").hidden = !anomaly;
+  $("resolve-cookies-form").hidden = anomaly;
+  $("resolve-done").textContent = anomaly ? "I looked at the data" : "Mark done";
+  $("cancel").textContent = anomaly ? "Dismiss" : "Cancel: fail the parked requests";
+  if (!anomaly) return;
+  const alerts = Array.isArray(i.evidence && i.evidence.alerts) ? i.evidence.alerts : [];
+  $("anomaly-run").href = i.run_id ? `/runs/${encodeURIComponent(i.run_id)}` : "/runs";
+  $("anomaly-alerts").replaceChildren(...alerts.map((a) => el("li", { dataset: { monitor: a.monitor } },
+    el("div", {}, a.message || ""), el("small", { class: "hint" }, el("code", {}, a.monitor)))));
+}
+
 function render(i) {
   current = i;
   renderFacts(i);
+  renderAnomaly(i);
   renderEvidence(i);
   renderParked(i);
   renderHistory(i);
   $("actions").hidden = i.status !== "open";
-  if (i.status === "resolved") showOutcome(i);
+  if (i.status === "resolved" && i.type !== "run_anomaly") showOutcome(i);
 }
 
 // --- after resolving: resumed count and run status, live --------------------------------------
@@ -254,7 +270,7 @@ async function act(button, errorBox, call) {
 }
 
 function afterResolve(result) {
-  if (!result) return;
+  if (!result || result.intervention.type === "run_anomaly") return; // nothing resumes
   resolvedAtMs = parseTime(result.intervention.resolved_at);
   showOutcome(result.intervention, result.requests_resumed);
 }

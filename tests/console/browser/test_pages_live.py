@@ -133,3 +133,25 @@ def test_the_interventions_list_filters_pages_and_marks_a_domain_done(tab, users
                                           domain="d3.example")[0]["id"]
     page.wait_for_selector(f'#list-body tr[data-intervention-id="{new_id}"][data-status="open"]')
     assert tab.errors == []
+
+
+def test_a_run_anomaly_says_what_alerted_and_is_marked_looked_at(tab, users, state):
+    run = runs.create_run(state.db, "a70ma1y00000", "sandbox", {}, "/tmp")
+    alert = {"monitor": "item_count_drop", "status": "alert", "values": {"items": 2, "median": 6},
+             "message": "2 items, under 50% of the median of the last 5 completed runs (6)."}
+    anomaly, _ = interventions.open_or_update(state, type="run_anomaly", reason="item_count_drop",
+                                              domain="flood.example", spider="sandbox", run_id=run["id"],
+                                              evidence={"run_id": run["id"], "alerts": [alert]})
+    page = tab.page
+    tab.login("reviewer@example.com", then=f"/interventions/{anomaly['id']}")
+    shown = page.wait_for_selector('#anomaly-alerts li[data-monitor="item_count_drop"]')
+    assert "under 50% of the median" in shown.inner_text()
+    assert shown.query_selector("small code").inner_text() == "item_count_drop"
+    assert page.get_attribute("#anomaly-run", "href") == f"/runs/{run['id']}"
+    assert page.is_hidden("#resolve-cookies-form")  # nothing to log in to
+    page.fill("#done-note", "a short day on the site")
+    page.click("#resolve-done")
+    page.wait_for_selector('#intervention[data-status="resolved"]')
+    assert page.is_hidden("#outcome")  # nothing resumes
+    assert interventions.get(state, anomaly["id"])["note"] == "a short day on the site"
+    assert tab.errors == []
