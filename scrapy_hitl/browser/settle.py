@@ -22,8 +22,6 @@ import asyncio
 import re
 from typing import Any
 
-from scrapy_playwright.page import PageMethod
-
 # parsel's pseudo-elements, which select text or attributes rather than elements: the
 # browser waits for the element they apply to.
 _PSEUDO_ELEMENTS = re.compile(r"::(?:text|attr\([^)]*\))")
@@ -59,6 +57,8 @@ def add_settle(meta: dict[str, Any], expect: str | None, timeout: float) -> None
     selector = browser_selector(expect) if expect else ""
     if not selector or timeout <= 0:
         return
+    from scrapy_playwright.page import PageMethod  # here: a static crawl never imports it
+
     method = PageMethod(settle, selector, timeout)
     methods = meta.get("playwright_page_methods")
     if isinstance(methods, dict):

@@ -24,8 +24,6 @@ from scrapy.utils.httpobj import urlparse_cached
 
 from scrapy_hitl.browser.config import BrowserNotFound, find_chromium
 from scrapy_hitl.browser.handler import BROWSER_TIERS
-from scrapy_hitl.browser.pool import BrowserPool
-from scrapy_hitl.live.holder import LiveHolder
 from scrapy_hitl.middlewares.blocks import HitlBlockMiddleware
 from scrapy_hitl.runtime import HitlRuntime, request_domain, stats_method
 from scrapy_hitl.tiers import TIERS, Ladder, Plan, TierMemory, parse_tiers, path_pattern
@@ -36,6 +34,8 @@ if TYPE_CHECKING:
     from scrapy.http import Response
     from typing_extensions import Self
 
+    from scrapy_hitl.browser.pool import BrowserPool
+    from scrapy_hitl.live.holder import LiveHolder
     from scrapy_hitl.middlewares.blocks import Judgement
 
 logger = logging.getLogger(__name__)
@@ -69,16 +69,37 @@ class HitlEscalationMiddleware:
         runtime.ladder = ladder
         runtime.tier_memory = self.memory
         self.blocks = HitlBlockMiddleware(crawler, runtime)  # for judge(): one verdict per response
-        self.pool = BrowserPool.of(crawler) if set(ladder.automated) & BROWSER_TIERS else None
-        # captcha pages kept open for a reviewer's live view (docs/live.md)
-        live = LiveHolder.of(crawler, self.pool) if self.pool is not None and ladder.human else None
-        self.live = live if live is not None and live.enabled else None
+        # The browser pool and the live holder are looked up by the first browser-tier
+        # response (see pool and live below): a crawl that never needs a browser never
+        # imports them.
+        self._browser = bool(set(ladder.automated) & BROWSER_TIERS)
+        self._pool: BrowserPool | None = None
+        self._live: LiveHolder | None = None
         self._loaded: set[str] = set()
         self._confirmed = 0
         self._inc_stat = stats_method(crawler.stats, "inc_value")  # per request and response
         self._request_stat = {t: f"hitl/tier/{t}/requests" for t in TIERS}
         self._response_stat = {t: f"hitl/tier/{t}/responses" for t in TIERS}
         self._shell_sample = max(1, round(1 / recheck_share)) if recheck_share > 0 else 1
+
+    @property
+    def pool(self) -> BrowserPool | None:
+        """The crawl's browser pool (shared with the download handlers), or None without the
+        browser tiers."""
+        if self._pool is None and self._browser:
+            from scrapy_hitl.browser.pool import BrowserPool
+
+            self._pool = BrowserPool.of(self.crawler)
+        return self._pool
+
+    @property
+    def live(self) -> LiveHolder | None:
+        """Captcha pages kept open for a reviewer's live view (docs/live.md), if enabled."""
+        if self._live is None and self.ladder.human and self.pool is not None:
+            from scrapy_hitl.live.holder import LiveHolder
+
+            self._live = LiveHolder.of(self.crawler, self.pool)
+        return self._live if self._live is not None and self._live.enabled else None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:

@@ -1,0 +1,75 @@
+"""A static crawl with the add-on does not import what only other crawls need (issue 14).
+
+The browser (scrapy-playwright, Playwright) is imported by the first browser-tier request,
+Alembic only when the schema is not at head, the console's modules never. Each of them
+costs every crawl start-up time and memory. One real crawl, in a fresh interpreter (a
+test process has imported everything already): the add-on with its default ladder (the
+browser tiers included) fetches one static page from the sandbox, then the process reports
+which of those modules it loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+NOT_IMPORTED = ("playwright", "scrapy_playwright", "playwright_stealth", "alembic", "flask", "hitl_console",
+                "scrapy_hitl.browser.pool", "scrapy_hitl.live.screencast")
+
+CRAWL = """
+import json, sys
+import scrapy
+from scrapy.crawler import CrawlerProcess
+
+class One(scrapy.Spider):
+    name = "one"
+    start_urls = [sys.argv[1]]
+
+    def parse(self, response):
+        yield {"title": response.css("title::text").get()}
+
+process = CrawlerProcess({"ADDONS": {"scrapy_hitl.Addon": 500}, "LOG_LEVEL": "WARNING",
+                          "TELNETCONSOLE_ENABLED": False})
+crawler = process.create_crawler(One)
+process.crawl(crawler)
+process.start()
+stats = crawler.stats.get_stats()
+print(json.dumps({"loaded": sorted(m for m in sys.modules if m.split(".")[0] in
+                                   ("playwright", "scrapy_playwright", "playwright_stealth", "alembic", "flask",
+                                    "hitl_console") or m in {names!r}),
+                  "items": stats.get("item_scraped_count", 0), "tiers": crawler.settings.getlist("HITL_TIERS")}))
+"""
+
+
+@pytest.fixture(scope="module")
+def one_page_site():
+    from sandbox.control import SandboxServer
+
+    with SandboxServer(static_pages=1) as server:
+        yield server
+
+
+@pytest.mark.parametrize("schema", ["at head", "new database"])
+def test_a_static_crawl_loads_no_browser_alembic_or_console(hitl_env, hitl_schema, one_page_site, schema):
+    if schema == "new database":  # created by the crawl itself: then Alembic has work to do
+        Path(hitl_env["HITL_DATABASE_URL"].removeprefix("sqlite:///")).unlink()
+    script = CRAWL.replace("{names!r}", repr(set(NOT_IMPORTED)))
+    proc = subprocess.run([sys.executable, "-c", script, f"{one_page_site.url}/static/page/1"],
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                          timeout=120, cwd=hitl_env["HITL_DATA_DIR"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["items"] == 1
+    assert {"browser", "stealth"} <= set(report["tiers"])  # the browser tiers are in the ladder
+    if schema == "at head":
+        assert report["loaded"] == []
+    else:  # migrations need Alembic; still nothing of the browser or the console
+        assert "alembic" in report["loaded"]
+        assert [m for m in report["loaded"] if m.split(".")[0] != "alembic"] == []
