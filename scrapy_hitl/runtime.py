@@ -155,7 +155,7 @@ class HitlRuntime:
             logger.critical("scrapy-hitl cannot start: %s", exc)
             raise
         self.classifier = BlockClassifier.from_settings_value(self.settings.block_signatures)
-        from scrapy_hitl.snapshots import ErrorSnapshots  # (it imports this module's helpers)
+        from scrapy_hitl.snapshots import ErrorSnapshots  # here: it imports this module
 
         self.run_id = runs.new_run_id()
         # the first failure of each kind per domain keeps its page (scrapy_hitl.snapshots)

@@ -25,6 +25,7 @@ from scrapy import signals
 from scrapy.http import TextResponse
 
 from scrapy_hitl import defaults
+from scrapy_hitl.runtime import request_domain
 from scrapy_hitl.state import snapshots as snapshots_state
 
 if TYPE_CHECKING:
@@ -142,8 +143,6 @@ class ErrorSnapshots:
                    html=self._body(response) if response is not None else None)
 
     def _spider_error(self, failure: Failure, response: Response, spider: Any) -> None:
-        from scrapy_hitl.runtime import request_domain
-
         request = response.request
         if request is None:
             return
