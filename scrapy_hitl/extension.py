@@ -267,6 +267,8 @@ class HitlExtension:
 
     def _claim_failed(self, failure: Any, domain: str) -> None:
         self.resuming.discard(domain)
+        if self.rt.buffer.redis_down:
+            return  # the outage is logged once (scrapy_hitl.parkbuffer); idle tries again
         logger.error("Could not resume %s: %s (will retry when idle)", domain,
                      failure.getErrorMessage(), extra={"spider": self.rt.spider})
 
@@ -307,7 +309,8 @@ class HitlExtension:
                 if not n:
                     rt.parked_domains.discard(domain)
 
-            rt.io(rt.state.parking.count, rt.spider_name, domain).addCallback(_forget_if_empty)
+            d = rt.io(rt.state.parking.count, rt.spider_name, domain)
+            d.addCallbacks(_forget_if_empty, rt.buffer.redis_failed)
             return
         self._next_batch(domain)
 
