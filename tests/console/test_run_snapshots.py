@@ -73,3 +73,9 @@ def test_login_is_required(client, users, kept):
     assert client.get("/api/v1/runs/r1/snapshots").status_code == 401
     assert client.get(f"/api/v1/runs/r1/snapshots/{kept[0]}/html").status_code == 401
     assert client.get(f"/runs/r1/snapshots/{kept[0]}/html").status_code == 302  # to the login page
+
+
+@pytest.mark.parametrize("query", ["cursor=garbage", "cursor=WyJ4Il0", "limit=0"])  # WyJ4Il0: ["x"]
+def test_bad_paging_is_400(client, reviewer, kept, query):
+    response = client.get(f"/api/v1/runs/r1/snapshots?{query}", headers=reviewer)
+    assert response.status_code == 400 and response.json["error"] in ("bad_cursor", "bad_request")
