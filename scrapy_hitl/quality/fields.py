@@ -15,7 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from itemadapter import ItemAdapter
 
 from scrapy_hitl.quality.config import field_map
 
@@ -45,7 +44,12 @@ def field_spec(item: Any, type_name: str, spider: Spider | None,
                critical_setting: Mapping[str, tuple[str, ...]]) -> FieldSpec:
     """Work out the spec of one item class (the pipeline caches it per class and type)."""
     cls = type(item)
-    declared = None if isinstance(item, dict) else ItemAdapter.get_field_names_from_class(cls)
+    if isinstance(item, dict):
+        declared = None
+    else:
+        from itemadapter import ItemAdapter  # here: it imports pydantic (+6 MB at start-up)
+
+        declared = ItemAdapter.get_field_names_from_class(cls)
     meta_required: list[str] = []
     meta_critical: list[str] = []
     for name in declared or ():

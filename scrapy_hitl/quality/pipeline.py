@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from itemadapter import ItemAdapter
 from scrapy.exceptions import DropItem, NotConfigured
 
 from scrapy_hitl.quality import scoring
@@ -76,6 +75,8 @@ class HitlQualityPipeline:
         if type(item) is dict:
             data = item  # read as is: the row below keeps its JSON, taken now, not the dict
         else:
+            from itemadapter import ItemAdapter  # here: it imports pydantic (+6 MB at start-up)
+
             try:
                 data = ItemAdapter(item).asdict()
             except TypeError:  # not an item type itemadapter knows: nothing to score

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from itemadapter import ItemAdapter
 
 from scrapy_hitl.quality import scoring
 from scrapy_hitl.quality.consistency import RunConsistency, check_rules
@@ -44,6 +43,8 @@ class ItemScorer:
         """(item type, route, score). ``data`` is ``ItemAdapter(item).asdict()`` if the caller
         has it already; ``expect_matched`` whether the page matched ``hitl_expect``."""
         if data is None:
+            from itemadapter import ItemAdapter  # here: it imports pydantic (+6 MB at start-up)
+
             data = ItemAdapter(item).asdict()
         type_name = self._dict_type if type(item) is dict else item_type(item, self.spider)
         spec = self._spec(item, type_name)

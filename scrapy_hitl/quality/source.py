@@ -28,7 +28,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from itemadapter import ItemAdapter
 from scrapy import Request, signals
 from scrapy.exceptions import NotConfigured
 from scrapy.http import TextResponse
@@ -164,6 +163,11 @@ class HitlItemSourceMiddleware:
         if source is not None:
             self.sources.add(item, source)
         if template is not None and not template.fields:
+            if type(item) is dict:
+                template.fields.update(list(item)[:MAX_FIELDS])
+                return
+            from itemadapter import ItemAdapter  # here: it imports pydantic (+6 MB at start-up)
+
             try:
                 template.fields.update(list(ItemAdapter(item).field_names())[:MAX_FIELDS])
             except TypeError:  # not an item type ItemAdapter knows: the pipeline will say so
