@@ -11,7 +11,7 @@ from scrapy_hitl.state import interventions
 from tests.integration.conftest import wait_for
 
 HELD = "held.sandbox.test"
-COUNT = 60  # pages crawled, each parking one request to HELD
+COUNT = 70  # pages crawled, each parking one request to HELD
 OUTAGE = 30.0  # seconds Redis is stopped (issue 14)
 DEADLINE = 5.0  # HITL_PARK_FLUSH_DEADLINE: well inside the outage, so the crawl pauses
 
@@ -20,7 +20,9 @@ def test_redis_outage_backs_off_pauses_and_loses_nothing(crawl, own_redis, own_s
     interventions.open_or_update(own_state, type="manual_access", reason="http_403", domain=HELD)
     run = crawl(spider="trickle", args={"count": str(COUNT), "held": HELD}, settings={
         "SPIDER_MODULES": ["demo.spiders", "tests.support.trickle"],
-        "DOWNLOAD_DELAY": 0.2,  # about 5 pages a second: parking goes on into the outage
+        # 5 pages a second at most: parking goes on well past the deadline into the outage
+        "DOWNLOAD_DELAY": 0.2,
+        "RANDOMIZE_DOWNLOAD_DELAY": False,
         "HITL_PARK_FLUSH_DEADLINE": DEADLINE,
         "HITL_RUN_HEARTBEAT": 1.0,  # the heartbeat, too, meets the outage
         "HITL_PAUSE_TIMEOUT": 1,
