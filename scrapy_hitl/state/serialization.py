@@ -28,6 +28,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from scrapy import Request
+from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.request import request_from_dict
 
 if TYPE_CHECKING:
@@ -73,12 +74,23 @@ def sealer_for(spider: Spider | None) -> Fernet | None:
     return getattr(runtime, "sealer", None)
 
 
+def _went_with_session(request: Request) -> bool:
+    """The session middleware attached the session of the request's domain (or of a parent
+    domain). A spider that copies ``response.meta`` into a request for another site copies
+    ``hitl_session`` too: that request's cookies are its own."""
+    session_domain = request.meta.get("hitl_session")
+    if not isinstance(session_domain, str):
+        return False
+    host = (urlparse_cached(request).hostname or "").lower()
+    return host == session_domain or host.endswith("." + session_domain)
+
+
 def _take_secrets(request: Request, data: dict[str, Any]) -> dict[str, Any]:
     """Remove the vault's secrets from ``data`` (``request_to_dict``'s, meta already
     filtered), and move the request's own into the returned dict (empty if none)."""
     meta, headers = data["meta"], data["headers"]
     request_meta = request.meta
-    if "hitl_session" in request_meta and not request_meta.get("dont_merge_cookies"):
+    if _went_with_session(request) and not request_meta.get("dont_merge_cookies"):
         # The session middleware replaced the request's cookies with the vault's, and
         # CookiesMiddleware built the Cookie header from its jar: both are rebuilt on the
         # way out from the vault's current session.

@@ -302,6 +302,16 @@ def vault_request(**meta):
             {b"Authorization": [BEARER]}, {}, None,
             id="session-cookies-and-header-dropped-authorization-sealed"),
         pytest.param(
+            Request("https://www.shop.example.com/", cookies=[{"name": "sid", "value": VAULT}],
+                    headers={"Cookie": f"sid={VAULT}"}, meta={"hitl_session": "shop.example.com"}),
+            {VAULT}, set(), {}, {}, None,
+            id="a-parent-domains-session-is-dropped-too"),
+        pytest.param(
+            Request("https://other.example/", cookies={"sid": OWN},
+                    meta={"hitl_session": "shop.example.com"}),
+            set(), {"cookies"}, {}, {"sid": OWN}, None,
+            id="session-meta-copied-to-another-site-so-the-cookies-are-its-own"),
+        pytest.param(
             vault_request(dont_merge_cookies=True), set(), {"headers", "cookies"},
             {b"Cookie": [f"sid={VAULT}".encode()], b"Authorization": [BEARER]},
             [{"name": "sid", "value": VAULT}], None,
