@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -175,8 +176,8 @@ def run_crawl(
     wrapper: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Run ``benchlib.crawl_runner`` (a CrawlerProcess) in a fresh interpreter; return its report:
-    the crawl's final stats plus the process's resource figures and its whole wall time
-    (``process_wall_s``, from spawn to exit). ``wrapper`` prefixes the
+    the crawl's final stats plus the process's resource figures, its whole wall time
+    (``process_wall_s``, from spawn to exit) and CPU time (``process_cpu_s``). ``wrapper`` prefixes the
     command (valgrind, for instruction counts)."""
     out = out_dir / f"{name}.json"
     log = out_dir / f"{name}.log"
@@ -186,15 +187,18 @@ def run_crawl(
         cmd += ["-a", f"{k}={v}"]
     full_env = {**os.environ, **env,
                 "PYTHONPATH": os.pathsep.join([str(BENCH_DIR), str(ROOT), str(DEMO_PROJECT)])}
-    started = time.perf_counter()
+    started, children = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(cmd, env=full_env, cwd=out_dir, capture_output=True, timeout=timeout)
     wall_s = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # only waited-for children: this crawl
+    cpu_s = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
     if proc.returncode != 0 or not out.exists():
         tail = log.read_text()[-3000:] if log.exists() else ""
         raise RuntimeError(f"crawl {name} failed ({proc.returncode}):\n{proc.stderr.decode()[-3000:]}\n{tail}")
     report = json.loads(out.read_text())
     report["log_errors"] = _log_errors(log)
     report["process_wall_s"] = wall_s  # the whole process: interpreter start-up, imports, crawl, exit
+    report["process_cpu_s"] = cpu_s  # its CPU time (user + system, all threads): less sensitive to load
     return report
 
 
