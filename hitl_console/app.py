@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 
-from hitl_console import errors, security
+from hitl_console import bounds, errors, security
 from hitl_console.auth.tokens import signing_key
 from hitl_console.config import ConsoleConfig
 from scrapy_hitl.config import StateConfig
@@ -39,6 +39,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["hitl_jwt_key"] = signing_key(state.config.secret_key)
 
     errors.init_app(app)
+    bounds.init_app(app)  # before the blueprints: their id rules bind its converter
     security.init_app(app)
 
     from hitl_console import health, live, openapi, pages

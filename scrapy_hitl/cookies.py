@@ -15,6 +15,7 @@ import ipaddress
 import json
 import math
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
@@ -69,6 +70,12 @@ _SAME_SITE = {
     "none": "None",
     "no_restriction": "None",  # Chrome extensions' spelling of SameSite=None
 }
+# The last second a datetime (and so the vault's expires_at) can hold, 9999-12-31 23:59:59
+# UTC. A later expiry, or a millisecond timestamp, is kept as that, as browsers cap a
+# cookie's lifetime: a cookie that outlives the year 9999 is as good as one that never
+# expires. A number past float's range (inf, 10**400) is refused instead.
+MAX_EXPIRES = 253402300799.0
+_FLOAT_MAX = sys.float_info.max
 
 
 class CookieFormatError(ValueError):
@@ -326,6 +333,12 @@ def _no_cookies(fmt: str, source: str) -> CookieFormatError:
 # --- JSON formats -----------------------------------------------------------------------
 
 
+_JSON_FIX = (
+    "Export the cookies again and upload the file unchanged; JSON that was edited by hand or "
+    "cut off while copying does not parse."
+)
+
+
 def _load_json(text: str, fmt: str, source: str) -> Any:
     try:
         return json.loads(text)
@@ -335,9 +348,13 @@ def _load_json(text: str, fmt: str, source: str) -> Any:
             problem=f"invalid JSON: {exc.msg} (column {exc.colno})",
             line=exc.lineno,
             source=source,
-            fix="Export the cookies again and upload the file unchanged; JSON that was edited "
-            "by hand or cut off while copying does not parse.",
+            fix=_JSON_FIX,
         ) from None
+    except RecursionError:
+        problem = "invalid JSON: arrays or objects nested too deep for a cookie export"
+    except ValueError:  # an integer of more digits than int() reads (sys.int_info)
+        problem = "invalid JSON: a number too long to read"
+    raise CookieFormatError(fmt=fmt, problem=problem, source=source, fix=_JSON_FIX)
 
 
 def _parse_cookie_editor(text: str, source: str, default_domain: str | None) -> ParsedCookies:
@@ -437,7 +454,9 @@ def _cookie_from_mapping(
     if not isinstance(name, str) or not name:
         raise fail('has an empty or non-string "name"', missing_fix)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = str(value)
+        value = _number_text(value)
+        if value is None:
+            raise fail('has a "value" of more digits than a cookie can hold', missing_fix)
     if not isinstance(value, str):
         raise fail(f'has "value": {_json_type(value)}, which is not a string', missing_fix)
 
@@ -445,8 +464,13 @@ def _cookie_from_mapping(
     path = _string(d, "path", fail)
     url = _string(d, "url", fail)  # Playwright add_cookies() accepts a url instead
     if url and not domain:
-        parts = urlsplit(url)
-        domain, path = parts.hostname or "", path or parts.path
+        try:
+            parts = urlsplit(url)
+            hostname = parts.hostname  # parsed on access: "http://[::1" fails only here
+        except ValueError:
+            raise fail(f'has "url": {_shown(url)}, which is not a URL', 'Give "domain" and '
+                       '"path" instead, or a full URL such as "https://shop.example/".') from None
+        domain, path = hostname or "", path or parts.path
     host_only = d.get("hostOnly")
     if host_only is True:
         domain = domain.lstrip(".")
@@ -459,10 +483,13 @@ def _cookie_from_mapping(
             raw = d.get(key)
             if raw is None:
                 continue
-            number = isinstance(raw, (int, float)) and not isinstance(raw, bool)
-            if not number or not math.isfinite(raw):
-                raise fail(f'has "{key}": {raw!r}, which is not a number of seconds since 1970')
-            expires = float(raw) if raw >= 0 else None  # Playwright: -1 = session
+            # An int past float's range is refused like inf: float() would overflow
+            number = isinstance(raw, (int, float)) and -_FLOAT_MAX <= raw <= _FLOAT_MAX
+            if not number or isinstance(raw, bool):
+                raise fail(
+                    f'has "{key}": {_shown(raw)}, which is not a number of seconds since 1970'
+                )
+            expires = _expires(raw) if raw >= 0 else None  # Playwright: -1 = session
             break
 
     same_site = None
@@ -505,8 +532,36 @@ def _flag(
             return raw
         if raw in (0, 1) and isinstance(raw, int):
             return bool(raw)
-        raise fail(f'has "{key}": {raw!r}, which is not true or false')
+        raise fail(f'has "{key}": {_shown(raw)}, which is not true or false')
     return False
+
+
+def _expires(seconds: float) -> float:
+    return min(float(seconds), MAX_EXPIRES)
+
+
+def _number_text(number: float) -> str | None:
+    """``str(number)``, or None for an int of more digits than str() converts (4,300)."""
+    try:
+        return str(number)
+    except ValueError:
+        return None
+
+
+def _shown(value: Any) -> str:
+    """A value quoted in an error message: short scalars as written, anything else by type.
+
+    Not repr(): an export's value may be a list nested hundreds deep or an int of more
+    digits than str() converts, and a message should not be a megabyte either.
+    """
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        text = repr(value) if isinstance(value, str) else _number_text(value)
+        if text is None:
+            return "a number too long to show"
+        return text if len(text) <= 40 else text[:37] + "..."
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return _json_type(value)
 
 
 def _json_type(value: Any) -> str:
@@ -573,8 +628,9 @@ def _parse_netscape(text: str, source: str, default_domain: str | None) -> Parse
         except ValueError:
             seconds = math.nan
         if not math.isfinite(seconds):
+            shown = expiry if len(expiry) <= 40 else expiry[:37] + "..."
             raise fail(
-                f'the expiry field (5th) is "{expiry}", expected seconds since 1970 '
+                f'the expiry field (5th) is "{shown}", expected seconds since 1970 '
                 "(0 for a session cookie)"
             )
         cookies.append(
@@ -583,7 +639,7 @@ def _parse_netscape(text: str, source: str, default_domain: str | None) -> Parse
                 value=value,
                 domain=domain or default_domain or "",
                 path=path or "/",
-                expires=seconds if seconds > 0 else None,
+                expires=_expires(seconds) if seconds > 0 else None,
                 secure=_netscape_bool(secure, "secure field (4th)", fail),
                 http_only=http_only,
             )

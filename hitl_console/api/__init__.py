@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import current_app, g, jsonify, request
 
+from hitl_console.bounds import MAX_ID
 from hitl_console.errors import ApiError
 
 if TYPE_CHECKING:
@@ -74,9 +75,11 @@ def decode_cursor(cursor: str, arity: int) -> list[Any]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         key = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
         key = None
-    if not isinstance(key, list) or len(key) != arity:
+    # Every key this API hands out is a flat list of strings and numbers a column holds.
+    if (not isinstance(key, list) or len(key) != arity
+            or any(isinstance(k, int) and not -MAX_ID - 1 <= k <= MAX_ID for k in key)):
         raise ApiError(400, "bad_cursor", "cursor must be a next_cursor value from a previous page")
     return key
 

@@ -58,7 +58,7 @@ def domains_history(domain: str) -> Any:
     domain = normalize_domain(domain)
     _domain_or_404(domain)
     raw = request.args.get("limit", str(HISTORY_DEFAULT))
-    if not raw.isdigit() or not 1 <= int(raw) <= HISTORY_MAX:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6) or not 1 <= int(raw) <= HISTORY_MAX:
         raise ApiError(400, "bad_request", f"limit must be an integer from 1 to {HISTORY_MAX}")
     return jsonify({"items": domains.history(state().db, domain, limit=int(raw))})
 

@@ -49,6 +49,9 @@ def decode(key: bytes, token: str, client: redis.Redis, *, max_age: int | None =
         raise TokenError("token expired") from exc
     except jwt.InvalidTokenError as exc:
         raise TokenError("invalid token") from exc
+    sub = claims["sub"]  # callers int() it: a user id, in the database's range
+    if not (isinstance(sub, str) and sub.isascii() and sub.isdigit() and len(sub) <= 18):
+        raise TokenError("invalid token")
     if max_age is not None and time.time() - int(claims["iat"]) > max_age:  # pyjwt int()ed iat
         raise TokenError("token too old; log in again")
     if client.exists(_REVOKED + claims["jti"]):
