@@ -1,7 +1,7 @@
 """The escalation ladder: how close a crawl that learns its tiers comes to one told them.
 
     .venv/bin/python bench/escalation.py [--items 500] [--pairs 2] [--js-pages 20] [--memory-pages 1000]
-                                         [--refusal-items 300] [--quick]
+                                         [--refusal-items 500] [--quick]
 
 Four measurements, each a real ``scrapy crawl sandbox`` of the demo project against the
 local sandbox site, with the add-on, the system Chromium and a real Redis:
@@ -215,14 +215,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", type=int, default=2, help="(ladder, oracle) pairs (default 2)")
     parser.add_argument("--js-pages", type=int, default=10, help="JS-only listing pages, 10 details each (default 10)")
     parser.add_argument("--memory-pages", type=int, default=1100, help="browser-tier pages for the memory run")
-    parser.add_argument("--refusal-items", type=int, default=300, help="shop items of the refusals section (default 300)")
+    parser.add_argument("--refusal-items", type=int, help="shop items of the refusals section (default: --items)")
     parser.add_argument("--refusal-guarded-share", type=float, default=0.1,
                         help="share of them behind the BotD bot detector (default 0.1; JS-only: --share)")
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny sizes")
     parser.add_argument("--out", help="JSON result file (default bench/results/escalation.json)")
     ns = parser.parse_args(argv)
     if ns.quick:
-        ns.items, ns.pairs, ns.js_pages, ns.refusal_items = 25, 1, 1, 25
+        ns.items, ns.pairs, ns.js_pages = 25, 1, 1
+    ns.refusal_items = ns.refusal_items or ns.items
     started = time.monotonic()
     with redis_server() as redis:
         mixed_result = mixed(redis.url, ns.items, ns.share, ns.mixed_seed, ns.pairs)

@@ -91,8 +91,8 @@ def test_index_links_to_every_section(sandbox: SandboxServer) -> None:
     assert response.status == 200
     assert response.sel.css("title::text").get() == "scrapy-hitl sandbox"
     links = set(response.sel.css("a::attr(href)").getall())
-    for section in ("quotes", "vip", "members", "members-redirect", "protected", "js", "guarded", "drift", "static",
-                    "mixed"):
+    for section in ("quotes", "vip", "members", "members-redirect", "protected", "js", "guarded", "botd", "drift",
+                    "static", "mixed"):
         assert f"/{section}/page/1" in links
     assert {"/login", "/health", "/__sandbox/hits"} <= links
 
