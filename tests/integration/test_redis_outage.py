@@ -5,6 +5,7 @@ lines about it, and every request it parked is in Redis at the end."""
 from __future__ import annotations
 
 import re
+import signal
 import time
 
 from scrapy_hitl.state import interventions
@@ -51,5 +52,32 @@ def test_redis_outage_backs_off_pauses_and_loses_nothing(crawl, own_redis, own_s
     assert sum("pausing the crawl until it is back" in line for line in about_redis) == 1
     (back,) = [line for line in about_redis if "Redis back after" in line]
     assert int(re.search(r"(\d+) parks flushed", back).group(1)) >= 1  # parked during the outage
+    assert "Traceback" not in result.log
+    assert "Unhandled error" not in result.log
+
+
+def test_a_close_while_redis_is_away_gives_up_after_the_deadline_and_says_so(
+        crawl, own_redis, own_state, fresh_sandbox):
+    """Ctrl-C during an outage: the final write is tried for HITL_PARK_FLUSH_DEADLINE, then
+    the crawl exits, naming what it could not park (rather than hang, or lose it silently)."""
+    interventions.open_or_update(own_state, type="manual_access", reason="http_403", domain=HELD)
+    run = crawl(spider="trickle", args={"count": "1000", "held": HELD}, settings={
+        "SPIDER_MODULES": ["demo.spiders", "tests.support.trickle"],
+        "DOWNLOAD_DELAY": 0.05,
+        "HITL_PARK_FLUSH_DEADLINE": 2.0,
+    })
+    wait_for(lambda: own_state.parking.count("trickle", HELD) >= 5, what="the first parks")
+    own_redis.shutdown()
+    run.wait_for_log("pausing the crawl until it is back")
+    run.proc.send_signal(signal.SIGINT)
+    result = run.wait(timeout=60)
+
+    assert result.returncode == 0, result.log[-3000:]
+    (lost,) = [line for line in result.log.splitlines() if "could not be written and are lost" in line]
+    unwritten = int(re.search(r"(\d+) parked requests", lost).group(1))
+    assert unwritten >= 1
+    # What was written before the outage is there; with what was lost, that is every park.
+    own_redis.start_again()
+    assert own_state.parking.count("trickle", HELD) + unwritten == result.stats["hitl/parked"]
     assert "Traceback" not in result.log
     assert "Unhandled error" not in result.log
