@@ -21,6 +21,7 @@ from flask import Blueprint, Response, jsonify, request, send_file, stream_with_
 
 from hitl_console import api
 from hitl_console.auth.guard import require
+from hitl_console.bounds import MAX_ID
 from hitl_console.errors import ApiError
 from scrapy_hitl.quality import export
 from scrapy_hitl.state import items as service, runs
@@ -63,7 +64,7 @@ def _note(data: dict[str, Any]) -> str:
 
 def _expected_version(data: dict[str, Any]) -> int | None:
     version = data.get("expected_version")
-    if version is not None and (type(version) is not int or version < 1):
+    if version is not None and (type(version) is not int or not 1 <= version <= MAX_ID):
         raise ApiError(422, "invalid", {"expected_version": "the item's version you edited, an integer >= 1"})
     return version
 
@@ -162,7 +163,7 @@ def restore(item_id: int) -> Any:
     """``{"version": n, "note": ""}``: that version's data becomes the newest version."""
     data = api.json_object({"version", "note"})
     version = data.get("version")
-    if type(version) is not int or version < 1:
+    if type(version) is not int or not 1 <= version <= MAX_ID:  # past MAX_ID: SQLite overflows
         raise ApiError(422, "invalid", {"version": "the version to restore, an integer >= 1"})
     return jsonify(_call(service.restore, api.state(), item_id, version, actor=api.actor(), note=_note(data)))
 
