@@ -93,7 +93,8 @@ class SelectorDrift:
         template = self.pending.pop((domain, pattern), None)
         if template is not None and template.kept_ids:
             rt = self.rt
-            rt.io(missed.forget, rt.state.redis, rt.spider_name, template.kept_ids)
+            # A failure leaves the copies for the next run to park again: fetched twice, not lost.
+            rt.io(missed.forget, rt.state.redis, rt.spider_name, template.kept_ids).addErrback(self._failed, "forget")
 
     # --- when the crawl runs out of work, or closes ------------------------------------------
     def settle(self) -> int:
@@ -128,8 +129,15 @@ class SelectorDrift:
                                 run_id=rt.run_id, parked_at=time.time())
         kept = missed.Missed.new(rt.run_id, pattern, entry)
         template.kept_ids.append(kept.id)
-        rt.io(missed.keep, rt.state.redis, rt.spider_name, [kept])
+        rt.io(missed.keep, rt.state.redis, rt.spider_name, [kept]).addErrback(self._failed, "keep")
         rt.crawler.stats.inc_value("hitl/drift/kept")
+
+    def _failed(self, failure: Any, what: str) -> None:
+        # Redis away: the page itself is still in memory and is parked like any other when
+        # the guard settles it; only the copy that survives a kill is missing. No traceback.
+        self.rt.crawler.stats.inc_value(f"hitl/drift/{what}_failed")
+        logger.debug("Could not %s a missed page's copy in Redis: %s", what, failure.getErrorMessage(),
+                     extra={"spider": self.rt.spider})
 
     def _open(self, domain: str, pattern: str, template: _Template, last: Request | None) -> None:
         rt = self.rt
