@@ -1,8 +1,9 @@
 """Input bounds every route shares: ids a database column can hold, JSON a parser can nest.
 
-Werkzeug's ``int`` converter accepts any run of digits, and an id past 2**63 - 1 reached
-SQLite as an OverflowError; Python's ``json`` recurses once per nesting level, and a body
-nested 1,000 deep raised RecursionError. Both were 500s. Bounding them here, in the app
+Werkzeug's ``int`` converter accepts any run of digits: an id past 2**63 - 1 reached SQLite
+as an OverflowError, and one past 2**31 - 1 PostgreSQL as "integer out of range". Python's
+``json`` recurses once per nesting level, and a body nested 1,000 deep raised
+RecursionError. All were 500s. Bounding them here, in the app
 factory, covers every route, including the ones not written yet.
 """
 
@@ -18,7 +19,9 @@ from hitl_console.errors import ApiError
 if TYPE_CHECKING:
     from flask import Flask
 
-MAX_ID = 2**63 - 1  # a signed 64-bit integer: SQLite's INTEGER, PostgreSQL's BIGINT
+# The largest id (or version) a row can have: the models' Integer columns are 32-bit in
+# PostgreSQL (64-bit in SQLite), and SQLAlchemy casts a parameter to the column's type.
+MAX_ID = 2**31 - 1
 MAX_JSON_DEPTH = 64  # nested arrays/objects in a request body: far more than any body needs
 
 

@@ -163,7 +163,7 @@ def restore(item_id: int) -> Any:
     """``{"version": n, "note": ""}``: that version's data becomes the newest version."""
     data = api.json_object({"version", "note"})
     version = data.get("version")
-    if type(version) is not int or not 1 <= version <= MAX_ID:  # past MAX_ID: SQLite overflows
+    if type(version) is not int or not 1 <= version <= MAX_ID:  # past MAX_ID: the column overflows
         raise ApiError(422, "invalid", {"version": "the version to restore, an integer >= 1"})
     return jsonify(_call(service.restore, api.state(), item_id, version, actor=api.actor(), note=_note(data)))
 

@@ -15,6 +15,8 @@ import jwt
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from hitl_console.bounds import MAX_ID
+
 if TYPE_CHECKING:
     import redis
 
@@ -49,8 +51,9 @@ def decode(key: bytes, token: str, client: redis.Redis, *, max_age: int | None =
         raise TokenError("token expired") from exc
     except jwt.InvalidTokenError as exc:
         raise TokenError("invalid token") from exc
-    sub = claims["sub"]  # callers int() it: a user id, in the database's range
-    if not (isinstance(sub, str) and sub.isascii() and sub.isdigit() and len(sub) <= 18):
+    sub = claims["sub"]  # callers int() it and look it up: a user id, in the database's range
+    if not (isinstance(sub, str) and sub.isascii() and sub.isdigit() and len(sub) <= 10
+            and int(sub) <= MAX_ID):
         raise TokenError("invalid token")
     if max_age is not None and time.time() - int(claims["iat"]) > max_age:  # pyjwt int()ed iat
         raise TokenError("token too old; log in again")

@@ -19,7 +19,8 @@ from scrapy_hitl.learning import DomainCounters
 from scrapy_hitl.state import apikeys, domains
 from tests.support.console import forge_token
 
-PAST_MAX = str(MAX_ID + 1)  # 9223372036854775808
+PAST_MAX = str(MAX_ID + 1)  # 2147483648: PostgreSQL's integer overflows
+PAST_INT64 = str(2**63)  # 9223372036854775808: SQLite's INTEGER overflows
 DOMAIN = "shop.example.com"
 
 
@@ -48,10 +49,12 @@ def callers(hitl, reviewer):
 
 # (caller, method, path, request kwargs, status, error code)
 BAD_REQUESTS = [
-    # ids past a signed 64-bit integer: SQLite raised OverflowError
-    pytest.param("reviewer", "POST", f"/api/v1/items/{PAST_MAX}/approve", {}, 404, "not_found", id="id-api-2**63"),
+    # ids past the id columns' range: SQLite raised OverflowError past 2**63 - 1, PostgreSQL
+    # "integer out of range" past 2**31 - 1
+    pytest.param("reviewer", "POST", f"/api/v1/items/{PAST_INT64}/approve", {}, 404, "not_found", id="id-api-2**63"),
+    pytest.param("reviewer", "POST", f"/api/v1/items/{PAST_MAX}/approve", {}, 404, "not_found", id="id-api-2**31"),
     pytest.param("reviewer", "GET", f"/api/v1/consultations/{'9' * 20}", {}, 404, "not_found", id="id-api-20-digits"),
-    pytest.param("reviewer", "GET", f"/interventions/{PAST_MAX}", {}, 404, "not_found", id="id-page-2**63"),
+    pytest.param("reviewer", "GET", f"/interventions/{PAST_INT64}", {}, 404, "not_found", id="id-page-2**63"),
     pytest.param("reviewer", "GET", f"/items/{'1' * 5000}", {}, 404, "not_found", id="id-page-5000-digits"),
     pytest.param("reviewer", "GET", "/api/v1/items/-1", {}, 404, "not_found", id="id-negative"),
     # JSON bodies nested past the limit: RecursionError at ~1,000 levels
@@ -74,10 +77,10 @@ BAD_REQUESTS = [
                  {"json": {"cookies": '[{"name": "a", "value": ' + "1" * 4301 + "}]"}}, 422, "invalid_cookies",
                  id="cookie-text-4301-digit-int"),
     # an int in a body that reaches SQL: SQLite raised OverflowError
-    pytest.param("reviewer", "POST", "/api/v1/items/1/restore", {"json": {"version": MAX_ID + 1}}, 422, "invalid",
+    pytest.param("reviewer", "POST", "/api/v1/items/1/restore", {"json": {"version": 2**63}}, 422, "invalid",
                  id="body-version-2**63"),
     # cursors are client input too: an int past the range, JSON nested past recursion
-    pytest.param("reviewer", "GET", f"/api/v1/interventions?cursor={cursor([MAX_ID + 1])}", {}, 400, "bad_cursor",
+    pytest.param("reviewer", "GET", f"/api/v1/interventions?cursor={cursor([2**63])}", {}, 400, "bad_cursor",
                  id="cursor-int-2**63"),
     pytest.param("reviewer", "GET", f"/api/v1/items?cursor={raw_cursor('[' * 5000)}", {}, 400, "bad_cursor",
                  id="cursor-deep-json"),
@@ -112,7 +115,7 @@ def test_a_body_at_the_depth_limit_is_read(client, reviewer):
     assert response.status_code == 201, response.json
 
 
-@pytest.mark.parametrize("sub", ["abc", "", "1.5", "-1", "²", str(10**20)])
+@pytest.mark.parametrize("sub", ["abc", "", "1.5", "-1", "²", str(MAX_ID + 1), str(10**20)])
 def test_a_validly_signed_token_whose_sub_is_not_a_user_id_is_401(app, client, users, sub):
     token = forge_token(app.extensions["hitl_jwt_key"], claims={"sub": sub})
     response = client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
@@ -145,7 +148,7 @@ def fill(template: str, value: str) -> str:
     return re.sub(r"<int:[a-z_]+>", value, re.sub(r"<(?!int:)(?:[a-z]+:)?([a-z_]+)>", "x", template))
 
 
-@pytest.mark.parametrize("value", [PAST_MAX, "9" * 20, "1" * 5000])
+@pytest.mark.parametrize("value", [PAST_MAX, PAST_INT64, "9" * 20, "1" * 5000])
 def test_every_id_route_answers_404_past_the_range(app, client, admin, value):
     routes = id_routes(app)
     assert len(routes) >= 30  # the API's and the pages' id routes (32 when written)
@@ -157,8 +160,10 @@ def test_every_id_route_answers_404_past_the_range(app, client, admin, value):
     assert {route: a for route, a in answers.items() if a != (404, "not_found")} == {}
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_the_largest_id_reaches_the_database_and_is_not_found(app, client, admin):
-    """2**63 - 1 is still routed: the database answers "no such row", not an overflow."""
+    """MAX_ID is still routed, and the database answers "no such row", not an overflow."""
     answers = {}
     for method, template in id_routes(app):
         if template.startswith("/ws/"):
@@ -167,3 +172,27 @@ def test_the_largest_id_reaches_the_database_and_is_not_found(app, client, admin
                                headers={**admin, "Accept": "application/json"})
         answers[method, template] = response.status_code
     assert {route: s for route, s in answers.items() if not 400 <= s < 500} == {}
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_ints_in_cursors_bodies_and_tokens_at_and_past_the_range(app, client, admin):
+    """At MAX_ID each reaches the database and finds nothing; past it each is refused first."""
+    key = app.extensions["hitl_jwt_key"]
+    answers = {}
+    for value in (MAX_ID, MAX_ID + 1):
+        token = {"Authorization": f"Bearer {forge_token(key, claims={'sub': str(value)})}"}
+        for name, method, path, body, headers in [
+            ("cursor", "GET", f"/api/v1/interventions?cursor={cursor([value])}", None, admin),
+            ("users cursor", "GET", f"/api/v1/users?cursor={cursor([value])}", None, admin),
+            ("restore version", "POST", "/api/v1/items/1/restore", {"version": value}, admin),
+            ("token sub", "GET", "/api/v1/auth/me", None, token),
+        ]:
+            response = client.open(path, method=method, json=body, headers=headers)
+            answers[name, value] = (response.status_code, response.json.get("error"))
+    assert answers == {
+        ("cursor", MAX_ID): (200, None), ("cursor", MAX_ID + 1): (400, "bad_cursor"),
+        ("users cursor", MAX_ID): (200, None), ("users cursor", MAX_ID + 1): (400, "bad_cursor"),
+        ("restore version", MAX_ID): (404, "not_found"), ("restore version", MAX_ID + 1): (422, "invalid"),
+        ("token sub", MAX_ID): (401, "unauthorized"), ("token sub", MAX_ID + 1): (401, "unauthorized"),
+    }
