@@ -50,8 +50,8 @@ class IdConverter(IntegerConverter):
 
 
 def too_deep(limit: int = MAX_JSON_DEPTH) -> ApiError:
-    return ApiError(400, "bad_request", f"the JSON body is nested more than {limit} levels deep; "
-                                        "no endpoint needs more than a few")
+    return ApiError(400, "bad_request", f"the JSON body nests arrays or objects more than {limit} levels "
+                                        "deep; send a flatter body")
 
 
 def nested_deeper_than(value: Any, limit: int) -> bool:
