@@ -21,6 +21,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 
 from hitl_console import api
 from hitl_console.auth.guard import require, require_agent, require_user_or_agent
+from hitl_console.bounds import MAX_ID
 from hitl_console.errors import ApiError
 from hitl_console.webhooks import ssrf
 from scrapy_hitl.state import consultations as service
@@ -145,7 +146,7 @@ def list_() -> Any:
     state = api.choice_arg("state", CONSULTATION_STATES)
     order = api.choice_arg("order", service.ORDERS) or "newest"
     min_priority = _int_arg("min_priority", service.MIN_PRIORITY, service.MAX_PRIORITY)
-    api_key_id = _int_arg("api_key_id", 1, 2**63 - 1)
+    api_key_id = _int_arg("api_key_id", 1, MAX_ID)  # the column is a 32-bit INTEGER in PostgreSQL
     owner = _owner()
     if owner is not None and api_key_id not in (None, owner):
         return jsonify({"items": [], "next_cursor": None})  # an agent sees only its own

@@ -84,6 +84,9 @@ BAD_REQUESTS = [
                  id="cursor-int-2**63"),
     pytest.param("reviewer", "GET", f"/api/v1/items?cursor={raw_cursor('[' * 5000)}", {}, 400, "bad_cursor",
                  id="cursor-deep-json"),
+    # an id in the query: PostgreSQL's INTEGER is 32 bits
+    pytest.param("reviewer", "GET", f"/api/v1/consultations?api_key_id={PAST_MAX}", {}, 400, "bad_request",
+                 id="query-id-2**31"),
 ]
 
 
