@@ -50,7 +50,9 @@ class _Template:
     """The undecided misses of one (domain, path pattern), oldest first."""
 
     requests: list[Request] = field(default_factory=list)
-    kept_ids: list[str] = field(default_factory=list)
+    # what each request is parked as: built at its miss (None: it could not be serialized)
+    entries: list[ParkEntry | None] = field(default_factory=list)
+    kept_ids: list[str] = field(default_factory=list)  # copies written to Redis
     evidence: dict[str, Any] = field(default_factory=dict)  # of the first miss
 
 
@@ -71,20 +73,23 @@ class SelectorDrift:
         return guard
 
     # --- on each top-tier page with a hitl_expect --------------------------------------------
-    def missed(self, request: Request, domain: str, pattern: str, evidence: dict[str, Any]) -> list[Request] | None:
-        """Record a miss. None: keep going (the page goes on to its callback). Otherwise the
-        template has missed ``threshold`` times in a row: the intervention is open, the earlier
-        pages are parked, and the returned list ends with ``request``, for the caller to hold."""
+    def missed(self, request: Request, domain: str, pattern: str, evidence: dict[str, Any]) -> bool:
+        """Record a miss. False: keep going (the page goes on to its callback; a resumed
+        request is acknowledged once its copy is kept). True: the template has missed
+        ``threshold`` times in a row: the intervention is open and the earlier pages are
+        parked; the caller holds ``request``."""
         template = self.pending.get((domain, pattern))
         if template is None:
             template = self.pending[domain, pattern] = _Template(evidence=evidence)
         template.requests.append(request)
         if len(template.requests) < self.threshold:
-            self._keep(request, domain, pattern, template)
-            return None
+            template.entries.append(self._keep(request, domain, pattern, template))
+            return False
+        template.entries.append(None)  # the caller holds it
         del self.pending[domain, pattern]
-        self._open(domain, pattern, template, last=request)
-        return template.requests
+        self._open(domain, pattern, template)
+        self._park(domain, template, skip_last=True)
+        return True
 
     def matched(self, domain: str, pattern: str) -> None:
         """A page of this template met its expectation: its earlier misses had no data."""
@@ -98,17 +103,23 @@ class SelectorDrift:
 
     # --- when the crawl runs out of work, or closes ------------------------------------------
     def settle(self) -> int:
-        """Ask a human about every undecided miss: one ``selector_fix`` intervention per
-        domain, the pages parked. Returns how many pages were parked."""
+        """Park every undecided miss; returns how many pages were parked.
+
+        A domain that is paused (another intervention, a captcha say) gets no new
+        intervention: its missed pages are parked with its other requests and judged again
+        when it resumes. Any other domain gets a ``selector_fix``: a human is asked."""
         pending, self.pending = self.pending, {}
-        parked = 0
+        parked = asked = 0
+        rt = self.rt
         for (domain, pattern), template in pending.items():
-            self._open(domain, pattern, template, last=None)
-            parked += len(template.requests)
-        if parked:
+            if not rt.is_domain_paused(domain):
+                self._open(domain, pattern, template)
+                asked += len(template.requests)
+            parked += self._park(domain, template, skip_last=False)
+        if asked:
             logger.warning(
                 "%(n)d pages missed hitl_expect and no later page of their template matched: "
-                "parked for a selector_fix", {"n": parked}, extra={"spider": self.rt.spider})
+                "parked for a selector_fix", {"n": asked}, extra={"spider": rt.spider})
         return parked
 
     def parked_kept_ids(self) -> list[str]:
@@ -116,41 +127,66 @@ class SelectorDrift:
         return self._parked_kept
 
     # --- helpers ----------------------------------------------------------------------------
-    def _keep(self, request: Request, domain: str, pattern: str, template: _Template) -> None:
+    def _keep(self, request: Request, domain: str, pattern: str, template: _Template) -> ParkEntry | None:
+        """The page's park entry, built now, and a copy of it written to Redis; a resumed
+        request is acknowledged (its claimed original removed) only once the copy is kept."""
         rt = self.rt
         try:
-            data = request_to_json(request, rt.spider)  # type: ignore[arg-type]
+            # Without the old code's expectation: a refetched page is judged by the spider's
+            # code of the day (fixed, or not).
+            data = request_to_json(without_stale_meta(request), rt.spider)  # type: ignore[arg-type]
         except UnserializableRequest:
-            return  # rt.park() reports it, if it comes to parking
+            rt.ack(request)
+            return None  # rt.park() reports it, if it comes to parking
+        park_id = request.meta.get("hitl_park_id")
         # With its fingerprint, so that the next run drops its own copy of the page while this
         # one is parked, and a page parked twice is stored once.
-        fp = rt.dedup_fingerprint(request)
+        fp = (rt.inflight_resumed.get(park_id) if park_id else None) or rt.dedup_fingerprint(request)
         entry = ParkEntry.build(domain=domain, fingerprint=fp, request=data, reason=REASON,
                                 run_id=rt.run_id, parked_at=time.time())
         kept = missed.Missed.new(rt.run_id, pattern, entry)
         template.kept_ids.append(kept.id)
-        rt.io(missed.keep, rt.state.redis, rt.spider_name, [kept]).addErrback(self._failed, "keep")
+        d = rt.io(missed.keep, rt.state.redis, rt.spider_name, [kept])
+        d.addCallbacks(lambda _: rt.ack(request), self._keep_failed, errbackArgs=(template, kept.id))
         rt.crawler.stats.inc_value("hitl/drift/kept")
+        return entry
+
+    def _keep_failed(self, failure: Any, template: _Template, kept_id: str) -> None:
+        # Redis away: the page stays in memory (parked through the park buffer, with its
+        # retries, when the guard settles it); a resumed request stays claimed (released back
+        # to its parked place at close). Only the copy that survives a kill is missing.
+        if kept_id in template.kept_ids:
+            template.kept_ids.remove(kept_id)
+        self._failed(failure, "keep")
 
     def _failed(self, failure: Any, what: str) -> None:
-        # Redis away: the page itself is still in memory and is parked like any other when
-        # the guard settles it; only the copy that survives a kill is missing. No traceback.
         self.rt.crawler.stats.inc_value(f"hitl/drift/{what}_failed")
         logger.debug("Could not %s a missed page's copy in Redis: %s", what, failure.getErrorMessage(),
                      extra={"spider": self.rt.spider})
 
-    def _open(self, domain: str, pattern: str, template: _Template, last: Request | None) -> None:
-        rt = self.rt
-        rt.open_intervention(
+    def _open(self, domain: str, pattern: str, template: _Template) -> None:
+        self.rt.open_intervention(
             domain=domain, type="selector_fix", reason=REASON, url=template.requests[-1].url,
             response_status=template.evidence.get("status"),
             evidence={**template.evidence, "pattern": pattern, "pages": [r.url for r in template.requests]},
         )
-        for request in template.requests:
-            if request is last:
-                continue  # the caller holds it (parks it and ends its trip)
-            rt.park(without_stale_meta(request), domain, REASON)
+
+    def _park(self, domain: str, template: _Template, *, skip_last: bool) -> int:
+        """Park the template's pages from the entries built at their misses (a request that
+        could not be serialized then goes through ``rt.park``, which reports it)."""
+        rt = self.rt
+        parked = 0
+        pairs = list(zip(template.requests, template.entries))
+        if skip_last:
+            pairs = pairs[:-1]  # the caller holds the last one
+        for request, entry in pairs:
+            if entry is not None:
+                rt.park_entry(entry, REASON)
+                parked += 1
+            elif rt.park(without_stale_meta(request), domain, REASON):
+                parked += 1
         self._parked_kept.extend(template.kept_ids)
+        return parked
 
 
 def without_stale_meta(request: Request) -> Request:

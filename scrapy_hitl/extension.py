@@ -86,10 +86,10 @@ class HitlExtension:
         rt = self.rt
         if self._progress_loop is not None and self._progress_loop.running:
             self._progress_loop.stop()
-        # Resumed requests never fetched (Ctrl-C, timeout) go back to their parked place;
-        # ones whose download finally failed are done (acked).
         if rt.drift is not None and rt.drift.pending:
             rt.drift.settle()  # closing early (a close-spider limit, Ctrl-C): nothing left undecided
+        # Resumed requests never fetched (Ctrl-C, timeout) go back to their parked place;
+        # ones whose download finally failed are done (acked).
         unfinished = [p for p in rt.inflight_resumed if p not in rt.errored_resumed]
         finished = [p for p in rt.inflight_resumed if p in rt.errored_resumed]
         rt._ack_buffer.extend(finished)
@@ -110,11 +110,13 @@ class HitlExtension:
             kept = rt.drift.parked_kept_ids() if rt.drift is not None and not rt._park_buffer else []
 
             def _write() -> None:
+                # The run's record first: a Redis outage at close must not cost the run its
+                # stats and monitor findings (what Redis misses, the next run takes back).
+                runs.update_run(rt.state.db, rt.run_id, status=status, stats=stats, finish_reason=reason)
                 if unfinished:
                     rt.state.parking.release(rt.spider_name, unfinished)
                 if kept:
                     missed.forget(rt.state.redis, rt.spider_name, kept)
-                runs.update_run(rt.state.db, rt.run_id, status=status, stats=stats, finish_reason=reason)
                 runs.end_heartbeat(rt.state.redis, rt.run_id)
 
             return rt.io(_write)
@@ -180,12 +182,12 @@ class HitlExtension:
 
     def spider_idle(self, spider: Spider) -> None:
         rt = self.rt
+        self.resume_released()
+        if self._busy():
+            raise DontCloseSpider
         if rt.drift is not None and rt.drift.pending and rt.drift.settle():
             # Out of work with pages that missed their data and nothing cleared them: they
             # are parked now and a human is asked, so the crawl waits rather than end silently.
-            raise DontCloseSpider
-        self.resume_released()
-        if self._busy():
             raise DontCloseSpider
         if not self._waiting_on_humans():
             self.waiting_since = None

@@ -442,16 +442,23 @@ class HitlRuntime:
             if park_id:
                 self.buffer.acks.append(park_id)
             return False
-        self.buffer.add(
+        self.park_entry(
             ParkEntry.build(domain=domain, fingerprint=fp, request=data, reason=reason,
-                            replaces=park_id, run_id=self.run_id, parked_at=time.time())
+                            replaces=park_id, run_id=self.run_id, parked_at=time.time()),
+            reason,
         )
-        if fp:
-            self.parked_fps.add(fp)
-        self.parked_domains.add(domain)
+        return True
+
+    def park_entry(self, entry: ParkEntry, reason: str) -> None:
+        """Buffer an entry already built (the drift guard's copy of a page, taken when it
+        missed: what the callback later did to its meta cannot make it unparkable)."""
+        self.buffer.add(entry)
+        if entry.fingerprint:
+            self.parked_fps.add(entry.fingerprint)
+        self.parked_domains.add(entry.domain)
+        stats = self.crawler.stats
         stats.inc_value("hitl/parked")
         stats.inc_value(f"hitl/parked/reason/{reason}")
-        return True
 
     def hold(self, request: Request, domain: str, reason: str) -> NoReturn:
         """Park the request and end its trip through the downloader.

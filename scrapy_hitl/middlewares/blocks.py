@@ -210,10 +210,8 @@ class HitlBlockMiddleware:
         rt = self.rt
         evidence = {**self._evidence(response), "expect": self._expect(request),
                     "tier": request.meta.get("hitl_tier", "static")}
-        parked = self.drift.missed(request, domain, _pattern(request), evidence)
-        if parked is None:
-            rt.ack(request)
-            return response
+        if not self.drift.missed(request, domain, _pattern(request), evidence):
+            return response  # (a resumed request is acknowledged once its copy is kept)
         rt.hold(without_stale_meta(request), domain, verdict.reason)
 
     def process_exception(

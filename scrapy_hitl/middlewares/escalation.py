@@ -180,7 +180,10 @@ class HitlEscalationMiddleware:
         action = judgement.verdict.action
         if tier in BROWSER_TIERS:
             has_page = self.pool is not None and "playwright_page" in meta
-            if action == "pause" and has_page and not self.rt.is_domain_paused(judgement.domain):
+            # (A selector_fix pause is decided by the drift guard, which parks no evidence per
+            # page: its screenshot is only the error snapshot's, the first of its kind.)
+            if action == "pause" and has_page and not self.rt.is_domain_paused(judgement.domain) and (
+                    judgement.verdict.type != "selector_fix" or self.rt.snapshots.wants_verdict(judgement)):
                 if (self.live is not None and judgement.verdict.type == "captcha_solve"
                         and self.live.can_hold(judgement.domain)):
                     return self.live.hold(request, response, judgement)  # awaits the reviewer

@@ -4,6 +4,7 @@ crawler is killed before it decides."""
 
 from __future__ import annotations
 
+import pytest
 import redis
 
 from tests.integration.conftest import wait_for
@@ -13,8 +14,11 @@ from tests.integration.conftest import wait_for
 STATIC_ONLY = {"HITL_TIERS": "static,human", "HITL_PAUSE_TIMEOUT": 1}
 
 
-def test_a_single_page_that_misses_its_data_is_parked_for_a_selector_fix(crawl, cli, fresh_sandbox):
-    first = crawl(spider="missing_data", settings=STATIC_ONLY).wait()
+@pytest.mark.parametrize("taint", ["", "1"], ids=["plain", "callback-taints-meta"])
+def test_a_single_page_that_misses_its_data_is_parked_for_a_selector_fix(crawl, cli, fresh_sandbox, taint):
+    # "callback-taints-meta": the callback leaves an object in the page's meta that JSON
+    # cannot hold; the page is parked as it was when it missed, not as the callback left it.
+    first = crawl(spider="missing_data", args={"taint": taint}, settings=STATIC_ONLY).wait()
     assert first.stats["finish_reason"] == "hitl_paused"  # it waited for a human, then left
     assert first.stats["hitl/drift/kept"] == 1
     (i,) = cli.json("interventions", "list")

@@ -127,12 +127,13 @@ class MissingDataSpider(scrapy.Spider):
     name = "missing_data"
 
     def __init__(self, base: str = "", expect: str = "div.no-such-quote", linger: str = "0",
-                 follow: str = "", **kwargs: Any) -> None:
+                 follow: str = "", taint: str = "", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.port = urlsplit(base).port
         self.hitl_expect = expect
         self.linger = float(linger)
         self.follow = bool(follow)
+        self.taint = bool(taint)  # the callback leaves an object JSON cannot hold in the meta
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
         yield scrapy.Request(f"http://onepage.sandbox.test:{self.port}/quotes/page/1", callback=self.parse)
@@ -142,6 +143,8 @@ class MissingDataSpider(scrapy.Spider):
             import asyncio
 
             await asyncio.sleep(self.linger)
+        if self.taint:
+            response.meta["selector"] = response.css("div.quote")
         yield {"url": response.url, "quotes": len(response.css("div.quote"))}
         if self.follow and response.url.endswith("/1"):
             yield response.follow("/quotes/page/2", callback=self.parse, meta={"hitl_expect": "div.quote"})
