@@ -38,10 +38,10 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy.http import HtmlResponse
 
-from scrapy_hitl import defaults
 from scrapy_hitl.classifier import Observation
 from scrapy_hitl.exceptions import CaptchaExpired, RequestAbandoned, RequestParked
 from scrapy_hitl.live import relay
+from scrapy_hitl.live.config import LiveConfig
 from scrapy_hitl.live.screencast import LivePage
 from scrapy_hitl.runtime import HitlRuntime, _open_with_artifacts
 from scrapy_hitl.state import interventions as interventions_service
@@ -52,7 +52,6 @@ if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.crawler import Crawler
     from scrapy.http import Response
-    from scrapy.settings import BaseSettings
 
     from scrapy_hitl.browser.pool import BrowserPool
     from scrapy_hitl.middlewares.blocks import Judgement
@@ -63,28 +62,6 @@ logger = logging.getLogger(__name__)
 
 LIVE_REASON = "captcha_live"  # the parked copy's reason
 _HEADERS = 40
-
-
-@dataclass(frozen=True, slots=True)
-class LiveConfig:
-    enabled: bool
-    max_pages: int
-    timeout: float
-    jpeg_quality: int
-
-    @classmethod
-    def from_settings(cls, settings: BaseSettings) -> LiveConfig:
-        max_pages = settings.getint("HITL_LIVE_MAX_PAGES", defaults.HITL_LIVE_MAX_PAGES)
-        timeout = settings.getfloat("HITL_LIVE_TIMEOUT", defaults.HITL_LIVE_TIMEOUT)
-        quality = settings.getint("HITL_LIVE_JPEG_QUALITY", defaults.HITL_LIVE_JPEG_QUALITY)
-        if max_pages < 0:
-            raise ValueError(f"HITL_LIVE_MAX_PAGES must be 0 or more (0 turns the live view off); got {max_pages!r}.")
-        if timeout <= 0:
-            raise ValueError(f"HITL_LIVE_TIMEOUT must be greater than 0 seconds; got {timeout!r}.")
-        if not 1 <= quality <= 100:
-            raise ValueError(f"HITL_LIVE_JPEG_QUALITY must be between 1 and 100; got {quality!r}.")
-        enabled = settings.getbool("HITL_LIVE_ENABLED", defaults.HITL_LIVE_ENABLED) and max_pages > 0
-        return cls(enabled=enabled, max_pages=max_pages, timeout=timeout, jpeg_quality=quality)
 
 
 @dataclass(eq=False)

@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.httpobj import urlparse_cached
 
-from scrapy_hitl.browser.config import BrowserNotFound, find_chromium
+from scrapy_hitl.browser.config import BrowserConfig, BrowserNotFound, find_chromium
 from scrapy_hitl.browser.handler import BROWSER_TIERS
+from scrapy_hitl.live.config import LiveConfig
 from scrapy_hitl.middlewares.blocks import HitlBlockMiddleware
 from scrapy_hitl.runtime import HitlRuntime, request_domain, stats_method
 from scrapy_hitl.tiers import TIERS, Ladder, Plan, TierMemory, parse_tiers, path_pattern
@@ -115,6 +116,12 @@ class HitlEscalationMiddleware:
                     raise  # a wrong path is a configuration error: stop with its message
                 logger.warning("%s Crawling without the browser tiers.", exc)
                 tiers = tuple(t for t in tiers if t not in BROWSER_TIERS)
+        if set(tiers) & BROWSER_TIERS:
+            # Read now, not at the first browser page: a bad browser or live-view setting
+            # stops the crawl at start with its message, instead of failing every page that
+            # climbs (the browser itself is still imported only when a page needs it).
+            BrowserConfig.from_settings(settings)
+            LiveConfig.from_settings(settings)
         share = settings.getfloat("HITL_TIER_RECHECK_SHARE", 0.1)
         if not 0 <= share <= 1:
             raise ValueError(f"HITL_TIER_RECHECK_SHARE must be between 0 and 1; got {share!r}.")

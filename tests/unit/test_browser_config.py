@@ -89,3 +89,28 @@ def test_without_any_chromium_the_message_says_how_to_install_it(monkeypatch) ->
 @pytest.mark.skipif(not os.access("/usr/bin/chromium", os.X_OK), reason="no system Chromium")
 def test_the_system_chromium_is_found() -> None:
     assert find_chromium().endswith("chromium")
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"HITL_STEALTH_DELAY": "3,1"}, "HITL_STEALTH_DELAY must satisfy 0 <= min <= max"),
+        ({"HITL_LIVE_TIMEOUT": 0}, "HITL_LIVE_TIMEOUT must be greater than 0 seconds"),
+    ],
+    ids=["browser-setting", "live-view-setting"],
+)
+def test_a_bad_browser_or_live_setting_stops_the_crawl_at_start(values, message) -> None:
+    """Read when the escalation middleware is built, not at the first page that climbs
+    (which would fail every such page and finish the crawl green)."""
+    from scrapy import Spider
+    from scrapy.utils.test import get_crawler
+
+    from scrapy_hitl.middlewares.escalation import HitlEscalationMiddleware
+
+    try:
+        find_chromium("")
+    except BrowserNotFound:
+        pytest.skip("needs the system Chromium: without it the browser tiers are left out")
+    crawler = get_crawler(Spider, {"HITL_TIERS": "static,browser,human", **values})
+    with pytest.raises(ValueError, match=message):
+        HitlEscalationMiddleware.from_crawler(crawler)
