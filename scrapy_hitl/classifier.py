@@ -13,6 +13,8 @@ what the caller knows about the request) into a :class:`Verdict`, in this order:
    - ``challenge`` (captchas, JS challenges, and the in-page refusals of bot detectors:
      "Automation detected", "Pardon Our Interruption"...) -> ``escalate(<signature name>)``
      when a higher automated tier is left, else ``pause("captcha_solve", <signature name>)``.
+     The in-page refusals (``max_text`` signatures) never match a page whose ``hitl_expect``
+     matched (``expect_met``): it holds the spider's data.
 5. 429 -> ``retry("rate_limited")``; 503 with Retry-After -> ``retry("service_unavailable")``;
    other 5xx and 408 -> ``retry("http_<code>")``.
 6. 401 -> ``pause("login_refresh", "http_401")``; 403 -> ``login_refresh`` when a session was
@@ -84,6 +86,7 @@ class Observation:
     has_session: bool = False  # a vault session was attached to the request
     access_class: str = "public"  # the domain's learned class; the caller folds it into can_escalate
     expect_missing: bool = False  # the spider's hitl_expect selector was set and matched nothing
+    expect_met: bool = False  # it was set and matched: the page is content, not a refusal (max_text)
     can_escalate: bool = False  # a higher automated tier (browser, stealth) is still available
     rendered: bool = False  # the body is a browser's rendering: its scripts have already run
     shell_check: bool = True  # False: skip the empty-page / JavaScript-shell heuristics (a sampled page)
@@ -95,6 +98,8 @@ class Observation:
                 f"Observation.access_class must be one of {', '.join(ACCESS_CLASSES)}; "
                 f"got {self.access_class!r}."
             )
+        if self.expect_met and self.expect_missing:
+            raise ValueError("Observation: expect_met and expect_missing cannot both be True.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,28 +263,38 @@ def classify(obs: Observation) -> Verdict:
 class _Response:
     """One observation plus what the matchers compute from it at most once."""
 
-    __slots__ = ("status", "headers", "body", "url", "scan_body", "title_hits", "_title", "_cookies", "_folded",
-                 "_text")
+    __slots__ = ("status", "headers", "body", "url", "expect_met", "scan_body", "title_hits", "_title", "_cookies",
+                 "_folded", "_visible", "_text")
 
     def __init__(self, obs: Observation) -> None:
         self.status = obs.status
         self.headers = obs.headers
         self.body = obs.body
         self.url = obs.url
+        self.expect_met = obs.expect_met
         # A big 2xx page is content; its body is only searched on a title or URL hint.
         self.scan_body = not 200 <= obs.status < 300 or len(obs.body) <= SMALL_2XX_BODY
         self.title_hits: dict[int, bool] = {}
         self._title: str | None = None
         self._cookies: tuple[str, ...] | None = None
         self._folded: bytes | None = None
+        self._visible: str | None = None
         self._text: int | None = None
+
+    @property
+    def visible(self) -> str:
+        """The body without what a reader never sees (``_visible_markup``): what the body
+        patterns of a ``max_text`` signature search, once its literals are in the body."""
+        if self._visible is None:
+            self._visible = _visible_markup(self.body)
+        return self._visible
 
     @property
     def text_length(self) -> int:
         """Visible characters of the page (``max_text``); measured only for a page that a
         signature with that bound otherwise matched."""
         if self._text is None:
-            self._text = _visible_text_length(self.body)
+            self._text = _text_length(self.visible)
         return self._text
 
     @property
@@ -379,6 +394,8 @@ class _Matcher:
         # The status was checked when the matcher list for this status was built.
         if self.max_body is not None and len(response.body) > self.max_body:
             return False
+        if self.max_text is not None and response.expect_met:
+            return False  # "the refusal is the page", but the page holds what the spider expected
         hinted = False
         for hint, test, patterns in self.required:
             if not test(patterns, response):
@@ -405,7 +422,9 @@ class _Matcher:
             folded = response.folded
             if not any(literal in folded for literal in literals):
                 return False  # no pattern can match: skip the regexes
-        body = response.body
+        # A max_text signature reads what a reader sees: a refusal in a script's string (an
+        # innerHTML it may never set), a <template> or a comment is not on the page.
+        body = response.body if self.max_text is None else response.visible
         if not any(pattern.search(body) for pattern in self.body):
             return False
         return self.max_text is None or response.text_length <= self.max_text
@@ -618,6 +637,12 @@ def _is_login_url(location: str) -> bool:
     )
 
 
+def _visible_markup(html: str) -> str:
+    """``html`` without the elements a reader never sees (scripts, styles, ``<noscript>``,
+    ``<template>``, the title, SVG) and comments; the regex only runs when one may be there."""
+    return _INVISIBLE.sub(" ", html) if _INVISIBLE_HINT.search(html) else html
+
+
 def _visible_text_length(html: str, enough: int | None = None) -> int:
     """Non-whitespace characters a reader would see (scripts, styles, noscript removed),
     counting stops once ``enough`` is reached.
@@ -630,11 +655,13 @@ def _visible_text_length(html: str, enough: int | None = None) -> int:
     start = html.find("<body")
     if start < 0:
         start = html.find("<BODY")
-    part = html[start:] if start >= 0 else html
-    if _INVISIBLE_HINT.search(part):
-        part = _INVISIBLE.sub(" ", part)
+    return _text_length(_visible_markup(html[start:] if start >= 0 else html), enough)
+
+
+def _text_length(markup: str, enough: int | None = None) -> int:
+    """Non-whitespace characters in the text nodes of ``markup``, up to ``enough``."""
     count = 0
-    for match in _TEXT_NODE.finditer(part):
+    for match in _TEXT_NODE.finditer(markup):
         count += len("".join(match.group(1).split()))  # whitespace dropped in C
         if enough is not None and count >= enough:
             break

@@ -25,9 +25,13 @@ A group matches when **any** of its entries matches. A signature matches when:
 3. if it has other non-empty groups, **at least one** of them matches.
 
 4. when ``max_text`` is set, the page shows a reader at most that many characters of text
-   (scripts, styles, ``<noscript>`` and tags left out; whitespace not counted): the
-   refusal *is* the page, rather than a content page that mentions the same words. It is
-   only measured once everything else matched, so it costs nothing on other pages.
+   (scripts, styles, ``<noscript>``, ``<template>``, comments and tags left out; whitespace
+   not counted): the refusal *is* the page, rather than a content page that mentions the
+   same words. It is only measured once everything else matched, so it costs nothing on
+   other pages. Such a signature's ``body`` patterns search only that visible markup (the
+   invisible elements removed, once its literals are in the body), and it never matches a
+   page whose ``hitl_expect`` selector matched (``Observation.expect_met``): a page with the
+   spider's data is content, whatever else it says.
 
 With the default ``require=()`` that is "status, and any group". ``require=("headers",
 "body")`` with a ``title`` group reads "the header and the body, and also the title".
@@ -243,6 +247,12 @@ _VERIFY_TITLE = (  # a title saying "this page is a check"; \b and the first let
     r"|one more step|attention required|access denied|verification required)"
 )
 _REFUSAL_TEXT = 1000  # visible characters (whitespace not counted): a refusal page says little else
+# The rest of a refusal's element after its phrase: nothing, or punctuation and a short
+# statement that asks nothing ("Bot detected." / "Automation detected. Access denied"), then
+# the element ends. "Robot detected on Mars" and "Bots detected on your site?" do not fit.
+_REFUSAL_END = r"\s*(?:[.!:;,\u2013\u2014-][^<?]{0,100})?<"
+_REFUSAL_ALONE = r"\s*[.!]?\s*<"  # a vendor's fixed wording: the element says that and nothing else
+_ARE = r"(?: are|'re|\u2019re|&#39;re|&#x27;re|&rsquo;re)"  # "you are", "you're" as pages write it
 # Body regexes start with a literal where they can: Python's re finds a literal prefix fast
 # and tries an alternation at every position slowly.
 _WIDGETS = (  # (family, vendor, markup markers)
@@ -429,17 +439,22 @@ _DEFAULT_SPECS: tuple[dict[str, Any], ...] = (
     ),
     # In-page refusals: a detector's verdict written into the body of a page that keeps the
     # site's own title (often by a script, after load: the browser tiers judge the rendered
-    # DOM). A better tier may pass, so they climb while one is left, then ask a human. Each
-    # phrase must start an element's text (">" before it), so a script's string literal or a
-    # sentence that merely mentions it is not enough, and the page must show little else
-    # (max_text); a 2xx page over SMALL_2XX_BODY is content and never searched.
+    # DOM). A better tier may pass, so they climb while one is left, then ask a human. Being
+    # max_text signatures, they only read what a reader sees (scripts, templates, comments...
+    # removed), only on a page that shows little else, and never on a page whose hitl_expect
+    # matched. Each phrase must be (nearly) the whole text of its element (_REFUSAL_END), so a
+    # heading that merely starts with the words ("Robot detected on Mars") is not enough; a
+    # 2xx page over SMALL_2XX_BODY is content and never searched.
     {
         "name": "imperva_interruption",
         "vendor": "imperva",
         "kind": "challenge",
         "max_body": 32768,
         "max_text": _REFUSAL_TEXT,
-        "body": [r"(?i)>\s*Pardon Our Interruption", r"(?i)made us think you were a bot"],
+        "body": [
+            r"(?i)>\s*Pardon Our Interruption" + _REFUSAL_ALONE,
+            r"(?i)>\s*As you were browsing,? something about your browser made us think you were a bot" + _REFUSAL_END,
+        ],
     },
     {
         "name": "imperva_incident",
@@ -447,7 +462,7 @@ _DEFAULT_SPECS: tuple[dict[str, Any], ...] = (
         "kind": "challenge",
         "max_body": 32768,
         "max_text": _REFUSAL_TEXT,
-        "body": r"(?i)Request unsuccessful\. Incapsula incident ID",
+        "body": r"(?i)>\s*Request unsuccessful\. Incapsula incident ID:?\s*[\w-]{0,80}\s*<",
     },
     {
         "name": "datadome_js_check",
@@ -455,7 +470,7 @@ _DEFAULT_SPECS: tuple[dict[str, Any], ...] = (
         "kind": "challenge",
         "max_body": 32768,
         "max_text": _REFUSAL_TEXT,
-        "body": r"(?i)>\s*Please enable JS and disable any ad blocker",
+        "body": r"(?i)>\s*Please enable JS and disable any ad blocker" + _REFUSAL_ALONE,
     },
     {
         "name": "perimeterx_refusal",
@@ -463,7 +478,8 @@ _DEFAULT_SPECS: tuple[dict[str, Any], ...] = (
         "kind": "challenge",
         "max_body": 32768,
         "max_text": _REFUSAL_TEXT,
-        "body": r"(?i)we believe you are using automation tools to browse the website",
+        "body": r"(?i)>\s*(?:Access to this page has been denied because )?"
+        r"we believe you are using automation tools to browse the website" + _REFUSAL_END,
     },
     {
         "name": "automation_refused",
@@ -473,20 +489,21 @@ _DEFAULT_SPECS: tuple[dict[str, Any], ...] = (
         "max_text": _REFUSAL_TEXT,
         "body": [
             r"(?i)>\s*(?:automation|automated (?:browser|software|traffic|access|requests?)|headless (?:browser|chrome)"
-            r"|bots?|robot|webdriver|selenium|puppeteer|playwright)(?: (?:was|has been))? detected\b",
+            r"|bots?|robot|webdriver|selenium|puppeteer|playwright)(?: (?:was|has been))? detected" + _REFUSAL_END,
         ],
     },
     {
+        # Not "Are you a robot?" alone: a quiz or an article asks that too.
         "name": "human_verification",
         "vendor": "generic",
         "kind": "challenge",
         "max_body": 32768,
         "max_text": _REFUSAL_TEXT,
         "body": [
-            r"(?i)>\s*(?:please )?(?:verify|verifying|confirm)(?: that)? you(?: are|'re|&#39;re|&#x27;re) (?:a )?human\b",
-            r"(?i)>\s*(?:please )?(?:verify|confirm)(?: that)? you(?: are|'re|&#39;re|&#x27;re) not a (?:ro)?bot\b",
-            r"(?i)>\s*are you (?:a )?(?:human|robot)\?",
-            r"(?i)we just need to make sure you(?:'re|&#39;re|&#x27;re| are) not a robot",
+            rf"(?i)>\s*(?:please )?(?:verify|verifying|confirm)(?: that)? you{_ARE} (?:a )?human"
+            r"(?: by [^<?.]{0,60})?" + _REFUSAL_END,
+            rf"(?i)>\s*(?:please )?(?:verify|confirm)(?: that)? you{_ARE} not a (?:ro)?bot" + _REFUSAL_END,
+            rf"(?i)>\s*(?:sorry,? )?we just need to make sure you{_ARE} not a robot" + _REFUSAL_END,
         ],
     },
     # Soft blocks: a 2xx page a browser gets past on its own.

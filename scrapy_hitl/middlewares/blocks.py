@@ -132,6 +132,7 @@ class HitlBlockMiddleware:
             has_session="hitl_session" in request.meta,
             access_class=rt.access_class(domain),
             expect_missing=expect_missing,
+            expect_met=bool(expect) and not expect_missing,  # then a generic in-page refusal is not one
             # The spider's own expectation is met: the page is content, nothing to climb for
             # (and the JavaScript-shell heuristics need not run).
             can_escalate=bool(request.meta.get("hitl_can_escalate")) and not (expect and not expect_missing),

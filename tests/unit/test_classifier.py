@@ -552,6 +552,62 @@ SIGNATURE_CASES = [
         Verdict.ok(),
         id="refusal-strings-in-a-script-are-not-shown",
     ),
+    pytest.param(
+        obs(200, HTML, page("product_inline_bot_script_small.html"), can_escalate=True),
+        None,
+        Verdict.ok(),
+        id="small-product-page-whose-script-could-write-bot-detected-is-content",
+    ),
+    pytest.param(
+        obs(200, HTML, page("product_inline_bot_script_small.html"), rendered=True, expect_met=True),
+        None,
+        Verdict.ok(),
+        id="small-product-page-with-its-data-on-the-top-tier-pauses-nothing",
+    ),
+    pytest.param(
+        obs(200, HTML, page("article_robot_detected_mars.html"), can_escalate=True, rendered=True),
+        None,
+        Verdict.ok(),
+        id="article-headed-robot-detected-on-mars-is-content",
+    ),
+    pytest.param(
+        obs(200, HTML, page("quiz_are_you_a_robot.html"), can_escalate=True, rendered=True),
+        None,
+        Verdict.ok(),
+        id="are-you-a-robot-quiz-is-content",
+    ),
+    pytest.param(
+        obs(200, HTML, page("signup_template_verify_human.html"), can_escalate=True, rendered=True),
+        None,
+        Verdict.ok(),
+        id="verify-you-are-human-in-a-template-is-not-shown",
+    ),
+    # The spider's expectation met: a generic refusal is not the page. On the same page without
+    # it, the refusal climbs and asks a human as in the rows above.
+    pytest.param(
+        obs(200, HTML, page("botd_refusal_rendered.html"), rendered=True, expect_met=True),
+        None,
+        Verdict.ok(),
+        id="botd-refusal-with-the-expected-data-present-is-content",
+    ),
+    pytest.param(
+        obs(200, HTML, page("human_verification_site_title.html"), expect_met=True),
+        None,
+        Verdict.ok(),
+        id="verifying-you-are-human-with-the-expected-data-present-is-content",
+    ),
+    pytest.param(
+        obs(200, HTML, page("human_verification_site_title.html"), expect_missing=True),
+        "human_verification",
+        pause("captcha_solve", "human_verification", "generic"),
+        id="verifying-you-are-human-with-the-expected-data-missing-asks-a-human",
+    ),
+    pytest.param(
+        obs(200, HTML, page("hcaptcha_interstitial.html"), expect_met=True),
+        "hcaptcha_interstitial",
+        pause("captcha_solve", "hcaptcha_interstitial", "hcaptcha"),
+        id="vendor-markup-wins-over-a-met-expectation",
+    ),
 ]
 
 
@@ -926,6 +982,47 @@ def test_max_body_limits_a_signature_to_small_pages() -> None:
 def test_max_text_limits_a_signature_to_pages_that_show_little(body: str, matches: bool) -> None:
     signature = compile_signature({"name": "terse", "kind": "challenge", "body": ">Denied<", "max_text": 50}, index=0)
     assert (BlockClassifier([signature]).match(obs(200, HTML, body)) is signature) is matches
+
+
+def _site_page(element: str) -> str:
+    return f"<!DOCTYPE html><html><head><title>Garden Chairs | Example Shop</title></head><body>{element}</body></html>"
+
+
+@pytest.mark.parametrize(
+    ("element", "signature"),
+    [
+        pytest.param("<h1>Bot detected.</h1>", "automation_refused", id="bot-detected"),
+        pytest.param("<p>\n  Automation detected. Access denied\n</p>", "automation_refused", id="and-a-statement"),
+        pytest.param("<h2>Headless Chrome detected</h2>", "automation_refused", id="headless-chrome"),
+        pytest.param("<h1>Robot detected on Mars</h1>", None, id="words-go-on"),
+        pytest.param('<a href="/b">Bots detected on your site?</a>', None, id="link-text-asks"),
+        pytest.param("<h1>Bot detected: what now?</h1>", None, id="heading-asks-after-a-colon"),
+        pytest.param("<p>Access denied. Bot detected.</p>", None, id="phrase-does-not-start-the-text"),
+        pytest.param("<script>document.body.innerHTML='<h1>Bot detected</h1>'</script>", None, id="in-a-script"),
+        pytest.param("<!-- <h1>Bot detected</h1> -->", None, id="in-a-comment"),
+        pytest.param("<noscript><h1>Bot detected</h1></noscript>", None, id="in-noscript"),
+        pytest.param("<h1>Are you a robot?</h1>", None, id="a-question-alone"),
+        pytest.param("<template><p>Please verify you are human</p></template>", None, id="in-a-template"),
+        pytest.param("<p>Please verify you&#39;re not a robot.</p>", "human_verification", id="not-a-robot"),
+        pytest.param("<p>Verify you are human by completing the action below.</p>", "human_verification",
+                     id="verify-by-completing"),
+        pytest.param("<p>Sorry, we just need to make sure you\u2019re not a robot. For best results, please make "
+                     "sure your browser is accepting cookies.</p>", "human_verification", id="make-sure"),
+        pytest.param("<h1>Pardon Our Interruption</h1>", "imperva_interruption", id="pardon"),
+        pytest.param("<h1>Pardon our interruption: the site is moving</h1><p>Back on Monday.</p>", None,
+                     id="pardon-is-imperva-only-alone"),
+        pytest.param("<h3>Pardon our interruption?</h3>", None, id="pardon-asked"),
+        pytest.param("<p>Please enable JS and disable any ad blocker</p>", "datadome_js_check", id="datadome"),
+    ],
+)
+def test_an_in_page_refusal_is_the_whole_text_of_its_element(element: str, signature: str | None) -> None:
+    matched = DEFAULT.match(obs(200, HTML, _site_page(element)))
+    assert (matched.name if matched else None) == signature
+
+
+def test_observation_rejects_an_expectation_both_met_and_missing() -> None:
+    with pytest.raises(ValueError, match="expect_met and expect_missing"):
+        obs(200, HTML, expect_met=True, expect_missing=True)
 
 
 def test_cookie_names_are_read_from_joined_set_cookie_values() -> None:
