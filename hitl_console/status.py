@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from scrapy_hitl.state import pauses
+from scrapy_hitl.state import pauses, spill
 from scrapy_hitl.state.interventions import list_interventions
 from scrapy_hitl.state.redis_server import persistence_warning
 
@@ -41,6 +41,8 @@ def collect_status(state: HitlState) -> dict[str, Any]:
         "parked_total": sum(p["parked"] for p in parked),
         "paused_domains": sorted(pauses.paused_domains(state.redis)),
         "paused_spiders": sorted(pauses.paused_spiders(state.redis)),
+        # On this host only: what crawls here could not write to Redis at close.
+        "unwritten_files": spill.describe(state.config.data_dir),
         "open_interventions": list_interventions(state, status="open", limit=1000),
     }
 
@@ -62,6 +64,16 @@ def render_status(data: dict[str, Any]) -> str:
         lines.append("Parked requests: none")
     if data["paused_spiders"]:
         lines.append(f"Paused spiders: {', '.join(data['paused_spiders'])}")
+    spilled = data.get("unwritten_files") or []
+    if spilled:
+        total = sum(f.get("parks", 0) for f in spilled)
+        lines.append(f"Saved on this host, not yet in Redis: {total} parked requests in "
+                     f"{len(spilled)} file(s); the next crawl started on this host with this "
+                     "data dir parks them")
+        for f in spilled:
+            what = (f"{f['spider']:24} {f['parks']:>7} parked, {f['acks']} acks"
+                    if "error" not in f else f"unreadable: {f['error']}")
+            lines.append(f"  {what}  {f['path']}")
     lines.append("")
     opened = data["open_interventions"]
     if opened:

@@ -14,9 +14,10 @@ Two things bound the memory the buffers take:
   written goes back in front of the buffers, and the next try waits: 0.5 s, doubling, up to
   ``min(10 s, HITL_PARK_FLUSH_DEADLINE / 4)``. One line is logged when the outage starts,
   one if it lasts ``HITL_PARK_FLUSH_DEADLINE`` (the engine pauses then, through the same
-  backpressure), and one when Redis is back: never one per try. Nothing accepted is dropped
-  while the crawl runs; only a close that cannot write for ``HITL_PARK_FLUSH_DEADLINE``
-  gives up, and says how many requests it could not park.
+  backpressure), and one when Redis is back: never one per try. Nothing accepted is dropped:
+  a close that cannot write for ``HITL_PARK_FLUSH_DEADLINE`` saves the parked requests and
+  acks to ``<HITL_DATA_DIR>/unwritten/<run_id>.jsonl`` (scrapy_hitl/state/spill.py), and the
+  next crawl that starts on this host with that data dir parks them.
 """
 
 from __future__ import annotations
@@ -338,7 +339,7 @@ class ParkBuffer:
     # --- closing ---------------------------------------------------------------------------
     def drain(self) -> Deferred[Any]:
         """Write everything before the crawl ends. While Redis is away keep trying, for up to
-        HITL_PARK_FLUSH_DEADLINE; then give up and say what could not be written."""
+        HITL_PARK_FLUSH_DEADLINE; then save what could not be written to the data dir."""
         give_up = time.monotonic() + self.settings.park_flush_deadline
 
         def _again(_: Any) -> Deferred[Any] | None:
@@ -353,13 +354,36 @@ class ParkBuffer:
         return self.flush(force=True).addCallback(_again)
 
     def _report_unwritten(self) -> None:
-        self.crawler.stats.inc_value("hitl/parked/unwritten", len(self.parks))
+        """The close gave up on Redis: save the parked requests and acks to this host's data
+        dir (scrapy_hitl/state/spill.py), for the next crawl here to park. Blocking, once."""
+        from scrapy_hitl.state import spill
+
+        stats = self.crawler.stats
+        parks, acks, events = self.parks, self.acks, self.events
+        try:
+            path = spill.write(self.state.config.data_dir, run_id=self.run_id,
+                               spider=self.spider_name, parks=parks, acks=acks)
+        except OSError as exc:
+            stats.inc_value("hitl/parked/unwritten", len(parks))
+            logger.error(
+                "Redis unreachable at close for %(deadline)gs (HITL_PARK_FLUSH_DEADLINE), and "
+                "saving what it could not write to %(dir)s failed (%(error)s): %(parks)d parked "
+                "requests and %(acks)d acks are lost (acked requests may be fetched again by the "
+                "next run)",
+                {"deadline": self.settings.park_flush_deadline,
+                 "dir": spill.spill_dir(self.state.config.data_dir), "error": exc,
+                 "parks": len(parks), "acks": len(acks)},
+                extra={"spider": self.spider},
+            )
+            return
+        stats.inc_value("hitl/parked/spilled", len(parks))
+        self.parks, self.acks, self.events = [], [], []
         logger.error(
-            "Redis unreachable at close for %(deadline)gs (HITL_PARK_FLUSH_DEADLINE): "
-            "%(parks)d parked requests, %(acks)d acks and %(events)d events could not be written "
-            "and are lost (acked requests may be fetched again by the next run)",
-            {"deadline": self.settings.park_flush_deadline, "parks": len(self.parks),
-             "acks": len(self.acks), "events": len(self.events)},
+            "Redis unreachable at close: %(parks)d parked requests saved to %(path)s; the next "
+            "crawl on this host parks them (%(acks)d acks with them; %(events)d events dropped; "
+            "tried for %(deadline)gs, HITL_PARK_FLUSH_DEADLINE)",
+            {"parks": len(parks), "path": path, "acks": len(acks), "events": len(events),
+             "deadline": self.settings.park_flush_deadline},
             extra={"spider": self.spider},
         )
 

@@ -30,7 +30,7 @@ from scrapy_hitl.config import CrawlSettings, StateConfig
 from scrapy_hitl.exceptions import RequestParked
 from scrapy_hitl.learning import DomainCounters
 from scrapy_hitl.parkbuffer import ParkBuffer
-from scrapy_hitl.state import HitlState, domains, missed, pauses, runs
+from scrapy_hitl.state import HitlState, domains, missed, pauses, runs, spill
 from scrapy_hitl.state import artifacts as artifacts_service
 from scrapy_hitl.state import interventions as interventions_service
 from scrapy_hitl.state.events import make_event
@@ -241,6 +241,12 @@ class HitlRuntime:
         self.spider_paused = spider.name in pauses.paused_spiders(st.redis)
         self.sessions = st.vault.load_usable()
         self.domain_info = domains.load_all(st.db)
+        # Before dead claims are taken back: a file's acks and re-parks settle its run's claims.
+        for done in spill.restore(st):
+            logger.warning("Parked %d requests (%d already parked) and applied %d acks that run "
+                           "%s of spider %s could not write to Redis at close; removed %s",
+                           done.parked, done.duplicates, done.acked, done.run_id, done.spider,
+                           done.path, extra={"spider": spider})
         released = st.parking.release_dead_claims(
             spider.name, lambda run: run != self.run_id and runs.is_alive(st.redis, run)
         )

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import re
 import signal
+import stat
 import time
+from pathlib import Path
 
 from scrapy_hitl.state import interventions
 from tests.integration.conftest import wait_for
@@ -56,16 +58,19 @@ def test_redis_outage_backs_off_pauses_and_loses_nothing(crawl, own_redis, own_s
     assert "Unhandled error" not in result.log
 
 
-def test_a_close_while_redis_is_away_gives_up_after_the_deadline_and_says_so(
-        crawl, own_redis, own_state, fresh_sandbox):
+def test_a_close_while_redis_is_away_saves_what_it_could_not_park_for_the_next_crawl(
+        crawl, cli, own_redis, own_state, fresh_sandbox, hitl_env):
     """Ctrl-C during an outage: the final write is tried for HITL_PARK_FLUSH_DEADLINE, then
-    the crawl exits, naming what it could not park (rather than hang, or lose it silently)."""
+    what is left is saved to the data dir (mode 0600), and the next crawl on this host parks
+    it once Redis is back: nothing the crawl accepted is lost."""
     interventions.open_or_update(own_state, type="manual_access", reason="http_403", domain=HELD)
-    run = crawl(spider="trickle", args={"count": "1000", "held": HELD}, settings={
+    settings = {
         "SPIDER_MODULES": ["demo.spiders", "tests.support.trickle"],
         "DOWNLOAD_DELAY": 0.05,
         "HITL_PARK_FLUSH_DEADLINE": 2.0,
-    })
+        "HITL_PAUSE_TIMEOUT": 1,
+    }
+    run = crawl(spider="trickle", args={"count": "1000", "held": HELD}, settings=settings)
     wait_for(lambda: own_state.parking.count("trickle", HELD) >= 5, what="the first parks")
     own_redis.shutdown()
     run.wait_for_log("pausing the crawl until it is back")
@@ -73,11 +78,32 @@ def test_a_close_while_redis_is_away_gives_up_after_the_deadline_and_says_so(
     result = run.wait(timeout=60)
 
     assert result.returncode == 0, result.log[-3000:]
-    (lost,) = [line for line in result.log.splitlines() if "could not be written and are lost" in line]
-    unwritten = int(re.search(r"(\d+) parked requests", lost).group(1))
+    (saved,) = [line for line in result.log.splitlines() if "Redis unreachable at close" in line]
+    match = re.search(r": (\d+) parked requests saved to (\S+); the next crawl on this host parks them",
+                      saved)
+    assert match, saved
+    unwritten, path = int(match.group(1)), Path(match.group(2))
     assert unwritten >= 1
-    # What was written before the outage is there; with what was lost, that is every park.
-    own_redis.start_again()
-    assert own_state.parking.count("trickle", HELD) + unwritten == result.stats["hitl/parked"]
+    assert f"'hitl/parked/spilled': {unwritten}," in result.log  # Scrapy's final stats
+    assert path == Path(hitl_env["HITL_DATA_DIR"]) / "unwritten" / f"{path.stem}.jsonl"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert "hitl/parked/unwritten" not in result.log
     assert "Traceback" not in result.log
     assert "Unhandled error" not in result.log
+
+    own_redis.start_again()
+    written = own_state.parking.count("trickle", HELD)
+    assert written + unwritten == result.stats["hitl/parked"]
+    status = cli.json("status")
+    assert [(f["path"], f["parks"]) for f in status["unwritten_files"]] == [(str(path), unwritten)]
+    code, out = cli("status")
+    assert f"Saved on this host, not yet in Redis: {unwritten} parked requests" in out, out
+
+    # The next crawl on this host (its one park to HELD is page 1, parked already).
+    nxt = crawl(spider="trickle", args={"count": "1", "held": HELD}, settings=settings).wait(timeout=60)
+    assert nxt.returncode == 0, nxt.log[-3000:]
+    assert "Traceback" not in nxt.log
+    assert f"Parked {unwritten} requests (0 already parked)" in nxt.log
+    assert not path.exists()
+    assert own_state.parking.count("trickle", HELD) == result.stats["hitl/parked"]  # every park
+    assert cli.json("status")["unwritten_files"] == []
