@@ -12,6 +12,8 @@ if TYPE_CHECKING:
 
 _JWT_TTL = 8 * 3600
 _JWT_MAX_AGE = 24 * 3600
+_LOGIN_ATTEMPTS = 5
+_LOGIN_WINDOW = 60
 
 
 def _int(key: str, raw: str) -> int:
@@ -38,10 +40,19 @@ class ConsoleConfig:
     open_registration: bool = False  # anyone may register (HITL_OPEN_REGISTRATION)
     allowed_origins: tuple[str, ...] = field(default_factory=tuple)  # extra Origins (HITL_CONSOLE_ORIGINS)
     max_upload_bytes: int = 1_048_576  # cookie uploads and JSON bodies (HITL_MAX_UPLOAD_BYTES)
-    # failed logins per client IP per window, then 429; an account's failures beyond this
-    # many are spaced by a growing delay instead (HITL_LOGIN_ATTEMPTS)
-    login_attempts: int = 5
-    login_window: int = 60  # seconds; also the longest delay between an account's tries (HITL_LOGIN_WINDOW)
+    # failed logins per client address (IPv6: its /64) per window, then 429; an account's
+    # failures beyond this many delay each address that fails on it (HITL_LOGIN_ATTEMPTS)
+    login_attempts: int = _LOGIN_ATTEMPTS
+    login_window: int = _LOGIN_WINDOW  # seconds; also the longest delay between an account's tries (HITL_LOGIN_WINDOW)
+    # failed logins on one account, from anywhere, after which clients it does not know get
+    # one try per login_window on it (HITL_LOGIN_ACCOUNT_ATTEMPTS). Unset: 4 x login_attempts
+    login_account_attempts: int = 4 * _LOGIN_ATTEMPTS
+    # seconds without a failure after which an account's failures are forgotten; longer
+    # than login_window (HITL_LOGIN_ACCOUNT_WINDOW). Unset: 15 x login_window
+    login_account_window: int = 15 * _LOGIN_WINDOW
+    # seconds an address that logged in to an account, and a device cookie, stay known to
+    # it (HITL_LOGIN_TRUST_TTL)
+    login_trust_ttl: int = 30 * 86400
     # reverse proxies in front of the console whose X-Forwarded-For is trusted (HITL_PROXY_HOPS)
     proxy_hops: int = 0
     secure_cookies: bool = False  # Secure flag on cookies; set behind HTTPS (HITL_SECURE_COOKIES)
@@ -61,6 +72,9 @@ class ConsoleConfig:
         for name, key in (("max_upload_bytes", "HITL_MAX_UPLOAD_BYTES"),
                           ("login_attempts", "HITL_LOGIN_ATTEMPTS"),
                           ("login_window", "HITL_LOGIN_WINDOW"),
+                          ("login_account_attempts", "HITL_LOGIN_ACCOUNT_ATTEMPTS"),
+                          ("login_account_window", "HITL_LOGIN_ACCOUNT_WINDOW"),
+                          ("login_trust_ttl", "HITL_LOGIN_TRUST_TTL"),
                           ("jwt_max_age", "HITL_JWT_MAX_AGE"),
                           ("proxy_hops", "HITL_PROXY_HOPS")):
             if key in env:
@@ -70,17 +84,27 @@ class ConsoleConfig:
         values.update(overrides)
         if "jwt_max_age" not in values:
             values["jwt_max_age"] = max(_JWT_MAX_AGE, values.get("jwt_ttl", _JWT_TTL))
+        if "login_account_attempts" not in values:
+            values["login_account_attempts"] = 4 * values.get("login_attempts", _LOGIN_ATTEMPTS)
+        if "login_account_window" not in values:
+            values["login_account_window"] = 15 * values.get("login_window", _LOGIN_WINDOW)
         if "allowed_origins" in values:
             values["allowed_origins"] = tuple(values["allowed_origins"])
         return cls(**values)
 
     def __post_init__(self) -> None:
         for name, key in (("jwt_ttl", "HITL_JWT_TTL"), ("jwt_max_age", "HITL_JWT_MAX_AGE"),
-                          ("login_attempts", "HITL_LOGIN_ATTEMPTS"), ("login_window", "HITL_LOGIN_WINDOW")):
+                          ("login_attempts", "HITL_LOGIN_ATTEMPTS"), ("login_window", "HITL_LOGIN_WINDOW"),
+                          ("login_account_attempts", "HITL_LOGIN_ACCOUNT_ATTEMPTS"),
+                          ("login_trust_ttl", "HITL_LOGIN_TRUST_TTL")):
             if getattr(self, name) < 1:
                 raise ValueError(f"{key} must be at least 1; got {getattr(self, name)}.")
         if self.proxy_hops < 0:
             raise ValueError(f"HITL_PROXY_HOPS must be 0 or more; got {self.proxy_hops}.")
+        if self.login_account_window <= self.login_window:
+            raise ValueError(f"HITL_LOGIN_ACCOUNT_WINDOW ({self.login_account_window} s) must be longer than "
+                             f"HITL_LOGIN_WINDOW ({self.login_window} s): an attacked account would forget its "
+                             "failures as soon as it lets the next guess through. Raise HITL_LOGIN_ACCOUNT_WINDOW.")
         if self.jwt_max_age < self.jwt_ttl:
             raise ValueError(f"HITL_JWT_MAX_AGE ({self.jwt_max_age} s) is shorter than HITL_JWT_TTL "
                              f"({self.jwt_ttl} s): every login would end early. Raise HITL_JWT_MAX_AGE "

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
 
-from hitl_console.auth import tokens
+from hitl_console.auth import device, tokens
 from hitl_console.auth.guard import CSRF_COOKIE, TOKEN_COOKIE, authenticate, require
 from hitl_console.auth.ratelimit import LoginLimiter
 from hitl_console.auth.users import (
@@ -24,17 +24,31 @@ bp = Blueprint("auth", __name__)
 
 def _limiter() -> LoginLimiter:
     cfg = current_app.config["HITL"]
-    return LoginLimiter(state().redis, attempts=cfg.login_attempts, window=cfg.login_window)
+    return LoginLimiter(state().redis, attempts=cfg.login_attempts, window=cfg.login_window,
+                        account_attempts=cfg.login_account_attempts, account_window=cfg.login_account_window,
+                        trust_ttl=cfg.login_trust_ttl)
+
+
+def _device_key() -> bytes:
+    key = current_app.extensions.get("hitl_device_key")
+    if key is None:
+        key = current_app.extensions["hitl_device_key"] = device.signing_key(state().config.secret_key)
+    return key
 
 
 @bp.post("/api/v1/auth/login")
 def login() -> Any:
     data = json_body("email", "password")
     ip = request.remote_addr or "unknown"  # the proxy's client with HITL_PROXY_HOPS
+    cfg = current_app.config["HITL"]
     limiter = _limiter()
+    # A browser that logged in to this account before is exempt from its budget for unknown
+    # clients (ratelimit.py, device.py).
+    known_device = device.verify(_device_key(), request.cookies.get(device.cookie_name(data["email"])),
+                                 data["email"], max_age=cfg.login_trust_ttl)
     # The try is counted before the password is checked (see ratelimit.py), so concurrent
     # tries cannot all get past the limit.
-    wait = limiter.acquire(data["email"], ip)
+    wait = limiter.acquire(data["email"], ip, known_device)
     if wait:
         response = jsonify({"error": "too_many_attempts",
                             "detail": f"too many failed logins; try again in {wait} s"})
@@ -43,9 +57,8 @@ def login() -> Any:
     found = check_password(state().db, data["email"], data["password"])
     if found is None:
         raise ApiError(401, "invalid_credentials", "wrong email or password")
-    limiter.succeeded(data["email"], ip)
+    limiter.succeeded(data["email"], ip, known_device)
     user, version = found
-    cfg = current_app.config["HITL"]
     token, claims = tokens.issue(current_app.extensions["hitl_jwt_key"], user_id=user["id"],
                                  role=user["role"], ttl=cfg.jwt_ttl, version=version)
     response = jsonify({"access_token": token, "token_type": "bearer", "expires_in": cfg.jwt_ttl,
@@ -56,6 +69,10 @@ def login() -> Any:
                         samesite="Strict", secure=cfg.secure_cookies, path="/")
     response.set_cookie(CSRF_COOKIE, claims["csrf"], max_age=cfg.jwt_ttl, httponly=False,
                         samesite="Strict", secure=cfg.secure_cookies, path="/")
+    # This browser is known to the account from now on (renewed at each login).
+    response.set_cookie(device.cookie_name(data["email"]), device.issue(_device_key(), data["email"]),
+                        max_age=cfg.login_trust_ttl, httponly=True, samesite="Strict",
+                        secure=cfg.secure_cookies, path=device.PATH)
     return response
 
 

@@ -13,7 +13,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from hitl_console.auth import views
-from hitl_console.auth.ratelimit import LoginLimiter
+from hitl_console.auth.ratelimit import LoginLimiter, client_network
 from hitl_console.config import ConsoleConfig
 from tests.support.console import PASSWORD, forge_token
 
@@ -160,6 +160,131 @@ def test_one_address_is_limited_across_accounts(hitl):
     assert limiter.acquire("u9@example.com", "10.9.9.8") == 0
 
 
+@pytest.mark.parametrize(
+    ("address", "client"),
+    [
+        pytest.param("192.0.2.7", "192.0.2.7", id="ipv4"),
+        pytest.param("::ffff:192.0.2.7", "192.0.2.7", id="ipv4-mapped-is-the-ipv4-address"),
+        pytest.param("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64", id="ipv6-its-64"),
+        pytest.param("2001:DB8:1:2::1", "2001:db8:1:2::/64", id="ipv6-same-64-any-spelling"),
+        pytest.param("2001:db8:1:3::1", "2001:db8:1:3::/64", id="ipv6-next-64"),
+        pytest.param("fe80::1%eth0", "fe80::/64", id="zone-dropped"),
+        pytest.param("unknown", "unknown", id="not-an-address"),
+    ],
+)
+def test_the_limiter_counts_an_ipv6_client_by_its_64(address, client):
+    assert client_network(address) == client
+
+
+@pytest.fixture
+def serve(hitl_env, hitl_schema):
+    """Serves an app with the given console settings on a real threaded server."""
+    from hitl_console.app import create_app
+
+    started = []
+
+    def start(**config):
+        app = create_app(config)
+        server = make_server("127.0.0.1", 0, app, threaded=True)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        started.append((app, server, thread))
+        return server
+
+    yield start
+    for app, server, thread in started:
+        server.shutdown()
+        thread.join()
+        app.extensions["hitl"].close()
+
+
+def attempt(server, email: str, password: str, *, source: str = "127.0.0.1", forwarded: str | None = None,
+            cookie: str | None = None) -> tuple[int, dict, http.client.HTTPMessage]:
+    """A login from ``source``, optionally through a proxy (X-Forwarded-For) and with a Cookie."""
+    headers = {"Content-Type": "application/json"}
+    if forwarded:
+        headers["X-Forwarded-For"] = forwarded
+    if cookie:
+        headers["Cookie"] = cookie
+    conn = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=60, source_address=(source, 0))
+    try:
+        conn.request("POST", LOGIN, body=json.dumps({"email": email, "password": password}), headers=headers)
+        response = conn.getresponse()
+        return response.status, json.loads(response.read()), response.headers
+    finally:
+        conn.close()
+
+
+def test_the_addresses_of_one_ipv6_64_share_one_limit_and_a_mapped_ipv4_is_its_ipv4(serve, users):
+    # Only ::1 and one global address are bound here, so the many IPv6 clients come through
+    # a trusted proxy's X-Forwarded-For.
+    server = serve(login_attempts=5, login_window=60, proxy_hops=1)
+    for n in range(1, 6):  # five addresses of one /64: one failure each
+        assert attempt(server, "admin@example.com", WRONG, forwarded=f"2001:db8:1:2::{n:x}")[0] == 401
+    status, body, headers = attempt(server, "admin@example.com", PASSWORD,
+                                    forwarded="2001:db8:1:2:ffff:ffff:ffff:ffff")
+    assert status == 429 and body["error"] == "too_many_attempts" and 1 <= int(headers["Retry-After"]) <= 60
+    assert attempt(server, "admin@example.com", WRONG, forwarded="2001:db8:1:3::1")[0] == 401  # the next /64
+
+    for _ in range(5):  # a dual-stack socket's IPv4 client is its IPv4 address
+        assert attempt(server, "reviewer@example.com", WRONG, forwarded="::ffff:192.0.2.7")[0] == 401
+    assert attempt(server, "reviewer@example.com", PASSWORD, forwarded="192.0.2.7")[0] == 429
+    assert attempt(server, "reviewer@example.com", PASSWORD, forwarded="192.0.2.8")[0] == 200
+
+
+def _device_cookie(headers: http.client.HTTPMessage) -> str:
+    """The ``name=value`` of the device cookie a login response sets."""
+    for header in headers.get_all("Set-Cookie") or []:
+        pair, _, attributes = header.partition(";")
+        if pair.startswith("hitl_device_"):
+            assert "Path=/api/v1/auth/login" in attributes and "HttpOnly" in attributes
+            return pair
+    raise AssertionError("no device cookie set")
+
+
+def test_a_distributed_attack_spends_the_account_budget_and_the_owner_still_logs_in(serve, users,
+                                                                                  password_checks):
+    server = serve(login_attempts=5, login_window=60, login_account_attempts=4)
+    owner = "admin@example.com"
+    # The owner's earlier login: its address and its browser become known to the account.
+    status, _, headers = attempt(server, owner, PASSWORD, source="127.0.0.2")
+    assert status == 200
+    cookie = _device_cookie(headers)
+
+    # Many machines, one guess each: the first 4 are checked, then the account's budget for
+    # unknown clients is spent and every further address waits, whatever its password.
+    assert [attempt(server, owner, WRONG, source=f"127.0.1.{n}")[0] for n in range(1, 5)] == [401] * 4
+    for n in range(5, 17):
+        status, body, headers = attempt(server, owner, WRONG, source=f"127.0.1.{n}")
+        assert status == 429 and body["error"] == "too_many_attempts"
+        assert 1 <= int(headers["Retry-After"]) <= 60
+    assert attempt(server, owner, PASSWORD, source="127.0.1.17")[0] == 429
+    name, _, value = cookie.partition("=")
+    forged = f"{name}={'x' + value[1:]}"  # another device id under the same signature
+    assert attempt(server, owner, PASSWORD, source="127.0.1.18", cookie=forged)[0] == 429
+    assert len(password_checks) == 1 + 4
+
+    # The owner gets in from a new address with their browser's cookie, and from their
+    # known address without it; another account is not affected.
+    assert attempt(server, owner, PASSWORD, source="127.0.0.3", cookie=cookie)[0] == 200
+    assert attempt(server, owner, PASSWORD, source="127.0.0.2")[0] == 200
+    assert attempt(server, "reviewer@example.com", PASSWORD, source="127.0.1.19")[0] == 200
+
+
+def test_a_known_64_is_exempt_and_a_device_cookie_that_keeps_failing_is_not(hitl):
+    limiter = LoginLimiter(hitl.redis, attempts=2, window=60, account_attempts=2)
+    email = "victim@example.com"
+    assert limiter.acquire(email, "2001:db8:5:6::1") == 0
+    limiter.succeeded(email, "2001:db8:5:6::1")  # the owner's network is known from now on
+    assert [limiter.acquire(email, f"10.1.0.{n}") for n in (1, 2)] == [0, 0]  # the budget is spent
+    assert limiter.acquire(email, "10.1.0.3") >= 1
+    assert limiter.acquire(email, "2001:db8:5:6:7::9") == 0  # another address of the known /64
+    # a device cookie is exempt until it has failed `attempts` times itself
+    assert [limiter.acquire(email, f"10.2.0.{n}", device="stolen") for n in (1, 2)] == [0, 0]
+    assert limiter.acquire(email, "10.2.0.3", device="stolen") >= 1
+    assert limiter.acquire(email, "10.2.0.4", device="another") == 0
+
+
 def test_a_password_change_revokes_the_tokens_issued_before_it(client, auth, users):
     old = auth.bearer("reviewer@example.com")
     admin = auth.bearer("admin@example.com")
@@ -230,6 +355,12 @@ def test_token_age_and_version_are_checked_on_decode(app, client, users, claims,
                      id="max-age-below-ttl"),
         pytest.param({"HITL_LOGIN_ATTEMPTS": "0"}, "HITL_LOGIN_ATTEMPTS must be at least 1", id="no-attempts"),
         pytest.param({"HITL_PROXY_HOPS": "-1"}, "HITL_PROXY_HOPS must be 0 or more", id="negative-hops"),
+        pytest.param({"HITL_LOGIN_ACCOUNT_ATTEMPTS": "0"}, "HITL_LOGIN_ACCOUNT_ATTEMPTS must be at least 1",
+                     id="no-account-budget"),
+        pytest.param({"HITL_LOGIN_ACCOUNT_WINDOW": "60"},
+                     "HITL_LOGIN_ACCOUNT_WINDOW (60 s) must be longer than HITL_LOGIN_WINDOW (60 s)",
+                     id="account-window-not-longer"),
+        pytest.param({"HITL_LOGIN_TRUST_TTL": "0"}, "HITL_LOGIN_TRUST_TTL must be at least 1", id="no-trust"),
     ],
 )
 def test_bad_auth_settings_name_the_setting(env, message):
