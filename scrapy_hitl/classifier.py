@@ -422,12 +422,18 @@ class _Matcher:
             folded = response.folded
             if not any(literal in folded for literal in literals):
                 return False  # no pattern can match: skip the regexes
-        # A max_text signature reads what a reader sees: a refusal in a script's string (an
-        # innerHTML it may never set), a <template> or a comment is not on the page.
-        body = response.body if self.max_text is None else response.visible
+        body = response.body
         if not any(pattern.search(body) for pattern in self.body):
             return False
-        return self.max_text is None or response.text_length <= self.max_text
+        if self.max_text is None:
+            return True
+        # A max_text signature reads what a reader sees: a refusal in a script's string (an
+        # innerHTML it may never set), a <template> or a comment is not on the page. Only a
+        # page the patterns matched pays for removing those.
+        visible = response.visible
+        if visible is not body and not any(pattern.search(visible) for pattern in self.body):
+            return False
+        return response.text_length <= self.max_text
 
 
 class _Screen:
