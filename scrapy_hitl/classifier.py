@@ -284,7 +284,7 @@ class _Response:
     @property
     def visible(self) -> str:
         """The body without what a reader never sees (``_visible_markup``): what the body
-        patterns of a ``max_text`` signature search, once its literals are in the body."""
+        patterns of a ``max_text`` signature search again once they matched the raw body."""
         if self._visible is None:
             self._visible = _visible_markup(self.body)
         return self._visible

@@ -29,7 +29,7 @@ A group matches when **any** of its entries matches. A signature matches when:
    not counted): the refusal *is* the page, rather than a content page that mentions the
    same words. It is only measured once everything else matched, so it costs nothing on
    other pages. Such a signature's ``body`` patterns search only that visible markup (the
-   invisible elements removed, once its literals are in the body), and it never matches a
+   invisible elements removed, once they matched the raw body), and it never matches a
    page whose ``hitl_expect`` selector matched (``Observation.expect_met``): a page with the
    spider's data is content, whatever else it says.
 
