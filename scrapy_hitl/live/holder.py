@@ -312,7 +312,7 @@ class LiveHolder:
         return Observation(url=url, status=held.status, headers={"content-type": "text/html; charset=utf-8"},
                            body=html[: self.rt.settings.classifier_max_body],
                            access_class=self.rt.access_class(held.domain), expect_missing=missing,
-                           can_escalate=False, rendered=True)
+                           expect_met=bool(expect) and not missing, can_escalate=False, rendered=True)
 
     # --- the other endings ----------------------------------------------------------------------
     def _on_event(self, ev: Event) -> None:
