@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import threading
 import time
 
@@ -183,9 +184,17 @@ def serve(hitl_env, hitl_schema):
 
     started = []
 
-    def start(**config):
+    def start(*, dual_stack: bool = False, **config):
         app = create_app(config)
-        server = make_server("127.0.0.1", 0, app, threaded=True)
+        if dual_stack:  # one IPv6 socket that IPv4 clients reach too, as ::ffff:a.b.c.d
+            sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            sock.bind(("::", 0))
+            sock.listen(128)
+            server = make_server("::", sock.getsockname()[1], app, threaded=True, fd=sock.fileno())
+            sock.close()  # the server holds its own duplicate of the descriptor
+        else:
+            server = make_server("127.0.0.1", 0, app, threaded=True)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         started.append((app, server, thread))
@@ -195,6 +204,7 @@ def serve(hitl_env, hitl_schema):
     for app, server, thread in started:
         server.shutdown()
         thread.join()
+        server.server_close()
         app.extensions["hitl"].close()
 
 
@@ -206,7 +216,9 @@ def attempt(server, email: str, password: str, *, source: str = "127.0.0.1", for
         headers["X-Forwarded-For"] = forwarded
     if cookie:
         headers["Cookie"] = cookie
-    conn = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=60, source_address=(source, 0))
+    host = "::1" if ":" in source else "127.0.0.1"
+    port = server.socket.getsockname()[1]
+    conn = http.client.HTTPConnection(host, port, timeout=60, source_address=(source, 0))
     try:
         conn.request("POST", LOGIN, body=json.dumps({"email": email, "password": password}), headers=headers)
         response = conn.getresponse()
@@ -230,6 +242,16 @@ def test_the_addresses_of_one_ipv6_64_share_one_limit_and_a_mapped_ipv4_is_its_i
         assert attempt(server, "reviewer@example.com", WRONG, forwarded="::ffff:192.0.2.7")[0] == 401
     assert attempt(server, "reviewer@example.com", PASSWORD, forwarded="192.0.2.7")[0] == 429
     assert attempt(server, "reviewer@example.com", PASSWORD, forwarded="192.0.2.8")[0] == 200
+
+
+def test_a_dual_stack_socket_counts_its_ipv4_clients_by_their_ipv4_address(serve, users):
+    # Real sockets: 127.0.0.1 and 127.0.0.2 arrive as ::ffff:127.0.0.1 and ::ffff:127.0.0.2,
+    # which as IPv6 would share a /64 with each other (and with ::1).
+    server = serve(dual_stack=True, login_attempts=5, login_window=60)
+    assert [attempt(server, "admin@example.com", WRONG)[0] for _ in range(5)] == [401] * 5
+    assert attempt(server, "admin@example.com", PASSWORD)[0] == 429
+    assert attempt(server, "admin@example.com", PASSWORD, source="127.0.0.2")[0] == 200
+    assert attempt(server, "admin@example.com", PASSWORD, source="::1")[0] == 200
 
 
 def _device_cookie(headers: http.client.HTTPMessage) -> str:
