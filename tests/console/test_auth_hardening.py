@@ -246,12 +246,11 @@ def test_the_addresses_of_one_ipv6_64_share_one_limit_and_a_mapped_ipv4_is_its_i
 
 def test_a_dual_stack_socket_counts_its_ipv4_clients_by_their_ipv4_address(serve, users):
     # Real sockets: 127.0.0.1 and 127.0.0.2 arrive as ::ffff:127.0.0.1 and ::ffff:127.0.0.2,
-    # which as IPv6 would share a /64 with each other (and with ::1).
+    # which as IPv6 addresses would share a /64. (No IPv6 client: a CI container may have no ::1.)
     server = serve(dual_stack=True, login_attempts=5, login_window=60)
     assert [attempt(server, "admin@example.com", WRONG)[0] for _ in range(5)] == [401] * 5
     assert attempt(server, "admin@example.com", PASSWORD)[0] == 429
     assert attempt(server, "admin@example.com", PASSWORD, source="127.0.0.2")[0] == 200
-    assert attempt(server, "admin@example.com", PASSWORD, source="::1")[0] == 200
 
 
 def _device_cookie(headers: http.client.HTTPMessage) -> str:
