@@ -169,7 +169,11 @@ def test_consecutive_failing_requests_to_a_domain_open_an_intervention_and_park_
 
 
 def test_a_page_that_missed_hitl_expect_scores_its_items_extraction_zero(crawl):
-    result = crawl(spider="expect_mismatch", settings={"SPIDER_MODULES": SPIDER_MODULES}).wait()
+    # On the top tier (static here), and the page is then parked for a selector_fix when the
+    # crawl runs out of work (tests/integration/test_nothing_silent.py): 1 s of waiting.
+    result = crawl(spider="expect_mismatch", settings={"SPIDER_MODULES": SPIDER_MODULES, "HITL_TIERS": "static,human",
+                                                       "HITL_PAUSE_TIMEOUT": 1}).wait()
+    assert result.stats["hitl/interventions/created/selector_fix"] == 1
     run_id = result.stats["hitl/run_id"]
     st = HitlState.open(StateConfig.from_env())
     try:
