@@ -100,6 +100,9 @@ class HitlExtension:
             status, event = "waiting_for_human", "run.waiting"
         else:
             status, event = "failed", "run.failed"
+        counts = monitors.ItemCounts.found(self.crawler)  # items per domain, counted per page
+        if counts is not None:
+            counts.write(self.stats)
         stats = _json_stats(self.stats.get_stats())
         await self._monitor(spider, reason, stats)  # findings into stats; an alert opens run_anomaly
         rt.emit(event, {"finish_reason": reason, "stats": stats, "closed": True})

@@ -41,6 +41,42 @@ DOMAIN_ITEMS = "hitl/items/domain/"  # + domain: the same, per domain of the pag
 PAUSED = "hitl_paused"
 
 
+class ItemCounts:
+    """Items per domain of one run, counted by the item source middleware once per page in a
+    plain dict (a stats collector call costs a few microseconds, on every page), and written
+    into the stats when the spider closes, where the monitors and the run record read them."""
+
+    __slots__ = ("by_domain", "total")
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.by_domain: dict[str, int] = {}
+
+    @classmethod
+    def of(cls, crawler: Any) -> ItemCounts:
+        found = getattr(crawler, "_hitl_item_counts", None)
+        if found is None:
+            found = crawler._hitl_item_counts = cls()
+        return found
+
+    @staticmethod
+    def found(crawler: Any) -> ItemCounts | None:
+        """The crawler's counts, or None when nothing counted them (quality gate off)."""
+        return getattr(crawler, "_hitl_item_counts", None)
+
+    def add(self, domain: str, count: int) -> None:
+        self.total += count
+        by_domain = self.by_domain
+        by_domain[domain] = by_domain.get(domain, 0) + count
+
+    def write(self, stats: Any) -> None:
+        """``hitl/items`` (even at 0: the monitors then know the run counted) and
+        ``hitl/items/domain/<domain>``."""
+        stats.set_value(ITEMS, self.total)
+        for domain, count in self.by_domain.items():
+            stats.set_value(DOMAIN_ITEMS + domain, count)
+
+
 class MonitorConfigError(ValueError):
     """``HITL_MONITORS`` is malformed. Raised when the crawl starts, so it does not run; the
     message names the entry and the valid values."""

@@ -14,9 +14,10 @@ yield no item where earlier pages of the template did, a ``selector_fix`` interv
 opened with those pages and the fields their template used to yield, and the pages are parked
 to be fetched again after the fix, exactly as for a missing ``hitl_expect``.
 
-**Items per domain**, for the run monitors (``scrapy_hitl/monitors.py``): ``hitl/items`` and
-``hitl/items/domain/<domain>`` count the items callbacks yield, per page (not per item), by
-the domain of the page they came from.
+**Items per domain**, for the run monitors (``scrapy_hitl/monitors.py``): the items callbacks
+yield, by the domain of the page they came from, counted once per page (not per item) in a
+plain dict; the run extension writes them into the stats at close (``hitl/items``,
+``hitl/items/domain/<domain>``).
 
 Sits at 60, just after Scrapy's HttpErrorMiddleware (50): it sees the items that reach the
 engine, after the project's own spider middlewares.
@@ -33,8 +34,8 @@ from scrapy.exceptions import NotConfigured
 from scrapy.http import TextResponse
 
 from scrapy_hitl.middlewares.blocks import without_browser_meta
-from scrapy_hitl.monitors import DOMAIN_ITEMS, ITEMS
-from scrapy_hitl.runtime import HitlRuntime, request_domain, stats_method
+from scrapy_hitl.monitors import ItemCounts
+from scrapy_hitl.runtime import HitlRuntime, request_domain
 from scrapy_hitl.tiers import path_pattern
 
 if TYPE_CHECKING:
@@ -110,19 +111,13 @@ class HitlItemSourceMiddleware:
         self.sources = ItemSources.of(crawler)
         self.drift_pages = runtime.settings.selector_drift_pages
         self.templates: dict[tuple[str, str, str], _Template] = {}
-        self._inc_stat = stats_method(crawler.stats, "inc_value")
-        self._domain_keys: dict[str, str] = {}  # domain -> its hitl/items/domain/<domain> key
+        self.counts = ItemCounts.of(crawler)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         if not crawler.settings.getbool("HITL_QUALITY_ENABLED", True):
             raise NotConfigured("HITL_QUALITY_ENABLED is False")
-        mw = cls(crawler, HitlRuntime.of(crawler))
-        crawler.signals.connect(mw.spider_opened, signals.spider_opened)
-        return mw
-
-    def spider_opened(self, spider: Spider) -> None:
-        self.stats.set_value(ITEMS, 0)  # present, even at 0: the monitors know items were counted
+        return cls(crawler, HitlRuntime.of(crawler))
 
     # --- output ------------------------------------------------------------------------------
     def process_spider_output(self, response: Response, result: Iterable[Any],
@@ -176,12 +171,7 @@ class HitlItemSourceMiddleware:
     def _count(self, response: Response, count: int) -> None:
         """Once per page that yielded items: the run's and its domain's item counts."""
         request = response.request
-        domain = request_domain(request) if request is not None else ""
-        key = self._domain_keys.get(domain)
-        if key is None:
-            key = self._domain_keys[domain] = DOMAIN_ITEMS + domain
-        self._inc_stat(ITEMS, count)
-        self._inc_stat(key, count)
+        self.counts.add(request_domain(request) if request is not None else "", count)
 
     # --- empty pages -------------------------------------------------------------------------
     def _template(self, response: Response) -> _Template | None:

@@ -219,3 +219,19 @@ def test_the_anomaly_names_the_domain_concerned(current, history, domain):
     assert found["reason"] == found["evidence"]["alerts"][0]["monitor"]
     assert [f["monitor"] for f in found["evidence"]["monitors"]] == list(monitors.MONITORS)
     assert found["evidence"]["items"] == current.items
+
+
+def test_item_counts_are_written_into_the_stats_at_close():
+    from scrapy.statscollectors import MemoryStatsCollector
+    from scrapy.utils.test import get_crawler
+
+    stats = MemoryStatsCollector(get_crawler())
+    counts = monitors.ItemCounts()
+    counts.write(stats)
+    assert stats.get_stats() == {"hitl/items": 0}  # counted, nothing yielded
+    counts.add("a.com", 3)
+    counts.add("b.com", 1)
+    counts.add("a.com", 2)
+    counts.write(stats)
+    assert stats.get_stats() == {"hitl/items": 6, "hitl/items/domain/a.com": 5, "hitl/items/domain/b.com": 1}
+    assert RunFacts(stats.get_stats()).domain_items() == {"a.com": 5, "b.com": 1}
