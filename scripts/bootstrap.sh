@@ -7,6 +7,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Each step's own output goes to a log and is shown only when the step fails, so a set-up
+# that works prints one line per step, not pages of package-manager chatter.
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+quietly() {
+  local log="$logs/step.log"
+  if ! "$@" >"$log" 2>&1; then
+    echo "bootstrap: failed: $*" >&2
+    cat "$log" >&2
+    exit 1
+  fi
+}
+
 need=()
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 command -v chromium >/dev/null || need+=(chromium)
@@ -16,8 +29,8 @@ if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "bootstrap: installing ${need[*]} with apt-get"
-  $sudo apt-get update -q
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${need[@]}"
+  quietly $sudo apt-get update -q
+  quietly $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
   if [[ " ${need[*]} " == *" redis-server "* ]] && [ -d /run/systemd/system ]; then
     # Only the binary is needed (each data dir runs its own server). Under systemd the package
     # also starts a system-wide Redis on port 6379 (without systemd it starts nothing).
@@ -33,8 +46,8 @@ fi
 stamp=.venv/.scrapy-hitl-installed
 if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ]; then
   echo "bootstrap: installing Python packages"
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[test]'
+  quietly .venv/bin/python -m pip install --upgrade pip
+  quietly .venv/bin/python -m pip install -e '.[test]'
   touch "$stamp"
 fi
 
@@ -43,6 +56,6 @@ assets=projects/sandbox/assets
 npm_stamp=$assets/node_modules/.scrapy-hitl-installed
 if [ ! -f "$npm_stamp" ] || [ "$assets/package-lock.json" -nt "$npm_stamp" ]; then
   echo "bootstrap: installing the sandbox's npm packages"
-  npm ci --prefix "$assets" --no-audit --no-fund --loglevel=error
+  quietly npm ci --prefix "$assets" --no-audit --no-fund --loglevel=error
   touch "$npm_stamp"
 fi
