@@ -138,6 +138,7 @@ class LiveHolder:
         self.stats.inc_value(f"hitl/blocks/{verdict.reason}")
         self.reserved.add(domain)
         rt.paused_domains.setdefault(domain, {"interventions": []})  # the others park from now on
+        rt._watch_scheduling()
         key = (domain, verdict.type or "captcha_solve")
         rt.opening.add(key)
         try:
