@@ -49,6 +49,8 @@ def test_unknown_intervention_id(cli):
 def test_malformed_cookie_file_names_file_line_and_problem(crawl, cli, tmp_path):
     run = crawl(args={"sections": "vip"})
     (i,) = wait_for(lambda: cli.json("interventions", "list"), what="an intervention")
+    # The intervention is recorded a moment before its parked request is written.
+    wait_for(lambda: cli.json("interventions", "list")[0]["parked_count"] == 1, what="the request parked")
     bad = tmp_path / "cookies.txt"
     bad.write_text("# Netscape HTTP Cookie File\n"
                    "vip.sandbox.test\tFALSE\t/\tFALSE\t0\tvip_pass\tletmein\n"
