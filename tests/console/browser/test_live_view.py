@@ -133,7 +133,9 @@ def test_a_reviewer_solves_the_captcha_in_the_crawlers_own_page_and_the_crawl_co
     page.keyboard.press("Backspace")
     page.keyboard.type(code)
     _wait(lambda: _seq(page) > first_seq, "a new frame")
-    typed_seq = _quiet(page)  # the typing's last frames are in
+    # The typing's last frames are in. Less than a caret blink (about 0.5 s): the focused
+    # field's caret repaints the page for as long as it blinks.
+    typed_seq = _quiet(page, 0.3)
     tab.screenshot("live-view-typed")
     page.keyboard.press("Enter")
 
