@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -94,14 +95,14 @@ def run_worker(
     """Serve the webhook queue until SIGINT/SIGTERM (RQ's warm shutdown: the attempt in
     flight finishes). ``burst``: sweep once, run what is queued and due, and return.
     Returns whether any job ran."""
-    from rq import Queue, SimpleWorker
+    from rq import Queue
 
     from scrapy_hitl.state import HitlState
 
     state = HitlState.open(state_config)
     delivery.use(state, config)
     queue = Queue(webhook_events.QUEUE, connection=state.redis)
-    worker = SimpleWorker([queue], connection=state.redis, name=name,
+    worker = worker_class()([queue], connection=state.redis, name=name,
                           worker_ttl=WORKER_TTL, maintenance_interval=MAINTENANCE_INTERVAL)
     sweeper = Sweeper(state, config)
     try:
@@ -115,6 +116,30 @@ def run_worker(
         if sweeper.is_alive():
             sweeper.join(5)
         state.close()
+
+
+@functools.cache
+def worker_class() -> type:
+    """RQ's ``SimpleWorker`` with its command channel (``rq:pubsub:<worker>``) read every
+    second rather than every 60 s.
+
+    RQ 3 reads the channel in redis-py's ``PubSubWorkerThread`` with ``sleep_time=60``. At
+    exit it unsubscribes, then stops the thread, which on redis-py 8 joins it; a thread that
+    looped once more between the two waits for a subscription for the whole ``sleep_time``.
+    So a burst run, or a worker told to stop, could hang for up to a minute after its work
+    was done (seen with Redis 7). A one-second wait bounds that; a command still arrives at
+    once (the thread blocks on the socket while subscribed)."""
+    from rq import SimpleWorker
+
+    class HitlWorker(SimpleWorker):
+        def subscribe(self) -> None:
+            self.log.info("Worker %s: subscribing to channel %s", self.name, self.pubsub_channel_name)
+            self.pubsub = self.connection.pubsub()
+            self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+            self.pubsub_thread = self.pubsub.run_in_thread(
+                sleep_time=1, daemon=True, exception_handler=self._pubsub_exception_handler)
+
+    return HitlWorker
 
 
 class WorkerProcess:

@@ -8,12 +8,12 @@ import os
 import subprocess
 import sys
 
-from rq import Queue, SimpleWorker
+from rq import Queue
 from standardwebhooks import Webhook
 
 from hitl_console.webhooks import delivery
 from hitl_console.webhooks.config import WebhookConfig
-from hitl_console.webhooks.worker import Sweeper
+from hitl_console.webhooks.worker import Sweeper, worker_class
 from scrapy_hitl.state import consultations, deliveries, webhook_events
 from tests.webhooks.conftest import event_ids, wait_for
 
@@ -99,7 +99,7 @@ def test_a_failed_enqueue_is_recovered_by_the_sweep(state, agent, receiver, monk
     delivery.use(state, config)
     sweeper = Sweeper(state, config)
     wait_for(lambda: sweeper.sweep(force=True)["queued"], what="the sweep to queue the event")
-    SimpleWorker([queue], connection=state.redis).work(burst=True)
+    worker_class()([queue], connection=state.redis).work(burst=True)
     assert consultations.get(state, asked["id"])["state"] == "callback_sent"
     assert json.loads(rec.requests[0]["body"])["data"]["id"] == asked["id"]
 
