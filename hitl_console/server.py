@@ -15,6 +15,8 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from scrapy_hitl.config import private_opener
+
 
 class ConsoleServer(BaseApplication):  # type: ignore[misc]
     def __init__(self, *, host: str, port: int, workers: int = 1, threads: int = 32) -> None:
@@ -79,7 +81,7 @@ class ConsoleProcess:
         cmd = [sys.executable, "-m", "hitl_console.cli", "console", "--host", self.host, "--port", str(self.port)]
         if self.threads is not None:
             cmd += ["--threads", str(self.threads)]
-        log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        log = open(self.log_path, "ab", opener=private_opener) if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
             self.proc = subprocess.Popen(cmd, env={**os.environ, **(self.env or {})},
                                          stdout=log, stderr=log, start_new_session=True)

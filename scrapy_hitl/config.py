@@ -76,6 +76,14 @@ def make_private_dir(path: Path) -> None:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
+def private_opener(path: str, flags: int) -> int:
+    """An ``opener`` for :func:`open` that creates the file 0600: the logs in the data dir
+    (``hitl up``'s console.log and worker.log) carry URLs, domains and request details."""
+    fd = os.open(path, flags, 0o600)
+    os.fchmod(fd, 0o600)  # a log an older version created 0644
+    return fd
+
+
 def _secret_key_file(data_dir: Path) -> str:
     """Read ``<data_dir>/secret_key``, creating it (mode 0600) on first use.
 

@@ -25,6 +25,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from hitl_console.webhooks import delivery
+from scrapy_hitl.config import private_opener
 from scrapy_hitl.state import consultations, items, webhook_events
 
 if TYPE_CHECKING:
@@ -153,7 +154,7 @@ class WorkerProcess:
 
     def start(self) -> WorkerProcess:
         cmd = [sys.executable, "-m", "hitl_console.cli", "worker"]
-        with open(self.log_path, "ab") as log:
+        with open(self.log_path, "ab", opener=private_opener) as log:
             self.proc = subprocess.Popen(cmd, env={**os.environ, **(self.env or {})}, stdout=log, stderr=log,
                                          start_new_session=True)
         return self

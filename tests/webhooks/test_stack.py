@@ -33,6 +33,7 @@ def test_hitl_up_runs_the_worker_and_stops_it(tmp_path):
         out, _ = proc.communicate(timeout=60)
         assert proc.returncode == 0 and "Stopped." in out
         assert not os.path.exists(f"/proc/{worker.pid}"), "the worker outlived the stack"
+        assert oct((data / "worker.log").stat().st_mode & 0o777) == oct(0o600)  # it holds request details
     finally:
         if proc.poll() is None:
             proc.kill()
