@@ -176,10 +176,7 @@ def evidence(intervention_id: int) -> Any:
         response.set_data(data)
         response.content_type = content_type if _is_text(content_type) else "text/html; charset=utf-8"
         break
-    response.headers["Content-Security-Policy"] = EVIDENCE_CSP
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return _untrusted(response, EVIDENCE_CSP)
 
 
 @bp.get("/interventions/<int:intervention_id>/screenshot")
@@ -191,11 +188,28 @@ def screenshot(intervention_id: int) -> Any:
         _content_type, data = artifacts.load(state().db, intervention_id, "screenshot")
     except artifacts.ArtifactNotFound:
         abort(404)
+    return _png(data)
+
+
+def _png(data: bytes) -> Any:
+    """A stored screenshot, served only if it is a PNG: ``image/png`` must never carry
+    anything else."""
     if not data.startswith(PNG_SIGNATURE):
         abort(404)
     response = make_response(data)
     response.mimetype = "image/png"
-    response.headers["Content-Security-Policy"] = SCREENSHOT_CSP
+    return _untrusted(response, SCREENSHOT_CSP)
+
+
+def _scraped_html(data: bytes, content_type: str) -> Any:
+    """Scraped HTML under the evidence CSP (``sandbox``, in case someone opens it directly)."""
+    response = make_response(data)
+    response.content_type = content_type if _is_text(content_type) else "text/html; charset=utf-8"
+    return _untrusted(response, EVIDENCE_CSP)
+
+
+def _untrusted(response: Any, csp: str) -> Any:
+    response.headers["Content-Security-Policy"] = csp
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -245,18 +259,7 @@ def item_evidence(item_id: int) -> Any:
         content_type, data, _meta = items.load_evidence(state().db, item_id)
     except LookupError:
         abort(404)
-    response = make_response(data)
-    if content_type.startswith("image/png"):
-        if not data.startswith(PNG_SIGNATURE):
-            abort(404)
-        response.mimetype = "image/png"
-        response.headers["Content-Security-Policy"] = SCREENSHOT_CSP
-    else:
-        response.content_type = content_type if _is_text(content_type) else "text/html; charset=utf-8"
-        response.headers["Content-Security-Policy"] = EVIDENCE_CSP
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return _png(data) if content_type.startswith("image/png") else _scraped_html(data, content_type)
 
 
 @bp.get("/sessions")
@@ -302,12 +305,7 @@ def snapshot_html(run_id: str, snapshot_id: int) -> Any:
         content_type, data = snapshots.load(state().db, run_id, snapshot_id, "html")
     except snapshots.SnapshotNotFound:
         abort(404)
-    response = make_response(data)
-    response.content_type = content_type if _is_text(content_type) else "text/html; charset=utf-8"
-    response.headers["Content-Security-Policy"] = EVIDENCE_CSP
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return _scraped_html(data, content_type)
 
 
 @bp.get("/runs/<run_id>/snapshots/<int:snapshot_id>/screenshot")
@@ -318,14 +316,7 @@ def snapshot_screenshot(run_id: str, snapshot_id: int) -> Any:
         _content_type, data = snapshots.load(state().db, run_id, snapshot_id, "screenshot")
     except snapshots.SnapshotNotFound:
         abort(404)
-    if not data.startswith(PNG_SIGNATURE):
-        abort(404)
-    response = make_response(data)
-    response.mimetype = "image/png"
-    response.headers["Content-Security-Policy"] = SCREENSHOT_CSP
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return _png(data)
 
 
 @bp.get("/consultations")
