@@ -84,9 +84,12 @@ def take_orphans(parking: ParkingLot, spider: str, is_orphan: Callable[[str], bo
     if not raw:
         return []
     orphans = []
+    dead: dict[str, bool] = {}  # one liveness check per run, not per kept page
     for id, value in raw.items():
         missed = Missed.loads(id.decode() if isinstance(id, bytes) else id, value)
-        if is_orphan(missed.run_id):
+        if missed.run_id not in dead:
+            dead[missed.run_id] = is_orphan(missed.run_id)
+        if dead[missed.run_id]:
             orphans.append(missed)
     if orphans:
         parking.park(spider, [m.entry for m in orphans])
