@@ -69,10 +69,6 @@ def forget(client: redis.Redis, spider: str, ids: Iterable[str]) -> None:
         client.hdel(_key(spider), *ids)
 
 
-def count(client: redis.Redis, spider: str) -> int:
-    return int(client.hlen(_key(spider)))
-
-
 def take_orphans(parking: ParkingLot, spider: str, is_orphan: Callable[[str], bool]) -> list[Missed]:
     """Park the kept pages of runs that died before deciding, and return them.
 
