@@ -514,3 +514,88 @@ class ErrorSnapshot(Base):
 # spent); pause / escalate / fail: the block classifier's verdict on a response.
 SNAPSHOT_SOURCES = ("spider_error", "download_error", "pause", "escalate", "fail")
 SNAPSHOT_FILES = ("html", "screenshot")
+
+
+class Project(Base):
+    """A registered Scrapy project: a folder with ``scrapy.cfg`` that workers can run.
+
+    Every worker host must see the project at the same ``path`` (a shared checkout or the
+    same deploy). ``spiders`` caches ``scrapy list``, refreshed on demand."""
+
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    path: Mapped[str] = mapped_column(Text)
+    spiders: Mapped[list[Any]] = mapped_column(default=list)
+    spiders_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    spiders_error: Mapped[str | None] = mapped_column(Text)  # why ``scrapy list`` failed
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Job(Base):
+    """One crawl to run on a worker: a project, a spider, its arguments and settings.
+
+    A job is one run (``run_id`` is chosen when the job is created, so the console links to
+    the run before the crawl starts). A re-run on resolve is a new job for the same run
+    (``rerun_of``): the run resumes, with the same ``JOBDIR``."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_created_at_id", "created_at", "id"),  # newest-first pages
+        Index("ix_jobs_status", "status"),
+        Index("ix_jobs_run_id", "run_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project: Mapped[str] = mapped_column(String(100))
+    spider: Mapped[str] = mapped_column(String(200))
+    args: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(32))  # JOB_STATES
+    reason: Mapped[str | None] = mapped_column(String(64))  # why it stopped: JOB_REASONS, or the finish reason
+    message: Mapped[str] = mapped_column(Text, default="")  # the reason in words
+    run_id: Mapped[str] = mapped_column(String(32))
+    rerun_of: Mapped[int | None] = mapped_column(Integer)  # the job whose run this one resumes
+    schedule_id: Mapped[int | None] = mapped_column(Integer)
+    requested_by: Mapped[str] = mapped_column(String(255), default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # starts, counting restarts after a crash
+    host: Mapped[str] = mapped_column(String(255), default="")
+    pid: Mapped[int] = mapped_column(Integer, default=0)
+    worker: Mapped[str] = mapped_column(String(255), default="")
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    waiting_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancel_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+
+
+# queued → running → finished | failed | cancelled; running ⇄ waiting_for_human (the crawl
+# has parked work and waits for a human); a worker killed mid-crawl puts it back to queued.
+JOB_STATES = ("queued", "running", "waiting_for_human", "finished", "failed", "cancelled")
+JOB_FINAL_STATES = ("finished", "failed", "cancelled")
+
+
+class JobSchedule(Base):
+    """A periodic job: a cron expression (croniter does the arithmetic) and what to run."""
+
+    __tablename__ = "job_schedules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    project: Mapped[str] = mapped_column(String(100))
+    spider: Mapped[str] = mapped_column(String(200))
+    args: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    cron: Mapped[str] = mapped_column(String(200))
+    enabled: Mapped[bool] = mapped_column(default=True)
+    next_run_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    last_job_id: Mapped[int | None] = mapped_column(Integer)
+    created_by: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -12,12 +12,17 @@ from scrapy_hitl.state.models import Base
 
 pytestmark = pytest.mark.postgres
 
-HEAD = "0011"  # the newest migration in state/migrations/versions
+HEAD = known_head()  # the newest migration in state/migrations/versions (files, not Alembic)
 QUALITY_TABLES = {"items", "item_versions", "item_events", "item_evidence"}  # 0008
 SNAPSHOT_TABLES = {"error_snapshots"}  # 0011
+JOB_TABLES = {"projects", "jobs", "job_schedules"}  # 0012
 TABLES = {"alembic_version", "runs", "interventions", "intervention_events", "sessions", "domains", "users",
           "domain_samples", "artifacts", "api_keys", "consultations", "consultation_events",
-          "webhook_deliveries", "webhook_events"} | QUALITY_TABLES | SNAPSHOT_TABLES
+          "webhook_deliveries", "webhook_events"} | QUALITY_TABLES | SNAPSHOT_TABLES | JOB_TABLES
+# Tables that migrations after 0012 add: each has its own downgrade test; here they are the
+# models' tables not named above, so a new migration does not break the older tests.
+LATER_TABLES = set(Base.metadata.tables) - TABLES
+TABLES |= LATER_TABLES
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -249,7 +254,7 @@ def test_0006_consultations_downgrade_and_upgrade_again(db):
         command.downgrade(cfg, "0005")
     assert db.current_revision() == "0005"
     assert tables(db) == TABLES - {"api_keys", "consultations", "consultation_events", "webhook_deliveries",
-                                   "webhook_events"} - QUALITY_TABLES - SNAPSHOT_TABLES
+                                   "webhook_events"} - QUALITY_TABLES - SNAPSHOT_TABLES - JOB_TABLES - LATER_TABLES
     assert db.upgrade() == ("0005", HEAD)
     assert tables(db) == TABLES
 
@@ -279,7 +284,7 @@ def test_0008_quality_downgrade_and_upgrade_again(db):
     with db.engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "0007")
-    assert tables(db) == TABLES - QUALITY_TABLES - SNAPSHOT_TABLES
+    assert tables(db) == TABLES - QUALITY_TABLES - SNAPSHOT_TABLES - JOB_TABLES - LATER_TABLES
     assert db.upgrade() == ("0007", HEAD)
     assert tables(db) == TABLES
 
@@ -322,8 +327,22 @@ def test_0011_error_snapshots_downgrade_and_upgrade_again(db):
     with db.engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, "0010")
-    assert tables(db) == TABLES - SNAPSHOT_TABLES
+    assert tables(db) == TABLES - SNAPSHOT_TABLES - JOB_TABLES - LATER_TABLES
     assert db.upgrade() == ("0010", HEAD)
+    assert tables(db) == TABLES
+
+
+def test_0012_jobs_downgrade_and_upgrade_again(db):
+    """0012 adds the projects, jobs and schedules tables; its downgrade removes exactly them."""
+    from alembic import command
+
+    db.upgrade()
+    cfg = db._alembic_config()
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0011")
+    assert tables(db) == TABLES - JOB_TABLES - LATER_TABLES
+    assert db.upgrade() == ("0011", HEAD)
     assert tables(db) == TABLES
 
 
