@@ -132,6 +132,7 @@ class CrawlSettings:
     run_heartbeat: float
     evidence_max_bytes: int = defaults.HITL_EVIDENCE_MAX_BYTES
     park_flush_deadline: float = defaults.HITL_PARK_FLUSH_DEADLINE
+    run_id: str | None = None  # HITL_RUN_ID: a job's run, chosen before the crawl starts
 
     @classmethod
     def from_settings(cls, settings: BaseSettings) -> CrawlSettings:
@@ -147,6 +148,10 @@ class CrawlSettings:
         )
         if not 0 < rate <= 1:
             raise ValueError(f"HITL_SESSION_REQUIRED_BLOCK_RATE must be in (0, 1]; got {rate!r}")
+        run_id = settings.get("HITL_RUN_ID") or None
+        if run_id is not None and not (isinstance(run_id, str) and len(run_id) == 32
+                                       and all(c in "0123456789abcdef" for c in run_id)):
+            raise ValueError(f"HITL_RUN_ID must be 32 lowercase hex digits (a run id); got {run_id!r}")
         return cls(
             block_signatures=tuple(signatures),
             classifier_max_body=positive("HITL_CLASSIFIER_MAX_BODY", settings.getint),
@@ -164,4 +169,5 @@ class CrawlSettings:
             run_heartbeat=positive("HITL_RUN_HEARTBEAT", settings.getfloat),
             evidence_max_bytes=positive("HITL_EVIDENCE_MAX_BYTES", settings.getint),
             park_flush_deadline=positive("HITL_PARK_FLUSH_DEADLINE", settings.getfloat),
+            run_id=run_id,
         )

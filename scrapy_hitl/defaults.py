@@ -85,6 +85,7 @@ HITL_PARK_FLUSH_INTERVAL = 0.05  # seconds; parked requests are written to Redis
 HITL_PAUSE_TIMEOUT = 1800  # seconds a spider waits for humans before closing "hitl_paused"
 HITL_PROGRESS_INTERVAL = 5.0  # seconds between run.progress events
 HITL_RESUME_BATCH = 500  # parked requests claimed from Redis per batch when resuming
+HITL_RUN_ID = None  # the run's id; `hitl worker` sets it for a job (one run per job), else a new one
 HITL_RUN_HEARTBEAT = 10.0  # seconds; a run whose heartbeat is 3x older is considered dead
 
 # --- run monitors: judge each run at close; an alert opens a run_anomaly intervention --------

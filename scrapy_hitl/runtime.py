@@ -157,7 +157,7 @@ class HitlRuntime:
         self.classifier = BlockClassifier.from_settings_value(self.settings.block_signatures)
         from scrapy_hitl.snapshots import ErrorSnapshots  # here: it imports this module
 
-        self.run_id = runs.new_run_id()
+        self.run_id = self.settings.run_id or runs.new_run_id()  # a job chose it beforehand
         # the first failure of each kind per domain keeps its page (scrapy_hitl.snapshots)
         self.snapshots = ErrorSnapshots.of(self)
         self.spider_name = ""

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 STREAM_KEY = "hitl:events"
 
 EVENT_TYPES = (
+    "run.queued",
     "run.started",
     "run.progress",
     "run.waiting",
@@ -46,6 +47,12 @@ EVENT_TYPES = (
     "consultation.callback_failed",
     "item.review_required",
     "item.reviewed",
+    "job.queued",
+    "job.running",
+    "job.waiting",
+    "job.finished",
+    "job.failed",
+    "job.cancelled",
 )
 
 _ID_FIELDS = ("run_id", "intervention_id", "spider", "domain")

@@ -537,8 +537,8 @@ class Job(Base):
     """One crawl to run on a worker: a project, a spider, its arguments and settings.
 
     A job is one run (``run_id`` is chosen when the job is created, so the console links to
-    the run before the crawl starts). A re-run on resolve is a new job for the same run
-    (``rerun_of``): the run resumes, with the same ``JOBDIR``."""
+    the run before the crawl starts). A re-run on resolve queues the same job again: the
+    run resumes, with the same ``JOBDIR``."""
 
     __tablename__ = "jobs"
     __table_args__ = (
@@ -557,7 +557,6 @@ class Job(Base):
     reason: Mapped[str | None] = mapped_column(String(64))  # why it stopped: JOB_REASONS, or the finish reason
     message: Mapped[str] = mapped_column(Text, default="")  # the reason in words
     run_id: Mapped[str] = mapped_column(String(32))
-    rerun_of: Mapped[int | None] = mapped_column(Integer)  # the job whose run this one resumes
     schedule_id: Mapped[int | None] = mapped_column(Integer)
     requested_by: Mapped[str] = mapped_column(String(255), default="")
     attempts: Mapped[int] = mapped_column(Integer, default=0)  # starts, counting restarts after a crash

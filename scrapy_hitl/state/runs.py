@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import uuid
@@ -49,18 +50,16 @@ def run_to_dict(run: Run) -> dict[str, Any]:
 
 
 def create_run(db: Database, run_id: str, spider: str, args: dict[str, Any], project_dir: str) -> dict[str, Any]:
+    """Record the run as running: a new row, or the row a job created ``queued`` (or a
+    re-run resumes), now on this host and process."""
     with db.session() as s:
-        run = Run(
-            id=run_id,
-            spider=spider,
-            status="running",
-            args=args,
-            project_dir=project_dir,
-            host=socket.gethostname(),
-            pid=os.getpid(),
-            stats={},
-        )
-        s.add(run)
+        run = s.get(Run, run_id)
+        if run is None:
+            run = Run(id=run_id, spider=spider, args=args, project_dir=project_dir, stats={})
+            s.add(run)
+        run.status, run.finished_at, run.finish_reason = "running", None, None
+        run.args, run.project_dir = args, project_dir
+        run.host, run.pid = socket.gethostname(), os.getpid()
         s.flush()
         return run_to_dict(run)
 
@@ -208,6 +207,24 @@ def alive_ids(client: redis.Redis, run_ids: Iterable[str]) -> set[str]:
     for run_id in ids:
         pipe.exists(f"hitl:run:{run_id}:alive")
     return {run_id for run_id, n in zip(ids, pipe.execute()) if n}
+
+
+PROGRESS_TTL = 86400  # seconds: a run waiting for a person reports no new counts for hours
+
+
+def save_progress(client: redis.Redis, run_id: str, progress: dict[str, int]) -> None:
+    """The run's newest ``run.progress`` counts, for pages opened while it runs (its stats
+    reach the database only when it closes)."""
+    client.set(f"hitl:run:{run_id}:progress", json.dumps(progress), ex=PROGRESS_TTL)
+
+
+def progress_of(client: redis.Redis, run_ids: Iterable[str]) -> dict[str, dict[str, int]]:
+    """The newest saved counts of each of ``run_ids`` that has some, in one round trip."""
+    ids = list(run_ids)
+    if not ids:
+        return {}
+    found = client.mget([f"hitl:run:{run_id}:progress" for run_id in ids])
+    return {run_id: json.loads(raw) for run_id, raw in zip(ids, found) if raw}
 
 
 def end_heartbeat(client: redis.Redis, run_id: str) -> None:

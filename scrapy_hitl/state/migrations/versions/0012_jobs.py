@@ -39,7 +39,6 @@ def upgrade() -> None:
         sa.Column("reason", sa.String(64), nullable=True),
         sa.Column("message", sa.Text(), nullable=False),
         sa.Column("run_id", sa.String(32), nullable=False),
-        sa.Column("rerun_of", sa.Integer(), nullable=True),
         sa.Column("schedule_id", sa.Integer(), nullable=True),
         sa.Column("requested_by", sa.String(255), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
