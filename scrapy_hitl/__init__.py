@@ -8,11 +8,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["Addon", "CaptchaExpired", "RequestAbandoned", "RequestParked", "__version__"]
+__all__ = ["Addon", "CaptchaExpired", "RequestAbandoned", "RequestParked", "__version__", "hitl_extract"]
 
 if TYPE_CHECKING:
     from scrapy_hitl.addon import Addon
     from scrapy_hitl.exceptions import CaptchaExpired, RequestAbandoned, RequestParked
+    from scrapy_hitl.fields import hitl_extract
 
 
 def __getattr__(name: str) -> Any:
@@ -25,4 +26,8 @@ def __getattr__(name: str) -> Any:
         from scrapy_hitl import exceptions
 
         return getattr(exceptions, name)
+    if name == "hitl_extract":
+        from scrapy_hitl.fields import hitl_extract
+
+        return hitl_extract
     raise AttributeError(name)
