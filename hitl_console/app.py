@@ -56,4 +56,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(liveview.bp)
     app.register_blueprint(liveview.ws_bp)
+    from hitl_console.api import inbox  # what waits for a person, most urgent first
+
+    app.register_blueprint(inbox.bp)
     return app

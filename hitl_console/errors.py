@@ -1,10 +1,11 @@
-"""One JSON error shape for the API: ``{"error": "...", "detail": ...}``."""
+"""One JSON error shape for the API: ``{"error": "...", "detail": ...}``; for pages, an error
+page in the console's own look, with its navigation (``error.html``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, jsonify, request
+from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 
@@ -31,6 +32,48 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
         if not _wants_json():
-            return exc
+            return _error_page(exc)
         error = (exc.name or "error").lower().replace(" ", "_")
         return jsonify({"error": error, "detail": exc.description}), exc.code or 500
+
+
+# What an error page says, in words; the status code stays in small type.
+_PAGES = {
+    400: ("That request was not understood", "Something in the address or the form was not valid."),
+    403: ("Not for this account", "This page needs another role: ask an admin."),
+    404: ("Nothing here", "No page at this address. It may have been a link to something since deleted."),
+    405: ("Not like that", "This address does not take that kind of request."),
+    413: ("Too large", "The upload is larger than the console accepts (HITL_CONSOLE_MAX_UPLOAD)."),
+    500: ("Something broke on our side", "The console hit an error it did not expect; the details are in "
+          "its log. Try again, or go back to the inbox."),
+}
+
+
+def _error_page(exc: HTTPException) -> Any:
+    code = exc.code or 500
+    if not request.path.startswith(("/static/", "/words.js")) and code < 600:
+        user = None
+        try:
+            from hitl_console.auth.guard import authenticate
+
+            user = authenticate()
+        except Exception:  # noqa: BLE001 - an error page shows without a login, or with a broken one
+            user = None
+        title, explain = _PAGES.get(code, (exc.name or "Error", exc.description or ""))
+        try:
+            last = _last_event_id() if user else ""
+            html = render_template("error.html", page="error", user=user, code=code, name=exc.name,
+                                   title=title, explain=explain, last_event_id=last)
+        except Exception:  # noqa: BLE001 - never let the error page itself fail
+            return exc
+        return html, code, {"Cache-Control": "no-store"}
+    return exc
+
+
+def _last_event_id() -> str:
+    from flask import current_app
+
+    try:
+        return current_app.extensions["hitl"].events.last_id()
+    except Exception:  # noqa: BLE001 - Redis down: the page still shows
+        return ""

@@ -130,8 +130,13 @@ def _intervention_or_404(intervention_id: int) -> dict[str, Any]:
 def intervention_detail(intervention_id: int) -> str:
     found = _intervention_or_404(intervention_id)
     sources = _evidence_sources(found.get("evidence") or {})
+    from hitl_console import words
+
+    howto_key = found["reason"] if found["reason"] in words.HOWTO else found["type"]
     return _page("intervention.html", "intervention", intervention_id=intervention_id,
-                 evidence_source=sources[0] if sources else None)
+                 evidence_source=sources[0] if sources else None,
+                 howto=words.howto(found["type"], found["reason"]), howto_key=howto_key,
+                 howto_explain=words.TYPES.get(found["type"], ("", ""))[1])
 
 
 def _is_text(content_type: str) -> bool:
@@ -343,3 +348,15 @@ def consultation_detail(consultation_id: int) -> str:
 @admin_required
 def api_keys() -> str:
     return _page("apikeys.html", "apikeys")
+
+
+@bp.get("/words.js")
+def words_js() -> Any:
+    """Plain words for codes (:mod:`hitl_console.words`) as a module for the pages' scripts;
+    public like the stylesheet: it holds labels, nothing about any crawl."""
+    from hitl_console import words
+
+    response = make_response(words.as_js_module())
+    response.mimetype = "text/javascript"
+    response.headers["Cache-Control"] = "max-age=300"
+    return response

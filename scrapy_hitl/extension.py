@@ -363,6 +363,9 @@ class HitlExtension:
         if progress != self._last_progress:
             self._last_progress = progress
             self.rt.emit("run.progress", {"status": self.status, **progress})
+            if not self.rt.buffer.redis_down:  # for pages opened mid-run (the stats come at close)
+                d = self.rt.io(runs.save_progress, self.rt.state.redis, self.rt.run_id, progress)
+                d.addErrback(self.rt.buffer.redis_failed)
 
 
 def _spider_args(spider: Spider) -> dict[str, Any]:

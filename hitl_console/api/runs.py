@@ -50,8 +50,10 @@ def runs_list() -> Any:
     st = state()
     items = runs.list_runs(st.db, status=status, spider=request.args.get("spider") or None, limit=limit + 1, cursor=key)
     alive = runs.alive_ids(st.redis, [r["id"] for r in items])
+    progress = runs.progress_of(st.redis, [r["id"] for r in items if not r["stats"]])
     for r in items:
         r["alive"] = r["id"] in alive
+        r["progress"] = progress.get(r["id"])
     return page(items, limit, lambda r: [r["created_at"], r["id"]])
 
 
@@ -61,6 +63,7 @@ def runs_get(run_id: str) -> Any:
     run = _run_or_404(run_id)
     st = state()
     run["alive"] = runs.is_alive(st.redis, run_id)
+    run["progress"] = None if run["stats"] else runs.progress_of(st.redis, [run_id]).get(run_id)
     run["spider_paused"] = run["spider"] in pauses.paused_spiders(st.redis)
     run["parked"] = sum(n for (spider, _d), n in st.parking.counts().items() if spider == run["spider"])
     return jsonify(run)

@@ -358,3 +358,56 @@ if (logout) {
     }
   });
 }
+
+// --- every page: the navigation menu on narrow screens ----------------------------------------
+
+const navToggle = $("nav-toggle");
+if (navToggle) {
+  navToggle.addEventListener("click", () => {
+    const open = navToggle.closest(".topbar").classList.toggle("nav-open");
+    navToggle.setAttribute("aria-expanded", String(open));
+  });
+}
+
+// --- confirming what cannot be undone ---------------------------------------------------------
+
+/**
+ * Ask before a destructive action, naming what will happen. Resolves to ``null`` when the
+ * reviewer backs out ("Keep it" or Escape), else to ``{ reason }``. With
+ * ``reason`` (a label), the dialog asks for one and will not confirm without it.
+ */
+export function confirmAction({ title, body = "", confirm = "Confirm", reason = null, reasonValue = "" }) {
+  document.getElementById("confirm-dialog")?.remove();
+  const input = reason ? el("input", { id: "confirm-reason", required: true, maxlength: "2000", value: reasonValue || null }) : null;
+  const yes = el("button", { type: "submit", id: "confirm-yes", class: "danger", value: "yes" }, confirm);
+  const no = el("button", { type: "button", id: "confirm-no", autofocus: true }, "Keep it");
+  const form = el("form", { method: "dialog" },
+    el("h2", { id: "confirm-title" }, title),
+    body ? el("p", { id: "confirm-body", class: "prose" }, body) : null,
+    input ? el("label", {}, reason, input) : null,
+    el("div", { class: "buttons" }, no, yes));
+  const dialog = el("dialog", { id: "confirm-dialog", class: "confirm", "aria-labelledby": "confirm-title" }, form);
+  document.body.append(dialog);
+  if (input) {
+    const sync = () => { yes.disabled = !input.value.trim(); };
+    input.addEventListener("input", sync);
+    sync();
+  }
+  return new Promise((resolve) => {
+    let answer = null;
+    no.addEventListener("click", () => dialog.close());
+    form.addEventListener("submit", (event) => {
+      if (input && !input.value.trim()) {
+        event.preventDefault();
+        return;
+      }
+      answer = { reason: input ? input.value.trim() : "" };
+    });
+    dialog.addEventListener("close", () => {
+      dialog.remove();
+      resolve(answer);
+    });
+    dialog.showModal();
+    (input || no).focus();
+  });
+}

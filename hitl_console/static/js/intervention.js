@@ -1,7 +1,9 @@
 // One intervention: what happened, the evidence, the actions, and the crawl resuming live.
 import {
-  $, Live, ago, api, compareIds, describeError, el, fmtNumber, link, page, parseTime, say, setBadge, when,
+  $, Live, ago, api, compareIds, confirmAction, describeError, el, fmtNumber, link, page, parseTime, say, setBadge,
+  when,
 } from "./common.js";
+import { REASONS, TYPES } from "/words.js";
 import "./liveview.js"; // a crawler's held captcha page, live (docs/live.md)
 
 const id = Number($("intervention").dataset.interventionId);
@@ -47,20 +49,29 @@ function fmtSize(bytes) {
 function renderFacts(i) {
   setBadge($("i-status"), i.status);
   $("intervention").dataset.status = i.status;
-  text("i-type", i.type);
-  text("i-reason", i.reason);
+  $("i-type").replaceChildren(...worded(TYPES[i.type] ? TYPES[i.type].label : i.type, i.type,
+    TYPES[i.type] ? TYPES[i.type].explain : ""));
+  $("i-reason").replaceChildren(...worded(REASONS[i.reason] || String(i.reason || "–").replaceAll("_", " "), i.reason));
   $("i-domain").replaceChildren(link(`/domains/${encodeURIComponent(i.domain)}`, i.domain));
   $("i-url").replaceChildren(i.url ? link(i.url, i.url) : "–");
   text("i-response-status", i.response_status);
   text("i-parked", fmtNumber(i.parked_count));
-  text("i-priority", i.priority);
-  text("i-vendor", i.vendor);
+  text("i-priority", i.priority >= 50 ? `urgent (${i.priority})` : i.priority < 0 ? `low (${i.priority})`
+    : `normal (${i.priority})`);
+  text("i-vendor", i.vendor || "not recognised");
   $("i-run").replaceChildren(i.spider || "–", " / ",
     i.run_id ? link(`/runs/${encodeURIComponent(i.run_id)}`, i.run_id.slice(0, 8)) : "–");
   $("i-created").replaceChildren(ago(i.created_at));
   $("i-resolved").replaceChildren(i.resolved_at ? when(i.resolved_at) : "–",
     i.resolved_by ? ` by ${i.resolved_by}` : "");
   text("i-note", i.note);
+}
+
+/** Words first, the raw code after them in small type, the explanation on hover. */
+function worded(words, code, explain = "") {
+  const out = [el("span", { title: explain || null }, words)];
+  if (code && code !== words) out.push(" ", el("small", { class: "code" }, el("code", {}, code)));
+  return out;
 }
 
 /** The kept evidence files, by kind (only the kinds the console knows). */
@@ -298,8 +309,21 @@ $("resolve-done-form").addEventListener("submit", async (event) => {
 
 $("cancel-form").addEventListener("submit", async (event) => {
   event.preventDefault();
+  const anomaly = current && current.type === "run_anomaly";
+  const parked = current ? Number(current.parked_count) || 0 : 0;
+  const requests = `${parked.toLocaleString()} parked request${parked === 1 ? "" : "s"}`;
+  const answer = await confirmAction(anomaly
+    ? { title: "Dismiss this finding?", body: "The run's data is not looked at any further.", confirm: "Dismiss",
+      reason: "Why (for the history)", reasonValue: $("cancel-note").value }
+    : { title: `Fail ${requests} of ${current ? current.domain : "this domain"}?`,
+      body: "They are dropped from the crawl and will not be fetched. The domain is released, so new "
+        + "requests to it are sent again. This cannot be undone.",
+      confirm: `Fail ${requests}`, reason: "Why are you giving up? (kept in the history)",
+      reasonValue: $("cancel-note").value });
+  if (!answer) return; // kept open
+  $("cancel-note").value = answer.reason;
   await act($("cancel"), $("action-error"), () =>
-    api(`/api/v1/interventions/${id}/cancel`, { method: "POST", json: { note: $("cancel-note").value } }));
+    api(`/api/v1/interventions/${id}/cancel`, { method: "POST", json: { note: answer.reason } }));
 });
 
 // --- start ------------------------------------------------------------------------------------

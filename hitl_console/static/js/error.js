@@ -1,0 +1,2 @@
+// An error page: only what every page has (the navigation menu, log out).
+import "./common.js";
