@@ -56,6 +56,10 @@ class ConsoleConfig:
     # reverse proxies in front of the console whose X-Forwarded-For is trusted (HITL_PROXY_HOPS)
     proxy_hops: int = 0
     secure_cookies: bool = False  # Secure flag on cookies; set behind HTTPS (HITL_SECURE_COOKIES)
+    # seconds between keep-alive comments on an idle event stream (HITL_EVENTS_KEEPALIVE)
+    events_keepalive: int = 15
+    # the bearer token Prometheus sends to GET /metrics; empty: /metrics is off (HITL_METRICS_TOKEN)
+    metrics_token: str = field(default="", repr=False)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ConsoleConfig:
@@ -76,11 +80,14 @@ class ConsoleConfig:
                           ("login_account_window", "HITL_LOGIN_ACCOUNT_WINDOW"),
                           ("login_trust_ttl", "HITL_LOGIN_TRUST_TTL"),
                           ("jwt_max_age", "HITL_JWT_MAX_AGE"),
-                          ("proxy_hops", "HITL_PROXY_HOPS")):
+                          ("proxy_hops", "HITL_PROXY_HOPS"),
+                          ("events_keepalive", "HITL_EVENTS_KEEPALIVE")):
             if key in env:
                 values[name] = _int(key, env[key])
         if "HITL_SECURE_COOKIES" in env:
             values["secure_cookies"] = _flag(env["HITL_SECURE_COOKIES"])
+        if env.get("HITL_METRICS_TOKEN"):
+            values["metrics_token"] = env["HITL_METRICS_TOKEN"].strip()
         values.update(overrides)
         if "jwt_max_age" not in values:
             values["jwt_max_age"] = max(_JWT_MAX_AGE, values.get("jwt_ttl", _JWT_TTL))
@@ -96,9 +103,13 @@ class ConsoleConfig:
         for name, key in (("jwt_ttl", "HITL_JWT_TTL"), ("jwt_max_age", "HITL_JWT_MAX_AGE"),
                           ("login_attempts", "HITL_LOGIN_ATTEMPTS"), ("login_window", "HITL_LOGIN_WINDOW"),
                           ("login_account_attempts", "HITL_LOGIN_ACCOUNT_ATTEMPTS"),
-                          ("login_trust_ttl", "HITL_LOGIN_TRUST_TTL")):
+                          ("login_trust_ttl", "HITL_LOGIN_TRUST_TTL"),
+                          ("events_keepalive", "HITL_EVENTS_KEEPALIVE")):
             if getattr(self, name) < 1:
                 raise ValueError(f"{key} must be at least 1; got {getattr(self, name)}.")
+        if self.metrics_token and len(self.metrics_token) < 16:
+            raise ValueError("HITL_METRICS_TOKEN is shorter than 16 characters: anyone could guess it. "
+                             "Use a long random value, e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`.")
         if self.proxy_hops < 0:
             raise ValueError(f"HITL_PROXY_HOPS must be 0 or more; got {self.proxy_hops}.")
         if self.login_account_window <= self.login_window:

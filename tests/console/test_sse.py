@@ -1,0 +1,157 @@
+"""``GET /api/v1/events`` (Server-Sent Events) under the real server, read by a plain HTTP
+client: replay from ``Last-Event-ID`` with no gap and no duplicate, the websocket's JSON,
+logins, keep-alives, garbage ids, and the live-connection cap it shares with websockets."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from scrapy_hitl.state import apikeys
+from tests.support.console import BAD_TOKENS, PASSWORD, RunningConsole, create_fixture_user
+from tests.support.sse import SseClient
+
+REVIEWER = "reviewer@example.com"
+
+
+@pytest.fixture
+def reviewer(state):
+    return create_fixture_user(state.db, REVIEWER, PASSWORD, "reviewer")
+
+
+@pytest.fixture
+def server(hitl_env, state, reviewer, tmp_path):
+    """The console with a 1 s keep-alive, so an idle stream shows one soon."""
+    running = RunningConsole({**hitl_env, "HITL_EVENTS_KEEPALIVE": "1"}, str(tmp_path / "console.log")).start()
+    yield running
+    running.kill()
+
+
+@pytest.fixture
+def token(server):
+    return server.login(REVIEWER)["access_token"]
+
+
+def _emit(state, n, start=0):
+    return [state.events.emit("requests.parked", {"n": i}, domain="a.example") for i in range(start, start + n)]
+
+
+def _open(server, token=None, path="/api/v1/events", **headers):
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return SseClient(server.url + path, headers=headers)
+
+
+def test_reconnecting_with_last_event_id_misses_nothing_and_repeats_nothing(server, state, token):
+    ids = _emit(state, 3)
+    stream = _open(server, token, **{"Last-Event-ID": ids[0]})
+    assert stream.status == 200 and stream.headers["Content-Type"].startswith("text/event-stream")
+    preamble = stream.message()
+    assert preamble.retry is not None and not preamble.data
+    ids += _emit(state, 2, start=3)  # live, after the replay
+    got = stream.events(4)
+    assert [m.id for m in got] == ids[1:]
+    stream.close()
+
+    ids += _emit(state, 3, start=5)  # while disconnected
+    stream = _open(server, token, path="/events/runs/events", **{"Last-Event-ID": got[-1].id})  # the old path
+    ids += _emit(state, 1, start=8)
+    again = stream.events(4)
+    stream.close()
+    assert [m.id for m in again] == ids[5:]  # no gap, and the first is not a repeat
+    assert [m.json()["payload"]["n"] for m in got + again] == list(range(1, 9))
+    assert all(m.json()["id"] == m.id for m in got + again)
+
+
+def test_each_message_is_the_websockets_json(server, state, token):
+    stream = _open(server, token)
+    event_id = state.events.emit("intervention.created", {"url": "https://a.example/x"},
+                                 intervention_id=7, domain="a.example", spider="s", run_id="r1")
+    (msg,) = stream.events(1)
+    stream.close()
+    (event,) = state.events.range(event_id, event_id)
+    assert msg.id == event_id and msg.json() == event.to_dict()
+
+
+def test_an_idle_stream_gets_keep_alives_and_then_the_next_event(server, state, token):
+    stream = _open(server, token)
+    stream.message()  # the preamble
+    assert stream.message().comments == ["keep-alive"]
+    event_id = state.events.emit("domain.resumed", {"parked": 0}, domain="b.example")
+    assert [m.id for m in stream.events(1)] == [event_id]
+    stream.close()
+
+
+@pytest.mark.parametrize("garbage", ["abc", "1-", "$", "1-2-3", "99999999999999999999-0", " ", "9999999999999-0"])
+def test_a_garbage_last_event_id_means_from_now_with_a_warning(server, state, token, garbage):
+    old = _emit(state, 2)
+    stream = _open(server, token, **{"Last-Event-ID": garbage})
+    assert stream.status == 200
+    warning = stream.events(1)[0]
+    assert warning.json()["type"] == "stream.warning" and warning.json()["payload"]["reason"] == "bad_last_event_id"
+    assert warning.id == old[-1]  # the client's next reconnect sends a good id
+    new = _emit(state, 1, start=2)
+    assert [m.id for m in stream.events(1)] == new  # nothing old replayed
+    stream.close()
+
+
+def test_a_malformed_after_parameter_is_400(server, token):
+    stream = _open(server, token, path="/api/v1/events?after=abc")
+    assert stream.status == 400 and stream.body["error"] == "invalid"
+
+
+def test_without_a_login_it_is_401_in_the_json_error_shape(server, state):
+    for path in ("/api/v1/events", "/events/runs/events"):
+        stream = _open(server, path=path)
+        assert (stream.status, stream.body) == (401, {"error": "unauthorized", "detail": "log in first"})
+    for case in BAD_TOKENS:
+        stream = _open(server, case.values[0](server.key))
+        assert stream.status == 401 and stream.body["error"] == "unauthorized", case.id
+    _record, key, _secret = apikeys.create(state, "agent")
+    stream = _open(server, key)  # an agent's key: consultations only, as on the websocket
+    assert stream.status == 403 and stream.body["error"] == "forbidden"
+
+
+def test_the_console_cookie_works_and_a_foreign_origin_is_refused(server, state, token):
+    ids = _emit(state, 2)
+    cookie = {"Cookie": f"hitl_token={token}"}
+    stream = _open(server, **cookie, **{"Last-Event-ID": "0"})  # EventSource, same origin: no Origin header
+    assert [m.id for m in stream.events(2)] == ids
+    stream.close()
+    stream = _open(server, **cookie, Origin="https://evil.example")
+    assert stream.status == 403 and stream.body["error"] == "forbidden_origin"
+
+
+def test_streams_share_the_live_connection_cap_and_a_closed_one_frees_its_thread(hitl_env, state, reviewer,
+                                                                                tmp_path):
+    # --threads 6 keeps 4 threads for the API: 2 live connections (websockets and streams together).
+    server = RunningConsole(hitl_env, str(tmp_path / "console.log"), threads=6).start()
+    try:
+        token = server.login(REVIEWER)["access_token"]
+        server.ws(token=token)
+        first = _open(server, token)
+        refused = _open(server, token)
+        assert refused.status == 503 and refused.body["error"] == "too_many_live_connections"
+        assert server.request("GET", "/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})[0] == 200
+        first.close()
+        # The server notices the closed socket within one XREAD block and frees the slot; poll
+        # until it has (the hang guard is pytest's timeout, not a time assertion).
+        while (third := _open(server, token)).status == 503:
+            time.sleep(0.05)
+        event_id = state.events.emit("domain.paused", {}, domain="c.example")
+        assert [m.id for m in third.events(1)] == [event_id]
+        third.close()
+    finally:
+        server.kill()
+
+
+def test_an_id_older_than_the_capped_stream_replays_what_is_left_with_a_warning(server, state, token):
+    ids = _emit(state, 5)
+    state.redis.xtrim(state.events.key, maxlen=2, approximate=False)  # what HITL_EVENTS_MAXLEN does
+    stream = _open(server, token, **{"Last-Event-ID": ids[0]})
+    warning, *kept = stream.events(3)
+    stream.close()
+    assert warning.json()["payload"] == {"reason": "events_trimmed", "oldest_id": ids[3],
+                                         "message": warning.json()["payload"]["message"]}
+    assert [m.id for m in kept] == ids[3:]
