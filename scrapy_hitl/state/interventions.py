@@ -11,6 +11,7 @@ no parked requests; resolving it records that someone looked, cancelling it drop
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
@@ -19,6 +20,8 @@ from sqlalchemy.exc import IntegrityError
 from scrapy_hitl.state import pauses, vault
 from scrapy_hitl.state.models import Intervention, InterventionEvent, iso, utcnow
 from scrapy_hitl.state.runs import get_run
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -251,6 +254,7 @@ def resolve(
     )
     if released:
         state.events.emit("domain.resumed", {"parked": parked}, domain=data["domain"])
+    reruns = _rerun(state, data["domain"], actor=actor) if released else None
     run = get_run(state.db, data["run_id"]) if data["run_id"] else None
     return {
         "intervention": data,
@@ -258,7 +262,21 @@ def resolve(
         "run": run,
         "run_status": run["status"] if run else None,
         "requests_to_resume": parked if released else 0,
+        "reruns": reruns,
     }
+
+
+def _rerun(state: HitlState, domain: str, *, actor: str, spiders: Iterable[str] = ()) -> dict[str, Any] | None:
+    """Queue again the crawls that closed waiting on ``domain`` (scrapy_hitl.state.rerun).
+    Never fails the resolve: what cannot be queued now, the worker's sweep queues later."""
+    from scrapy_hitl.state import rerun
+
+    try:
+        return rerun.summary(rerun.after_release(state, domain, actor=actor, spiders=spiders))
+    except Exception:
+        logger.exception("Could not queue the re-runs for %(domain)s now; the worker's sweep will",
+                         {"domain": domain})
+        return None
 
 
 def cancel(state: HitlState, intervention_id: int, *, note: str = "", actor: str = "cli") -> dict[str, Any]:
@@ -296,7 +314,9 @@ def cancel(state: HitlState, intervention_id: int, *, note: str = "", actor: str
         )
     if pausing and not open_ids:
         state.events.emit("domain.resumed", {"parked": 0}, domain=data["domain"])
-    return {"intervention": data, "failed": total, "failed_by_spider": failed}
+    # the waiting crawls go on without those requests, and finish
+    reruns = _rerun(state, data["domain"], actor=actor, spiders=failed) if pausing and not open_ids else None
+    return {"intervention": data, "failed": total, "failed_by_spider": failed, "reruns": reruns}
 
 
 def expire(

@@ -1,0 +1,163 @@
+"""Re-run on resolve (scrapy_hitl.state.rerun): a released domain queues its waiting crawls
+again, with real Redis and RQ's real queue; the crawl itself is tests/integration's."""
+
+from __future__ import annotations
+
+import pytest
+from rq import Queue
+
+from scrapy_hitl.state import interventions, jobs, pauses, rerun, runs
+from scrapy_hitl.state.models import Project
+from scrapy_hitl.state.parking import ParkEntry
+
+DOMAIN = "vip.example.com"
+
+
+@pytest.fixture
+def project(state, tmp_path):
+    """A registered project, with its spider list filled in (no `scrapy list` needed here)."""
+    folder = tmp_path / "shop_project"
+    folder.mkdir()
+    (folder / "scrapy.cfg").write_text("[settings]\ndefault = shop.settings\n")
+    with state.db.session() as s:
+        s.add(Project(name="shop", path=str(folder), spiders=["shop"]))
+    return folder
+
+
+def waiting_job(state, **kwargs):
+    """A job whose crawl closed with hitl_paused: job and run wait for a human."""
+    job = jobs.create(state, project="shop", spider="shop", args={"section": "vip"}, enqueue=False, **kwargs)
+    jobs.transition(state, job["id"], "running")
+    jobs.transition(state, job["id"], "waiting_for_human", reason="hitl_paused")
+    runs.update_run(state.db, job["run_id"], status="waiting_for_human", finish_reason="hitl_paused")
+    return job
+
+
+def hand_started_run(state, project_dir, spider="shop"):
+    run_id = runs.new_run_id()
+    runs.create_run(state.db, run_id, spider, {"section": "vip", "n": 3}, str(project_dir))
+    runs.update_run(state.db, run_id, status="waiting_for_human", finish_reason="hitl_paused")
+    return run_id
+
+
+def block(state, spider="shop", n=3):
+    data, _ = interventions.open_or_update(state, type="manual_access", domain=DOMAIN, reason="http_403",
+                                           spider=spider)
+    state.parking.park(spider, [ParkEntry.build(domain=DOMAIN, fingerprint=f"{spider}-{i}",
+                                                request={"url": f"https://{DOMAIN}/{i}"}, reason="http_403")
+                                for i in range(n)])
+    return data
+
+
+def queued_rq_jobs(state):
+    return [j for q in jobs.CRAWL_QUEUES for j in Queue(q, connection=state.redis).get_jobs()]
+
+
+def test_resolve_queues_the_waiting_job_again_same_job_same_run(state, project):
+    job = waiting_job(state)
+    data = block(state)
+
+    result = interventions.resolve(state, data["id"], note="logged in")
+
+    assert result["reruns"] == {"jobs": [{"id": job["id"], "run_id": job["run_id"], "spider": "shop"}],
+                                "manual": []}
+    again = jobs.get(state.db, job["id"])
+    assert (again["status"], again["reason"]) == ("queued", "resumed")
+    assert runs.get_run(state.db, job["run_id"])["status"] == "queued"
+    [rq_job] = queued_rq_jobs(state)
+    assert (rq_job.func_name, rq_job.args) == (jobs.RUNNER, (job["id"],))
+    types = [e.type for e in state.events.read(count=10_000)]
+    assert types.index("intervention.resolved") < types.index("run.queued")
+    assert [e.type for e in state.events.read(count=10_000) if e.type.startswith("job.")][-1] == "job.queued"
+
+
+def test_a_crawler_still_waiting_resumes_by_itself(state, project):
+    job = waiting_job(state)
+    runs.heartbeat(state.redis, job["run_id"], 30)
+    data = block(state)
+
+    result = interventions.resolve(state, data["id"])
+
+    assert result["reruns"] == {"jobs": [], "manual": []}
+    assert jobs.get(state.db, job["id"])["status"] == "waiting_for_human"
+    assert queued_rq_jobs(state) == []
+
+
+def test_a_run_is_queued_again_once_however_many_resolves_race(state, project):
+    job = waiting_job(state)
+    assert jobs.rerun(state, job["run_id"], why="first") is not None
+    assert jobs.rerun(state, job["run_id"], why="second") is None
+    assert len(queued_rq_jobs(state)) == 1
+
+
+def test_a_hand_started_crawl_in_a_registered_project_is_taken_over(state, project):
+    (project / "shop" / "spiders").mkdir(parents=True)
+    run_id = hand_started_run(state, project / "shop" / "spiders")  # scrapy crawl from a sub-folder
+    data = block(state)
+
+    result = interventions.resolve(state, data["id"])
+
+    [queued] = result["reruns"]["jobs"]
+    job = jobs.get(state.db, queued["id"])
+    assert (job["run_id"], job["project"], job["spider"], job["status"]) == (run_id, "shop", "shop", "queued")
+    assert job["args"] == {"section": "vip"}  # only string arguments: the command line's
+
+
+def test_an_unregistered_hand_started_crawl_gets_the_command_that_resumes_it(state, tmp_path):
+    run_id = hand_started_run(state, tmp_path / "elsewhere dir")
+    data = block(state)
+
+    result = interventions.resolve(state, data["id"])
+
+    assert result["reruns"]["jobs"] == []
+    [manual] = result["reruns"]["manual"]
+    assert manual["run_id"] == run_id
+    assert manual["command"] == f"cd '{tmp_path / 'elsewhere dir'}' && scrapy crawl shop -a section=vip"
+    assert "hitl projects add" in manual["hint"]
+    assert queued_rq_jobs(state) == []
+
+
+def test_a_cancel_lets_the_waiting_job_run_on_and_finish(state, project):
+    job = waiting_job(state)
+    data = block(state)
+
+    result = interventions.cancel(state, data["id"], note="give up")
+
+    assert result["failed"] == 3
+    assert [j["id"] for j in result["reruns"]["jobs"]] == [job["id"]]
+
+
+def test_the_sweep_queues_what_the_resolve_could_not_and_not_what_is_still_held(state, project):
+    job = waiting_job(state)
+    data = block(state)
+    assert rerun.sweep(state) == []  # the domain is paused: a human is still needed
+    assert pauses.paused_domains(state.redis)
+
+    # the domain released by a path that queued nothing (e.g. Redis failed at resolve time)
+    pauses.set_domain(state.redis, DOMAIN, [])
+    [queued] = rerun.sweep(state)
+    assert queued["id"] == job["id"]
+    assert rerun.sweep(state) == []  # once
+
+
+def test_jobs_reject_bad_specs_naming_the_field(state, project):
+    cases = [
+        ({"args": {"n": 3}}, "args", "must be a string"),
+        ({"args": ["a"]}, "args", "object of strings"),
+        ({"settings": {"lower": 1}}, "settings", "UPPER_CASE"),
+        ({"settings": {"JOBDIR": "/x"}}, "settings", "chosen by the worker"),
+        ({"priority": "high"}, "priority", "integer"),
+        ({"priority": 1000}, "priority", "integer"),
+    ]
+    for kwargs, field, words in cases:
+        with pytest.raises(jobs.JobInvalid) as exc:
+            jobs.create(state, project="shop", spider="shop", enqueue=False, **kwargs)
+        assert exc.value.field == field and words in str(exc.value), kwargs
+
+
+def test_cancel_of_an_ended_job_is_refused_and_of_a_queued_one_is_immediate(state, project):
+    job = jobs.create(state, project="shop", spider="shop", enqueue=False)
+    cancelled = jobs.request_cancel(state, job["id"], by="ann")
+    assert (cancelled["status"], cancelled["reason"]) == ("cancelled", "cancelled")
+    with pytest.raises(jobs.JobClosed, match="already ended"):
+        jobs.request_cancel(state, job["id"])
