@@ -107,6 +107,19 @@ function codes(list) {
   return el("small", { class: "code" }, ...list.flatMap((c, n) => (n ? [" · ", el("code", {}, c)] : [el("code", {}, c)])));
 }
 
+/** Age, parked requests, who is on it (when someone is), then the codes: " · " between. */
+function meta(r) {
+  const bits = [ago(r.created_at)];
+  if (r.kind === "intervention" && r.type !== "run_anomaly") {
+    bits.push(el("span", { dataset: { field: "parked" } }, `${fmtNumber(r.parked_count)} parked`));
+  }
+  if (r.kind === "review") bits.push(el("span", { dataset: { field: "count" } }, `lowest score ${Number(r.min_score).toFixed(2)}`));
+  const owner = r.owner && typeof r.owner === "object" ? r.owner.email || r.owner.name : r.owner;
+  if (owner) bits.push(el("span", { class: "owner", dataset: { field: "owner" } }, `${owner} is on it`));
+  bits.push(codes(r.codes || []));
+  return bits.flatMap((b, n) => (n ? [" · ", b] : [b]));
+}
+
 function inboxRow(r, n) {
   const isIntervention = r.kind === "intervention";
   const label = isIntervention && TYPES[r.type] ? TYPES[r.type].label : r.label;
@@ -119,12 +132,7 @@ function inboxRow(r, n) {
   },
   el("div", { class: "what" }, el("span", { class: `kind kind-${r.kind}` }, label), priorityWords(r.priority)),
   el("div", { class: "title" }, link(r.href, r.title)),
-  el("div", { class: "meta" },
-    ago(r.created_at),
-    isIntervention ? el("span", { dataset: { field: "parked" }, hidden: r.type === "run_anomaly" },
-      ` · ${fmtNumber(r.parked_count)} parked`) : null,
-    r.owner ? el("span", { class: "owner", dataset: { field: "owner" } }, ` · ${r.owner} is on it`) : null,
-    " ", codes(r.codes || [])));
+  el("div", { class: "meta" }, ...meta(r)));
   item.addEventListener("click", (event) => {
     if (event.target.closest("a")) return;
     select(n);

@@ -42,20 +42,22 @@ def test_resolve_an_intervention_from_the_browser_and_watch_the_crawl_complete(
         tab, users, start_crawl, tmp_path):
     page = tab.page
     tab.login("reviewer@example.com")
-    page.wait_for_selector("#interventions-empty:not([hidden])")
+    page.wait_for_selector("#inbox-empty:not([hidden])")
     page.evaluate("window.__sameDocument = true")  # gone if the page reloads
 
     crawl = start_crawl()
-    row = page.wait_for_selector(f'#interventions-body tr[data-domain="{DOMAIN}"]', timeout=LONG_MS)
+    row = page.wait_for_selector(f'#inbox li[data-domain="{DOMAIN}"]', timeout=LONG_MS)
     page.wait_for_selector('.toast[data-toast-type="intervention.created"]')
     run_row = '#runs-body tr[data-spider="sandbox"]'
     page.wait_for_selector(f'{run_row}[data-run-status="waiting_for_human"]', timeout=LONG_MS)
-    page.wait_for_selector(f'#interventions-body tr[data-domain="{DOMAIN}"] td[data-field="parked"]:text-is("1")')
+    page.wait_for_selector(f'#inbox li[data-domain="{DOMAIN}"] [data-field="parked"]:text-is("1 parked")')
+    # in words, the codes in small type
+    assert "403 Forbidden on vip.sandbox.test" in page.text_content(f'#inbox li[data-domain="{DOMAIN}"] .title')
     assert page.evaluate("window.__sameDocument") is True
     assert row.get_attribute("data-type") == "manual_access"
     tab.screenshot("dashboard")
 
-    page.click(f'#interventions-body tr[data-domain="{DOMAIN}"] td[data-field="type"] a')
+    page.click(f'#inbox li[data-domain="{DOMAIN}"] .title a')
     page.wait_for_selector('#i-status[data-status="open"]')
     page.frame_locator("#evidence-frame").locator("h1").wait_for()  # the scraped 403 page
     assert page.text_content("#i-domain") == DOMAIN

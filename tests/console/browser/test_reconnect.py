@@ -14,7 +14,7 @@ def test_the_dashboard_catches_up_after_the_console_restarts(tab, users, console
     page = tab.page
     tab.login("reviewer@example.com")
     first, _ = interventions.open_or_update(state, type="manual_access", reason="http_403", domain="a.example")
-    page.wait_for_selector(f'#interventions-body tr[data-intervention-id="{first["id"]}"]')
+    page.wait_for_selector(f'#inbox li[data-intervention-id="{first["id"]}"]')
     page.evaluate("window.__sameDocument = true")
 
     console_server.stop()
@@ -22,10 +22,10 @@ def test_the_dashboard_catches_up_after_the_console_restarts(tab, users, console
     missed, _ = interventions.open_or_update(state, type="captcha_solve", reason="captcha", domain="b.example")
     console_server.start()
 
-    page.wait_for_selector(f'#interventions-body tr[data-intervention-id="{missed["id"]}"]')
+    page.wait_for_selector(f'#inbox li[data-intervention-id="{missed["id"]}"]')
     page.wait_for_selector(f'.toast:has-text("#{missed["id"]}")')
     page.wait_for_selector('#live-status[data-state="live"]')
     assert page.evaluate("window.__sameDocument") is True
     toasts = page.eval_on_selector_all(".toast", "nodes => nodes.map(n => n.textContent)")
     assert sum(f"#{missed['id']}:" in t for t in toasts) == 1  # replayed once, not twice
-    assert len(page.query_selector_all("#interventions-body tr")) == 2
+    assert len(page.query_selector_all("#inbox li")) == 2
