@@ -799,5 +799,10 @@ def domains_set(obj: _Ctx, domain: str, requires_session: str | None, access_cla
     _echo_json(domains.update(obj.state().db, domain, **fields))
 
 
+from hitl_console.cli_selectors import selectors as _selectors  # noqa: E402 (docs/selectors.md)
+
+main.add_command(_selectors)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

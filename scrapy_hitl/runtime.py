@@ -30,6 +30,7 @@ from scrapy_hitl.config import CrawlSettings, StateConfig
 from scrapy_hitl.exceptions import RequestParked
 from scrapy_hitl.learning import DomainCounters
 from scrapy_hitl.parkbuffer import ParkBuffer
+from scrapy_hitl.selectorbook import SelectorBook
 from scrapy_hitl.state import HitlState, domains, missed, pauses, runs, spill
 from scrapy_hitl.state import artifacts as artifacts_service
 from scrapy_hitl.state import interventions as interventions_service
@@ -178,6 +179,8 @@ class HitlRuntime:
         self.tier_memory: TierMemory | None = None
         # Pages that missed hitl_expect on the top tier (scrapy_hitl.drift), set by the block middleware.
         self.drift: SelectorDrift | None = None
+        # Declared fields: overrides in force, fingerprint sampling (scrapy_hitl.selectorbook).
+        self.selectors: SelectorBook | None = None
         # One verdict per response, shared by the escalation and block middlewares.
         self.judgements: weakref.WeakKeyDictionary[Response, Judgement] = weakref.WeakKeyDictionary()
         self.inflight_resumed: dict[str, str] = {}  # park id -> fingerprint
@@ -262,6 +265,7 @@ class HitlRuntime:
                         "deciding what they were", len(orphans), extra={"spider": spider})
         self.parked_fps = st.parking.fingerprints(spider.name)
         self.parked_domains = set(st.parking.domains_of(spider.name))
+        self.selectors = SelectorBook.open(self, spider)
         self._watch_scheduling()
         if self.settings.gc_freeze:
             _freeze_startup_objects()

@@ -109,6 +109,9 @@ class HitlBlockMiddleware:
         expect = request.meta.get("hitl_expect")
         if expect is None and self.rt.spider is not None:
             expect = getattr(self.rt.spider, "hitl_expect", None)
+            book = self.rt.selectors
+            if expect is None and book is not None and book.expects:  # declared fields: their rows
+                expect = book.expect_for(request)
         return expect or None
 
     def judge(self, request: Request, response: Response) -> Judgement:
@@ -211,7 +214,10 @@ class HitlBlockMiddleware:
         rt = self.rt
         evidence = {**self._evidence(response), "expect": self._expect(request),
                     "tier": request.meta.get("hitl_tier", "static")}
-        if not self.drift.missed(request, domain, _pattern(request), evidence):
+        pattern = _pattern(request)
+        if rt.selectors is not None:  # the fixer's copy of the page (declared fields only)
+            rt.selectors.keep_missed(request.url, domain, pattern, response.body)
+        if not self.drift.missed(request, domain, pattern, evidence):
             return response  # (a resumed request is acknowledged once its copy is kept)
         rt.hold(without_stale_meta(request), domain, verdict.reason)
 

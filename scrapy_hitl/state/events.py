@@ -47,6 +47,7 @@ EVENT_TYPES = (
     "consultation.callback_failed",
     "item.review_required",
     "item.reviewed",
+    "selector.overridden",
     "job.queued",
     "job.running",
     "job.waiting",

@@ -598,3 +598,73 @@ class JobSchedule(Base):
     last_job_id: Mapped[int | None] = mapped_column(Integer)
     created_by: Mapped[str] = mapped_column(String(255), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SelectorOverride(Base):
+    """One version of a reviewer's selector for a declared field of a spider on one domain
+    (scrapy_hitl.fields). The newest version of a (spider, domain, field) is in force; a
+    version with neither css nor xpath sends the field back to the spider's declaration.
+    Each row is also its audit record: who, when, the selector before and after."""
+
+    __tablename__ = "selector_overrides"
+    __table_args__ = (Index("uq_selector_overrides_version", "spider", "domain", "field", "version", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    spider: Mapped[str] = mapped_column(String(200))
+    domain: Mapped[str] = mapped_column(String(255))
+    field: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    css: Mapped[str | None] = mapped_column(Text)
+    xpath: Mapped[str | None] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(String(16))  # set | revert
+    before: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"css", "xpath", "version"} replaced
+    actor: Mapped[str] = mapped_column(String(255), default="")
+    note: Mapped[str] = mapped_column(Text, default="")
+    intervention_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SelectorDeclaration(Base):
+    """The fields a spider declares (``hitl_fields`` / ``hitl_rows``), as its last run
+    published them, so the console knows them without the spider's code."""
+
+    __tablename__ = "selector_declarations"
+
+    spider: Mapped[str] = mapped_column(String(200), primary_key=True)
+    declaration: Mapped[dict[str, Any]] = mapped_column(default=dict)  # key ("" | "Class.") -> Declaration
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SelectorFingerprint(Base):
+    """Fingerprints of elements a field matched on good pages (scrapy_hitl.fingerprints):
+    the newest few per spider, domain, path pattern and field."""
+
+    __tablename__ = "selector_fingerprints"
+    __table_args__ = (Index("uq_selector_fingerprints_key", "spider", "domain", "pattern", "field", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    spider: Mapped[str] = mapped_column(String(200))
+    domain: Mapped[str] = mapped_column(String(255))
+    pattern: Mapped[str] = mapped_column(String(255))
+    field: Mapped[str] = mapped_column(String(200))
+    samples: Mapped[list[Any]] = mapped_column(default=list)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SelectorPage(Base):
+    """A page the selector fixer shows and tests selectors on: a good page of a template
+    (kind "good", one kept) or a page that missed its data (kind "missed", the newest kept),
+    its HTML gzip-compressed and capped."""
+
+    __tablename__ = "selector_pages"
+    __table_args__ = (Index("ix_selector_pages_key", "spider", "domain", "kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    spider: Mapped[str] = mapped_column(String(200))
+    domain: Mapped[str] = mapped_column(String(255))
+    pattern: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16))  # good | missed
+    url: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(Integer)
+    html: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

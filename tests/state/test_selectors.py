@@ -1,0 +1,99 @@
+"""scrapy_hitl.state.selectors: overrides versioned, audited, revertible; refusals; pages,
+fingerprints and previews."""
+
+from __future__ import annotations
+
+import pytest
+
+from scrapy_hitl.state import selectors
+from scrapy_hitl.state.events import EventStream
+
+DECL = {"": {"rows": "div.quote", "fields": {"text": {"css": "span.text::text"}, "author": {"css": "small.author::text"}}}}
+OLD = ('<html><body><div class="quote"><span class="text">A</span><small class="author">Ann</small></div>'
+       '</body></html>').encode()
+NEW = ('<html><body><article class="q-card"><p class="q-body">B</p><span class="q-author">Bob</span></article>'
+       '</body></html>').encode()
+D = "drift.example"
+
+
+@pytest.fixture
+def declared(state):
+    selectors.publish_declaration(state.db, "quotes", DECL)
+    selectors.save_page(state.db, "quotes", D, "/page/{n}", "good", "http://drift.example/page/1", OLD)
+    for n in (3, 4):
+        selectors.save_page(state.db, "quotes", D, "/page/{n}", "missed", f"http://drift.example/page/{n}", NEW)
+    return state
+
+
+def test_set_then_revert_restores_the_previous_selector_and_tells_crawlers(declared):
+    st = declared
+    last = st.events.last_id()
+    selectors.set_override(st, spider="quotes", domain=D, field="_rows", css="article.q-card", actor="ann")
+    v2 = selectors.set_override(st, spider="quotes", domain=D, field="_rows", css="article", actor="bob")
+    assert (v2["version"], v2["before"]["css"]) == (2, "article.q-card")
+    assert selectors.in_force(st.db, "quotes") == {D: {"_rows": {"css": "article", "xpath": None, "version": 2}}}
+    back = selectors.revert(st, spider="quotes", domain=D, field="_rows", actor="ann", note="too broad")
+    assert (back["version"], back["css"], back["action"]) == (3, "article.q-card", "revert")
+    first = selectors.revert(st, spider="quotes", domain=D, field="_rows", actor="ann")  # a revert of a revert redoes
+    assert first["css"] == "article"
+    assert [h["version"] for h in selectors.history(st.db, "quotes", D, "_rows")] == [4, 3, 2, 1]
+    events = [e for e in EventStream(st.redis).read(last) if e.type == "selector.overridden"]
+    assert [(e.spider, e.domain, e.payload["css"], e.payload["version"]) for e in events] == [
+        ("quotes", D, "article.q-card", 1), ("quotes", D, "article", 2), ("quotes", D, "article.q-card", 3),
+        ("quotes", D, "article", 4)]
+
+
+def test_reverting_the_first_override_goes_back_to_the_declaration(declared):
+    selectors.set_override(declared, spider="quotes", domain=D, field="_rows", css="article.q-card", actor="ann")
+    selectors.revert(declared, spider="quotes", domain=D, field="_rows", actor="ann")
+    assert selectors.in_force(declared.db, "quotes") == {}
+    assert selectors.list_overrides(declared.db, spider="quotes") == []
+
+
+@pytest.mark.parametrize(("field", "css", "code", "message"), [
+    pytest.param("price", "span.price::text", "unknown_field", "declares no field 'price'; declared: _rows, text, author",
+                 id="unknown-field"),
+    pytest.param("_rows", "div[[", "invalid_selector", "does not parse", id="no-parse"),
+    pytest.param("_rows", "table.nothing", "matches_nothing", "extracts nothing from any of the 2 parked pages",
+                 id="matches-nothing"),
+    pytest.param("_rows", "", "invalid", "send a CSS selector", id="empty"),
+])
+def test_refusals_say_why_and_save_nothing(declared, field, css, code, message):
+    with pytest.raises(selectors.SelectorRefused) as excinfo:
+        selectors.set_override(declared, spider="quotes", domain=D, field=field, css=css, actor="ann")
+    assert excinfo.value.code == code
+    assert message in str(excinfo.value)
+    assert selectors.in_force(declared.db, "quotes") == {}
+
+
+def test_matching_nothing_is_saved_when_forced(declared):
+    saved = selectors.set_override(declared, spider="quotes", domain=D, field="_rows", css="table.nothing",
+                                   actor="ann", force=True)
+    assert saved["version"] == 1
+
+
+def test_preview_reads_every_parked_page_and_the_good_page(declared):
+    selectors.set_override(declared, spider="quotes", domain=D, field="_rows", css="article.q-card", actor="ann")
+    found = selectors.preview(declared.db, "quotes", D, "author", css="span.q-author::text")
+    assert [(p["url"].rsplit("/", 1)[1], p["matched"], p["values"]) for p in found["pages"]] == [
+        ("3", True, ["Bob"]), ("4", True, ["Bob"])]
+    assert found["good"]["values"] == []  # the good page has the old rows
+
+
+def test_fingerprints_keep_the_newest_few_and_pages_are_bounded(declared):
+    for n in range(selectors.SAMPLES_KEPT + 2):
+        selectors.save_fingerprints(declared.db, "quotes", D, "/page/{n}", {"text": [{"tag": "span", "n": n}]})
+    kept = selectors.fingerprints(declared.db, "quotes", D, "/other")  # unknown pattern: every pattern's
+    assert [fp["n"] for fp in kept["text"]] == list(range(2, selectors.SAMPLES_KEPT + 2))
+    for n in range(selectors.MISSED_KEPT + 3):
+        selectors.save_page(declared.db, "quotes", D, "/page/{n}", "missed", f"http://drift.example/x/{n}", NEW)
+    assert len(selectors.pages(declared.db, "quotes", D, "missed")) == selectors.MISSED_KEPT
+
+
+def test_export_prints_a_python_dict(declared):
+    selectors.set_override(declared, spider="quotes", domain=D, field="author", css="span.q-author::text",
+                           actor="ann", force=True)
+    text = selectors.export(declared.db, "quotes")
+    namespace: dict = {}
+    exec(text, namespace)  # noqa: S102 - the point: a developer pastes it
+    assert namespace["HITL_OVERRIDES"] == {D: {"author": {"css": "span.q-author::text"}}}
