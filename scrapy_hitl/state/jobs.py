@@ -47,6 +47,9 @@ CRAWL_QUEUES = (QUEUE_HIGH, QUEUE_NORMAL, QUEUE_LOW)  # the order a worker serve
 RUNNER = "hitl_console.jobs.runner.run_job"  # what RQ calls with the job id
 MIN_PRIORITY, MAX_PRIORITY = -100, 100
 MAX_ARGS, MAX_ARG_LEN = 100, 10_000
+# RQ re-queues a job whose worker died (abandoned) at most this often; the runner's own
+# HITL_JOB_MAX_ATTEMPTS (at most this + 1) is what ends such a job, as ``failed``.
+RQ_RETRIES = 20
 LOG_MAXLEN = 20_000  # lines kept per job log (the worker keeps the whole log in its data dir)
 LOG_TTL = 30 * 24 * 3600  # seconds a finished job's log stays in Redis
 
@@ -233,11 +236,11 @@ def _run_queued(state: HitlState, job: dict[str, Any], why: str) -> None:
 def submit(state: HitlState, job: dict[str, Any]) -> None:
     """Put the job on its RQ queue. RQ's own retry re-queues it once when its worker dies
     (the runner counts attempts and gives up past ``HITL_JOB_MAX_ATTEMPTS``)."""
-    from rq import Queue
+    from rq import Queue, Retry
 
     Queue(queue_for(job["priority"]), connection=state.redis).enqueue_call(
         RUNNER, args=(job["id"],), job_id=f"hitl-job-{job['id']}-{uuid.uuid4().hex[:8]}",
-        timeout=-1, result_ttl=24 * 3600, failure_ttl=7 * 24 * 3600,
+        timeout=-1, result_ttl=24 * 3600, failure_ttl=7 * 24 * 3600, retry=Retry(max=RQ_RETRIES),
         description=f"crawl {job['project']}/{job['spider']} (job {job['id']})",
     )
 

@@ -1,0 +1,1 @@
+"""Crawl jobs on RQ: the runner (``runner.run_job``), the crawl worker and its settings."""

@@ -1,0 +1,214 @@
+"""The crawl side of ``hitl worker``: RQ workers that serve the three crawl queues.
+
+- One crawl per RQ worker: ``CrawlWorker`` is RQ's ``SimpleWorker`` (no fork per job: the job
+  itself only watches a ``scrapy crawl`` child process), serving ``hitl-crawls-high``,
+  ``hitl-crawls`` and ``hitl-crawls-low`` in that order. ``HITL_JOB_LIMIT_CRAWLS`` crawls at
+  once per ``hitl worker``: one such worker in-process when it is 1 and nothing else runs,
+  otherwise one child process each (``python -m hitl_console.jobs.worker``).
+- Heartbeats: a SimpleWorker does not beat while its job runs, so a thread renews the RQ
+  execution every ``HITL_JOB_HEARTBEAT`` seconds with a TTL of three beats. A worker killed
+  with SIGKILL stops beating; the next maintenance pass of any crawl worker (every three
+  beats, and at its start) finds the execution expired and RQ's abandoned-job handling
+  re-queues the job (``Retry``), which ``run_job`` resumes from its ``JOBDIR``.
+- Drain: SIGTERM (or SIGINT) makes the worker take no new job; the crawl in flight gets
+  SIGTERM (Scrapy's graceful stop, SIGKILL after ``HITL_JOB_STOP_GRACE``) and its job is
+  queued again for another worker, which continues from the ``JOBDIR``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from hitl_console.jobs import runner
+from scrapy_hitl.state import jobs
+
+if TYPE_CHECKING:
+    from hitl_console.jobs.config import JobsConfig
+    from scrapy_hitl.config import StateConfig
+
+logger = logging.getLogger(__name__)
+
+WORKER_TTL = 40  # as the webhook worker's: RQ's blocking dequeue must stay under the socket timeout
+
+
+@functools.cache
+def crawl_worker_class() -> type:
+    from rq import SimpleWorker
+    from rq.worker import WorkerStatus
+
+    from hitl_console.webhooks.worker import worker_class
+
+    base = worker_class()  # the command channel read every second (see its docstring)
+    assert issubclass(base, SimpleWorker)
+
+    class CrawlWorker(base):  # type: ignore[misc, valid-type]
+        beat_seconds: float = 10.0
+
+        def get_heartbeat_ttl(self, job: Any, working_time: float = 0.0) -> int:
+            return max(2, math.ceil(self.beat_seconds * 3))
+
+        def execute_job(self, job: Any, queue: Any) -> None:
+            execution = self.prepare_execution(job)
+            done = threading.Event()
+
+            def beat() -> None:
+                while not done.wait(self.beat_seconds):
+                    try:
+                        self.maintain_heartbeats(job, execution)
+                    except Exception:  # Redis down: the next beat tries again
+                        logger.warning("Crawl worker %s: heartbeat failed", self.name, exc_info=True)
+
+            thread = threading.Thread(target=beat, name="hitl-crawl-heartbeat", daemon=True)
+            thread.start()
+            try:
+                self.perform_job(job, queue, execution)
+            finally:
+                done.set()
+                thread.join(5)
+            self.set_state(WorkerStatus.IDLE)
+
+        def request_stop(self, signum: Any, frame: Any) -> None:
+            runner.draining.set()  # the crawl in flight stops and its job is queued again
+            super().request_stop(signum, frame)
+
+    return CrawlWorker
+
+
+def run_crawl_worker(state_config: StateConfig, config: JobsConfig, *, burst: bool = False,
+                     name: str | None = None, logging_level: str = "INFO") -> bool:
+    """One RQ worker serving the crawl queues, in this process, until SIGTERM/SIGINT (drain)."""
+    from rq import Queue
+
+    from scrapy_hitl.state import HitlState
+
+    state = HitlState.open(state_config)
+    queues = [Queue(q, connection=state.redis) for q in jobs.CRAWL_QUEUES]
+    cls = crawl_worker_class()
+    beat = max(1, math.ceil(config.heartbeat))
+    worker = cls(queues, connection=state.redis, name=name, worker_ttl=max(WORKER_TTL, beat * 3 + 16),
+                 maintenance_interval=beat * 3)
+    worker.beat_seconds = config.heartbeat
+    runner.use(state, config, worker=worker.name)
+    try:
+        return worker.work(burst=burst, logging_level=logging_level)
+    finally:
+        state.close()
+
+
+class CrawlWorkers:
+    """``HITL_JOB_LIMIT_CRAWLS`` crawl workers as child processes of ``hitl worker``. A child
+    that dies is started again; ``stop`` drains them all. Each child gets SIGTERM if this
+    process dies (``PR_SET_PDEATHSIG``): a killed ``hitl worker`` leaves no crawl unwatched."""
+
+    def __init__(self, config: JobsConfig, *, name: str | None = None) -> None:
+        self.config = config
+        self.name = name
+        self.procs: list[subprocess.Popen[bytes] | None] = [None] * config.crawls
+        self.stopping = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def _spawn(self, slot: int) -> subprocess.Popen[bytes]:
+        cmd = [sys.executable, "-m", "hitl_console.jobs.worker"]
+        if self.name:
+            cmd += ["--name", f"{self.name}-crawl{slot}"]
+        return subprocess.Popen(cmd, preexec_fn=runner._die_with_parent(os.getpid()))
+
+    def start(self) -> CrawlWorkers:
+        for slot in range(len(self.procs)):
+            self.procs[slot] = self._spawn(slot)
+        self.thread = threading.Thread(target=self._supervise, name="hitl-crawl-workers", daemon=True)
+        self.thread.start()
+        return self
+
+    def _supervise(self) -> None:
+        while not self.stopping.wait(1.0):
+            for slot, proc in enumerate(self.procs):
+                if proc is not None and proc.poll() is not None and not self.stopping.is_set():
+                    logger.warning("Crawl worker %(slot)s exited with %(code)s; starting it again",
+                                   {"slot": slot, "code": proc.returncode})
+                    self.procs[slot] = self._spawn(slot)
+
+    def wait(self) -> None:
+        while not self.stopping.is_set() and any(p is not None and p.poll() is None for p in self.procs):
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        """Drain: SIGTERM to each (its crawl stops gracefully, its job is queued again)."""
+        self.stopping.set()
+        for proc in self.procs:
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + self.config.stop_grace + 30
+        for proc in self.procs:
+            if proc is None:
+                continue
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def run_workers(state_config: StateConfig, queues: tuple[str, ...], *, burst: bool = False,
+                name: str | None = None, webhook_config: Any = None, jobs_config: JobsConfig | None = None) -> None:
+    """``hitl worker --queues ...``: webhooks in this process (with the sweep); crawls in this
+    process when they are all it serves with one slot (and always in a burst run), else in
+    ``HITL_JOB_LIMIT_CRAWLS`` child processes."""
+    from hitl_console.jobs.config import JobsConfig
+    from hitl_console.webhooks.worker import run_worker
+
+    config = jobs_config or JobsConfig.from_env()
+    if "crawls" not in queues:
+        run_worker(state_config, webhook_config, burst=burst, name=name)
+        return
+    if "webhooks" not in queues and (config.crawls == 1 or burst):
+        run_crawl_worker(state_config, config, burst=burst, name=name)
+        return
+    if burst:  # both, once: crawls first, then what the webhooks have queued meanwhile
+        run_crawl_worker(state_config, config, burst=True, name=name and f"{name}-crawl")
+        run_worker(state_config, webhook_config, burst=True, name=name)
+        return
+    workers = CrawlWorkers(config, name=name).start()
+    stop = threading.Event()
+    try:
+        if "webhooks" in queues:
+            run_worker(state_config, webhook_config, burst=False, name=name)
+        else:
+            previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+            try:
+                while not stop.wait(0.5):
+                    pass
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+    finally:
+        workers.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """A crawl worker child of ``hitl worker`` (the environment carries every setting)."""
+    import argparse
+
+    from hitl_console.jobs.config import JobsConfig
+    from scrapy_hitl.config import StateConfig
+
+    parser = argparse.ArgumentParser(prog="hitl_console.jobs.worker")
+    parser.add_argument("--name")
+    parser.add_argument("--burst", action="store_true")
+    opts = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+    logging.getLogger("hitl_console").setLevel(logging.INFO)
+    run_crawl_worker(StateConfig.from_env(), JobsConfig.from_env(), burst=opts.burst, name=opts.name)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
