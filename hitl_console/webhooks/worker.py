@@ -7,7 +7,8 @@
 - The sweep, a thread of the worker, runs every ``HITL_WEBHOOK_SWEEP_INTERVAL`` seconds (and
   once at start): it times out overdue consultations (which queues their webhooks), skips
   the scraped items whose review deadline passed (``HITL_REVIEW_TIMEOUT``), queues again the
-  crawls waiting on domains a human has released (``scrapy_hitl.state.rerun.sweep``), and
+  crawls waiting on domains a human has released (``scrapy_hitl.state.rerun.sweep``), queues
+  the jobs of due cron schedules (``scrapy_hitl.state.schedules``), and
   queues again every pending event that is due and unleased, or whose lease expired. That
   is what makes delivery durable: an enqueue lost to a Redis failure, a worker killed
   mid-delivery, or a retry whose scheduler died all end up here. Several workers may run;
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from hitl_console.webhooks import delivery
 from scrapy_hitl.config import private_opener
-from scrapy_hitl.state import consultations, items, rerun, webhook_events
+from scrapy_hitl.state import consultations, items, rerun, schedules, webhook_events
 
 if TYPE_CHECKING:
     from hitl_console.webhooks.config import WebhookConfig
@@ -72,23 +73,27 @@ class Sweeper(threading.Thread):
         """One pass; ``force`` skips the lock (a burst run, tests)."""
         ttl_ms = max(1, int(self.config.sweep_interval * 900))  # expires before the next pass
         if not force and not self.state.redis.set(SWEEP_LOCK, self.name_token, nx=True, px=ttl_ms):
-            return {"timed_out": 0, "queued": 0, "items_skipped": 0, "requeued": 0}  # another worker swept
+            return {"timed_out": 0, "queued": 0, "items_skipped": 0, "requeued": 0, "scheduled": 0}  # swept
         timed_out = consultations.expire_overdue(self.state)
         skipped = items.skip_overdue(self.state)
         requeued = rerun.sweep(self.state)  # crawls a resolve released but could not queue
+        scheduled = schedules.queue_due(self.state)
         if skipped:
             logger.info("Review timeout: %(n)s item(s) nobody reviewed in time were skipped", {"n": skipped})
         queued = 0
         for event_id in webhook_events.due(self.state.db, grace=self.config.sweep_interval):
             webhook_events.enqueue(self.state.redis, event_id)
             queued += 1
+        if scheduled:
+            logger.info("Sweep: %(n)s scheduled job(s) queued", {"n": len(scheduled)})
         if requeued:
             logger.info("Sweep: %(n)s waiting crawl(s) queued again (their domains were released)",
                         {"n": len(requeued)})
         if timed_out or queued:
             logger.info("Webhook sweep: %(timed_out)s consultation(s) timed out, %(queued)s event(s) queued",
                         {"timed_out": len(timed_out), "queued": queued})
-        return {"timed_out": len(timed_out), "queued": queued, "items_skipped": skipped, "requeued": len(requeued)}
+        return {"timed_out": len(timed_out), "queued": queued, "items_skipped": skipped, "requeued": len(requeued),
+                "scheduled": len(scheduled)}
 
 
 def run_worker(
