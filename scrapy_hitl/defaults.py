@@ -46,6 +46,19 @@ HITL_LIVE_MAX_PAGES = 1  # captcha pages one crawler keeps open for reviewers; b
 HITL_LIVE_TIMEOUT = 1800.0  # seconds a held page waits to be solved; then it closes (captcha_expired)
 HITL_LIVE_TOKEN_TTL = 900  # seconds a live-view token lasts (console; its holder may renew it)
 
+# --- crawl jobs: `hitl worker` runs `scrapy crawl` for queued jobs (docs/jobs.md) -------------
+# Read from the environment by the worker, not by crawls. A cap left unset (None) takes its
+# value from HITL_MODE (hitl_console/jobs/config.py MODE_LIMITS); 0 turns it off.
+HITL_MODE = "local"  # "local" (caps: 2 crawls, 4 browser pages) or "production" (every cap on)
+HITL_JOB_HEARTBEAT = 10.0  # seconds between a crawl worker's heartbeats; 3 missed and its job is re-queued
+HITL_JOB_LIMIT_BROWSER_PAGES = None  # browser pages open at once per crawl (HITL_BROWSER_MAX_PAGES); 4 / 4
+HITL_JOB_LIMIT_CRAWLS = None  # crawls at once per `hitl worker` (one per host); local 2, production 4
+HITL_JOB_LIMIT_MEMORY_MB = None  # a crawl's memory, Scrapy's MEMUSAGE_LIMIT_MB; local 0, production 2048
+HITL_JOB_LIMIT_PAGES = None  # responses per job start, Scrapy's CLOSESPIDER_PAGECOUNT; local 0, production 100000
+HITL_JOB_LIMIT_TIME = None  # seconds per job start, Scrapy's CLOSESPIDER_TIMEOUT; local 0, production 86400
+HITL_JOB_MAX_ATTEMPTS = 3  # starts per job, the first included, before one whose worker keeps dying fails
+HITL_JOB_STOP_GRACE = 60.0  # seconds between SIGTERM (graceful stop) and SIGKILL on cancel or drain
+
 # --- domain learning -------------------------------------------------------------------
 HITL_LEARN_MIN_ATTEMPTS = 10  # attempts before a domain's block rate is trusted
 HITL_SESSION_REQUIRED_BLOCK_RATE = 0.8  # 403 rate that makes a domain require a session
