@@ -77,7 +77,7 @@ function row(k) {
     actions.append(
       button("Rename", { rename: k.id }, () => startRename(k, tr)),
       button("Rotate webhook secret", { rotate: k.id }, (b) => confirmThen(b, "Really rotate?", () => rotate(k, b))),
-      button("Revoke", { revoke: k.id }, (b) => confirmThen(b, "Really revoke?", () => revoke(k, b)), "danger"));
+      button("Revoke", { revoke: k.id }, (b) => confirmThen(b, "Revoke? Agents using it stop at once", () => revoke(k, b)), "danger"));
   }
   return tr;
 }

@@ -1,7 +1,7 @@
 // One consultation: the question, its context (untrusted JSON, shown as a tree of text), the
 // answer form (option buttons, a form built from the response schema, JSON, or free text),
 // the history, and the callback deliveries with "redeliver"; kept current by the event stream.
-import { $, Live, api, badge, describeError, el, page, say, setBadge, when } from "./common.js";
+import { $, Live, api, badge, confirmAction, describeError, el, page, say, setBadge, when } from "./common.js";
 
 const id = Number($("consultation").dataset.consultationId);
 const TREE_OPEN_DEPTH = 3; // levels of the context tree open at first
@@ -249,7 +249,13 @@ function buildForm(c) {
     const buttons = c.options.map((o) => {
       const button = el("button", { type: "button", class: "option", dataset: { option: o.value },
         title: o.label !== o.value ? o.value : null }, o.label);
-      button.addEventListener("click", () => respond(o.value, button));
+      button.addEventListener("click", async () => {
+        // One click must not answer: the answer goes to the agent at once and cannot be taken back.
+        const ok = await confirmAction({ title: `Answer "${o.label}"?`, confirm: `Answer "${o.label}"`,
+          body: `${current && current.callback_url ? "The agent is called back with it at once" : "The agent reads it at once"}; `
+            + "an answer cannot be changed afterwards." });
+        if (ok) respond(o.value, button);
+      });
       return button;
     });
     $("options").replaceChildren(...buttons);

@@ -1,5 +1,5 @@
 // The interventions list: filters, "load more", live status changes, and bulk "mark done".
-import { $, Live, Pager, ago, api, badge, describeError, el, fmtNumber, link, say } from "./common.js";
+import { $, Live, Pager, ago, api, badge, confirmAction, describeError, el, fmtNumber, link, say } from "./common.js";
 
 const FILTERS = ["status", "type", "domain", "run_id"];
 const PAGE = 25;
@@ -90,6 +90,11 @@ $("bulk-form").addEventListener("submit", async (event) => {
   event.preventDefault();
   say($("bulk-result"), "");
   say($("bulk-error"), "");
+  const domain = $("bulk-domain").value.trim();
+  const ok = await confirmAction({ title: `Mark every open intervention of ${domain || "this domain"} done?`,
+    confirm: "Mark them all done", body: "They close at once, and the domain's parked requests are released "
+      + "to resume as they are, with no new cookies." });
+  if (!ok) return;
   const button = $("bulk-submit");
   button.disabled = true;
   try {

@@ -1,5 +1,5 @@
 // The session vault: health, dates and cookie names (never values); replace or delete.
-import { $, Live, Pager, ago, api, badge, describeError, el, say, when } from "./common.js";
+import { $, Live, Pager, ago, api, badge, confirmAction, describeError, el, say, when } from "./common.js";
 
 const rows = new Map(); // domain -> row
 
@@ -43,6 +43,10 @@ function empty() {
 }
 
 async function forget(domain, button) {
+  const ok = await confirmAction({ title: `Delete the saved session of ${domain}?`, confirm: "Delete the session",
+    body: "Its cookies are erased from the vault. Crawls of this domain go without them, and a domain that "
+      + "needs a login will stop for a person again." });
+  if (!ok) return;
   say($("sessions-error"), "");
   button.disabled = true;
   try {

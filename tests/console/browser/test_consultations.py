@@ -105,7 +105,13 @@ def test_a_reviewer_answers_with_an_option_button(tab, users, agent, console_ser
     expect(page.locator("#schema-form")).to_be_hidden()
     expect(page.locator("#free-form")).to_be_hidden()
 
+    page.click('#options button[data-option="no"]')  # asks first: one click does not answer
+    expect(page.locator("#confirm-title")).to_have_text('Answer "No, the price is wrong"?')
+    page.click("#confirm-no")
+    expect(page.locator("#confirm-dialog")).to_have_count(0)
+    expect(page.locator("#c-state")).to_have_attribute("data-status", "pending")
     page.click('#options button[data-option="no"]')
+    page.click("#confirm-yes")
     expect(page.locator("#c-state")).to_have_attribute("data-status", "responded")
     expect(page.locator("#respond-panel")).to_be_hidden()
     expect(page.locator("#c-response")).to_contain_text("No, the price is wrong")
@@ -206,6 +212,9 @@ def test_html_in_a_consultation_is_shown_as_text_and_never_runs(tab, users, agen
 
     # Answering with the hostile option stores it as the plain string it is.
     page.locator("#options button").first.click()
+    expect(page.locator("#confirm-title")).to_have_text(f'Answer "{IMG}"?')  # as text in the question too
+    expect(page.locator("#confirm-dialog img")).to_have_count(0)
+    page.click("#confirm-yes")
     expect(page.locator("#c-state")).to_have_attribute("data-status", "responded")
     expect(page.locator("#c-response")).to_contain_text(IMG)
     assert page.evaluate("window.__pwned") is None and tab.dialogs == []

@@ -29,6 +29,13 @@ def test_sessions_are_replaced_and_deleted_and_never_show_a_value(tab, users):
     assert "s3cr3t" not in page.text_content("#main")
 
     page.click('button[data-delete="shop.example"]')
+    # asks first, naming what goes: backing out keeps the session
+    assert "shop.example" in page.wait_for_selector("#confirm-dialog[open] #confirm-title").text_content()
+    page.click("#confirm-no")
+    page.wait_for_selector("#confirm-dialog", state="detached")
+    assert page.query_selector('#sessions-body tr[data-domain="shop.example"]') is not None
+    page.click('button[data-delete="shop.example"]')
+    page.click("#confirm-yes")
     page.wait_for_selector('#sessions-body tr[data-domain="shop.example"]', state="detached")
     page.wait_for_selector("#sessions-empty:not([hidden])")
     assert tab.dialogs == [] and tab.errors == []
@@ -125,6 +132,8 @@ def test_the_interventions_list_filters_pages_and_marks_a_domain_done(tab, users
     page.fill("#bulk-domain", "d3.example")
     page.fill("#bulk-note", "checked by hand")
     page.click("#bulk-submit")
+    assert "d3.example" in page.wait_for_selector("#confirm-dialog[open] #confirm-title").text_content()
+    page.click("#confirm-yes")
     assert "Resolved 1" in page.wait_for_selector("#bulk-result:not([hidden])").text_content()
     page.wait_for_selector(f'#list-body tr[data-intervention-id="{opened[3]}"][data-status="resolved"]')
 
