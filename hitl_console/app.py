@@ -56,9 +56,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(liveview.bp)
     app.register_blueprint(liveview.ws_bp)
-    from hitl_console import sse  # the event stream for any client (docs/events.md)
+    from hitl_console import metrics, sse  # the event stream for any client, Prometheus
 
     app.register_blueprint(sse.bp)
+    app.register_blueprint(metrics.bp)
     from hitl_console.api import inbox  # what waits for a person, most urgent first
 
     app.register_blueprint(inbox.bp)
