@@ -63,4 +63,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from hitl_console.api import inbox  # what waits for a person, most urgent first
 
     app.register_blueprint(inbox.bp)
+    from hitl_console.api import jobs, projects, robots  # crawls as jobs (docs/jobs.md)
+
+    for module in (projects, jobs, robots):
+        app.register_blueprint(module.bp)
+    app.register_blueprint(jobs.ws_bp)
     return app

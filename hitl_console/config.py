@@ -60,6 +60,8 @@ class ConsoleConfig:
     events_keepalive: int = 15
     # the bearer token Prometheus sends to GET /metrics; empty: /metrics is off (HITL_METRICS_TOKEN)
     metrics_token: str = field(default="", repr=False)
+    # GET /api/v1/robots may fetch robots.txt from loopback and private addresses (HITL_ROBOTS_ALLOW_PRIVATE)
+    robots_allow_private: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ConsoleConfig:
@@ -86,6 +88,8 @@ class ConsoleConfig:
                 values[name] = _int(key, env[key])
         if "HITL_SECURE_COOKIES" in env:
             values["secure_cookies"] = _flag(env["HITL_SECURE_COOKIES"])
+        if "HITL_ROBOTS_ALLOW_PRIVATE" in env:
+            values["robots_allow_private"] = _flag(env["HITL_ROBOTS_ALLOW_PRIVATE"])
         if env.get("HITL_METRICS_TOKEN"):
             values["metrics_token"] = env["HITL_METRICS_TOKEN"].strip()
         values.update(overrides)

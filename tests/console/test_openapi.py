@@ -14,6 +14,7 @@ import io
 import json
 import re
 import threading
+from pathlib import Path
 
 import pytest
 from openapi_core import OpenAPI
@@ -30,6 +31,7 @@ from hitl_console.openapi import document_bytes
 from scrapy_hitl.learning import DomainCounters
 from scrapy_hitl.live.tokens import LiveTokens
 from scrapy_hitl.state import artifacts, consultations, domains, interventions, items, snapshots
+from scrapy_hitl.state import jobs as hitl_jobs
 from scrapy_hitl.state.parking import ParkEntry
 from scrapy_hitl.state.runs import create_run, update_run
 from tests.console.test_artifacts import png
@@ -37,7 +39,7 @@ from tests.support.console import PASSWORD
 
 SPEC = json.loads(document_bytes())
 METHODS = {"get", "put", "post", "delete", "patch"}
-NOT_IN_THE_API = {"pages", "live", "live_view"}  # HTML pages and the websockets: blueprints the document skips
+NOT_IN_THE_API = {"pages", "live", "live_view", "job_log_ws", "job_pages"}  # HTML pages and the websockets: blueprints the document skips
 
 
 def strict(spec: dict) -> dict:
@@ -607,6 +609,28 @@ def test_a_whole_session_matches_the_document(app, api, world, openapi, users):
     api("POST", f"/api/v1/interventions/{live_id}/live/continue", 409, as_=reviewer, json={"token": token})
     api("POST", f"/api/v1/interventions/{live_id}/live/continue", 200, as_=reviewer, json={"token": token})
     crawler.join(30)
+
+    # projects and jobs (docs/jobs.md): an admin registers the demo project, a job is queued,
+    # listed, read, its log paged, cancelled, and cancelled again (409); robots.txt checked
+    demo = str(Path(__file__).resolve().parents[2] / "projects" / "demo")
+    api("POST", "/api/v1/projects", 201, as_=admin, json={"path": demo})
+    api("POST", "/api/v1/projects", 403, as_=reviewer, json={"path": demo, "name": "x"})
+    api("POST", "/api/v1/projects", 422, as_=admin, json={"path": "/"})
+    api("GET", "/api/v1/projects", 200, as_=reviewer)
+    api("GET", "/api/v1/projects/demo", 200, as_=reviewer)
+    api("POST", "/api/v1/projects/demo/refresh", 200, as_=reviewer)
+    job = api("POST", "/api/v1/jobs", 201, as_=reviewer,
+              json={"project": "demo", "spider": "sandbox", "args": {"base": "http://127.0.0.1:1"}}).json
+    api("POST", "/api/v1/jobs", 422, as_=reviewer, json={"project": "demo", "spider": "sandbox", "args": {"n": 1}},
+        refused=RequestBodyValidationError)
+    api("GET", "/api/v1/jobs?status=queued&project=demo&limit=1", 200, as_=reviewer)
+    api("GET", f"/api/v1/jobs/{job['id']}", 200, as_=reviewer)
+    hitl_jobs.append_log(hitl.redis, job["id"], ["a line"])
+    api("GET", f"/api/v1/jobs/{job['id']}/log?limit=10", 200, as_=reviewer)
+    api("POST", f"/api/v1/jobs/{job['id']}/cancel", 200, as_=reviewer)
+    api("POST", f"/api/v1/jobs/{job['id']}/cancel", 409, as_=reviewer)
+    api("GET", "/api/v1/robots?url=http://robots.invalid/page", 200, as_=reviewer)
+    api("DELETE", "/api/v1/projects/demo", 204, as_=admin)
 
     problems = mismatches(openapi, api.recorder, api.refused)
     assert problems == [], "answers that do not match hitl_console/openapi.json:\n" + "\n".join(problems)
