@@ -8,25 +8,35 @@ the same message (source, line, fix) the CLI gives, before anything is stored.
 Accepted bodies:
 
 - JSON: ``{"resolution": {"action": "cookies"|"done"}?, "note": str?,
-  "captured_session": {"cookies": [objects] | "text", "user_agent": str?}?}``; a bare
+  "captured_session": {"cookies": [objects] | "text", "origins": [storage_state origins]?,
+  "user_agent": str?}?}``; a bare
   ``{"cookies": ..., "user_agent": ...}`` also works (the ``PUT /sessions/{domain}`` body).
 - multipart or urlencoded form: file ``cookies`` or text ``cookies_text``; ``note``,
   ``user_agent``, ``action``.
+- the body of the user's former system, as it was: ``resolution.action``
+  ``"session_captured"`` or ``"manual_browser_export"`` (both mean cookies), ``resolved_by``
+  (who did it, as that system named them) and ``captured_session.captured_method`` (how the
+  session was captured); :func:`reported_details` keeps the last two in the resolution.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from flask import request
 
 from hitl_console.errors import ApiError
-from scrapy_hitl.cookies import CookieFormatError, ParsedCookies, parse_cookie_list, parse_cookies
+from scrapy_hitl.cookies import CookieFormatError, ParsedCookies, parse_cookie_list, parse_cookies, parse_origins
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 ACTIONS = ("cookies", "done")
+# The former system's resolution actions, and ours they mean.
+DIALECT_ACTIONS = {"session_captured": "cookies", "manual_browser_export": "cookies"}
+# Reported fields kept in the resolution: (JSON path, longest length).
+REPORTED = (("resolved_by", 255), ("captured_session.captured_method", 64))
 
 
 def captured_session_from_request(
@@ -42,9 +52,9 @@ def captured_session_from_request(
         parsed, user_agent, note, action = _from_form(default_domain)
     else:
         parsed, user_agent, note, action = _from_json(default_domain)
-    action = action or ("cookies" if parsed else "done")
+    action = DIALECT_ACTIONS.get(action or "", action) or ("cookies" if parsed else "done")
     if action not in ACTIONS:
-        raise ApiError(422, "invalid", {"resolution.action": f"must be one of {', '.join(ACTIONS)}"})
+        raise ApiError(422, "invalid", {"resolution.action": f"must be one of {', '.join((*ACTIONS, *DIALECT_ACTIONS))}"})
     if action == "cookies" and parsed is None:
         raise ApiError(422, "invalid", {"captured_session": 'action "cookies" needs the cookies'})
     if action == "done" and parsed is not None:
@@ -102,7 +112,28 @@ def _from_json(domain: str) -> tuple[ParsedCookies | None, str | None, str, str 
         raise ApiError(422, "invalid", {source: "must be a list of cookie objects or cookie text "
                                                 "(cookies.txt, Cookie-Editor JSON, storage_state, "
                                                 "Cookie header)"})
+    if "origins" in captured:  # localStorage next to a cookie list, as storage_state has it
+        origins = _parse(lambda: parse_origins(captured["origins"], source=_join(field, "origins")))
+        parsed = dataclasses.replace(parsed, origins=parsed.origins + origins)
     return parsed, user_agent or None, note, resolution.get("action") or None
+
+
+def reported_details() -> dict[str, str]:
+    """``resolved_by`` and ``captured_method`` from a JSON body, for the resolution record
+    (the login that calls stays the ``resolved_by`` of the intervention); 422 if not strings."""
+    data = request.get_json(silent=True) if request.is_json else None
+    out: dict[str, str] = {}
+    for path, longest in REPORTED:
+        value: Any = data
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is None:
+            continue
+        if not isinstance(value, str) or len(value) > longest:
+            raise ApiError(422, "invalid", {path: f"must be a string of at most {longest} characters"})
+        if value.strip():
+            out[path.rpartition(".")[2]] = value.strip()
+    return out
 
 
 def _join(prefix: str, name: str) -> str:

@@ -222,11 +222,13 @@ def resolve(
     source_format: str = "",
     note: str = "",
     actor: str = "cli",
+    details: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Resolve: store the captured session (if any) first, then release the domain.
 
     The session is in the vault before the event goes out, so a crawler that reacts to
-    ``intervention.resolved`` always finds it.
+    ``intervention.resolved`` always finds it. ``details`` (what the resolver reported, e.g.
+    ``captured_method``) are kept in the resolution, never over its ``action`` and cookie names.
     """
     row = _require_open(state, intervention_id)
     session_info = None
@@ -237,7 +239,7 @@ def resolve(
         )
     pausing = row.type not in NON_PAUSING_TYPES
     parked = state.parking.domain_count(row.domain) if pausing else 0
-    resolution: dict[str, Any] = {"action": "cookies" if session_info else "done"}
+    resolution: dict[str, Any] = {**(details or {}), "action": "cookies" if session_info else "done"}
     if session_info:
         resolution["cookie_names"] = session_info["cookie_names"]
     data, open_ids = _close(

@@ -399,3 +399,19 @@ def test_bulk_resolve_validation(client, reviewer, hitl, body, status):
     response = client.post("/api/v1/interventions/bulk-resolve", headers=reviewer, json=body)
     assert response.status_code == status, response.json
     assert interventions.get(hitl, intervention_id)["status"] == "open"
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"resolution": {"action": "session_captured"}, "resolved_by": 7,
+      "captured_session": {"cookies": COOKIE_LIST}}, "resolved_by"),
+    ({"resolution": {"action": "session_captured"}, "resolved_by": "x" * 256,
+      "captured_session": {"cookies": COOKIE_LIST}}, "resolved_by"),
+    ({"captured_session": {"cookies": COOKIE_LIST, "captured_method": ["manual"]}},
+     "captured_session.captured_method"),
+    ({"resolution": {"action": "manual_browser_export"}}, "captured_session"),  # means cookies: needs them
+])
+def test_the_former_systems_body_is_checked_like_ours(client, reviewer, hitl, body, field):
+    intervention_id = open_(hitl)
+    response = resolve(client, reviewer, intervention_id, json=body)
+    assert response.status_code == 422 and field in response.json["detail"], response.json
+    assert client.get(f"/api/v1/interventions/{intervention_id}", headers=reviewer).json["status"] == "open"
