@@ -48,7 +48,8 @@ logger = logging.getLogger(__name__)
 
 POLL = 0.25  # seconds between two looks at the child, the cancel channel and the log buffer
 RUN_STATUS_EVERY = 1.0  # seconds between two reads of the run's status (waiting_for_human)
-LOG_BATCH = 200  # lines sent to Redis at once (also sent every POLL)
+LOG_BATCH = 500  # lines that make the runner send its buffer to Redis at once
+LOG_FLUSH = 0.5  # seconds between two sends of the log buffer to Redis
 TAIL_LINES = 60  # last lines kept to explain a failure
 PR_SET_PDEATHSIG = 1
 HOST = socket.gethostname()
@@ -220,6 +221,10 @@ class JobRunner:
         self.buffer_lock = threading.Lock()
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self.logged_reason: str | None = None
+        self.log_reader: IO[bytes]
+        self.log_offset = 0
+        self.log_path = Path()
+        self.partial = b""
 
     # claim ---------------------------------------------------------------------------------
     def run(self) -> str:
@@ -303,32 +308,33 @@ class JobRunner:
         env = {**projects.project_env(folder), "PYTHONUNBUFFERED": "1"}
         header = (f"--- job {self.job_id} attempt {job['attempts']} on {HOST} "
                   f"({time.strftime('%Y-%m-%d %H:%M:%S %Z')}): scrapy crawl {job['spider']} in {folder}")
-        logfile = open(log_dir / f"job-{self.job_id}.log", "a", encoding="utf-8",  # noqa: SIM115
-                       opener=lambda p, f: os.open(p, f, 0o600))
-        self._line(header, logfile)
-        try:
-            self.proc = subprocess.Popen(cmd, cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                         stderr=subprocess.STDOUT, start_new_session=True,
-                                         preexec_fn=_die_with_parent(os.getpid()))
-        except OSError as exc:
-            self._line(f"could not start scrapy: {exc}", logfile)
-            self._flush()
-            logfile.close()
-            self._end("failed", "start_failed", f"could not start scrapy crawl: {exc}")
-            return "failed"
+        # The child writes straight into the log file, which this worker tails: a crawl whose
+        # worker was killed keeps a working stdout while it stops gracefully.
+        self.log_path = log_path = log_dir / f"job-{self.job_id}.log"
+        with open(log_path, "ab", opener=lambda p, f: os.open(p, f, 0o600)) as out:
+            out.write(f"{header}\n".encode())
+            out.flush()
+            self.log_offset = out.tell()
+            self._line(header)
+            try:
+                self.proc = subprocess.Popen(cmd, cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                             stderr=subprocess.STDOUT, start_new_session=True,
+                                             preexec_fn=_die_with_parent(os.getpid()))
+            except OSError as exc:
+                self._line(f"could not start scrapy: {exc}")
+                self._flush()
+                self._end("failed", "start_failed", f"could not start scrapy crawl: {exc}")
+                return "failed"
         self._set_pid(self.proc.pid)
-        pump = threading.Thread(target=self._pump, args=(self.proc.stdout, logfile), daemon=True,
-                                name=f"hitl-job-{self.job_id}-log")
-        pump.start()
         cancelled = drained = False
-        try:
-            cancelled, drained = self._watch(job)
-        finally:
-            pump.join(10)
-            _killpg(self.proc.pid, signal.SIGKILL)  # what the crawl left behind (browsers)
-            pump.join(5)
-            self._flush()
-            logfile.close()
+        with open(log_path, "rb") as self.log_reader:
+            self.log_reader.seek(self.log_offset)
+            try:
+                cancelled, drained = self._watch(job)
+            finally:
+                _killpg(self.proc.pid, signal.SIGKILL)  # what the crawl left behind (browsers)
+                self._read_log(final=True)
+                self._flush()
         exit_code = self.proc.returncode
         run = runs.get_run(st.db, job["run_id"]) or {}
         finish_reason = run.get("finish_reason") or self.logged_reason
@@ -358,7 +364,7 @@ class JobRunner:
         pubsub.subscribe(jobs.CANCEL_CHANNEL)
         cancelled = drained = False
         kill_at: float | None = None
-        next_beat = next_status = next_cancel = 0.0
+        next_beat = next_status = next_cancel = next_flush = 0.0
         mirrored = "running"
         try:
             while proc.poll() is None:
@@ -374,7 +380,7 @@ class JobRunner:
                     drained = True
                     kill_at = self._stop("the worker is shutting down", kill_at)
                 if kill_at is not None and now >= kill_at:
-                    self._line(f"--- still running {self.config.stop_grace:g} s after SIGTERM "
+                    self._note(f"--- still running {self.config.stop_grace:g} s after SIGTERM "
                                f"(HITL_JOB_STOP_GRACE): SIGKILL")
                     _killpg(proc.pid, signal.SIGKILL)
                     kill_at = float("inf")
@@ -384,7 +390,10 @@ class JobRunner:
                 if now >= next_status:
                     next_status = now + RUN_STATUS_EVERY
                     mirrored = self._mirror_run(job["run_id"], mirrored)
-                self._flush()
+                self._read_log()
+                if len(self.buffer) >= LOG_BATCH or now >= next_flush:
+                    next_flush = now + LOG_FLUSH
+                    self._flush()
             proc.wait()
         finally:
             try:
@@ -397,7 +406,7 @@ class JobRunner:
         """SIGTERM (Scrapy's graceful stop: in-flight requests finish, JOBDIR is saved)."""
         if kill_at is not None:
             return kill_at
-        self._line(f"--- {why}: SIGTERM (graceful stop), SIGKILL in {self.config.stop_grace:g} s")
+        self._note(f"--- {why}: SIGTERM (graceful stop), SIGKILL in {self.config.stop_grace:g} s")
         assert self.proc is not None
         try:
             os.kill(self.proc.pid, signal.SIGTERM)
@@ -432,18 +441,24 @@ class JobRunner:
         jobs.transition(self.state, self.job_id, status, reason=reason, message=message, **fields)
 
     # the log -------------------------------------------------------------------------------
-    def _pump(self, stream: IO[bytes], logfile: IO[str]) -> None:
-        for raw in iter(stream.readline, b""):
-            line = raw.decode("utf-8", "replace").rstrip("\r\n")
-            self._line(line, logfile)
-            if len(self.buffer) >= LOG_BATCH:
-                self._flush()
-        stream.close()
+    def _read_log(self, *, final: bool = False) -> None:
+        """The child's new output, whole lines only (a partial last line waits, unless final)."""
+        chunk = self.log_reader.read()
+        if not chunk and not (final and self.partial):
+            return
+        data = self.partial + chunk
+        lines = data.split(b"\n")
+        self.partial = b"" if final else lines.pop()
+        for raw in lines:
+            if raw or not final:
+                self._line(raw.decode("utf-8", "replace").rstrip("\r"))
 
-    def _line(self, line: str, logfile: IO[str] | None = None) -> None:
-        if logfile is not None:
-            logfile.write(line + "\n")
-            logfile.flush()
+    def _note(self, line: str) -> None:
+        """A line of the runner's own (a stop), into the log file the child writes too."""
+        with open(self.log_path, "ab") as out:
+            out.write(f"{line}\n".encode())
+
+    def _line(self, line: str) -> None:
         self.tail.append(line)
         reason = finish_reason_in(line) if "Spider closed (" in line else None
         if reason:
