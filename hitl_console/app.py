@@ -63,6 +63,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from hitl_console.api import inbox  # what waits for a person, most urgent first
 
     app.register_blueprint(inbox.bp)
+    from hitl_console.api import schedules  # cron schedules of jobs (docs/jobs.md)
+
+    app.register_blueprint(schedules.bp)
     from hitl_console.api import jobs, projects, robots  # crawls as jobs (docs/jobs.md)
 
     for module in (projects, jobs, robots):

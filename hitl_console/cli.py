@@ -286,6 +286,18 @@ def interventions_resolve(obj: _Ctx, intervention_id: int, cookies_file: Path | 
     click.echo(msg + ".")
     if result["requests_to_resume"]:
         click.echo(f"{result['requests_to_resume']} parked requests will resume.")
+    _echo_reruns(result["reruns"])
+
+
+def _echo_reruns(reruns: dict[str, Any] | None) -> None:
+    """Which crawls the resolve queued again, and how to resume those it could not."""
+    for job in (reruns or {}).get("jobs", []):
+        click.echo(f"Job {job['id']} queued again: it resumes run {job['run_id']} ({job['spider']}) "
+                   f"on the next free `hitl worker`.")
+    for manual in (reruns or {}).get("manual", []):
+        click.echo(f"Run {manual['run_id']} ({manual['spider']}) has no crawler waiting. Resume it with:\n"
+                   f"  {manual['command']}\n"
+                   f"or register its project (`hitl projects add PATH`) so later resolves re-run it.")
 
 
 def _read_cookies(path: Path, fmt: str | None, default_domain: str | None) -> Any:
@@ -318,6 +330,7 @@ def interventions_cancel(obj: _Ctx, intervention_id: int, note: str, as_json: bo
         _echo_json(result)
         return
     click.echo(f"Cancelled intervention {intervention_id}; {result['failed']} parked requests failed.")
+    _echo_reruns(result["reruns"])
 
 
 # --- sessions ------------------------------------------------------------------------------------

@@ -1,0 +1,47 @@
+"""`/api/v1/schedules`: cron schedules of jobs over the API, on the real state layer."""
+
+from __future__ import annotations
+
+import pytest
+
+from scrapy_hitl.state.models import Project
+
+
+@pytest.fixture
+def project(hitl, tmp_path):
+    with hitl.db.session() as s:
+        s.add(Project(name="shop", path=str(tmp_path), spiders=["shop"]))
+
+
+def test_create_list_show_remove(client, reviewer, project):
+    made = client.post("/api/v1/schedules", headers=reviewer,
+                       json={"project": "shop", "spider": "shop", "cron": "0 3 * * *", "args": {"a": "1"}})
+    assert made.status_code == 201, made.json
+    sched = made.json
+    assert (sched["cron"], sched["args"], sched["created_by"]) == ("0 3 * * *", {"a": "1"}, "user:reviewer@example.com")
+    assert sched["next_run_at"].endswith("03:00:00+00:00")
+    assert client.get("/api/v1/schedules", headers=reviewer).json["items"] == [sched]
+    assert client.get(f"/api/v1/schedules/{sched['id']}", headers=reviewer).json == sched
+    assert client.delete(f"/api/v1/schedules/{sched['id']}", headers=reviewer).json == sched
+    assert client.get("/api/v1/schedules", headers=reviewer).json["items"] == []
+    gone = client.delete(f"/api/v1/schedules/{sched['id']}", headers=reviewer)
+    assert (gone.status_code, gone.json["error"]) == (404, "not_found")
+
+
+@pytest.mark.parametrize(("body", "field", "words"), [
+    ({"project": "shop", "spider": "shop", "cron": "every night"}, "cron", "is not a cron expression"),
+    ({"project": "shop", "spider": "shop", "cron": "61 * * * *"}, "cron", '"0 3 * * *"'),
+    ({"project": "nope", "spider": "shop", "cron": "@daily"}, "project", "hitl projects add"),
+    ({"project": "shop", "spider": "nope", "cron": "@daily"}, "spider", "has no spider 'nope'"),
+    ({"project": "shop", "spider": "shop", "cron": "@daily", "args": {"n": 1}}, "args", "must be a string"),
+    ({"project": "shop", "spider": "shop"}, "cron", "required"),
+])
+def test_bad_schedules_get_a_422_naming_the_field(client, reviewer, project, body, field, words):
+    answer = client.post("/api/v1/schedules", headers=reviewer, json=body)
+    assert answer.status_code == 422, answer.json
+    assert answer.json["error"] == "invalid" and words in answer.json["detail"][field]
+
+
+def test_schedules_need_a_login(client):
+    assert client.get("/api/v1/schedules").status_code == 401
+    assert client.post("/api/v1/schedules", json={}).status_code == 401
