@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Blueprint, current_app, jsonify, request
 
 from hitl_console import api
-from hitl_console.api.captured import captured_session_from_request
+from hitl_console.api.captured import captured_session_from_request, reported_details
 from hitl_console.auth.guard import require
 from hitl_console.errors import ApiError
 from scrapy_hitl.state import artifacts, interventions as service
@@ -100,7 +100,7 @@ def resolve(intervention_id: int) -> Any:
         raise ApiError(409, "closed", f"Intervention {intervention_id} is already {found['status']}; "
                                       "nothing to do.")
     parsed, user_agent, note, _action = captured_session_from_request(found["domain"])
-    result = _resolve_one(intervention_id, parsed, user_agent, note)
+    result = _resolve_one(intervention_id, parsed, user_agent, note, reported_details())
     return jsonify({
         "intervention": result["intervention"],
         "session": result["session"],
@@ -158,11 +158,11 @@ def bulk_resolve() -> Any:
 
 
 def _resolve_one(intervention_id: int, parsed: ParsedCookies | None, user_agent: str | None,
-                 note: str) -> dict[str, Any]:
+                 note: str, details: dict[str, str] | None = None) -> dict[str, Any]:
     return _call(
         service.resolve, api.state(), intervention_id,
         cookies=parsed.cookies if parsed else None, user_agent=user_agent,
-        source_format=parsed.format if parsed else "", note=note, actor=api.actor(),
+        source_format=parsed.format if parsed else "", note=note, actor=api.actor(), details=details,
     )
 
 
