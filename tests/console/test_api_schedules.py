@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from scrapy_hitl.state.models import Project
@@ -45,3 +47,37 @@ def test_bad_schedules_get_a_422_naming_the_field(client, reviewer, project, bod
 def test_schedules_need_a_login(client):
     assert client.get("/api/v1/schedules").status_code == 401
     assert client.post("/api/v1/schedules", json={}).status_code == 401
+
+
+def test_cli_schedule_list_unschedule(hitl, project):
+    from click.testing import CliRunner
+
+    from hitl_console.cli import main as cli
+
+    runner = CliRunner()
+    made = runner.invoke(cli, ["jobs", "schedule", "shop", "shop", "--cron", "*/10 * * * *", "-a", "section=vip",
+                               "--json"], catch_exceptions=False)
+    assert made.exit_code == 0, made.output
+    sched = json.loads(made.output)
+    assert (sched["cron"], sched["args"], sched["created_by"]) == ("*/10 * * * *", {"section": "vip"}, "cli")
+    listed = runner.invoke(cli, ["jobs", "schedules"], catch_exceptions=False)
+    assert f"#{sched['id']}" in listed.output and "shop/shop -a section=vip" in listed.output
+    gone = runner.invoke(cli, ["jobs", "unschedule", str(sched["id"])], catch_exceptions=False)
+    assert gone.exit_code == 0 and "Removed schedule" in gone.output
+    assert "No schedules." in runner.invoke(cli, ["jobs", "schedules"]).output
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["jobs", "schedule", "shop", "shop", "--cron", "nightly"], "is not a cron expression"),
+    (["jobs", "schedule", "nope", "shop", "--cron", "@daily"], "hitl projects add"),
+    (["jobs", "schedule", "shop", "shop", "--cron", "@daily", "-a", "novalue"], "is not NAME=VALUE"),
+    (["jobs", "unschedule", "42"], "no schedule 42"),
+])
+def test_cli_bad_input_is_a_message_not_a_traceback(hitl, project, argv, words):
+    from click.testing import CliRunner
+
+    from hitl_console.cli import main as cli
+
+    result = CliRunner().invoke(cli, argv)
+    assert result.exit_code != 0 and words in result.output
+    assert "Traceback" not in result.output and not isinstance(result.exception, (KeyError, TypeError, AttributeError))
