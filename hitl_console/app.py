@@ -56,6 +56,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(liveview.bp)
     app.register_blueprint(liveview.ws_bp)
+    from hitl_console import notify_pages  # notifications: channels, rules, messages (docs/notifications.md)
+    from hitl_console.api import notify
+
+    app.register_blueprint(notify.bp)
+    app.register_blueprint(notify_pages.bp)
     from hitl_console import metrics, sse  # the event stream for any client, Prometheus
 
     app.register_blueprint(sse.bp)

@@ -119,6 +119,7 @@ def worker(burst: bool, name: str | None, sweep_interval: float | None) -> None:
     """Deliver webhooks (RQ worker + scheduler), time out overdue consultations, skip overdue items."""
     import logging
 
+    from hitl_console.notify.config import NotifyConfig
     from hitl_console.webhooks.config import WebhookConfig
     from hitl_console.webhooks.worker import run_worker
     from scrapy_hitl.state import RedisUnavailable, SchemaError
@@ -127,6 +128,7 @@ def worker(burst: bool, name: str | None, sweep_interval: float | None) -> None:
     logging.getLogger("hitl_console").setLevel(logging.INFO)
     try:
         config = WebhookConfig.from_env(**({"sweep_interval": sweep_interval} if sweep_interval else {}))
+        NotifyConfig.from_env()  # a bad HITL_NOTIFY_* / HITL_PUBLIC_URL is said here, not in a thread
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     try:
@@ -815,6 +817,10 @@ def domains_set(obj: _Ctx, domain: str, requires_session: str | None, access_cla
 from hitl_console.cli_selectors import selectors as _selectors  # noqa: E402 (docs/selectors.md)
 
 main.add_command(_selectors)
+
+from hitl_console.cli_notify import notify as _notify  # noqa: E402 (docs/notifications.md)
+
+main.add_command(_notify)
 
 
 if __name__ == "__main__":  # pragma: no cover

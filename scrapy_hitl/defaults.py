@@ -110,3 +110,12 @@ HITL_MONITORS = {  # monitor -> options, merged over these; None turns one off (
     "block_rate": {"max_rate": 0.2, "min_requests": 20},  # responses refused at their last tier
     "finish_reason": {"allowed": ["finished", "hitl_paused"]},  # "closespider_*" ends in a wildcard
 }
+
+# --- notifications: `hitl worker` tells channels (Apprise) about blocks (docs/notifications.md) ---
+# Read from the environment by the worker and the console, not by crawls.
+HITL_NOTIFY_FAILING_AFTER = 3  # failed attempts in a row that flag a channel in `hitl status` and /health
+HITL_NOTIFY_MAX_ATTEMPTS = 5  # attempts per message, the first included; then it is `failed`
+HITL_NOTIFY_RETRY_SCHEDULE = [5.0, 30.0, 120.0, 600.0]  # seconds; the n-th retry waits up to the n-th (full jitter)
+HITL_NOTIFY_THROTTLE = 600  # seconds: at most one message per rule, domain and channel in this window
+HITL_NOTIFY_TIMEOUT = 30.0  # seconds one attempt may take before another worker may take it over
+HITL_PUBLIC_URL = ""  # the console's address in messages' links; empty: http://127.0.0.1:8000

@@ -111,12 +111,17 @@ def run_worker(
 
     from scrapy_hitl.state import HitlState
 
+    from hitl_console.notify import worker as notify_worker
+    from scrapy_hitl.state import notifications
+
     state = HitlState.open(state_config)
     delivery.use(state, config)
     queue = Queue(webhook_events.QUEUE, connection=state.redis)
-    worker = worker_class()([queue], connection=state.redis, name=name,
+    notify_queue = Queue(notifications.QUEUE, connection=state.redis)  # docs/notifications.md
+    worker = worker_class()([queue, notify_queue], connection=state.redis, name=name,
                           worker_ttl=WORKER_TTL, maintenance_interval=MAINTENANCE_INTERVAL)
     sweeper = Sweeper(state, config)
+    notifier = notify_worker.start(state, burst=burst, sweep_interval=config.sweep_interval)
     try:
         if burst:
             sweeper.sweep(force=True)
@@ -125,8 +130,10 @@ def run_worker(
         return worker.work(burst=burst, with_scheduler=True, logging_level=logging_level)
     finally:
         sweeper.stop()
-        if sweeper.is_alive():
-            sweeper.join(5)
+        notifier.stop()
+        for thread in (sweeper, notifier):
+            if thread.is_alive():
+                thread.join(5)
         state.close()
 
 

@@ -143,6 +143,8 @@ def consultation_to_dict(row: Consultation) -> dict[str, Any]:
         "response": row.response,
         "responded_by": row.responded_by,
         "responded_at": iso(row.responded_at),
+        "owner": row.owner,
+        "owned_at": iso(row.owned_at),
         "created_at": iso(row.created_at),
         "updated_at": iso(row.updated_at),
     }

@@ -70,6 +70,8 @@ def intervention_to_dict(row: Intervention, *, live_parked: int | None = None) -
         "note": row.note,
         "resolution": row.resolution,
         "resolved_by": row.resolved_by,
+        "owner": row.owner,
+        "owned_at": iso(row.owned_at),
         "created_at": iso(row.created_at),
         "updated_at": iso(row.updated_at),
         "resolved_at": iso(row.resolved_at),

@@ -97,6 +97,8 @@ class Intervention(Base):
     note: Mapped[str] = mapped_column(Text, default="")
     resolution: Mapped[dict[str, Any]] = mapped_column(default=dict)
     resolved_by: Mapped[str | None] = mapped_column(String(255))
+    owner: Mapped[str | None] = mapped_column(String(255))  # who said "I'm on it" (ownership.py)
+    owned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -300,6 +302,8 @@ class Consultation(Base):
     response: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
     responded_by: Mapped[str | None] = mapped_column(String(255))
     responded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    owner: Mapped[str | None] = mapped_column(String(255))  # who said "I'm on it" (ownership.py)
+    owned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -598,6 +602,191 @@ class JobSchedule(Base):
     last_job_id: Mapped[int | None] = mapped_column(Integer)
     created_by: Mapped[str] = mapped_column(String(255), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SelectorOverride(Base):
+    """One version of a reviewer's selector for a declared field of a spider on one domain
+    (scrapy_hitl.fields). The newest version of a (spider, domain, field) is in force; a
+    version with neither css nor xpath sends the field back to the spider's declaration.
+    Each row is also its audit record: who, when, the selector before and after."""
+
+    __tablename__ = "selector_overrides"
+    __table_args__ = (Index("uq_selector_overrides_version", "spider", "domain", "field", "version", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    spider: Mapped[str] = mapped_column(String(200))
+    domain: Mapped[str] = mapped_column(String(255))
+    field: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    css: Mapped[str | None] = mapped_column(Text)
+    xpath: Mapped[str | None] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(String(16))  # set | revert
+    before: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"css", "xpath", "version"} replaced
+    actor: Mapped[str] = mapped_column(String(255), default="")
+    note: Mapped[str] = mapped_column(Text, default="")
+    intervention_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SelectorDeclaration(Base):
+    """The fields a spider declares (``hitl_fields`` / ``hitl_rows``), as its last run
+    published them, so the console knows them without the spider's code."""
+
+    __tablename__ = "selector_declarations"
+
+    spider: Mapped[str] = mapped_column(String(200), primary_key=True)
+    declaration: Mapped[dict[str, Any]] = mapped_column(default=dict)  # key ("" | "Class.") -> Declaration
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SelectorFingerprint(Base):
+    """Fingerprints of elements a field matched on good pages (scrapy_hitl.fingerprints):
+    the newest few per spider, domain, path pattern and field."""
+
+    __tablename__ = "selector_fingerprints"
+    __table_args__ = (Index("uq_selector_fingerprints_key", "spider", "domain", "pattern", "field", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    spider: Mapped[str] = mapped_column(String(200))
+    domain: Mapped[str] = mapped_column(String(255))
+    pattern: Mapped[str] = mapped_column(String(255))
+    field: Mapped[str] = mapped_column(String(200))
+    samples: Mapped[list[Any]] = mapped_column(default=list)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SelectorPage(Base):
+    """A page the selector fixer shows and tests selectors on: a good page of a template
+    (kind "good", one kept) or a page that missed its data (kind "missed", the newest kept),
+    its HTML gzip-compressed and capped."""
+
+    __tablename__ = "selector_pages"
+    __table_args__ = (Index("ix_selector_pages_key", "spider", "domain", "kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    spider: Mapped[str] = mapped_column(String(200))
+    domain: Mapped[str] = mapped_column(String(255))
+    pattern: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(16))  # good | missed
+    url: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(Integer)
+    html: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class NotifyChannel(Base):
+    """Where notifications go: an Apprise URL (``slack://…``, ``mailto://…``, ``json://…``).
+    The URL holds tokens, so it is stored as a Fernet token (``url_secret``) and shown only
+    redacted (``url_redacted``, Apprise's privacy form). ``failures`` counts failed attempts
+    in a row: ``HITL_NOTIFY_FAILING_AFTER`` of them flag the channel as failing."""
+
+    __tablename__ = "notify_channels"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    scheme: Mapped[str] = mapped_column(String(32))
+    url_secret: Mapped[bytes] = mapped_column(LargeBinary)
+    url_redacted: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_failure_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_success_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class NotifyRule(Base):
+    """Which events go to which channels (``notify_rules.py``): ``filters`` narrow the event
+    (types, domains, min_priority, threshold), ``channels`` lists channel ids (empty: every
+    channel), ``escalate`` is the chain ``[{"after": seconds, "channel": id}, ...]`` followed
+    while the item is neither owned nor closed."""
+
+    __tablename__ = "notify_rules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    event: Mapped[str] = mapped_column(String(64))  # notify_rules.RULE_EVENTS
+    filters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    channels: Mapped[list[Any]] = mapped_column(default=list)
+    escalate: Mapped[list[Any]] = mapped_column(default=list)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    created_by: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Notification(Base):
+    """One message to one channel: the outbox ``hitl worker`` delivers from
+    (``notifications.py``). Events of one rule and domain within ``HITL_NOTIFY_THROTTLE``
+    share a ``group_key``: while a message is not sent yet, later ones only raise its
+    ``grouped`` count; the text is written at delivery, so it is current."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        Index("ix_notifications_state_next_attempt_at", "state", "next_attempt_at"),
+        Index("ix_notifications_group_key_id", "group_key", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel_id: Mapped[int] = mapped_column(ForeignKey("notify_channels.id", ondelete="CASCADE"), index=True)
+    rule_id: Mapped[int | None] = mapped_column(ForeignKey("notify_rules.id", ondelete="SET NULL"))
+    event_type: Mapped[str] = mapped_column(String(64))  # the rule's event, or "test"
+    subject_kind: Mapped[str] = mapped_column(String(16), default="")  # intervention, consultation, run, ...
+    subject_id: Mapped[str] = mapped_column(String(64), default="")
+    domain: Mapped[str] = mapped_column(String(255), default="")
+    group_key: Mapped[str] = mapped_column(String(400))
+    grouped: Mapped[int] = mapped_column(Integer, default=1)  # events this message stands for
+    escalation_step: Mapped[int] = mapped_column(Integer, default=0)  # 0: not an escalation
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the event, as it came
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # NOTIFICATION_STATES
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    scheduled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # its throttle window starts here
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lease_token: Mapped[str | None] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(Text, default="")  # as last sent
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+NOTIFICATION_STATES = ("pending", "delivered", "failed")
+
+
+class NotificationAttempt(Base):
+    """One attempt to send one notification: the audit trail the Notifications page shows."""
+
+    __tablename__ = "notification_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    notification_id: Mapped[int] = mapped_column(ForeignKey("notifications.id", ondelete="CASCADE"), index=True)
+    channel_id: Mapped[int] = mapped_column(ForeignKey("notify_channels.id", ondelete="CASCADE"))
+    event_type: Mapped[str] = mapped_column(String(64))
+    attempt: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(16))  # delivered | error | interrupted
+    error: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class NotifyEscalation(Base):
+    """A rule's escalation chain in progress for one intervention or consultation: at
+    ``due_at``, if the item is neither owned nor closed, step ``step`` of the chain is
+    notified and the next step scheduled; owning or closing it stops the chain."""
+
+    __tablename__ = "notify_escalations"
+    __table_args__ = (Index("ix_notify_escalations_state_due_at", "state", "due_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    rule_id: Mapped[int] = mapped_column(ForeignKey("notify_rules.id", ondelete="CASCADE"))
+    subject_kind: Mapped[str] = mapped_column(String(16))  # intervention | consultation
+    subject_id: Mapped[int] = mapped_column(Integer)
+    step: Mapped[int] = mapped_column(Integer, default=0)  # index into the rule's chain
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending | done | stopped
+    reason: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class SelectorOverride(Base):
