@@ -1,10 +1,14 @@
-"""``hitl status``: health of Redis and the database, parked counts, open interventions."""
+"""``hitl status``: health of Redis and the database, parked counts, open interventions, and
+the workers: who serves which queue from which host, how deep each queue is, the free disk in
+the data dir, and the oldest open intervention."""
 
 from __future__ import annotations
 
+import shutil
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from scrapy_hitl.state import pauses, spill
+from scrapy_hitl.state import jobs, pauses, spill, webhook_events
 from scrapy_hitl.state.interventions import list_interventions
 from scrapy_hitl.state.redis_server import persistence_warning
 
@@ -44,7 +48,100 @@ def collect_status(state: HitlState) -> dict[str, Any]:
         # On this host only: what crawls here could not write to Redis at close.
         "unwritten_files": spill.describe(state.config.data_dir),
         "open_interventions": list_interventions(state, status="open", limit=1000),
+        "notifications": _notifications(state),
+        **(workers_and_queues(state) if redis_ok else {"workers": [], "queues": []}),
+        "disk": disk(state.config.data_dir),
+        "oldest_open_intervention": oldest_open(state) if db_ok else None,
     }
+
+
+def workers_and_queues(state: HitlState) -> dict[str, Any]:
+    """RQ's live workers (a dead one drops out when its heartbeat key expires) and the depth
+    of every queue: the crawl queues and the webhooks' always, and any other RQ knows."""
+    from rq import Queue, Worker
+    from rq.registry import StartedJobRegistry
+
+    workers = []
+    for w in Worker.all(connection=state.redis):
+        beat = w.last_heartbeat
+        workers.append({"name": w.name, "host": w.hostname, "pid": w.pid, "state": w.get_state(),
+                        "queues": w.queue_names(), "current_job": w.get_current_job_id(),
+                        "last_heartbeat": beat.replace(tzinfo=timezone.utc).isoformat() if beat else None,
+                        "heartbeat_age_seconds": _age(beat)})
+    workers.sort(key=lambda w: (w["host"] or "", w["name"]))
+    names = list(dict.fromkeys([*jobs.CRAWL_QUEUES, webhook_events.QUEUE,
+                                *sorted(q.name for q in Queue.all(connection=state.redis))]))
+    queues = []
+    for name in names:
+        queue = Queue(name, connection=state.redis)
+        queues.append({"name": name, "queued": queue.count,
+                       "running": StartedJobRegistry(queue=queue).count,
+                       "workers": sum(name in w["queues"] for w in workers)})
+    return {"workers": workers, "queues": queues}
+
+
+def _age(at: datetime | None) -> float | None:
+    if at is None:
+        return None
+    at = at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+    return round(max(0.0, (datetime.now(timezone.utc) - at).total_seconds()), 1)
+
+
+def disk(path: Any) -> dict[str, Any]:
+    """Free space where this host keeps the data dir (JOBDIRs, job logs, the embedded Redis)."""
+    try:
+        usage = shutil.disk_usage(path)
+    except OSError as exc:
+        return {"path": str(path), "free_bytes": None, "total_bytes": None, "error": str(exc)}
+    return {"path": str(path), "free_bytes": usage.free, "total_bytes": usage.total, "error": None}
+
+
+def oldest_open(state: HitlState) -> dict[str, Any] | None:
+    from sqlalchemy import select
+
+    from scrapy_hitl.state.interventions import intervention_to_dict
+    from scrapy_hitl.state.models import Intervention
+
+    with state.db.session() as s:
+        row = s.scalar(select(Intervention).where(Intervention.status == "open")
+                       .order_by(Intervention.created_at, Intervention.id).limit(1))
+        return intervention_to_dict(row) if row is not None else None
+
+
+def _size(n: float | None) -> str:
+    if n is None:
+        return "?"
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return "?"
+
+
+def render_ops(data: dict[str, Any]) -> list[str]:
+    """The workers, queues, disk and oldest intervention part of ``hitl status``."""
+    lines = []
+    workers = data.get("workers") or []
+    lines.append(f"Workers: {len(workers)}" if workers else
+                 "Workers: none (start one with `hitl worker`; jobs and webhooks wait until then)")
+    for w in workers:
+        age = w["heartbeat_age_seconds"]
+        lines.append(f"  {w['host'] or '?':20} pid {w['pid'] or '?':<7} {w['state']:10} "
+                     f"heartbeat {'?' if age is None else f'{age:.0f} s ago':10} {','.join(w['queues'])}")
+    lines.append(f"{'Queues:':22} {'queued':>6} {'running':>8} {'workers':>8}")
+    for q in data.get("queues") or []:
+        lines.append(f"  {q['name']:20} {q['queued']:>6} {q['running']:>8} {q['workers']:>8}")
+    d = data.get("disk") or {}
+    if d.get("error"):
+        lines.append(f"Disk      {d['path']}: {d['error']}")
+    elif d:
+        share = d["free_bytes"] / d["total_bytes"] if d["total_bytes"] else 0
+        lines.append(f"Disk      {_size(d['free_bytes'])} free of {_size(d['total_bytes'])} ({share:.0%}) in {d['path']}")
+    oldest = data.get("oldest_open_intervention")
+    if oldest:
+        lines.append(f"Oldest open intervention: #{oldest['id']} {oldest['type']} on {oldest['domain']}, "
+                     f"opened {oldest['created_at']}")
+    return lines
 
 
 def render_status(data: dict[str, Any]) -> str:
@@ -55,6 +152,7 @@ def render_status(data: dict[str, Any]) -> str:
     ]
     if r.get("persistence_warning"):
         lines.append(f"WARNING   {r['persistence_warning']}")
+    lines.extend(render_notifications(data))
     lines.append("")
     if data["parked"]:
         lines.append(f"Parked requests: {data['parked_total']}")
@@ -62,6 +160,7 @@ def render_status(data: dict[str, Any]) -> str:
             lines.append(f"  {p['spider']:24} {p['domain']:30} {p['parked']:>7}")
     else:
         lines.append("Parked requests: none")
+    lines += ["", *render_ops(data)]
     if data["paused_spiders"]:
         lines.append(f"Paused spiders: {', '.join(data['paused_spiders'])}")
     spilled = data.get("unwritten_files") or []
@@ -85,3 +184,16 @@ def render_status(data: dict[str, Any]) -> str:
     else:
         lines.append("Open interventions: none")
     return "\n".join(lines)
+
+
+def _notifications(state: HitlState) -> dict[str, Any]:
+    from hitl_console.notify.config import failing_channels
+
+    return failing_channels(state)
+
+
+def render_notifications(data: dict[str, Any]) -> list[str]:
+    """``WARNING`` lines for channels that keep failing (docs/notifications.md)."""
+    return [f"WARNING   Notification channel {c['name']!r} is failing: {c['failures']} attempts in a row "
+            f"failed; last: {c['last_error']}. Check it with: hitl notify test {c['name']}"
+            for c in (data.get("notifications") or {}).get("failing", [])]

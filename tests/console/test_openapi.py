@@ -343,6 +343,7 @@ def test_a_whole_session_matches_the_document(app, api, world, openapi, users):
     hitl = app.extensions["hitl"]
     api("GET", "/api/v1/openapi.json", 200)
     api("GET", "/health", 200)
+    api("GET", "/health/live", 200)
     admin, reviewer = api.login("admin@example.com"), api.login("reviewer@example.com")
     api("GET", "/api/v1/auth/me", 200, as_=reviewer)
 
