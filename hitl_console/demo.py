@@ -8,19 +8,29 @@ never touches your real state, and every run starts from a clean slate:
 3. the 403 parks the vip requests and opens an intervention; quotes keep crawling
 4. the console (served alongside) shows it live; the intervention is resolved with a
    cookies.txt, by you in the console or the CLI, or by the demo itself through the
-   console's JSON API
+   console's JSON API (Enter; or after a moment with ``--auto``); or you cancel it
 5. the parked requests resume in the same crawl, which completes with every item
+6. in a terminal, the console stays up after the summary until Enter or Ctrl-C, so the run,
+   its items and the domain can be browsed
+
+No thread reads the terminal: the main thread polls it (``select`` on the file descriptor)
+between events, so nothing holds stdin's lock when the interpreter exits. The crawl runs
+in its own session: Ctrl-C reaches the demo only, which stops the crawl (SIGTERM, then
+SIGKILL to its whole process group if it does not end) before it exits with status 130.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
+import select
 import shutil
+import signal
+import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -31,8 +41,9 @@ import click
 
 from hitl_console.auth.users import create_user
 from hitl_console.server import ConsoleProcess, free_port
+from hitl_console.words import plural
 from scrapy_hitl.config import StateConfig
-from scrapy_hitl.state import HitlState
+from scrapy_hitl.state import HitlState, RedisUnavailable, SchemaError
 from scrapy_hitl.state.redis_server import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,6 +51,7 @@ DEMO_PROJECT = ROOT / "projects" / "demo"
 SANDBOX_PROJECT = ROOT / "projects" / "sandbox"
 EXPECTED_PER_SECTION = 50  # 5 listing pages x 10 quotes, each with a detail page
 DEMO_EMAIL = "demo@example.com"
+CRAWL_STOP_TIMEOUT = 20  # seconds a crawl gets to shut down cleanly before its process group is killed
 
 
 def _say(text: str, **style: Any) -> None:
@@ -52,7 +64,77 @@ def _hitl_command() -> str:
     return exe if rel.startswith("..") else rel
 
 
+class Keys:
+    """Enter on the terminal, read without a thread: ``pressed()`` polls the descriptor.
+
+    Lines are read with ``os.read`` on the descriptor, not through ``sys.stdin``: a thread
+    blocked in ``sys.stdin.readline`` holds the buffer's lock, and an interpreter exiting
+    under it aborts (``Fatal Python error: _enter_buffered_busy``)."""
+
+    def __init__(self, interactive: bool) -> None:
+        self.fd = sys.stdin.fileno() if interactive else None
+
+    def pressed(self, timeout: float = 0.0) -> bool:
+        """True when a line (Enter) came, or the input closed."""
+        if self.fd is None:
+            return False
+        ready, _, _ = select.select([self.fd], [], [], timeout)
+        if not ready:
+            return False
+        data = os.read(self.fd, 4096)
+        if not data:
+            self.fd = None  # closed: nothing will ever come
+            return True
+        return b"\n" in data or b"\r" in data
+
+    def wait(self) -> None:
+        """Until Enter (or the input closes); Ctrl-C raises KeyboardInterrupt as usual."""
+        while self.fd is not None and not self.pressed(0.5):
+            pass
+
+
 def run_demo(*, keep: bool, interactive: bool) -> int:
+    """The demo; 0 when the loop completed (or you cancelled it), 130 after Ctrl-C."""
+    try:
+        return _run(keep=keep, interactive=interactive)
+    except KeyboardInterrupt:
+        _say("\nStopped (Ctrl-C): the crawl, the console and the sandbox site are down.", fg="yellow")
+        return 130
+    except (RedisUnavailable, SchemaError, RuntimeError) as exc:  # a known start-up failure: one message
+        raise click.ClickException(str(exc)) from None
+
+
+def _console_port(preferred: int) -> tuple[int, str]:
+    """The port for the console, and why it is not ``preferred`` ("" when it is)."""
+    port = free_port(preferred)
+    if port == preferred:
+        return port, ""
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        listening = probe.connect_ex(("127.0.0.1", preferred)) == 0
+    why = "another program listens there" if listening else "it cannot be bound"
+    return port, f"Port {preferred} is taken ({why}): the console uses port {port} instead."
+
+
+def _stop_crawl(crawl: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM (Scrapy's graceful stop, which keeps what it parked), then SIGKILL to the whole
+    process group if it has not ended: a crawl stuck in its shutdown must not outlive us."""
+    if crawl is None:
+        return
+    if crawl.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(crawl.pid, signal.SIGTERM)
+        try:
+            crawl.wait(timeout=CRAWL_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            pass
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(crawl.pid, signal.SIGKILL)  # and anything it started (a browser tier's Chromium)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        crawl.wait(timeout=10)
+
+
+def _run(*, keep: bool, interactive: bool) -> int:
     data_dir = Path.cwd() / ".hitl-demo"
     if data_dir.exists():
         EmbeddedRedis(data_dir).stop()
@@ -73,12 +155,15 @@ def run_demo(*, keep: bool, interactive: bool) -> int:
     sandbox = SandboxServer()
     base = sandbox.start()
     crawl: subprocess.Popen[bytes] | None = None
-    console = ConsoleProcess(port=free_port(int(os.environ.get("HITL_CONSOLE_PORT") or 8000)),
-                             log_path=str(data_dir / "console.log"))
+    port, moved = _console_port(int(os.environ.get("HITL_CONSOLE_PORT") or 8000))
+    console = ConsoleProcess(port=port, log_path=str(data_dir / "console.log"))
+    keys = Keys(interactive)
     try:
         password = secrets.token_urlsafe(9)
         create_user(state.db, DEMO_EMAIL, password, "admin")
         console.start()
+        if moved:
+            _say(moved, fg="yellow")
         _say(f"Console on {console.url}/  log in as {DEMO_EMAIL} / {password}", fg="cyan", bold=True)
         _say(f"Sandbox site on {base}: quotes.sandbox.test is open, vip.sandbox.test answers 403 "
              "until it gets the vip_pass cookie.", fg="cyan")
@@ -91,30 +176,43 @@ def run_demo(*, keep: bool, interactive: bool) -> int:
                "-a", "sections=quotes,vip", "-o", f"{items}:jsonlines", "-s", f"LOG_FILE={log}",
                "-s", "HITL_PAUSE_TIMEOUT=600"]
         _say("$ scrapy crawl sandbox -a sections=quotes,vip   (log: .hitl-demo/crawl.log)", bold=True)
+        # Its own session: the terminal's Ctrl-C reaches the demo, which stops the crawl itself.
         crawl = subprocess.Popen(
             cmd, cwd=DEMO_PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(DEMO_PROJECT)])},
+            start_new_session=True,
         )
-        outcome = _narrate(state, crawl, cookies, data_dir, interactive,
-                           console=(console.url, DEMO_EMAIL, password))
-        crawl.wait(timeout=120)
-        return _summary(state, items, outcome)
+        outcome = _narrate(state, crawl, cookies, data_dir, keys, console=(console.url, DEMO_EMAIL, password))
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            crawl.wait(timeout=120)
+        code = _summary(state, items, outcome)
+        if interactive:
+            _say(f"\nThe console stays up: browse the run, its items and the domain at {console.url}/ "
+                 f"(log in as {DEMO_EMAIL} / {password}). Press Enter to stop the demo.", bold=True)
+            keys.wait()
+        return code
     finally:
-        if crawl is not None and crawl.poll() is None:
-            crawl.terminate()
-        console.stop()
-        sandbox.stop()
-        state.close()
-        if not keep:
-            EmbeddedRedis(data_dir).stop()
+        # A second Ctrl-C must not cut the clean-up short: each step below is bounded.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            _stop_crawl(crawl)
+            console.stop()
+            sandbox.stop()
+            state.close()
+            if not keep:
+                EmbeddedRedis(data_dir).stop()
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _narrate(state: HitlState, crawl: subprocess.Popen[bytes], cookies: Path, data_dir: Path,
-             interactive: bool, console: tuple[str, str, str]) -> dict[str, Any]:
-    """Follow the event stream and tell the story; resolve when it is time."""
+             keys: Keys, console: tuple[str, str, str]) -> dict[str, Any]:
+    """Follow the event stream and tell the story; resolve when it is time (Enter, or after a
+    moment without a terminal), unless you resolved or cancelled it in the console first."""
     last = "0-0"
-    outcome: dict[str, Any] = {"parked": 0, "resumed": 0, "finish": None}
-    resolver: threading.Thread | None = None
+    outcome: dict[str, Any] = {"parked": 0, "resumed": 0, "finish": None, "cancelled": None}
+    pending: int | None = None  # the intervention the demo may resolve itself
+    resolve_at: float | None = None  # without a terminal: when to resolve it
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         for ev in state.events.read(last, block_ms=200):
@@ -132,39 +230,46 @@ def _narrate(state: HitlState, crawl: subprocess.Popen[bytes], cookies: Path, da
                 _say(f"  {console[0]}/interventions/{ev.intervention_id}", fg="yellow")
                 _say(f"and upload {os.path.relpath(cookies)}; or from a terminal:", bold=True)
                 _say(f"  {command}\n", fg="yellow")
-                resolver = threading.Thread(
-                    target=_resolve_when_ready, daemon=True,
-                    args=(ev.intervention_id, cookies, interactive, console),
-                )
-                resolver.start()
+                pending = ev.intervention_id
+                if keys.fd is not None:
+                    _say("Or press Enter to have the demo resolve it through the console's API.", bold=True)
+                else:
+                    resolve_at = time.monotonic() + 1.5
             elif ev.type == "requests.parked":
                 outcome["parked"] += p.get("count", 0)
-                _say(f"parked {p.get('count')} request(s) for {ev.domain} (total waiting: {p.get('total')})")
+                _say(f"parked {plural(p.get('count', 0), 'request')} for {ev.domain} "
+                     f"(total waiting: {p.get('total')})")
             elif ev.type == "run.waiting" and not p.get("closed"):
                 _say("the crawl is waiting for a human (every remaining request is parked)", fg="magenta")
             elif ev.type == "intervention.resolved":
+                pending = resolve_at = None
                 _say(f"intervention #{ev.intervention_id} resolved ({p.get('action')}); "
-                     f"{p.get('parked')} parked request(s) resume", fg="green", bold=True)
+                     f"{plural(p.get('parked') or 0, 'parked request')} "
+                     f"{'resumes' if p.get('parked') == 1 else 'resume'}", fg="green", bold=True)
+            elif ev.type == "intervention.cancelled":
+                pending = resolve_at = None
+                outcome["cancelled"] = ev.domain
+                note = f" ({p['note']})" if p.get("note") else ""
+                _say(f"intervention #{ev.intervention_id} cancelled{note}: "
+                     f"{plural(p.get('failed') or 0, 'parked request')} of {ev.domain} failed; "
+                     "the crawl goes on without them", fg="yellow", bold=True)
             elif ev.type == "requests.resumed":
                 outcome["resumed"] += p.get("count", 0)
-                _say(f"resumed {p.get('count')} request(s) to {ev.domain}", fg="green")
+                _say(f"resumed {plural(p.get('count', 0), 'request')} to {ev.domain}", fg="green")
             elif ev.type in ("run.completed", "run.failed") or (ev.type == "run.waiting" and p.get("closed")):
                 outcome["finish"] = p.get("finish_reason")
                 return outcome
+        if pending is not None and (keys.pressed() or (resolve_at is not None and time.monotonic() >= resolve_at)):
+            _resolve(pending, cookies, console)
+            pending = resolve_at = None
         if crawl.poll() is not None and outcome["finish"] is None:
             _say(f"The crawl exited with code {crawl.returncode}; see {data_dir / 'crawl.log'}", fg="red")
             return outcome
     return outcome
 
 
-def _resolve_when_ready(intervention_id: int, cookies: Path, interactive: bool,
-                        console: tuple[str, str, str]) -> None:
+def _resolve(intervention_id: int, cookies: Path, console: tuple[str, str, str]) -> None:
     """Resolve through the console's JSON API, as an agent or a script would."""
-    if interactive:
-        click.prompt("Press Enter to have the demo resolve it through the console's API",
-                     default="", show_default=False, prompt_suffix="")
-    else:
-        time.sleep(1.5)
     url, email, password = console
     try:
         token = _post_json(f"{url}/api/v1/auth/login", {"email": email, "password": password})["access_token"]
@@ -176,11 +281,11 @@ def _resolve_when_ready(intervention_id: int, cookies: Path, interactive: bool,
         )
     except urllib.error.HTTPError as exc:
         body = exc.read().decode(errors="replace")
-        if exc.code != 409:  # 409: you resolved it first, in the console or the CLI
+        if exc.code != 409:  # 409: you resolved or cancelled it first, in the console or the CLI
             _say(f"The console answered {exc.code}: {body}", fg="red")
         return
     _say(f"POST /api/v1/interventions/{intervention_id}/resolve (cookies from {cookies.name}): "
-         f"{answer['requests_resumed']} parked request(s) released", bold=True)
+         f"{plural(answer['requests_resumed'], 'parked request')} released", bold=True)
 
 
 def _post_json(url: str, body: dict[str, Any], *, token: str | None = None) -> dict[str, Any]:
@@ -200,9 +305,15 @@ def _summary(state: HitlState, items_path: Path, outcome: dict[str, Any]) -> int
     _say("\nSummary", bold=True)
     for section in ("quotes", "vip"):
         n = by_section.get(section, 0)
-        mark = "ok" if n == EXPECTED_PER_SECTION else "MISSING"
+        cancelled = str(outcome.get("cancelled") or "").startswith(f"{section}.")
+        mark = "ok" if n == EXPECTED_PER_SECTION else "cancelled" if cancelled else "MISSING"
         _say(f"  {section:7} {n:>3} / {EXPECTED_PER_SECTION} items  {mark}")
     _say(f"  parked {outcome['parked']}, resumed {outcome['resumed']}, finish reason: {outcome['finish']}")
+    if outcome.get("cancelled"):
+        _say(f"You cancelled the intervention, so the requests parked for {outcome['cancelled']} failed "
+             "and its pages were not crawled; every other domain was crawled as usual. Run the demo "
+             "again and resolve it to see the crawl resume.", fg="yellow")
+        return 0 if by_section.get("quotes", 0) == EXPECTED_PER_SECTION else 1
     ok = all(by_section.get(s, 0) == EXPECTED_PER_SECTION for s in ("quotes", "vip"))
     if ok:
         _say("One human action unblocked the domain; the crawl resumed by itself and lost nothing. "

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -116,12 +117,17 @@ class ConsoleProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        # Its own session (start_new_session): a worker the master left behind goes too.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
 
 
 def free_port(preferred: int, host: str = "127.0.0.1") -> int:
-    """``preferred`` if nothing listens there, else a free port the OS picks."""
+    """``preferred`` if nothing listens there, else a free port the OS picks. SO_REUSEADDR, as
+    gunicorn binds: a port whose last connections linger in TIME_WAIT (the previous run's) is free."""
     for port in (preferred, 0):
         with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind((host, port))
             except OSError:

@@ -86,8 +86,8 @@ def test_hitl_demo_shows_the_whole_loop(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     text = out.stdout
     for needle in ("BLOCKED  vip.sandbox.test", "Intervention #1 opened", "interventions resolve 1 --cookies",
-                   "resumed 1 request(s) to vip.sandbox.test", "quotes   50 / 50 items  ok",
+                   "resumed 1 request to vip.sandbox.test", "quotes   50 / 50 items  ok",
                    "vip      50 / 50 items  ok", "Console on http://127.0.0.1:",
-                   "log in as demo@example.com / ", "/interventions/1/resolve (cookies from cookies.txt): 1 parked"):
+                   "log in as demo@example.com / ", "/interventions/1/resolve (cookies from cookies.txt): 1 parked request released"):
         assert needle in text, text
     assert not (tmp_path / ".hitl-demo" / "redis.sock").exists()  # its Redis was stopped
