@@ -1,0 +1,117 @@
+"""`GET /api/v1/robots?url=`: the verdict and the deciding rule, from a real robots.txt served
+on 127.0.0.1 (allowed by HITL_ROBOTS_ALLOW_PRIVATE, refused without it)."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from hitl_console.app import create_app
+from tests.support.servers import free_port
+
+ROBOTS = """\
+User-agent: *
+Disallow: /private
+Allow: /private/open
+Disallow: /*.pdf$
+
+User-agent: mybot
+Disallow: /
+"""
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 - http.server's name
+        if self.path == "/robots.txt" and self.server.robots is not None:
+            self.send_response(301 if self.server.redirect else 200)
+            if self.server.redirect:
+                self.send_header("Location", "/moved-robots.txt")
+                self.end_headers()
+                return
+            body = self.server.robots.encode()
+        elif self.path == "/moved-robots.txt":
+            self.send_response(200)
+            body = b"User-agent: *\nDisallow: /moved\n"
+        else:
+            self.send_response(404)
+            body = b"<html>not here</html>"
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def site():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.robots, server.redirect = ROBOTS, False
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def private_client(hitl_env, hitl_schema, users):
+    app = create_app({"robots_allow_private": True})
+    app.testing = True
+    yield app.test_client()
+    app.extensions["hitl"].close()
+
+
+def ask(client, headers, url, **params):
+    return client.get("/api/v1/robots", query_string={"url": url, **params}, headers=headers)
+
+
+@pytest.mark.parametrize(("path", "user_agent", "allowed", "rule", "group"), [
+    ("/private/page", None, False, ("disallow", "/private"), "*"),
+    ("/private/open/page", None, True, ("allow", "/private/open"), "*"),  # the longer pattern wins
+    ("/docs/a.pdf", None, False, ("disallow", "/*.pdf$"), "*"),
+    ("/docs/a.pdf?x=1", None, True, None, "*"),  # $ anchors the end
+    ("/public", None, True, None, "*"),
+    ("/public", "MyBot/1.0 (+https://example.com)", False, ("disallow", "/"), "mybot"),
+    ("/robots.txt", "mybot", True, None, None),
+])
+def test_the_verdict_names_the_rule(private_client, reviewer, site, path, user_agent, allowed, rule, group):
+    url = f"http://127.0.0.1:{site.server_port}{path}"
+    answer = ask(private_client, reviewer, url, **({"user_agent": user_agent} if user_agent else {}))
+    assert answer.status_code == 200, answer.json
+    body = answer.json
+    assert body["allowed"] is allowed and body["robots_status"] == 200 and body["group"] == group
+    assert (body["rule"] and (body["rule"]["directive"], body["rule"]["pattern"])) == (rule or None)
+    if rule:
+        assert body["reason"] == "rule" and rule[1] in body["message"]
+    if not user_agent:
+        assert body["user_agent"].startswith("Scrapy/")
+
+
+def test_missing_robots_redirects_and_unreachable_hosts(private_client, reviewer, site):
+    base = f"http://127.0.0.1:{site.server_port}"
+    site.robots = None  # a 404 page: no rules, as Scrapy reads it
+    body = ask(private_client, reviewer, f"{base}/private").json
+    assert body["allowed"] is True and body["robots_status"] == 404 and body["reason"] == "no_group"
+    site.robots, site.redirect = ROBOTS, True  # followed, like Scrapy's downloader does
+    body = ask(private_client, reviewer, f"{base}/moved/x").json
+    assert body["allowed"] is False and body["rule"]["pattern"] == "/moved"
+    closed = ask(private_client, reviewer, f"http://127.0.0.1:{free_port()}/x").json
+    assert closed["allowed"] is True and closed["reason"] == "unreachable" and closed["robots_status"] is None
+    assert "lets every request through" in closed["message"]
+
+
+@pytest.mark.parametrize(("url", "status", "words"), [
+    ("", 400, "required"),
+    ("ftp://example.com/x", 400, "absolute http or https"),
+    ("/relative/path", 400, "absolute http or https"),
+    ("http://127.0.0.1:9/x", 422, "HITL_ROBOTS_ALLOW_PRIVATE"),
+    ("http://169.254.169.254/latest/meta-data", 422, "metadata"),
+    ("http://localhost/x", 422, "loopback"),
+])
+def test_bad_or_internal_urls_are_refused(client, reviewer, url, status, words):
+    answer = ask(client, reviewer, url)
+    assert answer.status_code == status, answer.json
+    assert set(answer.json) == {"error", "detail"} and words in str(answer.json["detail"])
