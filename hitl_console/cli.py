@@ -26,16 +26,28 @@ def _echo_json(data: Any) -> None:
 class _Ctx:
     def __init__(self) -> None:
         self._state: HitlState | None = None
+        self._started: Any = None  # hitl_console.embedded.StartedHere
 
     def state(self) -> HitlState:
         if self._state is None:
+            from hitl_console.embedded import StartedHere
             from scrapy_hitl.state import HitlState, RedisUnavailable, SchemaError
 
+            config = StateConfig.from_env()
+            self._started = StartedHere(config)
             try:
-                self._state = HitlState.open(StateConfig.from_env())
+                self._state = HitlState.open(config)
             except (RedisUnavailable, SchemaError) as exc:
                 raise click.ClickException(str(exc)) from exc
         return self._state
+
+    def close(self) -> None:
+        """Close the state; stop the embedded Redis if this command started it and nobody else uses it."""
+        if self._state is not None:
+            self._state.close()
+        note = self._started.finish() if self._started is not None else None
+        if note:
+            click.echo(note, err=True)
 
 
 pass_ctx = click.make_pass_decorator(_Ctx, ensure=True)
@@ -51,7 +63,7 @@ def main(ctx: click.Context) -> None:
     Redis, unless HITL_DATABASE_URL / HITL_REDIS_URL point elsewhere.
     """
     ctx.obj = _Ctx()
-    ctx.call_on_close(lambda: ctx.obj._state.close() if ctx.obj._state else None)
+    ctx.call_on_close(ctx.obj.close)
 
 
 # --- db -----------------------------------------------------------------------------------------
@@ -105,10 +117,17 @@ def up(host: str, port: int, no_console: bool, no_worker: bool) -> None:
 @click.option("--threads", default=32, show_default=True, help="threads per worker (one per open websocket)")
 def console(host: str, port: int, workers: int, threads: int) -> None:
     """Serve the reviewers' console (gunicorn, gthread workers)."""
+    from hitl_console.embedded import StartedHere
     from hitl_console.server import serve
 
+    started = StartedHere(StateConfig.from_env())
     click.echo(f"Console on http://{host}:{port}/ (Ctrl-C stops it)")
-    serve(host=host, port=port, workers=workers, threads=threads)
+    try:
+        serve(host=host, port=port, workers=workers, threads=threads)
+    finally:
+        note = started.finish()  # its workers' connections are closed by now
+        if note:
+            click.echo(note, err=True)
 
 
 @main.command()
