@@ -76,4 +76,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     for module in (projects, jobs, robots):
         app.register_blueprint(module.bp)
     app.register_blueprint(jobs.ws_bp)
+    from hitl_console import fixer  # the selector fixer (docs/selectors.md)
+    from hitl_console.api import selectors
+
+    app.register_blueprint(selectors.bp)
+    app.register_blueprint(fixer.bp)
     return app

@@ -136,7 +136,8 @@ def intervention_detail(intervention_id: int) -> str:
     return _page("intervention.html", "intervention", intervention_id=intervention_id,
                  evidence_source=sources[0] if sources else None,
                  howto=words.howto(found["type"], found["reason"]), howto_key=howto_key,
-                 howto_explain=words.TYPES.get(found["type"], ("", ""))[1])
+                 howto_explain=words.TYPES.get(found["type"], ("", ""))[1],
+                 fixer=found["type"] == "selector_fix")
 
 
 def _is_text(content_type: str) -> bool:

@@ -207,3 +207,88 @@ def _suggest_field(spec: FieldSpec, known: list[dict[str, Any]], scopes_of: list
             seen[css] = {"css": css, "xpath": css2xpath(css), "score": round(score, 4), "samples": values,
                          "good": good_value}
     return sorted(seen.values(), key=lambda c: (-c["score"], len(c["css"])))[:TOP]
+
+
+# --- the fixer's page: elements by index, and selectors for a picked one -----------------------
+_DROP_TAGS = ("script", "base", "iframe", "object", "embed", "frame", "frameset", "portal")
+INDEX_ATTR = "data-hitl-i"
+
+
+def elements(html: str) -> tuple[Selector, list[Any]]:
+    """The page parsed as the fixer parses it, and its elements in document order (an
+    element's index is its position here: the served page carries it, a pick names it)."""
+    sel = Selector(text=html)
+    return sel, [el for el in sel.root.iter() if isinstance(el.tag, str)]
+
+
+def instrument(html: str, script: str, nonce: str) -> str:
+    """The page for the fixer's frame: every element numbered (``data-hitl-i``), the site's
+    scripts, frames, ``<base>`` and ``<meta http-equiv>`` removed, and the fixer's own
+    ``script`` added under ``nonce`` (the frame's CSP lets only that one run)."""
+    from lxml import etree, html as lxml_html
+
+    sel, els = elements(html)
+    for i, el in enumerate(els):
+        el.set(INDEX_ATTR, str(i))
+    root = sel.root
+    for el in list(root.iter(*_DROP_TAGS)) + [m for m in root.iter("meta") if m.get("http-equiv")]:
+        parent = el.getparent()
+        if parent is not None:
+            el.drop_tree() if hasattr(el, "drop_tree") else parent.remove(el)
+    for el in root.iter():
+        if isinstance(el.tag, str):
+            for name in [n for n in el.attrib if n.lower().startswith("on")]:
+                del el.attrib[name]
+    body = root.find("body")
+    tag = etree.SubElement(body if body is not None else root, "script")
+    tag.set("nonce", nonce)
+    tag.text = script
+    return "<!DOCTYPE html>\n" + lxml_html.tostring(root, encoding="unicode", method="html")
+
+
+class PickError(ValueError):
+    """A pick the fixer cannot turn into a selector (the API answers 422 with the message)."""
+
+
+def picked(declaration: Declaration, name: str, html: str, index: int) -> list[str]:
+    """Selectors for field ``name`` (``_rows``: the rows) from the element a reviewer clicked,
+    most robust first, each checked to find that element (relative to its row when rows are
+    declared; a row selector must find at least two rows)."""
+    sel, els = elements(html)
+    if not 0 <= index < len(els):
+        raise PickError(f"no element {index} on this page (it has {len(els)})")
+    el = els[index]
+    if name == ROWS:
+        # the nearest enclosing element whose selector finds siblings (rows share a parent),
+        # else the nearest that repeats at all
+        loose: list[str] = []
+        node = el
+        while node is not None and isinstance(node.tag, str) and node.tag not in ("body", "html"):
+            repeating = [c for c in simple_selectors(node)[:4] if len(sel.css(c)) >= 2]
+            siblings = [c for c in repeating if len({m.root.getparent() for m in sel.css(c)}) == 1]
+            if siblings:
+                return siblings
+            loose = loose or repeating
+            node = node.getparent()
+        if loose:
+            return loose
+        raise PickError("nothing repeats around the clicked element: click inside one of the rows")
+    spec = declaration.fields[name]
+    scope_sel: Any = sel
+    scope = None
+    if declaration.rows is not None:
+        rows = {r.root: r for r in sel.css(declaration.rows)}
+        node = el
+        while node is not None and node not in rows:
+            node = node.getparent()
+        if node is None:
+            raise PickError(f"the clicked element is not inside a row ({declaration.rows}): fix the rows first")
+        scope, scope_sel = node, rows[node]
+    out = []
+    for base in derive(el, scope):
+        found = scope_sel.css(base)
+        if found and found[0].root is el:
+            out.append(f"{base}{spec.pseudo()}")
+    if not out:
+        raise PickError("no selector finds the clicked element; type one by hand")
+    return out[:5]

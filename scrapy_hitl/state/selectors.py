@@ -292,11 +292,14 @@ def values_on(decl: Declaration, name: str, html: str, *, rows: int = 3) -> tupl
 
 
 def preview(db: Database, spider: str, domain: str, field: str, *, css: str | None, xpath: str | None = None,
-            urls: list[str] | None = None, pattern: str | None = None) -> dict[str, Any]:
+            urls: list[str] | None = None, pattern: str | None = None, rows: str | None = None) -> dict[str, Any]:
     """What ``field`` would extract with this selector from the parked (missed) pages of
-    ``domain`` and from its good page: ``{"pages": [{"url", "matched", "values"}], "good": ...}``."""
+    ``domain`` and from its good page: ``{"pages": [{"url", "matched", "values"}], "good": ...}``.
+    ``rows``: a row selector not saved yet (the fixer's draft), for a field of its rows."""
     decls = effective(db, spider, domain)
     decl, name = _split(decls, field)
+    if rows and decl.rows is not None and name != ROWS:
+        decl = Declaration(decl.fields, rows, decl.prefix)
     if name == ROWS:
         trial = Declaration(decl.fields, css, decl.prefix)
     else:
