@@ -7,9 +7,9 @@
    ``queued`` (reason ``worker_lost``) and starts again, at most ``HITL_JOB_MAX_ATTEMPTS``
    times in all.
 2. Run ``scrapy crawl SPIDER -a k=v -s K=V -s HITL_RUN_ID=<run> -s JOBDIR=<data dir>/jobs/<run>``
-   as a child process in the project's folder: the crawl never runs inside the worker. The
-   child gets SIGTERM if the worker dies (``PR_SET_PDEATHSIG``), so a killed worker's crawl
-   still stops gracefully and saves its ``JOBDIR`` for the re-run.
+   as a child process in the project's folder: the crawl never runs inside the worker. A
+   small go-between (child.py) gives the crawl one SIGTERM if the worker dies, so a killed
+   worker's crawl still stops gracefully and saves its ``JOBDIR`` for the re-run.
 3. Stream the child's output, line by line, to the job's log in Redis (batched) and to
    ``<data dir>/job-logs/job-<id>.log``; mirror the run's ``waiting_for_human`` onto the job;
    watch for a cancel (``jobs.CANCEL_CHANNEL`` and the cancel key) and for the worker's own
@@ -53,6 +53,7 @@ LOG_FLUSH = 0.5  # seconds between two sends of the log buffer to Redis
 TAIL_LINES = 60  # last lines kept to explain a failure
 PR_SET_PDEATHSIG = 1
 HOST = socket.gethostname()
+CHILD = str(Path(__file__).with_name("child.py"))  # stops the crawl once if the worker dies
 
 # Scrapy finish reason of a cap -> (JobsConfig field, the job's reason, words)
 LIMIT_REASONS: dict[str, tuple[str, str, str]] = {
@@ -317,9 +318,9 @@ class JobRunner:
             self.log_offset = out.tell()
             self._line(header)
             try:
-                self.proc = subprocess.Popen(cmd, cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                             stderr=subprocess.STDOUT, start_new_session=True,
-                                             preexec_fn=_die_with_parent(os.getpid()))
+                self.proc = subprocess.Popen([sys.executable, CHILD, str(os.getpid()), "--", *cmd], cwd=folder,
+                                             env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                             stderr=subprocess.STDOUT, start_new_session=True)
             except OSError as exc:
                 self._line(f"could not start scrapy: {exc}")
                 self._flush()

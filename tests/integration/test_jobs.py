@@ -1,0 +1,196 @@
+"""Crawls as jobs, end to end: `hitl projects` / `hitl jobs` and real `hitl worker` processes
+running real `scrapy crawl` children against the sandbox (docs/jobs.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.integration.conftest import wait_for
+from tests.support.crawl import DEMO_PROJECT, ROOT
+
+# A crawl slow enough to be stopped in the middle: one request at a time, 0.1 s apart
+# (6 listing pages and 60 quote pages in the sandbox fixture).
+SLOW = ("-s", "CONCURRENT_REQUESTS_PER_DOMAIN=1", "-s", "DOWNLOAD_DELAY=0.1", "-s", "LOG_LEVEL=DEBUG")
+
+
+class Worker:
+    """`hitl worker --queues crawls` as a real process."""
+
+    def __init__(self, env: dict[str, str], tmp_path: Path, *, burst: bool = False, **extra: str) -> None:
+        self.log_path = tmp_path / f"worker-{os.urandom(3).hex()}.log"
+        cmd = [sys.executable, "-m", "hitl_console.cli", "worker", "--queues", "crawls"] + (["--burst"] if burst else [])
+        full_env = {**os.environ, **env, "PYTHONPATH": str(ROOT), "HITL_JOB_LIMIT_CRAWLS": "1",
+                    "HITL_JOB_HEARTBEAT": "1", **extra}
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(cmd, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait(self, timeout: float = 120) -> int:
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise AssertionError(f"worker still running after {timeout}s:\n{self.log()[-4000:]}") from None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.wait()
+
+
+@pytest.fixture
+def project(cli):
+    code, out = cli("projects", "add", str(DEMO_PROJECT), "--json")
+    assert code == 0, out
+    return json.loads(out)["name"]
+
+
+def job_of(state, job_id: int) -> dict:
+    from scrapy_hitl.state import jobs
+
+    return jobs.get(state.db, job_id)
+
+
+def log_of(state, job_id: int) -> str:
+    from scrapy_hitl.state import jobs
+
+    return "\n".join(jobs.read_log(state.redis, job_id, count=100_000)[0])
+
+
+def items(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def test_a_job_crawls_the_sandbox_to_the_end(cli, project, state, fresh_sandbox, hitl_env, tmp_path):
+    feed = tmp_path / "items.jsonl"
+    job = cli.json("jobs", "run", project, "sandbox", "-a", f"base={fresh_sandbox.url}", "-a", "sections=quotes",
+                   "-s", f"FEEDS={json.dumps({str(feed): {'format': 'jsonlines'}})}")
+    assert job["status"] == "queued" and job["run_id"]
+    worker = Worker(hitl_env, tmp_path, burst=True)
+    assert worker.wait() == 0, worker.log()[-4000:]
+
+    shown = cli.json("jobs", "show", str(job["id"]))
+    assert (shown["status"], shown["reason"], shown["attempts"], shown["exit_code"]) == ("finished", "finished", 1, 0)
+    assert shown["started_at"] and shown["finished_at"]
+    assert len(items(feed)) == 60  # 6 pages of 10 quotes, each with its detail page
+    log = cli.json("jobs", "log", str(job["id"]))
+    assert any("Spider closed (finished)" in line for line in log)
+    assert (Path(hitl_env["HITL_DATA_DIR"]) / "job-logs" / f"job-{job['id']}.log").exists()
+    from scrapy_hitl.state import runs
+
+    run = runs.get_run(state.db, job["run_id"])
+    assert (run["status"], run["finish_reason"]) == ("completed", "finished")
+    assert [j["id"] for j in cli.json("jobs", "list", "--status", "finished")] == [job["id"]]
+
+
+def test_a_cap_stops_a_job_with_its_reason_and_a_spider_raising_at_start_fails(
+        cli, project, state, fresh_sandbox, hitl_env, tmp_path):
+    capped = cli.json("jobs", "run", project, "sandbox", "-a", f"base={fresh_sandbox.url}", "-a", "sections=quotes")
+    raising = cli.json("jobs", "run", project, "sandbox", "-a", "sections=quotes")  # no base: __init__ raises
+    worker = Worker(hitl_env, tmp_path, burst=True, HITL_JOB_LIMIT_PAGES="3")
+    assert worker.wait() == 0, worker.log()[-4000:]
+
+    job = job_of(state, capped["id"])
+    assert (job["status"], job["reason"]) == ("failed", "page_limit"), job
+    assert "HITL_JOB_LIMIT_PAGES" in job["message"]
+    assert "Spider closed (closespider_pagecount)" in log_of(state, capped["id"])
+
+    job = job_of(state, raising["id"])
+    assert (job["status"], job["reason"], job["exit_code"]) == ("failed", "crashed", 1), job
+    assert "ValueError: Give the sandbox's address" in job["message"]
+    log = log_of(state, raising["id"])
+    assert "Traceback (most recent call last)" in log and "raise ValueError(" in log
+
+
+def test_cancel_stops_a_running_crawl_gracefully(cli, project, state, fresh_sandbox, hitl_env, tmp_path):
+    job = cli.json("jobs", "run", project, "sandbox", "-a", f"base={fresh_sandbox.url}", "-a", "sections=quotes",
+                   *SLOW)
+    worker = Worker(hitl_env, tmp_path, HITL_JOB_STOP_GRACE="30")
+    try:
+        wait_for(lambda: "Scraped from" in log_of(state, job["id"]), timeout=60, what="the crawl to scrape")
+        pid = job_of(state, job["id"])["pid"]
+        code, out = cli("jobs", "cancel", str(job["id"]))
+        assert code == 0 and "told to stop" in out, out
+        done = wait_for(lambda: (j := job_of(state, job["id"]))["status"] == "cancelled" and j, timeout=60,
+                        what="the job to be cancelled")
+        # stopped by SIGTERM within the grace, not killed
+        assert (done["reason"], done["message"]) == ("cancelled", "stopped on request"), done
+        assert "Spider closed (shutdown)" in log_of(state, job["id"])
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+        code, out = cli("jobs", "cancel", str(job["id"]))  # a job that has ended
+        assert code == 1 and "already ended (cancelled)" in out, out
+    finally:
+        worker.stop()
+
+
+def test_a_killed_worker_job_runs_again_and_delivers_every_item_once(
+        cli, project, state, fresh_sandbox, hitl_env, tmp_path):
+    from rq import Queue
+    from rq.registry import StartedJobRegistry
+
+    from hitl_console.jobs.runner import lease_key
+    from scrapy_hitl.state import jobs, runs
+
+    feed = tmp_path / "items.jsonl"
+    job = cli.json("jobs", "run", project, "sandbox", "-a", f"base={fresh_sandbox.url}", "-a", "sections=quotes",
+                   "-s", f"FEEDS={json.dumps({str(feed): {'format': 'jsonlines'}})}", *SLOW)
+    worker = Worker(hitl_env, tmp_path)
+    wait_for(lambda: log_of(state, job["id"]).count("Scraped from") >= 10, timeout=60, what="10 items")
+    worker.proc.send_signal(signal.SIGKILL)
+    worker.proc.wait()
+    # Its crawl got SIGTERM (PR_SET_PDEATHSIG) and stops gracefully, saving its JOBDIR.
+    wait_for(lambda: not runs.is_alive(state.redis, job["run_id"]), timeout=60, what="the orphan crawl to stop")
+    assert job_of(state, job["id"])["status"] == "running"  # nobody ended it
+    first = items(feed)
+    assert 10 <= len(first) < 60
+
+    # RQ calls the job abandoned once its execution's heartbeat has lapsed (3 x HITL_JOB_HEARTBEAT).
+    registry = StartedJobRegistry(queue=Queue(jobs.QUEUE_NORMAL, connection=state.redis))
+    wait_for(lambda: registry.get_expired_job_ids() and not state.redis.exists(lease_key(job["id"])),
+             timeout=30, what="the dead worker's execution to expire")
+    again = Worker(hitl_env, tmp_path, burst=True)
+    assert again.wait() == 0, again.log()[-4000:]
+
+    done = job_of(state, job["id"])
+    assert (done["status"], done["attempts"]) == ("finished", 2), done
+    log = log_of(state, job["id"])
+    assert "attempt 2" in log
+    assert "worker_lost" in log or done["reason"] == "finished"
+    delivered = items(feed)
+    urls = [i["detail_url"] for i in delivered]
+    assert len(urls) == 60 and len(set(urls)) == 60, (len(first), len(urls), len(set(urls)))
+    with redis.Redis.from_url(hitl_env["HITL_REDIS_URL"]) as r:
+        assert not r.exists(lease_key(job["id"]))
+
+
+def test_bad_input_gets_a_message_not_a_traceback(cli, project, tmp_path):
+    cases = [
+        (("jobs", "run", "nope", "sandbox"), "no project named 'nope'"),
+        (("jobs", "run", project, "nope"), "has no spider 'nope'; its spiders:"),
+        (("jobs", "run", project, "sandbox", "-a", "base"), "is not NAME=VALUE"),
+        (("jobs", "run", project, "sandbox", "-s", "JOBDIR=/tmp/x"), "chosen by the worker"),
+        (("jobs", "run", project, "sandbox", "--priority", "1000"), "priority is an integer from -100 to 100"),
+        (("projects", "add", str(tmp_path)), "has no scrapy.cfg"),
+        (("projects", "remove", "nope"), "no project named 'nope'"),
+        (("jobs", "show", "999"), "no job 999"),
+        (("jobs", "cancel", "999"), "no job 999"),
+    ]
+    for args, message in cases:
+        code, out = cli(*args)
+        assert code != 0 and message in out and "Traceback" not in out, (args, out)
+    job = cli.json("jobs", "run", project, "sandbox", "-a", "sections=quotes")
+    code, out = cli("jobs", "cancel", str(job["id"]))
+    assert code == 0 and f"Cancelled job {job['id']}" in out
+    code, out = cli("jobs", "cancel", str(job["id"]))
+    assert code == 1 and "nothing to cancel" in out
