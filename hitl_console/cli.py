@@ -134,13 +134,17 @@ def console(host: str, port: int, workers: int, threads: int) -> None:
 @click.option("--burst", is_flag=True, help="Sweep once, run what is queued and due, then exit.")
 @click.option("--name", help="The RQ worker name (default: random).")
 @click.option("--sweep-interval", type=float, help="Seconds between sweeps (HITL_WEBHOOK_SWEEP_INTERVAL, 5).")
-def worker(burst: bool, name: str | None, sweep_interval: float | None) -> None:
-    """Deliver webhooks (RQ worker + scheduler), time out overdue consultations, skip overdue items."""
+@click.option("--queues", default="crawls,webhooks", show_default=True,
+              help="crawls (crawl jobs, docs/jobs.md), webhooks (deliveries and the sweep), or both")
+def worker(burst: bool, name: str | None, sweep_interval: float | None, queues: str) -> None:
+    """Run crawl jobs; deliver webhooks (RQ worker + scheduler), time out overdue consultations,
+    skip overdue items. SIGTERM drains: no new job, running crawls stop gracefully and are queued again."""
     import logging
 
+    from hitl_console.jobs.config import JobsConfig
+    from hitl_console.jobs.worker import run_workers
     from hitl_console.notify.config import NotifyConfig
     from hitl_console.webhooks.config import WebhookConfig
-    from hitl_console.webhooks.worker import run_worker
     from scrapy_hitl.state import RedisUnavailable, SchemaError
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
@@ -148,10 +152,15 @@ def worker(burst: bool, name: str | None, sweep_interval: float | None) -> None:
     try:
         config = WebhookConfig.from_env(**({"sweep_interval": sweep_interval} if sweep_interval else {}))
         NotifyConfig.from_env()  # a bad HITL_NOTIFY_* / HITL_PUBLIC_URL is said here, not in a thread
+        jobs_config = JobsConfig.from_env()
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
+    wanted = tuple(dict.fromkeys(q.strip() for q in queues.split(",") if q.strip()))
+    if not wanted or set(wanted) - {"crawls", "webhooks"}:
+        raise click.BadParameter(f"{queues!r}: give crawls, webhooks or crawls,webhooks", param_hint="--queues")
     try:
-        run_worker(StateConfig.from_env(), config, burst=burst, name=name)
+        run_workers(StateConfig.from_env(), wanted, burst=burst, name=name, webhook_config=config,
+                    jobs_config=jobs_config)
     except (RedisUnavailable, SchemaError) as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -840,6 +849,12 @@ main.add_command(_selectors)
 from hitl_console.cli_notify import notify as _notify  # noqa: E402 (docs/notifications.md)
 
 main.add_command(_notify)
+
+
+from hitl_console.cli_jobs import jobs_group as _jobs, projects_group as _projects  # noqa: E402 (docs/jobs.md)
+
+main.add_command(_projects)
+main.add_command(_jobs)
 
 
 if __name__ == "__main__":  # pragma: no cover
