@@ -1,0 +1,121 @@
+"""The job runner's pure decisions: caps as Scrapy settings, the command line, the outcome of
+an exited crawl, and the jobs settings (hitl_console/jobs/runner.py, config.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hitl_console.jobs.config import JobsConfig
+from hitl_console.jobs.runner import build_command, finish_reason_in, limit_settings, outcome, setting_text
+
+PROD = JobsConfig.from_env({"HITL_MODE": "production"})
+LOCAL = JobsConfig.from_env({})
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({}, {"mode": "local", "crawls": 2, "browser_pages": 4, "memory_mb": 0, "pages": 0, "time": 0}),
+    ({"HITL_MODE": "production"},
+     {"mode": "production", "crawls": 4, "browser_pages": 4, "memory_mb": 2048, "pages": 100_000, "time": 86_400}),
+    ({"HITL_MODE": "Production ", "HITL_JOB_LIMIT_PAGES": "0"}, {"mode": "production", "pages": 0}),
+    ({"HITL_JOB_LIMIT_CRAWLS": "1", "HITL_JOB_LIMIT_TIME": "90.5"}, {"crawls": 1, "time": 90.5}),
+    ({"HITL_JOB_STOP_GRACE": "5", "HITL_JOB_HEARTBEAT": "1", "HITL_JOB_MAX_ATTEMPTS": "2"},
+     {"stop_grace": 5.0, "heartbeat": 1.0, "max_attempts": 2}),
+])
+def test_config_from_env(env, expected):
+    config = JobsConfig.from_env(env)
+    assert {k: getattr(config, k) for k in expected} == expected
+
+
+@pytest.mark.parametrize(("env", "names"), [
+    ({"HITL_MODE": "cloud"}, "HITL_MODE"),
+    ({"HITL_JOB_LIMIT_PAGES": "many"}, "HITL_JOB_LIMIT_PAGES"),
+    ({"HITL_JOB_LIMIT_MEMORY_MB": "-1"}, "HITL_JOB_LIMIT_MEMORY_MB"),
+    ({"HITL_JOB_LIMIT_CRAWLS": "0"}, "HITL_JOB_LIMIT_CRAWLS"),
+    ({"HITL_JOB_MAX_ATTEMPTS": "50"}, "HITL_JOB_MAX_ATTEMPTS"),
+])
+def test_config_names_the_bad_setting(env, names):
+    with pytest.raises(ValueError, match=names):
+        JobsConfig.from_env(env)
+
+
+@pytest.mark.parametrize(("job_settings", "config", "settings", "capped"), [
+    ({}, LOCAL, {"HITL_BROWSER_MAX_PAGES": 4}, {}),
+    ({}, PROD, {"CLOSESPIDER_PAGECOUNT": 100_000, "CLOSESPIDER_TIMEOUT": 86_400, "MEMUSAGE_LIMIT_MB": 2048,
+                "MEMUSAGE_ENABLED": True, "HITL_BROWSER_MAX_PAGES": 4},
+     {"closespider_pagecount": "page_limit", "closespider_timeout": "time_limit",
+      "memusage_exceeded": "memory_limit"}),
+    # the job's own lower cap stays, and its finish reason is then the job's, not a cap's
+    ({"CLOSESPIDER_PAGECOUNT": "10", "HITL_BROWSER_MAX_PAGES": 2}, PROD,
+     {"CLOSESPIDER_TIMEOUT": 86_400, "MEMUSAGE_LIMIT_MB": 2048, "MEMUSAGE_ENABLED": True},
+     {"closespider_timeout": "time_limit", "memusage_exceeded": "memory_limit"}),
+    # a higher one is lowered to the cap; 0 (Scrapy's "no limit") too
+    ({"CLOSESPIDER_PAGECOUNT": 10**9, "CLOSESPIDER_TIMEOUT": 0}, JobsConfig(pages=5, time=60.5),
+     {"CLOSESPIDER_PAGECOUNT": 5, "CLOSESPIDER_TIMEOUT": 60.5, "HITL_BROWSER_MAX_PAGES": 4},
+     {"closespider_pagecount": "page_limit", "closespider_timeout": "time_limit"}),
+])
+def test_limit_settings(job_settings, config, settings, capped):
+    assert limit_settings(job_settings, config) == (settings, capped)
+
+
+def test_build_command_passes_args_settings_run_and_jobdir():
+    job = {"spider": "shop", "args": {"category": "a b"}, "run_id": "r1",
+           "settings": {"FEEDS": {"/x.jsonl": {"format": "jsonlines"}}, "DOWNLOAD_DELAY": 0.5}}
+    cmd, capped = build_command(job, JobsConfig(pages=3), Path("/data/jobs/r1"))
+    assert cmd[1:5] == ["-m", "scrapy", "crawl", "shop"]
+    pairs = list(zip(cmd[5::2], cmd[6::2], strict=True))
+    assert pairs == [("-a", "category=a b"), ("-s", 'FEEDS={"/x.jsonl": {"format": "jsonlines"}}'),
+                     ("-s", "DOWNLOAD_DELAY=0.5"), ("-s", "CLOSESPIDER_PAGECOUNT=3"),
+                     ("-s", "HITL_BROWSER_MAX_PAGES=4"), ("-s", "HITL_RUN_ID=r1"), ("-s", "JOBDIR=/data/jobs/r1")]
+    assert capped == {"closespider_pagecount": "page_limit"}
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    ("x", "x"), (True, "True"), (False, "False"), (3, "3"), (0.25, "0.25"), (None, "null"),
+    ({"a": 1}, '{"a": 1}'), (["a", "b"], "a,b"),
+])
+def test_setting_text(value, text):
+    assert setting_text(value) == text
+
+
+TRACEBACK = ["2026-01-01 [scrapy.utils.log] INFO: Scrapy started", "Traceback (most recent call last):",
+             '  File "x.py", line 1, in <module>', "    raise ValueError('no base')",
+             "ValueError: no base"]
+
+
+@pytest.mark.parametrize(("kwargs", "expected"), [
+    ({"finish_reason": "finished", "exit_code": 0}, ("finished", "finished", "")),
+    ({"finish_reason": None, "exit_code": 0}, ("finished", "finished", "")),  # a project without the add-on
+    ({"finish_reason": "closespider_itemcount", "exit_code": 0},
+     ("finished", "closespider_itemcount", "")),  # the job's own limit
+    ({"finish_reason": "closespider_pagecount", "exit_code": 0, "capped": {"closespider_pagecount": "page_limit"}},
+     ("failed", "page_limit", "stopped at the page cap (3 pages, HITL_JOB_LIMIT_PAGES)")),
+    ({"finish_reason": "memusage_exceeded", "exit_code": 0, "capped": {"memusage_exceeded": "memory_limit"}},
+     ("failed", "memory_limit", "stopped at the memory cap (0 MB, HITL_JOB_LIMIT_MEMORY_MB)")),
+    ({"finish_reason": "hitl_paused", "exit_code": 0},
+     ("waiting_for_human", "hitl_paused", "requests wait for a human; resolving them queues this job again")),
+    ({"finish_reason": None, "exit_code": 1, "tail": TRACEBACK},
+     ("failed", "crashed", "scrapy crawl exited with code 1: ValueError: no base")),
+    ({"finish_reason": "shutdown", "exit_code": 0},
+     ("failed", "shutdown", "the crawl closed with finish reason 'shutdown'")),
+    ({"finish_reason": "finished", "exit_code": -9}, ("failed", "killed", "scrapy crawl was killed by signal 9")),
+    ({"finish_reason": "shutdown", "exit_code": 0, "cancelled": True}, ("cancelled", "cancelled", "stopped on request")),
+    ({"finish_reason": None, "exit_code": -9, "cancelled": True},
+     ("cancelled", "cancelled", "stopped on request (killed after HITL_JOB_STOP_GRACE)")),
+    ({"finish_reason": "shutdown", "exit_code": 0, "drained": True},
+     ("queued", "drained", "its worker shut down; queued again to continue from its JOBDIR")),
+])
+def test_outcome(kwargs, expected):
+    assert outcome(**{"capped": {}, "config": JobsConfig(pages=3), **kwargs}) == expected
+
+
+@pytest.mark.parametrize(("line", "reason"), [
+    ("2026-12-06 05:21:12 [scrapy.core.engine] INFO: Spider closed (finished)", "finished"),
+    ("2026-12-06 05:21:12 [scrapy.core.engine] INFO: Spider closed (closespider_pagecount)\n",
+     "closespider_pagecount"),
+    ("2026-12-06 05:21:12 [scrapy.core.engine] INFO: Closing spider (finished)", None),
+    ("Spider closed (", None),
+])
+def test_finish_reason_in(line, reason):
+    assert finish_reason_in(line) == reason
