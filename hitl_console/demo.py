@@ -54,6 +54,22 @@ DEMO_EMAIL = "demo@example.com"
 CRAWL_STOP_TIMEOUT = 20  # seconds a crawl gets to shut down cleanly before its process group is killed
 
 
+def register_demo_project(db: Any) -> str:
+    """Register the repo's ``projects/demo`` as the project ``demo`` (``hitl demo``, ``hitl
+    up``), so the console's Jobs page can start its spiders at once. A line saying what was
+    done, or why not; "" when the package runs without the repo's projects (installed)."""
+    from scrapy_hitl.state import projects
+
+    if not (DEMO_PROJECT / "scrapy.cfg").is_file():
+        return ""
+    try:
+        found = projects.add(db, DEMO_PROJECT, "demo")
+    except projects.ProjectInvalid as exc:  # a project of yours is called demo: leave it be
+        return f"Project   demo not registered: {exc}"
+    spiders = ", ".join(found["spiders"]) or f"none ({found['spiders_error']})"
+    return f"Project   demo ({DEMO_PROJECT}), spiders: {spiders}; start them from the console's Jobs page"
+
+
 def _say(text: str, **style: Any) -> None:
     click.echo(click.style(text, **style))
 
@@ -161,6 +177,9 @@ def _run(*, keep: bool, interactive: bool) -> int:
     try:
         password = secrets.token_urlsafe(9)
         create_user(state.db, DEMO_EMAIL, password, "admin")
+        registered = register_demo_project(state.db)
+        if registered:
+            _say(registered)
         console.start()
         if moved:
             _say(moved, fg="yellow")

@@ -25,6 +25,11 @@ def run_stack(config: StateConfig, *, host: str = "127.0.0.1", port: int = 8000,
     before, after = database.upgrade()
     click.echo(f"Database  {database.safe_url}  schema {after}"
                + (f" (upgraded from {before or 'empty'})" if before != after else ""))
+    from hitl_console.demo import register_demo_project
+
+    registered = register_demo_project(database)
+    if registered:
+        click.echo(registered)
     database.dispose()
 
     embedded: EmbeddedRedis | None = None

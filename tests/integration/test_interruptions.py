@@ -62,6 +62,7 @@ def test_hitl_up_runs_the_stack_until_ctrl_c(tmp_path):
             break
     assert any("upgraded from empty" in x for x in lines), lines
     assert any(f"Console   http://127.0.0.1:{port}/" in x for x in lines), lines
+    assert any(x.startswith("Project   demo (") and "spiders: sandbox" in x for x in lines), lines
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as resp:
         assert json.loads(resp.read())["status"] == "ok"
     assert (tmp_path / "data" / "redis.sock").exists()
@@ -88,6 +89,6 @@ def test_hitl_demo_shows_the_whole_loop(tmp_path):
     for needle in ("BLOCKED  vip.sandbox.test", "Intervention #1 opened", "interventions resolve 1 --cookies",
                    "resumed 1 request to vip.sandbox.test", "quotes   50 / 50 items  ok",
                    "vip      50 / 50 items  ok", "Console on http://127.0.0.1:",
-                   "log in as demo@example.com / ", "/interventions/1/resolve (cookies from cookies.txt): 1 parked request released"):
+                   "log in as demo@example.com / ", "Project   demo (", "/interventions/1/resolve (cookies from cookies.txt): 1 parked request released"):
         assert needle in text, text
     assert not (tmp_path / ".hitl-demo" / "redis.sock").exists()  # its Redis was stopped
