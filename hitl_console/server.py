@@ -44,8 +44,9 @@ class ConsoleServer(BaseApplication):  # type: ignore[misc]
         from hitl_console.live import MAX_LIVE_KEY
 
         app = create_app()
-        # A websocket holds its thread for as long as it is open: keep a quarter of them
-        # (at least 4) for the JSON API, or enough open tabs would starve every page.
+        # A websocket or an event stream (SSE) holds its thread for as long as it is open:
+        # they share this cap, and a quarter of the threads (at least 4) stay for the JSON
+        # API, or enough open tabs and dashboards would starve every page.
         threads = self.options["threads"]
         app.config[MAX_LIVE_KEY] = max(1, threads - max(4, threads // 4))
         # A long-poll (GET /api/v1/consultations/<id>?wait=N) holds its thread up to 60 s:
