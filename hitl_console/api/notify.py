@@ -170,26 +170,26 @@ def _own(kind: str, item_id: int, take: bool) -> Any:
     return jsonify(result)
 
 
-@bp.post("/api/v1/interventions/<int:item_id>/owner")
+@bp.post("/api/v1/interventions/<int:intervention_id>/owner")
 @require()
-def intervention_take(item_id: int) -> Any:
+def intervention_take(intervention_id: int) -> Any:
     """The caller is on it: the intervention is theirs, and its escalation stops."""
-    return _own("intervention", item_id, True)
+    return _own("intervention", intervention_id, True)
 
 
-@bp.delete("/api/v1/interventions/<int:item_id>/owner")
+@bp.delete("/api/v1/interventions/<int:intervention_id>/owner")
 @require()
-def intervention_release(item_id: int) -> Any:
-    return _own("intervention", item_id, False)
+def intervention_release(intervention_id: int) -> Any:
+    return _own("intervention", intervention_id, False)
 
 
-@bp.post("/api/v1/consultations/<int:item_id>/owner")
+@bp.post("/api/v1/consultations/<int:consultation_id>/owner")
 @require()
-def consultation_take(item_id: int) -> Any:
-    return _own("consultation", item_id, True)
+def consultation_take(consultation_id: int) -> Any:
+    return _own("consultation", consultation_id, True)
 
 
-@bp.delete("/api/v1/consultations/<int:item_id>/owner")
+@bp.delete("/api/v1/consultations/<int:consultation_id>/owner")
 @require()
-def consultation_release(item_id: int) -> Any:
-    return _own("consultation", item_id, False)
+def consultation_release(consultation_id: int) -> Any:
+    return _own("consultation", consultation_id, False)

@@ -88,3 +88,20 @@ class NotifyConfig:
             values["public_url"] = check_public_url(env["HITL_PUBLIC_URL"])
         values.update(overrides)
         return cls(**values)
+
+
+def failing_channels(state: Any) -> dict[str, Any]:
+    """For ``/health`` and ``hitl status``: the channels whose last HITL_NOTIFY_FAILING_AFTER
+    attempts or more failed (ids and names only on ``/health``, which is unauthenticated).
+    Never raises: a health check reports."""
+    from scrapy_hitl.state import notify_channels
+
+    try:
+        after = NotifyConfig.from_env().failing_after
+    except ValueError:
+        after = defaults.HITL_NOTIFY_FAILING_AFTER
+    try:
+        failing = notify_channels.failing(state, failing_after=after)
+    except Exception as exc:  # the database is down: said by its own check
+        return {"ok": False, "error": type(exc).__name__, "failing": []}
+    return {"ok": not failing, "failing": failing}
