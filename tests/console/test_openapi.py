@@ -40,6 +40,7 @@ from tests.support.console import PASSWORD
 SPEC = json.loads(document_bytes())
 METHODS = {"get", "put", "post", "delete", "patch"}
 NOT_IN_THE_API = {"pages", "live", "live_view", "job_log_ws", "job_pages", "fixer"}  # HTML pages and the websockets: blueprints the document skips
+NOT_IN_THE_API |= {"notify_pages"}  # the Notifications page (docs/notifications.md)
 
 
 def strict(spec: dict) -> dict:
