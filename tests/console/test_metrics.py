@@ -13,7 +13,7 @@ from rq import Queue, Worker
 
 from hitl_console.app import create_app
 from hitl_console.metrics import BUCKETS
-from scrapy_hitl.state import consultations, interventions, models
+from scrapy_hitl.state import consultations, interventions, models, ownership
 from scrapy_hitl.state.parking import ParkEntry
 from scrapy_hitl.state.runs import create_run, heartbeat
 
@@ -81,12 +81,16 @@ def test_each_metric_counts_the_shared_state(app):
 
     # interventions: two open, one resolved 90 s after the block
     first, _ = interventions.open_or_update(state, type="captcha_solve", reason="captcha", domain="a.example")
-    interventions.open_or_update(state, type="captcha_solve", reason="captcha", domain="b.example")
+    second, _ = interventions.open_or_update(state, type="captcha_solve", reason="captcha", domain="b.example")
     interventions.open_or_update(state, type="login_refresh", reason="http_401", domain="a.example")
     interventions.resolve(state, first["id"], actor="test")
     with state.db.session() as s:
         row = s.get(models.Intervention, first["id"])
         row.resolved_at = row.created_at + timedelta(seconds=90)
+    ownership.take(state, "intervention", second["id"], owner="console:me@example.com")  # "I'm on it"
+    with state.db.session() as s:
+        owned = s.get(models.Intervention, second["id"])
+        owned.created_at = owned.owned_at - timedelta(seconds=45)  # blocked 45 s before
     # parked requests on 22 domains: the top 20 by count, then the rest summed
     for i in range(22):
         _park(state, f"d{i:02}.example", 1 + (i >= 2))
@@ -114,6 +118,9 @@ def test_each_metric_counts_the_shared_state(app):
                   if k[0] == "hitl_intervention_resolution_seconds_bucket" and dict(k[1])["type"] == "captcha_solve"}
     assert resolution == {**{str(float(b)): float(b >= 90) for b in BUCKETS}, "+Inf": 1.0}
     assert 89 < got[("hitl_intervention_resolution_seconds_sum", (("type", "captcha_solve"),))] < 91
+    owner = {dict(k[1]).get("le"): v for k, v in got.items()
+             if k[0] == "hitl_intervention_owner_seconds_bucket" and dict(k[1])["type"] == "captcha_solve"}
+    assert owner == {**{str(float(b)): float(b >= 45) for b in BUCKETS}, "+Inf": 1.0}
     assert got[("hitl_domains_paused", ())] == 2
     parked = {dict(k[1])["domain"]: v for k, v in got.items() if k[0] == "hitl_parked_requests"}
     assert len(parked) == 21 and parked["_other"] == 2 and parked["d21.example"] == 2 and "d00.example" not in parked
