@@ -13,7 +13,8 @@ from rq import Queue, Worker
 
 from hitl_console.app import create_app
 from hitl_console.metrics import BUCKETS
-from scrapy_hitl.state import consultations, interventions, models, ownership
+from scrapy_hitl.state import consultations, interventions, models, notifications, notify_channels, ownership
+from scrapy_hitl.state.models import utcnow
 from scrapy_hitl.state.parking import ParkEntry
 from scrapy_hitl.state.runs import create_run, heartbeat
 
@@ -111,6 +112,16 @@ def test_each_metric_counts_the_shared_state(app):
     worker.set_state("idle")  # what a started worker waiting for jobs says
     Queue("hitl-test", connection=state.redis).enqueue("builtins.print", "x")
 
+    # notifications: one delivered at the first attempt, one failed once and waiting to retry
+    channel = notify_channels.add(state, name="team", url="json://127.0.0.1/hook", scheme="json",
+                                  redacted="json://127.0.0.1/…", actor="test")
+    for key, outcome in (("g1", "delivered"), ("g2", "retry")):
+        message_id, _when = notifications.add(state.db, channel_id=channel["id"], group_key=key,
+                                              event_type="intervention.created", throttle=0)
+        claim = notifications.claim(state.db, message_id, lease_seconds=30)
+        notifications.finish(state.db, claim, outcome, error=None if outcome == "delivered" else "HTTP 500",
+                             next_attempt_at=utcnow() + timedelta(seconds=60))
+
     families, got = scrape(client)
     assert got[("hitl_interventions_open", (("type", "captcha_solve"),))] == 1
     assert got[("hitl_interventions_open", (("type", "login_refresh"),))] == 1
@@ -132,6 +143,11 @@ def test_each_metric_counts_the_shared_state(app):
     assert got[("hitl_crawlers_live", ())] == 1
     assert (got[("hitl_workers", (("state", "idle"),))], got[("hitl_workers", (("state", "busy"),))]) == (1, 0)
     assert got[("hitl_queue_jobs", (("queue", "hitl-test"),))] == 1
+    assert got[("hitl_notification_attempts_total", (("outcome", "delivered"),))] == 1
+    assert got[("hitl_notification_attempts_total", (("outcome", "error"),))] == 1
+    assert (got[("hitl_notifications", (("state", "delivered"),))], got[("hitl_notifications", (("state", "pending"),))]) \
+        == (1, 1)
+    assert got[("hitl_webhook_attempts_total", (("outcome", "delivered"),))] == 0
     assert families["hitl_webhook_attempts"].type == "counter"
     assert families["hitl_intervention_resolution_seconds"].type == "histogram"
     worker.register_death()
