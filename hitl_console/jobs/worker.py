@@ -106,7 +106,7 @@ def run_crawl_worker(state_config: StateConfig, config: JobsConfig, *, burst: bo
 
 class CrawlWorkers:
     """``HITL_JOB_LIMIT_CRAWLS`` crawl workers as child processes of ``hitl worker``. A child
-    that dies is started again; ``stop`` drains them all. Each child gets SIGTERM if this
+    that crashes is started again; ``stop`` drains them all. Each child gets SIGTERM if this
     process dies (``PR_SET_PDEATHSIG``): a killed ``hitl worker`` leaves no crawl unwatched."""
 
     def __init__(self, config: JobsConfig, *, name: str | None = None) -> None:
@@ -132,7 +132,10 @@ class CrawlWorkers:
     def _supervise(self) -> None:
         while not self.stopping.wait(1.0):
             for slot, proc in enumerate(self.procs):
-                if proc is not None and proc.poll() is not None and not self.stopping.is_set():
+                # A crash is restarted; an exit on request (0, SIGTERM, SIGINT: the stack is
+                # stopping, or someone drained that worker) is not.
+                if (proc is not None and proc.poll() is not None and not self.stopping.is_set()
+                        and proc.returncode not in (0, -signal.SIGTERM, -signal.SIGINT)):
                     logger.warning("Crawl worker %(slot)s exited with %(code)s; starting it again",
                                    {"slot": slot, "code": proc.returncode})
                     self.procs[slot] = self._spawn(slot)

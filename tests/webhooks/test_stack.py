@@ -1,4 +1,4 @@
-"""``hitl up`` runs the webhook worker next to Redis, and stops it with the stack."""
+"""``hitl up`` runs the worker (webhooks and crawl jobs) next to Redis, and stops it with the stack."""
 
 from __future__ import annotations
 
@@ -27,12 +27,16 @@ def test_hitl_up_runs_the_worker_and_stops_it(tmp_path):
             lines.append(proc.stdout.readline())
         assert any(line.startswith("Worker    webhooks") for line in lines), lines
         redis = EmbeddedRedis(data).client()
-        (worker,) = wait_for(lambda: Worker.all(connection=redis), what="the worker to register with RQ")
-        assert [q.name for q in worker.queues] == ["hitl-webhooks"]
+        # the webhook worker, and one crawl worker per HITL_JOB_LIMIT_CRAWLS (2 in local mode)
+        workers = wait_for(lambda: len(found := Worker.all(connection=redis)) >= 3 and found,
+                           what="the workers to register with RQ")
+        served = sorted(q.name for w in workers for q in w.queues)
+        assert "hitl-webhooks" in served and served.count("hitl-crawls") == 2, served
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
         assert proc.returncode == 0 and "Stopped." in out
-        assert not os.path.exists(f"/proc/{worker.pid}"), "the worker outlived the stack"
+        for worker in workers:
+            assert not os.path.exists(f"/proc/{worker.pid}"), "a worker outlived the stack"
         assert oct((data / "worker.log").stat().st_mode & 0o777) == oct(0o600)  # it holds request details
     finally:
         if proc.poll() is None:
