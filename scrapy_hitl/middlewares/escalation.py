@@ -26,6 +26,7 @@ from scrapy_hitl.browser.config import BrowserConfig, BrowserNotFound, find_chro
 from scrapy_hitl.browser.handler import BROWSER_TIERS
 from scrapy_hitl.live.config import LiveConfig
 from scrapy_hitl.middlewares.blocks import HitlBlockMiddleware
+from scrapy_hitl.middlewares.robots import is_robots_fetch
 from scrapy_hitl.runtime import HitlRuntime, request_domain, stats_method
 from scrapy_hitl.tiers import TIERS, Ladder, Plan, TierMemory, parse_tiers, path_pattern
 
@@ -131,6 +132,9 @@ class HitlEscalationMiddleware:
     def process_request(self, request: Request, spider: Spider | None = None) -> None:
         meta = request.meta
         if meta.get("dont_hitl"):
+            return None
+        if meta.get("dont_obey_robotstxt") and is_robots_fetch(request):
+            meta["dont_hitl"] = True  # never climbed, judged or parked: see robots.py
             return None
         plan = meta.get("hitl_escalation")
         max_tier = meta.get("hitl_max_tier")

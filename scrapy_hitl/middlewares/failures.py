@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from scrapy.exceptions import IgnoreRequest, NotConfigured
 
+from scrapy_hitl.middlewares import robots
 from scrapy_hitl.middlewares.blocks import without_browser_meta
 from scrapy_hitl.runtime import HitlRuntime, request_domain
 
@@ -69,8 +70,12 @@ class HitlFailureMiddleware:
 
     def process_exception(self, request: Request, exception: Exception,
                           spider: Spider | None = None) -> None:
-        if isinstance(exception, IgnoreRequest) or request.meta.get("dont_hitl"):
-            return None  # parked, or dropped on purpose: not a failure of the site
+        if isinstance(exception, IgnoreRequest):
+            if robots.is_refusal(exception):
+                robots.record_refusal(self.stats, request)
+            return None  # parked, refused by robots.txt, or dropped on purpose: not a failure of the site
+        if request.meta.get("dont_hitl"):
+            return None
         self.rt.snapshots.download_failed(request, request_domain(request), exception=exception)
         self._failed(request, f"{type(exception).__name__}: {exception}"[:200], None)
         return None

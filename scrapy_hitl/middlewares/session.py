@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from scrapy.exceptions import NotConfigured
 
+from scrapy_hitl.middlewares.robots import is_robots_fetch
 from scrapy_hitl.runtime import HitlRuntime, request_domain
 
 if TYPE_CHECKING:
@@ -41,6 +42,9 @@ class HitlSessionMiddleware:
 
     def process_request(self, request: Request, spider: Spider | None = None) -> None:
         if request.meta.get("dont_hitl"):
+            return None
+        if request.meta.get("dont_obey_robotstxt") and is_robots_fetch(request):
+            request.meta["dont_hitl"] = True  # never held, judged or parked: see robots.py
             return None
         rt = self.rt
         domain = request_domain(request)

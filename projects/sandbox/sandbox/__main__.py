@@ -46,6 +46,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="delay the guarded section's data API by this many milliseconds more (default 0)",
     )  # fmt: skip
     parser.add_argument(
+        "--robots-disallow", default=None, metavar="PATH[,PATH...]",
+        help="paths /robots.txt disallows for every user agent (default: none)",
+    )  # fmt: skip
+    parser.add_argument(
         "--exit-with-parent", action="store_true",
         help="stop when the parent process dies (SandboxServer passes it: no orphan servers)",
     )  # fmt: skip
@@ -61,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             mixed_items=args.mixed_items, mixed_js_share=args.mixed_js_share, mixed_seed=args.mixed_seed,
             mixed_guarded_share=args.mixed_guarded_share,
             vip_pass=args.vip_pass, force_captcha=args.force_captcha, cf_bind_ua=args.cf_bind_ua,
-            latency_ms=args.latency_ms, data_latency_ms=args.data_latency_ms,
+            latency_ms=args.latency_ms, data_latency_ms=args.data_latency_ms, robots_disallow=args.robots_disallow,
         )  # fmt: skip
     except ValueError as exc:
         print(f"sandbox: invalid option: {exc}", file=sys.stderr)

@@ -54,6 +54,9 @@ class SiteConfig:
     #: Bind ``cf_clearance`` to the User-Agent that solved the challenge, like Cloudflare
     #: (env ``SANDBOX_CF_BIND_UA``).
     cf_bind_ua: bool = False
+    #: Paths ``/robots.txt`` disallows for every user agent, comma-separated (``--robots-disallow``);
+    #: none by default, so the site allows everything.
+    robots_disallow: str = ""
     #: HMAC key for challenge codes and clearance tokens (env ``SANDBOX_SECRET``); a fixed
     #: secret keeps issued ``cf_clearance`` cookies valid across restarts.
     secret: str = field(default_factory=lambda: secrets.token_hex(16), repr=False)
