@@ -296,14 +296,15 @@ def interventions_resolve(obj: _Ctx, intervention_id: int, cookies_file: Path | 
     state = obj.state()
     cookies = None
     source_format = ""
+    origins: tuple[dict[str, Any], ...] = ()
     if cookies_file is not None:
         domain = _get_intervention(obj, intervention_id)["domain"]
         parsed = _read_cookies(cookies_file, fmt, default_domain=domain)
-        cookies, source_format = parsed.cookies, parsed.format
+        cookies, source_format, origins = parsed.cookies, parsed.format, parsed.origins
         user_agent = user_agent or parsed.user_agent
     try:
         result = resolve(state, intervention_id, cookies=cookies, user_agent=user_agent, proxy=proxy,
-                         source_format=source_format, note=note, actor="cli")
+                         source_format=source_format, note=note, actor="cli", origins=origins)
     except (InterventionNotFound, InterventionClosed, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
@@ -366,62 +367,82 @@ def interventions_cancel(obj: _Ctx, intervention_id: int, note: str, as_json: bo
 # --- sessions ------------------------------------------------------------------------------------
 @main.group()
 def sessions() -> None:
-    """The session vault: captured cookies per domain (values are never shown)."""
+    """The session vault: pools of named sessions per domain (values are never shown)."""
 
 
 @sessions.command("list")
+@click.argument("domain", required=False)
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-def sessions_list(obj: _Ctx, as_json: bool) -> None:
-    rows = obj.state().vault.list()
+def sessions_list(obj: _Ctx, domain: str | None, as_json: bool) -> None:
+    """Every session (or DOMAIN's pool): health, age, uses, errors; never a value."""
+    vault = obj.state().vault
+    rows = vault.pool_info(domain) if domain else vault.list()
     if as_json:
         _echo_json(rows)
         return
     if not rows:
-        click.echo("The vault is empty.")
+        click.echo("The vault is empty." if not domain else f"No session for {domain}.")
         return
     for r in rows:
-        click.echo(f"{r['domain']:30} {r['health']:8} captured {r['captured_at'][:19]}  "
-                   f"expires {(r['expires_at'] or 'never')[:19]}  cookies: {', '.join(r['cookie_names'])}")
+        storage = f"  localStorage: {', '.join(o['origin'] for o in r['origins'])}" if r["origins"] else ""
+        click.echo(f"{r['domain']:30} {r['name']:12} {r['health']:8} captured {r['captured_at'][:19]}  "
+                   f"expires {(r['expires_at'] or 'never')[:19]}  uses {r['uses']}  errors {r['errors']}  "
+                   f"cookies: {', '.join(r['cookie_names'])}{storage}")
 
 
 @sessions.command("import")
 @click.argument("domain")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--name", default="default", show_default=True,
+              help="The session's name in the domain's pool (an account: alice, buyer-2).")
+@click.option("--replace", is_flag=True, help="Replace the session of that name if the domain has one.")
 @click.option("--format", "fmt", type=click.Choice(["cookie-editor-json", "netscape",
               "playwright-storage-state", "cookie-header"]))
 @click.option("--user-agent")
 @click.option("--proxy")
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
-def sessions_import(obj: _Ctx, domain: str, file: Path, fmt: str | None, user_agent: str | None,
-                    proxy: str | None, as_json: bool) -> None:
-    """Store cookies for DOMAIN; crawls attach them to every request for it."""
-    from scrapy_hitl.state.vault import capture, normalize_domain
+def sessions_import(obj: _Ctx, domain: str, file: Path, name: str, replace: bool, fmt: str | None,
+                    user_agent: str | None, proxy: str | None, as_json: bool) -> None:
+    """Store a session for DOMAIN (cookies, and localStorage from a storage_state); crawls
+    rotate over the domain's sessions."""
+    from scrapy_hitl.state.vault import SessionExists, capture, check_name, normalize_domain
 
     domain = normalize_domain(domain)
+    try:
+        check_name(name)
+    except ValueError as exc:
+        raise click.ClickException(f"--name: {exc}") from exc
     parsed = _read_cookies(file, fmt, default_domain=domain)
     try:
-        info = capture(obj.state(), domain, parsed.cookies, user_agent=user_agent or parsed.user_agent,
-                       proxy=proxy, source_format=parsed.format, captured_by="cli")
+        info = capture(obj.state(), domain, parsed.cookies, name=name, origins=parsed.origins,
+                       user_agent=user_agent or parsed.user_agent, proxy=proxy, source_format=parsed.format,
+                       captured_by="cli", replace=replace)
+    except SessionExists as exc:
+        raise click.ClickException(str(exc)) from exc
     except ValueError as exc:
         raise click.ClickException(f"{file}: {exc}") from exc
     if as_json:
         _echo_json(info)
     else:
-        click.echo(f"Stored {len(info['cookie_names'])} cookies for {domain} ({parsed.format}).")
+        storage = f" and localStorage of {len(info['origins'])} origin(s)" if info["origins"] else ""
+        click.echo(f"Stored {len(info['cookie_names'])} cookies{storage} for {domain} as session "
+                   f"{info['name']!r} ({parsed.format}).")
 
 
 @sessions.command("delete")
 @click.argument("domain")
+@click.option("--name", help="Delete only this session of the domain's pool (default: all of them).")
 @pass_ctx
-def sessions_delete(obj: _Ctx, domain: str) -> None:
+def sessions_delete(obj: _Ctx, domain: str, name: str | None) -> None:
     from scrapy_hitl.state.vault import forget, normalize_domain
 
     domain = normalize_domain(domain)
-    if not forget(obj.state(), domain, reason="deleted"):
-        raise click.ClickException(f"No session for {domain}. See `hitl sessions list`.")
-    click.echo(f"Deleted the session of {domain}.")
+    if not forget(obj.state(), domain, name=name, reason="deleted"):
+        what = f"No session named {name!r} for {domain}" if name else f"No session for {domain}"
+        raise click.ClickException(f"{what}. See `hitl sessions list`.")
+    click.echo(f"Deleted the session {name!r} of {domain}." if name else f"Deleted the sessions of {domain}.")
 
 
 # --- users ---------------------------------------------------------------------------------------
@@ -855,6 +876,8 @@ from hitl_console.cli_jobs import jobs_group as _jobs, projects_group as _projec
 
 main.add_command(_projects)
 main.add_command(_jobs)
+
+import hitl_console.cli_schedules  # noqa: E402, F401 (adds `hitl jobs schedule|schedules|unschedule`)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -150,6 +150,8 @@ class ParsedCookies:
     cookies: tuple[Cookie, ...]
     format: str  # one of FORMATS
     user_agent: str | None = None  # only when the export carries one, which is rare
+    # Playwright storage_state only: [{"origin": "https://host", "localStorage": [{"name", "value"}]}]
+    origins: tuple[dict[str, Any], ...] = ()
 
 
 def parse_cookies(
@@ -193,7 +195,7 @@ def parse_cookies(
             source=source,
         )
     parsed = _PARSERS[fmt](text, source, default_domain)
-    if not parsed.cookies:
+    if not parsed.cookies and not parsed.origins:  # a login kept in localStorage alone is one
         raise _no_cookies(fmt, source)
     return parsed
 
@@ -415,7 +417,46 @@ def _parse_storage_state(text: str, source: str, default_domain: str | None) -> 
         cookies=_from_entries(items, fmt=fmt, source=source, default_domain=default_domain),
         format=fmt,
         user_agent=user_agent if isinstance(user_agent, str) else None,
+        origins=parse_origins(data.get("origins", []), source=source),
     )
+
+
+def parse_origins(items: Any, *, source: str = "<input>") -> tuple[dict[str, Any], ...]:
+    """A storage_state's ``origins``: each ``{"origin": "https://host[:port]", "localStorage":
+    [{"name": str, "value": str}, ...]}``. Raises :class:`CookieFormatError` naming the entry
+    and the problem; an origin with no localStorage is dropped (it restores nothing)."""
+    fmt = "playwright-storage-state"
+    if not isinstance(items, list):
+        raise CookieFormatError(fmt=fmt, problem=f'"origins" is {_json_type(items)}, not a list',
+                                source=source)
+    out = []
+    for number, entry in enumerate(items, start=1):
+        def fail(problem: str, number: int = number) -> CookieFormatError:
+            return CookieFormatError(fmt=fmt, problem=f"origins entry {number}: {problem}", source=source,
+                                     fix='Each origins entry is {"origin": "https://host", "localStorage": '
+                                         '[{"name": "...", "value": "..."}]}, as context.storage_state() '
+                                         "writes it.")
+
+        if not isinstance(entry, dict):
+            raise fail(f"expected an object, found {_json_type(entry)}")
+        origin = entry.get("origin")
+        if not isinstance(origin, str) or not origin:
+            raise fail('"origin" is missing or not a string')
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+            raise fail(f'"origin" {_shown(origin)} is not a scheme://host[:port] origin')
+        storage = entry.get("localStorage", [])
+        if not isinstance(storage, list):
+            raise fail(f'"localStorage" is {_json_type(storage)}, not a list')
+        kept = []
+        for item in storage:
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str) \
+                    or not isinstance(item.get("value"), str):
+                raise fail('every "localStorage" item needs a string "name" and a string "value"')
+            kept.append({"name": item["name"], "value": item["value"]})
+        if kept:
+            out.append({"origin": f"{parts.scheme}://{parts.netloc}".lower(), "localStorage": kept})
+    return tuple(out)
 
 
 def _from_entries(

@@ -80,8 +80,14 @@ HITL_REVIEW_TIMEOUT = 86400  # seconds an item waits for a reviewer before it is
 HITL_REVIEW_TIMEOUT_ACTION = "drop"  # what a skipped held item becomes: "deliver" or "drop"
 HITL_REVIEW_WAIT = 0  # seconds a finished crawl stays open for reviewers while held items are undecided
 
-# --- sessions (cookie vault) -------------------------------------------------------------
+# --- sessions: pools of named sessions per domain (docs/sessions.md) ------------------------
 HITL_SESSIONS_ENABLED = True
+HITL_SESSION_LIMITS: dict[str, dict] = {}  # domain -> {max_age, max_uses, max_error_score}: per-domain limits
+HITL_SESSION_MAX_AGE = 0.0  # seconds after its capture a session is retired (0: no limit; its cookies' expiry still counts)
+HITL_SESSION_MAX_ERROR_SCORE = 3.0  # a block with a session adds 1, a good response takes 0.5 off; retired at this (0: never)
+HITL_SESSION_MAX_USES = 0  # requests a session is attached to before it is retired (0: no limit)
+HITL_SESSION_PROBE_INTERVAL = 600.0  # seconds between two probes of a domain's sessions by `hitl worker`
+HITL_SESSION_REFRESH_AHEAD = 1800.0  # seconds before a session's expected end that a refresh is asked for
 
 # --- error snapshots: the first failure of each kind per domain keeps its page (docs/console.md) ---
 HITL_SNAPSHOTS_ENABLED = True

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from scrapy_hitl.drift import SelectorDrift
     from scrapy_hitl.middlewares.blocks import Judgement
     from scrapy_hitl.state.events import Event
-    from scrapy_hitl.state.vault import Session
+    from scrapy_hitl.sessions import PooledSession
     from scrapy_hitl.tiers import TierMemory
 
 logger = logging.getLogger(__name__)
@@ -167,12 +167,13 @@ class HitlRuntime:
         # in-memory state, only touched on the reactor thread
         self.paused_domains: dict[str, dict[str, Any]] = {}
         self.spider_paused = False
-        self.sessions: dict[str, Session] = {}
+        from scrapy_hitl.sessions import SessionKeeper  # here: it reads this module's crawler
+
+        self.session_pools = SessionKeeper(self)  # the sessions per domain (scrapy_hitl.sessions)
         self.domain_info: dict[str, dict[str, Any]] = {}
         self.parked_fps: set[str] = set()  # parked or resumed this run: dedup at scheduling
         self.parked_domains: set[str] = set()  # domains with parked requests of this spider
         self.opening: set[tuple[str, str]] = set()  # (domain, type) being recorded
-        self.validated: set[str] = set()  # session domains already marked valid this run
         self.counters: dict[str, DomainCounters] = defaultdict(DomainCounters)
         # The escalation middleware replaces these with the configured ladder and its memory.
         self.ladder = Ladder(TIERS)
@@ -243,7 +244,7 @@ class HitlRuntime:
         st = self.state
         self.paused_domains = pauses.paused_domains(st.redis)
         self.spider_paused = spider.name in pauses.paused_spiders(st.redis)
-        self.sessions = st.vault.load_usable()
+        self.session_pools.load(st.vault.load_usable())
         self.domain_info = domains.load_all(st.db)
         # Before dead claims are taken back: a file's acks and re-parks settle its run's claims.
         for done in spill.restore(st):
@@ -374,7 +375,9 @@ class HitlRuntime:
         elif ev.type == "spider.resumed" and ev.spider == self.spider_name:
             self.spider_paused = False
         elif ev.type == "session.invalidated" and ev.domain:
-            self.sessions.pop(ev.domain, None)
+            self.session_pools.forget(ev.domain, ev.payload.get("name"))
+        elif ev.type == "session.retired" and ev.domain and ev.run_id != self.run_id:
+            self.session_pools.forget(ev.domain, ev.payload.get("name"))
 
     def emit(self, type: str, payload: dict[str, Any] | None = None, **ids: Any) -> None:
         """Queue an event; written with the next flush."""
@@ -395,14 +398,11 @@ class HitlRuntime:
             return "domain_paused"
         return None
 
-    def session_for(self, domain: str) -> Session | None:
-        if not self.sessions:
+    def session_for(self, domain: str) -> PooledSession | None:
+        """The next session of the domain's pool to attach (round robin), or None."""
+        if not self.session_pools.pools:
             return None
-        for d in parent_domains(domain):
-            s = self.sessions.get(d)
-            if s is not None:
-                return s if s.usable else None
-        return None
+        return self.session_pools.pick(domain)
 
     def requires_session(self, domain: str) -> bool:
         info = self.domain_info.get(domain)
@@ -523,6 +523,10 @@ class HitlRuntime:
     def flush_counters(self) -> Deferred[Any]:
         from twisted.internet.defer import succeed
 
+        uses = self.session_pools.take_batch()
+        if uses:
+            self.io(self.state.vault.record_use, uses).addErrback(
+                lambda f: logger.warning("Could not record session uses: %s", f.getErrorMessage()))
         if self.tier_memory is not None:
             for domain, entries in self.tier_memory.take_dirty().items():
                 for pattern, entry in entries.items():
@@ -614,21 +618,18 @@ class HitlRuntime:
 
         d.addCallbacks(_opened, _failed)
 
-    def invalidate_session(self, domain: str, reason: str) -> None:
-        session = self.session_for(domain)
-        if session is None:
-            return
-        self.sessions.pop(session.domain, None)
+    def invalidate_session(self, domain: str, reason: str, name: str | None = None) -> bool:
+        """A 401/403 with the session ``name`` (None: the domain's first): retire it. True if
+        the domain's pool has another usable session to retry the request on."""
+        pools = self.session_pools.pools
+        found = next((d for d in parent_domains(domain) if d in pools), None)
+        if found is None:
+            return False
+        pool = pools[found]
+        if name is None:
+            name = pool.entries[0].name if pool.entries else ""
         self.crawler.stats.inc_value("hitl/sessions/invalidated")
-        self.io(self.state.vault.mark, session.domain, "invalid", reason)
-        self.emit("session.invalidated", {"reason": reason}, domain=session.domain)
-
-    def mark_session_valid(self, session: Session) -> None:
-        """First good response with a session: record it (once per session per run)."""
-        if session.domain in self.validated:
-            return
-        self.validated.add(session.domain)
-        self.io(self.state.vault.mark, session.domain, "valid")
+        return self.session_pools.refused(found, name, reason)
 
     def reload_fingerprints(self) -> Deferred[Any]:
         """After a cancel dropped parked requests: what is still parked, plus what is
@@ -641,11 +642,6 @@ class HitlRuntime:
         return self.io(self.state.parking.fingerprints, self.spider_name).addCallback(_loaded)
 
     def reload_session(self, domain: str) -> Deferred[Any]:
-        def _loaded(session: Session | None) -> None:
-            if session is not None and session.usable:
-                self.sessions[session.domain] = session
-                self.validated.discard(session.domain)
-            else:
-                self.sessions.pop(domain, None)
-
-        return self.io(self.state.vault.get, domain).addCallback(_loaded)
+        """A session of ``domain`` was captured or replaced: load its pool again."""
+        return self.io(self.state.vault.pool, domain).addCallback(
+            lambda sessions: self.session_pools.reload(domain, sessions))

@@ -8,7 +8,8 @@ the same message (source, line, fix) the CLI gives, before anything is stored.
 Accepted bodies:
 
 - JSON: ``{"resolution": {"action": "cookies"|"done"}?, "note": str?,
-  "captured_session": {"cookies": [objects] | "text", "user_agent": str?}?}``; a bare
+  "captured_session": {"cookies": [objects] | "text", "origins": [storage_state origins]?,
+  "user_agent": str?}?}``; a bare
   ``{"cookies": ..., "user_agent": ...}`` also works (the ``PUT /sessions/{domain}`` body).
 - multipart or urlencoded form: file ``cookies`` or text ``cookies_text``; ``note``,
   ``user_agent``, ``action``.
@@ -20,12 +21,13 @@ Accepted bodies:
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from flask import request
 
 from hitl_console.errors import ApiError
-from scrapy_hitl.cookies import CookieFormatError, ParsedCookies, parse_cookie_list, parse_cookies
+from scrapy_hitl.cookies import CookieFormatError, ParsedCookies, parse_cookie_list, parse_cookies, parse_origins
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -110,6 +112,9 @@ def _from_json(domain: str) -> tuple[ParsedCookies | None, str | None, str, str 
         raise ApiError(422, "invalid", {source: "must be a list of cookie objects or cookie text "
                                                 "(cookies.txt, Cookie-Editor JSON, storage_state, "
                                                 "Cookie header)"})
+    if "origins" in captured:  # localStorage next to a cookie list, as storage_state has it
+        origins = _parse(lambda: parse_origins(captured["origins"], source=_join(field, "origins")))
+        parsed = dataclasses.replace(parsed, origins=parsed.origins + origins)
     return parsed, user_agent or None, note, resolution.get("action") or None
 
 

@@ -161,7 +161,7 @@ def _resolve_one(intervention_id: int, parsed: ParsedCookies | None, user_agent:
                  note: str, details: dict[str, str] | None = None) -> dict[str, Any]:
     return _call(
         service.resolve, api.state(), intervention_id,
-        cookies=parsed.cookies if parsed else None, user_agent=user_agent,
+        cookies=parsed.cookies if parsed else None, origins=parsed.origins if parsed else (), user_agent=user_agent,
         source_format=parsed.format if parsed else "", note=note, actor=api.actor(), details=details,
     )
 

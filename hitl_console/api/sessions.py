@@ -1,66 +1,132 @@
-"""`/api/v1/sessions`: the session vault per domain. Names and dates only, never a cookie value.
+"""`/api/v1/sessions`: the session vault, a pool of named sessions per domain. Names, dates and
+health only, never a cookie or localStorage value.
 
-Replacing and deleting go through ``vault.capture`` / ``vault.forget``, like ``hitl sessions
+Storing and deleting go through ``vault.capture`` / ``vault.forget``, like ``hitl sessions
 import`` / ``delete``, so crawlers hear ``session.captured`` / ``session.invalidated`` either way.
+
+- ``GET /sessions``: every session, by domain and name (keyset-paginated).
+- ``GET /sessions/<domain>``: the domain's first usable session (as before pools), plus
+  ``sessions`` (its whole pool) and ``domain_health`` (its probe, the probe's last result, the median
+  lifetime of its sessions).
+- ``PUT /sessions/<domain>``: store or replace the session ``name`` (default ``default``).
+- ``POST /sessions/<domain>``: add a session ``name``; 409 if the domain has one by that name,
+  unless ``replace`` is true.
+- ``GET`` / ``DELETE /sessions/<domain>/<name>``: one session; ``DELETE /sessions/<domain>``: all.
+- ``PUT /sessions/<domain>/probe``: the domain's health probe (``url``, ``selector``, ``status``);
+  an empty ``url`` removes it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, request
 
-from hitl_console.api import actor, page, page_args, state
+from hitl_console.api import actor, json_object, page, page_args, state
 from hitl_console.api.captured import captured_session_from_request
 from hitl_console.auth.guard import require
 from hitl_console.errors import ApiError
-from scrapy_hitl.state import vault
-from scrapy_hitl.state.vault import normalize_domain
+from scrapy_hitl.state import session_health, vault
+from scrapy_hitl.state.vault import DEFAULT_NAME, SessionExists, check_name, normalize_domain
 
 bp = Blueprint("api_sessions", __name__)
+
+
+def _domain(domain: str) -> str:
+    domain = normalize_domain(domain)
+    if not domain:
+        raise ApiError(404, "not_found", "no such domain")
+    return domain
 
 
 @bp.get("/api/v1/sessions")
 @require()
 def sessions_list() -> Any:
-    limit, cursor = page_args(1)
-    after = cursor[0] if cursor else None
-    if after is not None and not isinstance(after, str):
-        raise ApiError(400, "bad_cursor", "cursor must be a next_cursor value from a previous page")
+    limit, cursor = page_args(2)
+    after = None
+    if cursor is not None:
+        if not all(isinstance(k, str) for k in cursor):
+            raise ApiError(400, "bad_cursor", "cursor must be a next_cursor value from a previous page")
+        after = (cursor[0], cursor[1])
     items = state().vault.list(after=after, limit=limit + 1)
-    return page(items, limit, lambda s: [s["domain"]])
+    return page(items, limit, lambda s: [s["domain"], s["name"]])
 
 
 @bp.get("/api/v1/sessions/<domain>")
 @require()
 def sessions_get(domain: str) -> Any:
-    info = state().vault.info(domain)
-    if info is None:
+    st = state()
+    pool = st.vault.pool_info(domain)
+    if not pool:
         raise ApiError(404, "not_found", f"no session for {normalize_domain(domain)}")
+    first = st.vault.info(domain)
+    return jsonify({**(first or {}), "sessions": pool, "domain_health": session_health.info(st.db, domain)})
+
+
+@bp.get("/api/v1/sessions/<domain>/<name>")
+@require()
+def sessions_get_one(domain: str, name: str) -> Any:
+    info = state().vault.info(domain, name)
+    if info is None:
+        raise ApiError(404, "not_found", f"{normalize_domain(domain)} has no session named {name!r}")
     return jsonify(info)
 
 
-@bp.put("/api/v1/sessions/<domain>")
-@require()
-def sessions_put(domain: str) -> Any:
-    """Replace (or create) the session: JSON ``{"cookies": [...] | "text", "user_agent"?}`` or a
-    form with a ``cookies`` file / ``cookies_text``. 201 when the domain had none."""
-    domain = normalize_domain(domain)
-    if not domain:
-        raise ApiError(404, "not_found", "no such domain")
+def _name_arg() -> str:
+    if request.mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        raw: Any = request.form.get("name") or DEFAULT_NAME
+    else:
+        data = request.get_json(silent=True)
+        raw = (data.get("name") if isinstance(data, dict) else None) or DEFAULT_NAME
+    try:
+        return check_name(raw)
+    except ValueError as exc:
+        raise ApiError(422, "invalid", {"name": str(exc)}) from None
+
+
+def _replace_arg() -> bool:
+    if request.mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        return request.form.get("replace", "").lower() in ("1", "true", "yes", "on")
+    data = request.get_json(silent=True)
+    value = data.get("replace", False) if isinstance(data, dict) else False
+    if not isinstance(value, bool):
+        raise ApiError(422, "invalid", {"replace": "must be true or false"})
+    return value
+
+
+def _store(domain: str, *, replace: bool) -> Any:
+    domain = _domain(domain)
+    name = _name_arg()
     parsed, user_agent, _note, _action = captured_session_from_request(domain)
     if parsed is None:
         raise ApiError(422, "invalid", {"cookies": "required: a list of cookie objects or cookie text "
                                                    "(cookies.txt, Cookie-Editor JSON, storage_state, "
                                                    "Cookie header)"})
     st = state()
-    existed = st.vault.info(domain) is not None
+    existed = st.vault.info(domain, name) is not None
     try:
-        info = vault.capture(st, domain, parsed.cookies, user_agent=user_agent,
-                             source_format=parsed.format, captured_by=actor())
+        info = vault.capture(st, domain, parsed.cookies, name=name, origins=parsed.origins, user_agent=user_agent,
+                             source_format=parsed.format, captured_by=actor(), replace=replace)
+    except SessionExists as exc:
+        raise ApiError(409, "session_exists", {"name": str(exc)}) from None
     except ValueError as exc:  # none of the cookies is for this domain
         raise ApiError(422, "invalid_cookies", {"cookies": str(exc)}) from None
     return jsonify(info), 200 if existed else 201
+
+
+@bp.put("/api/v1/sessions/<domain>")
+@require()
+def sessions_put(domain: str) -> Any:
+    """Replace (or create) the session ``name``: JSON ``{"cookies": [...] | "text", "origins"?,
+    "user_agent"?, "name"?}`` or a form with a ``cookies`` file / ``cookies_text``. 201 when new."""
+    return _store(domain, replace=True)
+
+
+@bp.post("/api/v1/sessions/<domain>")
+@require()
+def sessions_add(domain: str) -> Any:
+    """Add the session ``name`` to the domain's pool; 409 if it exists, unless ``replace``."""
+    return _store(domain, replace=_replace_arg())
 
 
 @bp.delete("/api/v1/sessions/<domain>")
@@ -69,3 +135,33 @@ def sessions_delete(domain: str) -> Any:
     if not vault.forget(state(), domain, reason="deleted"):
         raise ApiError(404, "not_found", f"no session for {normalize_domain(domain)}")
     return "", 204
+
+
+@bp.delete("/api/v1/sessions/<domain>/<name>")
+@require()
+def sessions_delete_one(domain: str, name: str) -> Any:
+    if not vault.forget(state(), domain, name=name, reason="deleted"):
+        raise ApiError(404, "not_found", f"{normalize_domain(domain)} has no session named {name!r}")
+    return "", 204
+
+
+@bp.put("/api/v1/sessions/<domain>/probe")
+@require()
+def sessions_probe(domain: str) -> Any:
+    """Set the domain's probe: ``{"url", "selector"?, "status"?}`` (an empty url removes it)."""
+    domain = _domain(domain)
+    data = json_object({"url", "selector", "status"})
+    url, selector, status = data.get("url"), data.get("selector"), data.get("status")
+    if not isinstance(url, str):
+        raise ApiError(422, "invalid", {"url": f"required: the URL to probe, e.g. https://{domain}/account "
+                                               '("" removes the probe)'})
+    if selector is not None and not isinstance(selector, str):
+        raise ApiError(422, "invalid", {"selector": "must be a CSS selector string"})
+    if status is not None and (not isinstance(status, int) or isinstance(status, bool)):
+        raise ApiError(422, "invalid", {"status": "must be an HTTP status number"})
+    try:
+        info = session_health.set_probe(state().db, domain, url=url, selector=selector or None, status=status)
+    except session_health.ProbeError as exc:
+        field = "selector" if "selector" in str(exc) else "status" if "status" in str(exc) else "url"
+        raise ApiError(422, "invalid_probe", {field: str(exc)}) from None
+    return jsonify(info)

@@ -17,7 +17,11 @@ module adds what a long crawl needs around it:
 - **Settled pages.** A request with ``hitl_expect`` waits after ``load`` until that selector
   shows up or the network goes idle (:mod:`scrapy_hitl.browser.settle`), so a page that
   fetches its data with a script is judged with its data.
-- **Stealth contexts.** One per domain, with that domain's fingerprint (see
+- **Session contexts.** A request carrying a vault session (``meta["hitl_session_name"]``)
+  gets a page in that session's own context, started from its storage state (cookies and
+  localStorage) with the user agent and proxy it was captured under; a session captured
+  again gets a new context.
+- **Stealth contexts.** One per domain (and session), with that domain's fingerprint (see
   :mod:`scrapy_hitl.browser.fingerprint`), its proxy from ``HITL_STEALTH_PROXIES``,
   playwright-stealth's evasions, and a randomised pause between page loads.
 
@@ -178,8 +182,10 @@ class BrowserPool:
             await self._handler.close()
 
     # --- pages ---------------------------------------------------------------------------
-    def _slot(self, tier: str, domain: str) -> _Slot:
+    def _slot(self, tier: str, domain: str, session: str = "") -> _Slot:
         key = "browser" if tier == "browser" else f"stealth-{domain}"
+        if session:  # a session's pages share a context started from its storage state
+            key = f"{key}-{session}" if tier != "browser" else f"browser-{session}"
         slot = self._slots.get(key)
         if slot is None:
             slot = self._slots[key] = _Slot(key)
@@ -199,12 +205,15 @@ class BrowserPool:
         """
         handler = await self._ensure_started()
         assert self._pages is not None
-        slot = self._slot(tier, domain)
         meta = request.meta
+        session_key, session_kwargs = self._session_context(request)
+        slot = self._slot(tier, domain, session_key)
         if tier == "stealth":
             await self._pace(domain)  # before taking a page slot: waiting holds no memory
-            meta["playwright_context_kwargs"] = self._stealth_context(domain)
+            meta["playwright_context_kwargs"] = {**self._stealth_context(domain), **session_kwargs}
             meta["playwright_page_init_callback"] = self._stealth_page_init
+        elif session_kwargs:
+            meta["playwright_context_kwargs"] = session_kwargs
         await self._pages.acquire()
         gen = self._start_page(slot)
         lease = _Lease(self, slot, gen)
@@ -374,6 +383,27 @@ class BrowserPool:
             if lease is not None:
                 lease.release()
             asyncio.ensure_future(_close_quietly(page))
+
+    # --- sessions ------------------------------------------------------------------------------
+    def _session_context(self, request: Request) -> tuple[str, dict[str, Any]]:
+        """The context of the session the session middleware attached: its key (a new one when
+        the session is captured again) and the context options that start it from the session's
+        storage state (cookies and localStorage), with its user agent and proxy. ("", {}) without."""
+        meta = request.meta
+        domain, name = meta.get("hitl_session"), meta.get("hitl_session_name")
+        if not domain or name is None:
+            return "", {}
+        runtime = getattr(self.crawler, "_hitl_runtime", None)
+        entry = runtime.session_pools.find(domain, name) if runtime is not None else None
+        if entry is None:
+            return "", {}
+        session = entry.session
+        kwargs: dict[str, Any] = {"storage_state": session.storage_state()}
+        if session.user_agent:
+            kwargs["user_agent"] = session.user_agent
+        if session.proxy:
+            kwargs["proxy"] = _playwright_proxy(session.proxy)
+        return f"{domain}/{name}@{int(entry.born)}", kwargs
 
     # --- stealth -------------------------------------------------------------------------------
     def _stealth_context(self, domain: str) -> dict[str, Any]:

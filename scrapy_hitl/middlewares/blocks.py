@@ -18,6 +18,7 @@ from scrapy.utils.httpobj import urlparse_cached
 from scrapy_hitl.classifier import Observation
 from scrapy_hitl.drift import SelectorDrift, without_stale_meta
 from scrapy_hitl.exceptions import RequestParked
+from scrapy_hitl.middlewares.session import strip_session
 from scrapy_hitl.runtime import HitlRuntime, request_domain
 from scrapy_hitl.tiers import path_pattern
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _EVIDENCE_HEADERS = 40
+_MAX_ROTATIONS = 10  # times one request is sent again on another session after a refusal
 _RENDERED_TIERS = frozenset(("browser", "stealth"))
 _NO_PLAN: dict[str, Any] = {}
 
@@ -171,13 +173,15 @@ class HitlBlockMiddleware:
                 return response
             if verdict.type == "selector_fix":
                 return self._drift(request, response, domain, verdict)
+            if "hitl_session" in request.meta:
+                retry = self._rotate(request, domain, verdict)
+                if retry is not None:
+                    return retry
             self._pause(request, response, domain, verdict, judgement)
         if judgement.expect and not judgement.expect_missing and self.drift.pending:
             self.drift.matched(domain, _pattern(request))
         if verdict.action == "ok" and "hitl_session" in request.meta:
-            session = rt.session_for(domain)
-            if session is not None:
-                rt.mark_session_valid(session)
+            rt.session_pools.good(request.meta["hitl_session"], request.meta.get("hitl_session_name", ""))
         rt.ack(request)
         return response
 
@@ -187,8 +191,11 @@ class HitlBlockMiddleware:
         rt = self.rt
         assert verdict.type is not None
         headers = judgement.headers
-        if verdict.type == "login_refresh" and "hitl_session" in request.meta:
-            rt.invalidate_session(domain, verdict.reason)
+        evidence = {**self._evidence(response), "tier": request.meta.get("hitl_tier", "static")}
+        if "hitl_session" in request.meta:
+            retired = rt.session_pools.retired(request.meta["hitl_session"])
+            if retired:  # which sessions the pool lost, and why, for the reviewer
+                evidence["retired_sessions"] = retired
         artifacts = judgement.artifacts
         if artifacts is None and not rt.is_domain_paused(domain):  # a static-tier page: its body
             artifacts = {"body": (headers.get("content-type", "application/octet-stream"),
@@ -197,10 +204,33 @@ class HitlBlockMiddleware:
             domain=domain, type=verdict.type, reason=verdict.reason, vendor=verdict.vendor,
             url=request.url, response_status=response.status,
             response_headers={k: headers[k] for k in list(headers)[:_EVIDENCE_HEADERS]},
-            evidence={**self._evidence(response), "tier": request.meta.get("hitl_tier", "static")},
-            artifacts=artifacts or None,
+            evidence=evidence, artifacts=artifacts or None,
         )
         rt.hold(without_browser_meta(request), domain, verdict.reason)
+
+    def _rotate(self, request: Request, domain: str, verdict: Verdict) -> Request | None:
+        """A block with a session: a refusal (401/403, login redirect) retires that session
+        only; any other block raises its error score. The request is sent again on another
+        session of the pool while one is left (None: pause as usual)."""
+        rt, meta = self.rt, request.meta
+        session_domain, name = meta["hitl_session"], meta.get("hitl_session_name", "")
+        if verdict.type != "login_refresh":
+            rt.session_pools.bad(session_domain, name, verdict.reason)
+            return None
+        if not rt.invalidate_session(session_domain, verdict.reason, name):
+            return None
+        rotations = meta.get("hitl_session_rotations", 0)
+        if rotations >= _MAX_ROTATIONS:
+            return None
+        self.stats.inc_value("hitl/sessions/rotated")
+        self.stats.inc_value(f"hitl/sessions/{session_domain}/rotated")
+        logger.info("Session %(name)s of %(domain)s was refused (%(reason)s); sending %(request)s again "
+                    "on another session", {"name": name, "domain": session_domain, "reason": verdict.reason,
+                                           "request": request}, extra={"spider": rt.spider})
+        retry = without_browser_meta(request).replace(dont_filter=True)
+        strip_session(retry)
+        retry.meta["hitl_session_rotations"] = rotations + 1
+        return retry
 
     def _evidence(self, response: Response) -> dict[str, Any]:
         body = response.text[:20000] if isinstance(response, TextResponse) else ""

@@ -1,8 +1,12 @@
 """Session middleware: park requests to paused domains, attach the vault's session.
 
-Runs before Scrapy's CookiesMiddleware (700), so the session's cookies go through the
-cookie jar like any other, and after UserAgentMiddleware (500), so the session's user agent
-(some anti-bot cookies are bound to it) wins.
+Runs before Scrapy's CookiesMiddleware (700), so the session's cookies go through a cookie
+jar like any other (one jar per session, ``meta["cookiejar"]``, unless the spider chose one),
+and after UserAgentMiddleware (500), so the session's user agent (some anti-bot cookies are
+bound to it) wins. A domain may hold several sessions (a pool, :mod:`scrapy_hitl.sessions`):
+each request gets the next valid one, round robin, and keeps its name in
+``meta["hitl_session_name"]``; the browser tiers start their context from that session's
+full storage state (cookies and localStorage).
 
 A request that carries the session sends the session's cookies in place of its own (one
 with ``dont_merge_cookies`` gets none of the session's). What the session put on a request is
@@ -17,7 +21,7 @@ from typing import TYPE_CHECKING
 from scrapy.exceptions import NotConfigured
 
 from scrapy_hitl.middlewares.robots import is_robots_fetch
-from scrapy_hitl.runtime import HitlRuntime, request_domain
+from scrapy_hitl.runtime import HitlRuntime, request_domain, stats_method
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider
@@ -33,6 +37,7 @@ class HitlSessionMiddleware:
         self.crawler = crawler
         self.rt = runtime
         self.stats = crawler.stats
+        self._inc = stats_method(crawler.stats, "inc_value")
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -53,19 +58,51 @@ class HitlSessionMiddleware:
             rt.hold(request, domain, held)
         session = rt.session_for(domain)
         if session is not None:
-            if not request.meta.get("dont_merge_cookies"):
-                request.cookies = session.scrapy_cookies()
+            session.uses += 1
+            meta = request.meta
+            if meta.get("hitl_session_name", session.name) != session.name:
+                request.headers.pop(b"Cookie", None)  # built from the previous session's jar
+            if not meta.get("dont_merge_cookies"):
+                request.cookies = [*session.cookies]
+                # Its own cookie jar: what one account's responses set never goes out with another's.
+                if meta.get("hitl_session_jar") or "cookiejar" not in meta:
+                    meta["cookiejar"] = session.jar
+                    meta["hitl_session_jar"] = True
             if session.user_agent:
                 request.headers[b"User-Agent"] = session.user_agent
-            if session.proxy and "proxy" not in request.meta:
-                request.meta["proxy"] = session.proxy
-                # the vault's: left out if the request is parked, attached again on the way out
-                request.meta["hitl_session_proxy"] = True
-            request.meta["hitl_session"] = session.domain
-            self.stats.inc_value("hitl/sessions/attached")
+            if session.proxy:
+                # A session captured through a proxy is always used through it (a clearance is
+                # often bound to the IP). The vault's: left out if the request is parked,
+                # attached again on the way out.
+                meta["proxy"] = session.proxy
+                meta["hitl_session_proxy"] = True
+            elif meta.get("hitl_session_proxy"):  # rotated off a session that had one
+                del meta["proxy"], meta["hitl_session_proxy"]
+            meta["hitl_session"] = session.domain
+            meta["hitl_session_name"] = session.name
+            self._inc("hitl/sessions/attached")
+            self._inc(session.used_stat)
+        elif "hitl_session" in request.meta:  # retried after its session was retired, none left
+            strip_session(request)
         elif rt.requires_session(domain):
             # Learned: this domain blocks without a session. Ask a human before sending.
             rt.open_intervention(domain=domain, type="manual_access", reason="session_required",
                                  url=request.url)
             rt.hold(request, domain, "session_required")
         return None
+
+
+def strip_session(request: Request) -> None:
+    """Take off what the session middleware put on ``request`` (before it is sent again
+    with another session, or with none)."""
+    meta = request.meta
+    meta.pop("hitl_session", None)
+    meta.pop("hitl_session_name", None)
+    if meta.pop("hitl_session_jar", None):
+        meta.pop("cookiejar", None)
+    if meta.pop("hitl_session_proxy", None):
+        meta.pop("proxy", None)
+    if not meta.get("dont_merge_cookies"):
+        request.cookies = {}
+    # CookiesMiddleware adds no Cookie header to a request that has one.
+    request.headers.pop(b"Cookie", None)

@@ -40,6 +40,8 @@ EVENT_TYPES = (
     "spider.resumed",
     "session.captured",
     "session.invalidated",
+    "session.retired",
+    "session.probed",
     "consultation.created",
     "consultation.responded",
     "consultation.cancelled",

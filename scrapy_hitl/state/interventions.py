@@ -7,6 +7,9 @@ last one releases the domain, and the crawlers resume its parked requests on the
 ``run_anomaly`` (a run monitor alerted at spider close, ``scrapy_hitl/monitors.py``) is the
 exception: it asks a human to look at a finished run's data, so it pauses nothing and holds
 no parked requests; resolving it records that someone looked, cancelling it drops nothing.
+So is an advisory intervention (priority below 0): a ``login_refresh`` asked ahead of a
+session's expiry, or a login a reviewer opened from the sessions page. If the domain's block
+comes while one is open, the crawler's ``open_or_update`` turns it into the real, pausing one.
 """
 
 from __future__ import annotations
@@ -34,6 +37,18 @@ if TYPE_CHECKING:
 # pause their domain; the rest do not.
 TYPES = ("manual_access", "login_refresh", "captcha_solve", "selector_fix", "run_anomaly")
 NON_PAUSING_TYPES = frozenset({"run_anomaly"})
+ADVISORY_PRIORITY = -1  # an advisory intervention ("a session expires in 25 min") pauses nothing
+
+
+def holds_requests(type: str, priority: int) -> bool:
+    """Whether an intervention pauses its domain (and so holds its parked requests): not a
+    NON_PAUSING_TYPES one, and not advisory (priority below 0, e.g. a refresh asked ahead of a
+    session's expiry, or a login opened from the sessions page)."""
+    return type not in NON_PAUSING_TYPES and priority >= 0
+
+
+# A block of these types fixed with a session teaches that the domain needs one.
+SESSION_FIXED_TYPES = frozenset({"manual_access", "login_refresh"})
 
 
 class InterventionNotFound(LookupError):
@@ -88,7 +103,7 @@ def _history(row: Intervention) -> list[dict[str, Any]]:
 def _open_ids(session: Any, domain: str) -> list[int]:
     """The domain's open interventions that pause it."""
     q = select(Intervention.id).where(Intervention.domain == domain, Intervention.status == "open",
-                                      Intervention.type.not_in(NON_PAUSING_TYPES))
+                                      Intervention.type.not_in(NON_PAUSING_TYPES), Intervention.priority >= 0)
     return sorted(session.scalars(q))
 
 
@@ -113,7 +128,8 @@ def open_or_update(
 
     Returns (intervention, created).
     """
-    pausing = type not in NON_PAUSING_TYPES
+    pausing = holds_requests(type, priority)
+    upgraded = False
     for _attempt in range(3):
         try:
             with state.db.session() as s:
@@ -142,6 +158,9 @@ def open_or_update(
                     row.updated_at = utcnow()
                     if evidence:
                         row.evidence = {**row.evidence, **evidence}
+                    if pausing and row.priority < 0:  # an advisory one becomes the real block
+                        row.priority, row.reason, upgraded = priority, reason, True
+                    pausing = holds_requests(row.type, row.priority)
                     s.add(InterventionEvent(
                         intervention_id=row.id, action="updated", actor=actor,
                         detail={"reason": reason, "url": url, "run_id": run_id, "spider": spider},
@@ -159,7 +178,7 @@ def open_or_update(
     ids = {"intervention_id": data["id"], "domain": domain, "spider": spider or None, "run_id": run_id}
     payload = {"type": type, "reason": reason, "vendor": vendor, "url": url}
     state.events.emit("intervention.created" if created else "intervention.updated", payload, **ids)
-    if created and pausing:
+    if (created or upgraded) and pausing:
         state.events.emit("domain.paused", {"interventions": open_ids}, domain=domain)
     return data, created
 
@@ -225,8 +244,14 @@ def resolve(
     note: str = "",
     actor: str = "cli",
     details: dict[str, Any] | None = None,
+    origins: Iterable[dict[str, Any]] = (),
+    session_name: str = vault.DEFAULT_NAME,
 ) -> dict[str, Any]:
     """Resolve: store the captured session (if any) first, then release the domain.
+
+    ``cookies`` (with ``origins``, the localStorage of a storage state) become the session
+    ``session_name`` of the domain's pool. A block fixed with a session marks the domain
+    "session required" at once, with the reason shown on its page.
 
     The session is in the vault before the event goes out, so a crawler that reacts to
     ``intervention.resolved`` always finds it. ``details`` (what the resolver reported, e.g.
@@ -236,10 +261,19 @@ def resolve(
     session_info = None
     if cookies is not None:
         session_info = vault.capture(
-            state, row.domain, cookies, user_agent=user_agent, proxy=proxy,
+            state, row.domain, cookies, name=session_name, origins=origins, user_agent=user_agent, proxy=proxy,
             source_format=source_format, captured_by=actor,
         )
-    pausing = row.type not in NON_PAUSING_TYPES
+        if row.type in SESSION_FIXED_TYPES:
+            from scrapy_hitl.state import domains, session_health
+
+            known = domains.get(state.db, row.domain) or {}
+            if known.get("requires_session") != "not_required":  # a human's "no" stands
+                domains.update(state.db, row.domain, requires_session="required")
+            session_health.mark_required(
+                state.db, row.domain, f"a reviewer fixed its {row.type} ({row.reason}) with a session "
+                                      f"on intervention {row.id}")
+    pausing = holds_requests(row.type, row.priority)
     parked = state.parking.domain_count(row.domain) if pausing else 0
     resolution: dict[str, Any] = {**(details or {}), "action": "cookies" if session_info else "done"}
     if session_info:
@@ -286,7 +320,7 @@ def _rerun(state: HitlState, domain: str, *, actor: str, spiders: Iterable[str] 
 def cancel(state: HitlState, intervention_id: int, *, note: str = "", actor: str = "cli") -> dict[str, Any]:
     """Give up: the domain's parked requests fail with reason ``intervention_cancelled``."""
     row = _require_open(state, intervention_id)
-    pausing = row.type not in NON_PAUSING_TYPES
+    pausing = holds_requests(row.type, row.priority)
     # Close first: if a concurrent resolve won, its requests must resume, not be dropped.
     data, open_ids = _close(
         state, intervention_id, status="cancelled", actor=actor, note=note,
@@ -356,7 +390,7 @@ def get(state: HitlState, intervention_id: int, *, parked_limit: int = 20) -> di
         row = s.get(Intervention, intervention_id)
         if row is None:
             raise InterventionNotFound(intervention_id)
-        is_open, holds = row.status == "open", row.type not in NON_PAUSING_TYPES
+        is_open, holds = row.status == "open", holds_requests(row.type, row.priority)
         live = (state.parking.domain_count(row.domain) if holds else 0) if is_open else None
         data = intervention_to_dict(row, live_parked=live)
         data["history"] = _history(row)
@@ -395,11 +429,11 @@ def list_interventions(
     with state.db.session() as s:
         rows = list(s.scalars(q))
     counts: dict[str, int] = {}
-    if any(r.status == "open" and r.type not in NON_PAUSING_TYPES for r in rows):
+    if any(r.status == "open" and holds_requests(r.type, r.priority) for r in rows):
         for (_spider, d), n in state.parking.counts().items():
             counts[d] = counts.get(d, 0) + n
     return [
-        intervention_to_dict(r, live_parked=(counts.get(r.domain, 0) if r.type not in NON_PAUSING_TYPES else 0)
+        intervention_to_dict(r, live_parked=(counts.get(r.domain, 0) if holds_requests(r.type, r.priority) else 0)
                              if r.status == "open" else None)
         for r in rows
     ]

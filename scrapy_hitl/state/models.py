@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -157,13 +158,16 @@ class InterventionEvent(Base):
 
 
 class CapturedSession(Base):
-    """A domain's session in the vault. ``secret`` is a Fernet token (cookies, UA, proxy)."""
+    """One named session of a domain's pool in the vault. ``secret`` is a Fernet token
+    (cookies, localStorage per origin, UA, proxy); the rest is its health record."""
 
     __tablename__ = "sessions"
 
     domain: Mapped[str] = mapped_column(String(255), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), primary_key=True, default="default")
     secret: Mapped[bytes] = mapped_column(LargeBinary)
     cookie_names: Mapped[list[Any]] = mapped_column(default=list)
+    origins: Mapped[list[Any]] = mapped_column(default=list)  # origins with localStorage (names, no values)
     source_format: Mapped[str] = mapped_column(String(32), default="")
     health: Mapped[str] = mapped_column(String(16), default="unknown")  # SESSION_HEALTH
     health_reason: Mapped[str] = mapped_column(String(255), default="")
@@ -171,9 +175,31 @@ class CapturedSession(Base):
     last_validated: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     captured_by: Mapped[str] = mapped_column(String(255), default="")
+    uses: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    error_score: Mapped[float] = mapped_column(Float, default=0.0)
+    last_used: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-SESSION_HEALTH = ("valid", "invalid", "unknown", "expired")
+SESSION_HEALTH = ("valid", "invalid", "unknown", "expired", "retired")
+
+
+class SessionDomain(Base):
+    """Per domain: its session probe, the probe's last result, and how long its sessions lasted."""
+
+    __tablename__ = "session_domains"
+
+    domain: Mapped[str] = mapped_column(String(255), primary_key=True)
+    probe_url: Mapped[str] = mapped_column(Text, default="")
+    probe_selector: Mapped[str] = mapped_column(Text, default="")
+    probe_status: Mapped[int | None] = mapped_column(Integer)
+    probe_result: Mapped[str] = mapped_column(String(16), default="")  # "", ok, failed, error
+    probe_detail: Mapped[str] = mapped_column(Text, default="")
+    probe_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lifetimes: Mapped[list[Any]] = mapped_column(default=list)  # seconds, the newest last
+    required_reason: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
 
 class DomainStats(Base):
@@ -601,76 +627,6 @@ class JobSchedule(Base):
     next_run_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     last_job_id: Mapped[int | None] = mapped_column(Integer)
     created_by: Mapped[str] = mapped_column(String(255), default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-
-class SelectorOverride(Base):
-    """One version of a reviewer's selector for a declared field of a spider on one domain
-    (scrapy_hitl.fields). The newest version of a (spider, domain, field) is in force; a
-    version with neither css nor xpath sends the field back to the spider's declaration.
-    Each row is also its audit record: who, when, the selector before and after."""
-
-    __tablename__ = "selector_overrides"
-    __table_args__ = (Index("uq_selector_overrides_version", "spider", "domain", "field", "version", unique=True),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    spider: Mapped[str] = mapped_column(String(200))
-    domain: Mapped[str] = mapped_column(String(255))
-    field: Mapped[str] = mapped_column(String(200))
-    version: Mapped[int] = mapped_column(Integer)
-    css: Mapped[str | None] = mapped_column(Text)
-    xpath: Mapped[str | None] = mapped_column(Text)
-    action: Mapped[str] = mapped_column(String(16))  # set | revert
-    before: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"css", "xpath", "version"} replaced
-    actor: Mapped[str] = mapped_column(String(255), default="")
-    note: Mapped[str] = mapped_column(Text, default="")
-    intervention_id: Mapped[int | None] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-
-class SelectorDeclaration(Base):
-    """The fields a spider declares (``hitl_fields`` / ``hitl_rows``), as its last run
-    published them, so the console knows them without the spider's code."""
-
-    __tablename__ = "selector_declarations"
-
-    spider: Mapped[str] = mapped_column(String(200), primary_key=True)
-    declaration: Mapped[dict[str, Any]] = mapped_column(default=dict)  # key ("" | "Class.") -> Declaration
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-
-class SelectorFingerprint(Base):
-    """Fingerprints of elements a field matched on good pages (scrapy_hitl.fingerprints):
-    the newest few per spider, domain, path pattern and field."""
-
-    __tablename__ = "selector_fingerprints"
-    __table_args__ = (Index("uq_selector_fingerprints_key", "spider", "domain", "pattern", "field", unique=True),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    spider: Mapped[str] = mapped_column(String(200))
-    domain: Mapped[str] = mapped_column(String(255))
-    pattern: Mapped[str] = mapped_column(String(255))
-    field: Mapped[str] = mapped_column(String(200))
-    samples: Mapped[list[Any]] = mapped_column(default=list)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-
-
-class SelectorPage(Base):
-    """A page the selector fixer shows and tests selectors on: a good page of a template
-    (kind "good", one kept) or a page that missed its data (kind "missed", the newest kept),
-    its HTML gzip-compressed and capped."""
-
-    __tablename__ = "selector_pages"
-    __table_args__ = (Index("ix_selector_pages_key", "spider", "domain", "kind"),)
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    spider: Mapped[str] = mapped_column(String(200))
-    domain: Mapped[str] = mapped_column(String(255))
-    pattern: Mapped[str] = mapped_column(String(255))
-    kind: Mapped[str] = mapped_column(String(16))  # good | missed
-    url: Mapped[str] = mapped_column(Text)
-    size: Mapped[int] = mapped_column(Integer)
-    html: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

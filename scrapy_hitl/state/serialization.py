@@ -48,6 +48,8 @@ TRANSIENT_META = frozenset(
         "is_start_request",
         "hitl_park_id",
         "hitl_session",
+        "hitl_session_jar",
+        "hitl_session_name",
         "hitl_session_proxy",
         "hitl_resumed",
     }
@@ -96,6 +98,8 @@ def _take_secrets(request: Request, data: dict[str, Any]) -> dict[str, Any]:
         # way out from the vault's current session.
         data.pop("cookies", None)
         headers.pop(b"Cookie", None)
+    if request_meta.get("hitl_session_jar"):
+        meta.pop("cookiejar", None)  # the session's own jar: chosen again with the session
     if request_meta.get("hitl_session_proxy"):
         meta.pop("proxy", None)  # the session's proxy: attached again with the session
         headers.pop(b"Proxy-Authorization", None)

@@ -8,13 +8,14 @@ cookie value.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from cryptography.fernet import InvalidToken
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 
 from scrapy_hitl.cookies import Cookie, cookies_for_domain, earliest_expiry, to_scrapy_cookies
 from scrapy_hitl.state.models import CapturedSession, iso, utcnow
@@ -52,9 +53,33 @@ def parent_domains(host: str) -> list[str]:
     return [".".join(parts[i:]) for i in range(0, max(1, len(parts) - 1))]
 
 
+DEFAULT_NAME = "default"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}")
+# What a session's health may be; "retired" is a limit reached (uses, age, error score),
+# "invalid" a refusal (401/403, a failed probe). Neither is attached again.
+UNUSABLE = frozenset(("invalid", "expired", "retired"))
+
+
+class SessionExists(ValueError):
+    """Raised when storing a session under a name the domain already has, without replace."""
+
+
+def check_name(name: str) -> str:
+    """A session name: letters, digits and ``. _ @ + -``, up to 100; ValueError otherwise."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ValueError(f"Session name {name!r} is not valid: use 1-100 letters, digits and . _ @ + - "
+                         "(starting with a letter or digit), e.g. an account name like alice or buyer-2.")
+    return name
+
+
+def origin_host_matches(origin: str, domain: str) -> bool:
+    host = (urlsplit(origin).hostname or "").lower()
+    return host == domain or host.endswith("." + domain)
+
+
 @dataclass(frozen=True, slots=True)
 class Session:
-    """A decrypted session, ready to attach to requests."""
+    """A decrypted session, ready to attach to requests (and to start a browser context)."""
 
     domain: str
     cookies: tuple[Cookie, ...]
@@ -62,15 +87,39 @@ class Session:
     proxy: str | None
     health: str
     expires_at: datetime | None
+    name: str = DEFAULT_NAME
+    origins: tuple[dict[str, Any], ...] = ()  # localStorage per origin, as storage_state has it
+    captured_at: datetime | None = None
+    uses: int = 0
+    errors: int = 0
+    error_score: float = 0.0
 
     def scrapy_cookies(self) -> list[dict[str, Any]]:
         return to_scrapy_cookies(self.cookies)
 
     @property
+    def key(self) -> str:
+        return f"{self.domain}/{self.name}"
+
+    @property
     def usable(self) -> bool:
-        if self.health in ("invalid", "expired"):
+        if self.health in UNUSABLE:
             return False
         return self.expires_at is None or self.expires_at > utcnow()
+
+    def storage_state(self) -> dict[str, Any]:
+        """Playwright's ``storage_state`` (cookies + localStorage) to start a context from."""
+        return {"cookies": [to_playwright_cookie(c, self.domain) for c in self.cookies],
+                "origins": [dict(o) for o in self.origins]}
+
+
+def to_playwright_cookie(cookie: Cookie, domain: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": cookie.name, "value": cookie.value, "domain": cookie.domain or domain,
+                           "path": cookie.path or "/", "expires": cookie.expires if cookie.expires else -1,
+                           "httpOnly": cookie.http_only, "secure": cookie.secure}
+    if cookie.same_site in ("Strict", "Lax", "None"):
+        out["sameSite"] = cookie.same_site
+    return out
 
 
 def _aware(dt: datetime | None) -> datetime | None:
@@ -81,21 +130,30 @@ def _aware(dt: datetime | None) -> datetime | None:
 
 
 def session_info(row: CapturedSession) -> dict[str, Any]:
-    """What the CLI and console may show: never a cookie value."""
+    """What the CLI and console may show: never a cookie or localStorage value."""
     expires = _aware(row.expires_at)
+    captured = _aware(row.captured_at)
     health = row.health
     if health in ("valid", "unknown") and expires is not None and expires <= utcnow():
         health = "expired"
     return {
         "domain": row.domain,
+        "name": row.name,
         "health": health,
         "health_reason": row.health_reason,
         "cookie_names": list(row.cookie_names),
+        "origins": list(row.origins or []),
         "source_format": row.source_format,
-        "captured_at": iso(row.captured_at),
+        "captured_at": iso(captured),
+        "age_seconds": round((utcnow() - captured).total_seconds()) if captured else None,
         "last_validated": iso(row.last_validated),
         "expires_at": iso(expires),
         "captured_by": row.captured_by,
+        "uses": row.uses or 0,
+        "errors": row.errors or 0,
+        "error_score": round(row.error_score or 0.0, 2),
+        "last_used": iso(row.last_used),
+        "retired_at": iso(row.retired_at),
     }
 
 
@@ -111,30 +169,46 @@ class SessionVault:
         domain: str,
         cookies: Iterable[Cookie],
         *,
+        name: str = DEFAULT_NAME,
+        origins: Iterable[dict[str, Any]] = (),
         user_agent: str | None = None,
         proxy: str | None = None,
         source_format: str = "",
         captured_by: str = "",
+        replace: bool = True,
     ) -> dict[str, Any]:
-        """Store (or replace) the session of a domain. Cookies that belong to other domains
-        are kept out, so one upload cannot leak a cookie to the wrong site."""
+        """Store (or, with ``replace``, replace) one named session of a domain. Cookies and
+        localStorage origins of other domains are kept out, so one upload cannot leak a
+        secret to the wrong site. Raises SessionExists, or ValueError if nothing is for
+        ``domain``."""
         domain = normalize_domain(domain)
+        check_name(name)
         all_cookies = list(cookies)
         kept = cookies_for_domain(all_cookies, domain) or [c for c in all_cookies if not c.domain]
-        if not kept:
-            names = sorted({c.domain for c in all_cookies})
+        all_origins = list(origins)
+        kept_origins = [o for o in all_origins if origin_host_matches(o["origin"], domain)]
+        if not kept and not kept_origins:
+            names = sorted({c.domain for c in all_cookies} | {o["origin"] for o in all_origins})
             raise ValueError(
                 f"None of the {len(all_cookies)} cookies is for {domain} (they are for: "
                 f"{', '.join(names)}). Export the cookies while on {domain}."
             )
         secret = json.dumps(
-            {"cookies": [c.to_dict() for c in kept], "user_agent": user_agent, "proxy": proxy}
+            {"cookies": [c.to_dict() for c in kept], "origins": kept_origins, "user_agent": user_agent,
+             "proxy": proxy}
         ).encode()
         expiry = earliest_expiry(kept)
         with self.db.session() as s:
-            row = s.get(CapturedSession, domain) or CapturedSession(domain=domain)
+            row = s.get(CapturedSession, (domain, name))
+            if row is not None and not replace:
+                raise SessionExists(
+                    f"{domain} already has a session named {name!r}. Pass --replace (API: "
+                    "\"replace\": true) to replace it, or choose another --name.")
+            row = row or CapturedSession(domain=domain, name=name)
             row.secret = self.fernet.encrypt(secret)
             row.cookie_names = sorted({c.name for c in kept})
+            row.origins = [{"origin": o["origin"], "keys": sorted({i["name"] for i in o["localStorage"]})}
+                           for o in kept_origins]
             row.source_format = source_format
             row.health = "unknown"
             row.health_reason = ""
@@ -144,6 +218,8 @@ class SessionVault:
                 datetime.fromtimestamp(expiry, timezone.utc) if expiry is not None else None
             )
             row.captured_by = captured_by
+            row.uses, row.errors, row.error_score = 0, 0, 0.0
+            row.last_used = row.retired_at = None
             s.add(row)
             s.flush()
             return session_info(row)
@@ -165,50 +241,101 @@ class SessionVault:
             proxy=data.get("proxy"),
             health=row.health,
             expires_at=_aware(row.expires_at),
+            name=row.name,
+            origins=tuple(data.get("origins") or ()),
+            captured_at=_aware(row.captured_at),
+            uses=row.uses or 0,
+            errors=row.errors or 0,
+            error_score=row.error_score or 0.0,
         )
 
-    def get(self, domain: str) -> Session | None:
-        with self.db.session() as s:
-            row = s.get(CapturedSession, normalize_domain(domain))
-            return self._decrypt(row) if row else None
+    def _rows(self, s: Any, domain: str) -> list[CapturedSession]:
+        q = select(CapturedSession).where(CapturedSession.domain == normalize_domain(domain))
+        return list(s.scalars(q.order_by(CapturedSession.name)))
 
-    def load_usable(self) -> dict[str, Session]:
-        """Every session that may be attached (not invalid, not expired), by domain."""
+    def get(self, domain: str, name: str | None = None) -> Session | None:
+        """One session: ``name``'s, or (None) the domain's first usable one by name, else its first."""
         with self.db.session() as s:
-            rows = s.scalars(select(CapturedSession)).all()
-            sessions = (self._decrypt(r) for r in rows)
-            return {x.domain: x for x in sessions if x.usable}
+            if name is not None:
+                row = s.get(CapturedSession, (normalize_domain(domain), name))
+                return self._decrypt(row) if row else None
+            sessions = [self._decrypt(r) for r in self._rows(s, domain)]
+        return next((x for x in sessions if x.usable), sessions[0] if sessions else None)
 
-    def mark(self, domain: str, health: str, reason: str = "") -> bool:
+    def pool(self, domain: str) -> list[Session]:
+        """Every session of the domain, usable or not, by name."""
         with self.db.session() as s:
-            row = s.get(CapturedSession, normalize_domain(domain))
-            if row is None:
-                return False
-            row.health = health
-            row.health_reason = reason
-            if health == "valid":
-                row.last_validated = utcnow()
-            return True
+            return [self._decrypt(r) for r in self._rows(s, domain)]
 
-    def delete(self, domain: str) -> bool:
+    def load_usable(self) -> dict[str, list[Session]]:
+        """Every session that may be attached (not invalid, retired or expired), by domain."""
+        out: dict[str, list[Session]] = {}
         with self.db.session() as s:
-            row = s.get(CapturedSession, normalize_domain(domain))
-            if row is None:
-                return False
-            s.delete(row)
-            return True
+            q = select(CapturedSession).where(CapturedSession.health.not_in(UNUSABLE))
+            for row in s.scalars(q.order_by(CapturedSession.domain, CapturedSession.name)):
+                session = self._decrypt(row)
+                if session.usable:
+                    out.setdefault(session.domain, []).append(session)
+        return out
 
-    def info(self, domain: str) -> dict[str, Any] | None:
-        """What may be shown about one domain's session (never a value), or None."""
+    def mark(self, domain: str, health: str, reason: str = "", name: str | None = None) -> bool:
+        """Set the health of one session (``name``) or of every session of the domain."""
+        changed = False
         with self.db.session() as s:
-            row = s.get(CapturedSession, normalize_domain(domain))
-            return session_info(row) if row else None
+            rows = self._rows(s, domain) if name is None else \
+                [r for r in [s.get(CapturedSession, (normalize_domain(domain), name))] if r]
+            for row in rows:
+                row.health = health
+                row.health_reason = reason[:255]
+                if health == "valid":
+                    row.last_validated = utcnow()
+                elif health in UNUSABLE and row.retired_at is None:
+                    row.retired_at = utcnow()
+                changed = True
+        return changed
 
-    def list(self, *, after: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-        """Sessions by domain; keyset-paginated with ``after`` (the last domain seen)."""
-        q = select(CapturedSession).order_by(CapturedSession.domain).limit(limit)
+    def record_use(self, batch: dict[tuple[str, str], tuple[int, int, float]]) -> None:
+        """Add uses and errors, and set the error score, of sessions (a crawler's batch)."""
+        now = utcnow()
+        with self.db.session() as s:
+            for (domain, name), (uses, errors, score) in batch.items():
+                row = s.get(CapturedSession, (domain, name))
+                if row is None:
+                    continue
+                row.uses = (row.uses or 0) + uses
+                row.errors = (row.errors or 0) + errors
+                row.error_score = score
+                if uses:
+                    row.last_used = now
+
+    def delete(self, domain: str, name: str | None = None) -> bool:
+        """Delete one session (``name``) or every session of the domain."""
+        with self.db.session() as s:
+            rows = self._rows(s, domain) if name is None else \
+                [r for r in [s.get(CapturedSession, (normalize_domain(domain), name))] if r]
+            for row in rows:
+                s.delete(row)
+            return bool(rows)
+
+    def info(self, domain: str, name: str | None = None) -> dict[str, Any] | None:
+        """What may be shown about one session (``name``, or the one :meth:`get` picks), or None."""
+        with self.db.session() as s:
+            if name is not None:
+                row = s.get(CapturedSession, (normalize_domain(domain), name))
+                return session_info(row) if row else None
+            infos = [session_info(r) for r in self._rows(s, domain)]
+        usable = [i for i in infos if i["health"] not in UNUSABLE]
+        return (usable or infos or [None])[0]
+
+    def pool_info(self, domain: str) -> list[dict[str, Any]]:
+        with self.db.session() as s:
+            return [session_info(r) for r in self._rows(s, domain)]
+
+    def list(self, *, after: tuple[str, str] | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Sessions by domain and name; keyset-paginated with ``after`` (the last (domain, name) seen)."""
+        q = select(CapturedSession).order_by(CapturedSession.domain, CapturedSession.name).limit(limit)
         if after is not None:
-            q = q.where(CapturedSession.domain > after)
+            q = q.where(tuple_(CapturedSession.domain, CapturedSession.name) > tuple_(*after))
         with self.db.session() as s:
             return [session_info(r) for r in s.scalars(q)]
 
@@ -222,26 +349,31 @@ def capture(
     domain: str,
     cookies: Iterable[Cookie],
     *,
+    name: str = DEFAULT_NAME,
+    origins: Iterable[dict[str, Any]] = (),
     user_agent: str | None = None,
     proxy: str | None = None,
     source_format: str = "",
     captured_by: str = "",
+    replace: bool = True,
 ) -> dict[str, Any]:
-    """Store (or replace) a domain's session, then emit ``session.captured``: the session is in
-    the vault before any crawler hears of it. Raises ValueError if no cookie is for ``domain``."""
-    info = state.vault.put(domain, cookies, user_agent=user_agent, proxy=proxy,
-                           source_format=source_format, captured_by=captured_by)
+    """Store (or replace) one named session of a domain, then emit ``session.captured``: the
+    session is in the vault before any crawler hears of it. Raises ValueError if nothing is
+    for ``domain``, SessionExists if ``name`` is taken and not ``replace``."""
+    info = state.vault.put(domain, cookies, name=name, origins=origins, user_agent=user_agent, proxy=proxy,
+                           source_format=source_format, captured_by=captured_by, replace=replace)
     state.events.emit("session.captured",
-                      {"cookie_names": info["cookie_names"], "expires_at": info["expires_at"]},
+                      {"name": info["name"], "cookie_names": info["cookie_names"],
+                       "origins": [o["origin"] for o in info["origins"]], "expires_at": info["expires_at"]},
                       domain=info["domain"])
     return info
 
 
-def forget(state: HitlState, domain: str, *, reason: str = "deleted") -> bool:
-    """Delete a domain's session and emit ``session.invalidated`` (crawlers stop sending it).
-    False if there was none (and nothing is emitted)."""
+def forget(state: HitlState, domain: str, *, name: str | None = None, reason: str = "deleted") -> bool:
+    """Delete one session (``name``) or all of a domain's, and emit ``session.invalidated``
+    (crawlers stop sending it). False if there was none (and nothing is emitted)."""
     domain = normalize_domain(domain)
-    if not state.vault.delete(domain):
+    if not state.vault.delete(domain, name):
         return False
-    state.events.emit("session.invalidated", {"reason": reason}, domain=domain)
+    state.events.emit("session.invalidated", {"reason": reason, "name": name}, domain=domain)
     return True

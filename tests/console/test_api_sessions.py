@@ -86,6 +86,8 @@ def test_session_detail_shows_names_and_dates_only(client, reviewer, hitl):
         ("/api/v1/sessions/nowhere.example", 404, "not_found"),
         ("/api/v1/sessions?cursor=%%%", 400, "bad_cursor"),
         ("/api/v1/sessions?cursor=" + encode_cursor([3]), 400, "bad_cursor"),
+        ("/api/v1/sessions?cursor=" + encode_cursor([3, 4]), 400, "bad_cursor"),
+        ("/api/v1/sessions/nowhere.example/alice", 404, "not_found"),
         ("/api/v1/sessions?limit=0", 400, "bad_request"),
     ],
 )
@@ -125,7 +127,8 @@ def test_put_replaces_the_session_and_tells_the_crawlers(client, reviewer, hitl,
     assert session.user_agent == SECRETS[3]
     assert session_events(hitl) == [
         ("session.captured", DOMAIN,
-         {"cookie_names": ["cf_clearance", "sid"], "expires_at": response.json["expires_at"]}),
+         {"name": "default", "cookie_names": ["cf_clearance", "sid"], "origins": [],
+          "expires_at": response.json["expires_at"]}),
     ]
 
 
@@ -174,8 +177,8 @@ def test_delete_is_204_then_404_and_matches_the_cli(client, reviewer, hitl):
     result = CliRunner().invoke(cli, ["sessions", "delete", "blog.example.com"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert session_events(hitl) == [
-        ("session.invalidated", DOMAIN, {"reason": "deleted"}),
-        ("session.invalidated", "blog.example.com", {"reason": "deleted"}),
+        ("session.invalidated", DOMAIN, {"reason": "deleted", "name": None}),
+        ("session.invalidated", "blog.example.com", {"reason": "deleted", "name": None}),
     ]
 
 

@@ -134,7 +134,8 @@ def test_resolve_with_cookies(state):
     assert state.vault.get(DOMAIN).user_agent == "UA/1"
     evs = state.events.read(after)
     assert [e.type for e in evs] == ["session.captured", "intervention.resolved", "domain.resumed"]
-    assert evs[0].payload == {"cookie_names": ["cf_clearance", "sid"], "expires_at": None}
+    assert evs[0].payload == {"name": "default", "cookie_names": ["cf_clearance", "sid"], "origins": [],
+                              "expires_at": None}
     assert evs[1].payload == {"type": "manual_access", "action": "cookies", "parked": 5,
                               "domain_released": True, "note": "logged in"}
     assert (evs[2].domain, evs[2].payload) == (DOMAIN, {"parked": 5})

@@ -114,7 +114,7 @@ def test_load_usable_skips_invalid_and_expired(vault):
     assert vault.mark("marked-expired.example", "expired") is True
     usable = vault.load_usable()
     assert sorted(usable) == ["fresh.example", "valid.example"]
-    assert usable["valid.example"].health == "valid"
+    assert [s.health for s in usable["valid.example"]] == ["valid"]
     by_domain = {s["domain"]: s for s in vault.list()}
     assert by_domain["expired.example"]["health"] == "expired"  # computed from expires_at
     assert by_domain["invalid.example"]["health"] == "invalid"
@@ -147,8 +147,9 @@ def test_list_never_contains_values(vault):
     vault.put("a.example", [Cookie("k", "value-a-42", "a.example")])
     listed = vault.list()
     assert [s["domain"] for s in listed] == ["a.example", "shop.example.com"]
-    assert set(listed[0]) == {"domain", "health", "health_reason", "cookie_names", "source_format",
-                              "captured_at", "last_validated", "expires_at", "captured_by"}
+    assert set(listed[0]) == {"domain", "name", "health", "health_reason", "cookie_names", "origins",
+                              "source_format", "captured_at", "age_seconds", "last_validated", "expires_at",
+                              "captured_by", "uses", "errors", "error_score", "last_used", "retired_at"}
     dumped = repr(listed)
     for secret in (SECRET, "clearance-456", "value-a-42", UA_SECRET, "pr0xy-pa55"):
         assert secret not in dumped

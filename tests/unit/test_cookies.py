@@ -69,6 +69,10 @@ EXPECTED = {
 }
 
 
+# storage_state's localStorage is kept (the sample's origins, values and all)
+ORIGINS = ({"origin": "http://127.0.0.1:8000", "localStorage": [{"name": "theme", "value": "dark"}]},)
+
+
 def parse_sample(name: str, **kwargs: str) -> ParsedCookies:
     return parse_cookies((SAMPLES / name).read_bytes(), source=name, **kwargs)
 
@@ -80,7 +84,8 @@ def parse_sample(name: str, **kwargs: str) -> ParsedCookies:
 def test_sample_is_detected_and_parsed(sample: str) -> None:
     fmt, cookies = EXPECTED[sample]
     parsed = parse_sample(sample, default_domain="127.0.0.1")
-    assert parsed == ParsedCookies(cookies=cookies, format=fmt)
+    origins = ORIGINS if sample == "storage_state.json" else ()
+    assert parsed == ParsedCookies(cookies=cookies, format=fmt, origins=origins)
 
 
 @pytest.mark.parametrize("sample", sorted(EXPECTED))

@@ -207,6 +207,7 @@ def index_page(config: SiteConfig) -> bytes:
         ("/members/page/1", "Members", "401 unless logged in"),
         ("/members-redirect/page/1", "Members (redirect)", "302 to /login unless logged in"),
         ("/login", "Login", "user demo, password demo"),
+        ("/account/page/1", "Account", "a single-page app whose login (demo/demo) lives in localStorage"),
         ("/protected/page/1", "Protected", "Cloudflare-like challenge"),
         ("/js/page/1", "JavaScript", "rendered in the browser only"),
         ("/guarded/page/1", "Guarded", "data only for a browser without automation markers"),

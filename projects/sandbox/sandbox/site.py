@@ -18,7 +18,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 from twisted.web.server import Site
 
-from . import botd, catalog, mixed, pages
+from . import account, botd, catalog, mixed, pages
 from .challenge import CLEARANCE_COOKIE, ORCHESTRATE_JS, ORCHESTRATE_PATH, VERIFY_PATH, Challenge
 from .challenge import request_arg as _arg
 from .content import PER_PAGE
@@ -57,6 +57,8 @@ class SandboxResource(Resource):
         self.config = config
         self.challenge = Challenge(secret=config.secret, bind_ua=config.cf_bind_ua)
         self.guard = Guard(secret=config.secret)
+        self.accounts = account.Accounts(config.secret)
+        self.member_uses: dict[bytes, int] = {}  # member_session "valid-limit<N>-..." -> requests seen
         self._botd: tuple[int, bytes] | None = None  # BotD's bundle, read at the first request
         self.hits: dict[bytes, int] = {}
         self.total = 0
@@ -73,6 +75,8 @@ class SandboxResource(Resource):
             b"/robots.txt": self._robots,
             b"/login": self._login,
             b"/logout": self._logout,
+            b"/account/login": self._account_login_page,
+            b"/account/api/login": self._account_login,
             VERIFY_PATH.encode(): self._verify,
             ORCHESTRATE_PATH: self._orchestrate,
             botd.BUNDLE_PATH: self._botd_bundle,
@@ -128,6 +132,8 @@ class SandboxResource(Resource):
         handler = self._routes.get(path)
         if handler is not None:
             return handler(request)
+        if path.startswith(account.PREFIX):
+            return self._account(request, path)
         for prefix, section in DATA_SECTIONS:
             if path.startswith(prefix):
                 return self._guarded_data(request, path[len(prefix) :], section)
@@ -217,6 +223,9 @@ class SandboxResource(Resource):
     def _member_gate(self, request: Request, *, redirect: bool) -> bytes | None:
         session = request.received_cookies.get(MEMBER_COOKIE)
         if session is not None and session.startswith(b"valid-") and len(session) > 6:
+            if self._member_banned(session):
+                request.setResponseCode(403)
+                return _html(request, pages.message_page("Account suspended", "Too many requests from this account."))
             return None
         next_url = _uri(request)
         if redirect:
@@ -231,6 +240,55 @@ class SandboxResource(Resource):
         if self.challenge.is_cleared(token, request.getHeader(b"user-agent") or b""):
             return None
         return self.challenge.deny(request, _uri(request))
+
+    def _member_banned(self, session: bytes) -> bool:
+        """A session ``valid-limit<N>-...`` is banned (403) after N requests, like a site that
+        suspends an account crawling too much."""
+        if not session.startswith(b"valid-limit"):
+            return False
+        raw = session[len(b"valid-limit"):].split(b"-", 1)[0]
+        if not raw.isdigit():
+            return False
+        used = self.member_uses[session] = self.member_uses.get(session, 0) + 1
+        return used > int(raw)
+
+    # -- the account section: its login lives in localStorage (account.py) ------------------------
+
+    def _account(self, request: Request, path: bytes) -> bytes:
+        cfg = self.config
+        if path.startswith(account.DATA_PREFIX):
+            rest = path[len(account.DATA_PREFIX):]
+            listing = not rest.startswith(b"detail/")
+            raw = rest if listing else rest[len(b"detail/"):]
+            n = int(raw) if raw.isdigit() else 0
+            if not 1 <= n <= (cfg.pages if listing else cfg.pages * PER_PAGE):
+                request.setResponseCode(404)
+                return _json(request, {"error": "not found"})
+            auth = (request.getHeader(b"authorization") or b"").decode("latin-1")
+            if not (auth.startswith("Bearer ") and self.accounts.valid(auth[7:])):
+                request.setResponseCode(401)
+                return _json(request, {"error": "sign in first"})
+            return _json(request, account.list_data(n, cfg.pages) if listing else account.detail_data(n))
+        parts = path.split(b"/")
+        if len(parts) == 4 and parts[2] in (b"page", b"detail") and parts[3].isdigit():
+            n, listing = int(parts[3]), parts[2] == b"page"
+            if 1 <= n <= (cfg.pages if listing else cfg.pages * PER_PAGE):
+                data = f"/account/data/{n}" if listing else f"/account/data/detail/{n}"
+                return _html(request, account.shell_page(f"My account - {parts[2].decode()} {n}", data))
+        return _not_found(request)
+
+    def _account_login_page(self, request: Request) -> bytes:
+        return _html(request, account.login_page(_safe_next(_arg(request, b"next"), "/account/page/1")))
+
+    def _account_login(self, request: Request) -> bytes:
+        if request.method != b"POST":
+            return _not_allowed(request, b"POST")
+        user, password = _arg(request, b"user"), _arg(request, b"password")
+        valid_user = hmac.compare_digest(user.encode(), self.config.login_user.encode())
+        if not (hmac.compare_digest(password.encode(), self.config.login_password.encode()) and valid_user):
+            request.setResponseCode(401)
+            return _json(request, {"error": "Invalid username or password."})
+        return _json(request, {"token": self.accounts.issue()})
 
     # -- plain routes ---------------------------------------------------------------------------
 
@@ -287,6 +345,7 @@ class SandboxResource(Resource):
             return _not_allowed(request, b"POST")
         self.hits.clear()
         self.records.clear()
+        self.member_uses.clear()
         self.total = 0
         return _json(request, {"ok": True})
 

@@ -6,7 +6,9 @@
 Sections: quotes (open), vip (403 until the vip_pass cookie), members (401 until a login
 session), protected (a Cloudflare-like challenge), drift (markup changes after a page),
 js (quotes rendered by JavaScript only), guarded (quotes only for a browser without automation
-markers), mixed (a shop whose item pages are 80% static HTML and 20% JavaScript-only).
+markers), mixed (a shop whose item pages are 80% static HTML and 20% JavaScript-only),
+account (a single-page app whose login lives in localStorage: only a browser context
+started from a saved storage state sees its quotes).
 
 Arguments: ``details=0`` skips the quote detail pages; ``markup=v2`` reads the drift section's
 new markup; ``oracle=1`` tells the add-on each mixed item's tier in advance (``hitl_tier``
@@ -21,10 +23,10 @@ from urllib.parse import urlsplit
 
 import scrapy
 
-SECTIONS = ("quotes", "vip", "members", "protected", "drift", "js", "guarded", "mixed")
+SECTIONS = ("quotes", "vip", "members", "protected", "drift", "js", "guarded", "mixed", "account")
 # Sections whose pages are rendered in the browser: their details must show the rendered
 # markup, so the add-on can tell an empty JavaScript shell from the content.
-RENDERED = ("js", "guarded")
+RENDERED = ("js", "guarded", "account")
 DETAIL_EXPECT = "span.born"
 MIXED_LISTING_EXPECT = "ul.items"
 MIXED_ITEM_EXPECT = "article.item"
