@@ -2,6 +2,7 @@
 // answer form (option buttons, a form built from the response schema, JSON, or free text),
 // the history, and the callback deliveries with "redeliver"; kept current by the event stream.
 import { $, Live, api, badge, confirmAction, describeError, el, page, say, setBadge, when } from "./common.js";
+import "./ownership.js"; // "I'm on it" (templates/_owner.html)
 
 const id = Number($("consultation").dataset.consultationId);
 const TREE_OPEN_DEPTH = 3; // levels of the context tree open at first

@@ -1,6 +1,7 @@
 // The consultations queue: highest priority first, then the oldest; filters, "load more",
 // live over the event stream, and a toast when a high-priority question comes in.
 import { $, Live, Pager, ago, api, badge, describeError, el, fmtNumber, link, say, toast, when } from "./common.js";
+import { ownerHint } from "./ownership.js";
 
 const PAGE = 25;
 const HIGH = Number($("queue").dataset.highPriority);
@@ -29,7 +30,7 @@ function row(c) {
   el("td", {}, link(href, `#${c.id}`)),
   el("td", { class: "num", dataset: { field: "priority" } }, fmtNumber(c.priority),
     high ? el("span", { class: "badge badge-high" }, "high") : null),
-  el("td", { dataset: { field: "state" } }, badge(c.state)),
+  el("td", { dataset: { field: "state" } }, badge(c.state), ownerHint(c)),
   el("td", { dataset: { field: "title" }, class: "wrap" }, link(href, c.title)),
   el("td", { dataset: { field: "agent" } }, c.api_key_id ? `key #${c.api_key_id}` : "–"),
   el("td", { dataset: { field: "age" } }, ago(c.created_at)),

@@ -3,6 +3,7 @@ import {
   $, Live, ago, api, compareIds, confirmAction, describeError, el, fmtNumber, link, page, parseTime, say, setBadge,
   when,
 } from "./common.js";
+import "./ownership.js"; // "I'm on it" (templates/_owner.html)
 import { REASONS, TYPES } from "/words.js";
 import "./liveview.js"; // a crawler's held captcha page, live (docs/live.md)
 

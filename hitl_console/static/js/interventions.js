@@ -1,5 +1,6 @@
 // The interventions list: filters, "load more", live status changes, and bulk "mark done".
 import { $, Live, Pager, ago, api, badge, confirmAction, describeError, el, fmtNumber, link, say } from "./common.js";
+import { ownerHint } from "./ownership.js";
 
 const FILTERS = ["status", "type", "domain", "run_id"];
 const PAGE = 25;
@@ -14,7 +15,7 @@ function row(i) {
   const href = `/interventions/${i.id}`;
   return el("tr", { dataset: { interventionId: i.id, status: i.status, domain: i.domain } },
     el("td", {}, link(href, `#${i.id}`)),
-    el("td", { dataset: { field: "status" } }, badge(i.status)),
+    el("td", { dataset: { field: "status" } }, badge(i.status), ownerHint(i)),
     el("td", {}, link(href, i.type)),
     el("td", {}, i.reason),
     el("td", {}, link(`/interventions?domain=${encodeURIComponent(i.domain)}`, i.domain)),
