@@ -18,7 +18,7 @@ from tests.support.crawl import DEMO_PROJECT, ROOT
 
 # A crawl slow enough to be stopped in the middle: one request at a time, 0.1 s apart
 # (6 listing pages and 60 quote pages in the sandbox fixture).
-SLOW = ("-s", "CONCURRENT_REQUESTS_PER_DOMAIN=1", "-s", "DOWNLOAD_DELAY=0.1", "-s", "LOG_LEVEL=DEBUG")
+SLOW = ("-s", "CONCURRENT_REQUESTS=1", "-s", "DOWNLOAD_DELAY=0.1", "-s", "LOG_LEVEL=DEBUG")
 
 
 class Worker:
@@ -134,7 +134,7 @@ def test_cancel_stops_a_running_crawl_gracefully(cli, project, state, fresh_sand
         worker.stop()
 
 
-def test_a_killed_worker_job_runs_again_and_delivers_every_item_once(
+def test_a_killed_or_drained_worker_job_runs_again_and_delivers_every_item_once(
         cli, project, state, fresh_sandbox, hitl_env, tmp_path):
     from rq import Queue
     from rq.registry import StartedJobRegistry
@@ -159,16 +159,21 @@ def test_a_killed_worker_job_runs_again_and_delivers_every_item_once(
     registry = StartedJobRegistry(queue=Queue(jobs.QUEUE_NORMAL, connection=state.redis))
     wait_for(lambda: registry.get_expired_job_ids() and not state.redis.exists(lease_key(job["id"])),
              timeout=30, what="the dead worker's execution to expire")
-    again = Worker(hitl_env, tmp_path, burst=True)
-    assert again.wait() == 0, again.log()[-4000:]
+    second = Worker(hitl_env, tmp_path)  # its first maintenance pass re-queues the job
+    wait_for(lambda: log_of(state, job["id"]).count("Scraped from") >= len(first) + 10, timeout=60,
+             what="10 more items")
+    second.stop()  # drain: the crawl stops gracefully and the job is queued for another worker
+    drained = job_of(state, job["id"])
+    assert (drained["status"], drained["reason"], drained["attempts"]) == ("queued", "drained", 2), drained
+    assert 20 <= len(items(feed)) < 60
 
+    third = Worker(hitl_env, tmp_path, burst=True)
+    assert third.wait() == 0, third.log()[-4000:]
     done = job_of(state, job["id"])
-    assert (done["status"], done["attempts"]) == ("finished", 2), done
+    assert (done["status"], done["attempts"]) == ("finished", 3), done
     log = log_of(state, job["id"])
-    assert "attempt 2" in log
-    assert "worker_lost" in log or done["reason"] == "finished"
-    delivered = items(feed)
-    urls = [i["detail_url"] for i in delivered]
+    assert "attempt 2" in log and "attempt 3" in log
+    urls = [i["detail_url"] for i in items(feed)]
     assert len(urls) == 60 and len(set(urls)) == 60, (len(first), len(urls), len(set(urls)))
     with redis.Redis.from_url(hitl_env["HITL_REDIS_URL"]) as r:
         assert not r.exists(lease_key(job["id"]))
