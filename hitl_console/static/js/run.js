@@ -1,5 +1,6 @@
 // One run: stats, the events timeline (paged, then live), and pause/unpause of its spider.
-import { $, Live, Pager, api, compareIds, debounce, describeError, el, fmtNumber, link, say, setBadge, when } from "./common.js";
+import { $, Live, Pager, api, compareIds, debounce, describeError, el, fmtNumber, link, parseTime, say, setBadge, when } from "./common.js";
+import { REASONS, STATUSES, TYPES } from "/words.js";
 
 const runId = $("run").dataset.runId;
 const path = `/api/v1/runs/${encodeURIComponent(runId)}`;
@@ -10,16 +11,84 @@ let spider = "";
 // the row, so an API answer read in between must not win over the event.
 let liveStatus = "";
 const seen = new Set(); // event ids in the timeline: paging and live may both bring one
+const LIVE_STATUSES = ["running", "waiting_for_human"];
+let alive = false; // the crawler's heartbeat, as the API last said
+let paused = false;
+// What the summary is made of: the run row, its newest counts (live, or the final stats), item routes.
+const summary = { run: null, counts: null, stats: null, quality: null, endedAt: null };
 
 function setStatus(status) {
   setBadge($("run-status"), status);
+  if (STATUSES[status]) $("run-status").textContent = STATUSES[status];
   $("run-status").dataset.runStatus = status;
+  setPaused(paused);
 }
 
-function setPaused(paused) {
+/** "Pause spider" only while the run is live (a finished run has nothing to pause); "Unpause"
+ * whenever the spider is paused, since the pause holds every later run too. */
+function setPaused(value) {
+  paused = value;
+  const live = alive || LIVE_STATUSES.includes($("run-status").dataset.runStatus);
   $("spider-paused").hidden = !paused;
-  $("pause-spider").hidden = paused;
+  $("pause-spider").hidden = paused || !live;
   $("unpause-spider").hidden = !paused;
+}
+
+// --- the summary: pages, items by route, blocks, duration, rate; live while it runs -----------
+
+function fmtDuration(seconds) {
+  if (!Number.isFinite(seconds) || seconds < 0) return "–";
+  const s = Math.round(seconds);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
+}
+
+function fmtBytes(n) {
+  const v = Number(n);
+  if (!Number.isFinite(v)) return "–";
+  return v >= 1e9 ? `${(v / 1e9).toFixed(1)} GB` : v >= 1e6 ? `${Math.round(v / 1e6)} MB` : `${Math.round(v / 1e3)} kB`;
+}
+
+function countsFromStats(stats) {
+  return { requests: stats["downloader/request_count"], responses: stats["downloader/response_count"],
+    items: stats["item_scraped_count"], parked: stats["hitl/parked"], resumed: stats["hitl/resumed"] };
+}
+
+function small(code) {
+  return el("small", { class: "code" }, el("code", {}, code));
+}
+
+function renderSummary() {
+  const { run, stats, quality } = summary;
+  if (!run) return;
+  const counts = summary.counts || (stats && Object.keys(stats).length ? countsFromStats(stats) : run.progress) || {};
+  const start = parseTime(run.created_at);
+  const end = summary.endedAt || (run.finished_at ? parseTime(run.finished_at) : Date.now());
+  const seconds = (end - start) / 1000;
+  const rows = [
+    ["Pages fetched", fmtNumber(counts.responses), "downloader/response_count"],
+    ["Requests sent", fmtNumber(counts.requests), "downloader/request_count"],
+    ["Items", fmtNumber(counts.items), "item_scraped_count"],
+    ["Parked / resumed", `${fmtNumber(counts.parked ?? 0)} / ${fmtNumber(counts.resumed ?? 0)}`, "hitl/parked, hitl/resumed"],
+    ["Duration", fmtDuration(seconds), null],
+    ["Rate", seconds > 0 && counts.responses ? `${fmtNumber(Math.round((counts.responses / seconds) * 60))} pages/min` : "–", null],
+  ];
+  if (quality) {
+    const parts = QUALITY_ORDER.filter((s) => quality[s]).map((s) => `${fmtNumber(quality[s])} ${STATUSES[s] || s}`);
+    rows.splice(3, 0, ["Items by route", parts.join(" · ") || "none scored", null]);
+  }
+  if (stats) {
+    const blocks = Object.entries(stats).filter(([k]) => k.startsWith("hitl/blocks/"));
+    const total = blocks.reduce((n, [, v]) => n + Number(v || 0), 0);
+    rows.push(["Blocks", total ? blocks.map(([k, v]) => `${REASONS[k.slice(12)] || k.slice(12).replaceAll("_", " ")}: ${fmtNumber(v)}`).join(" · ") : "none", "hitl/blocks/*"]);
+    if (stats["memusage/max"]) rows.push(["Peak memory", fmtBytes(stats["memusage/max"]), "memusage/max"]);
+    const overrides = stats["hitl/selectors/in_force"]; // the selector fixer's overrides this run read with
+    if (Array.isArray(overrides) && overrides.length) rows.push(["Selector overrides", overrides.join(" · "), "hitl/selectors/in_force"]);
+  }
+  $("summary-facts").replaceChildren(...rows.flatMap(([label, value, code]) => [
+    el("dt", {}, label), el("dd", { dataset: { summary: label } }, value, code ? " " : null, code ? small(code) : null)]));
 }
 
 // What each run monitor checks, in plain words (scrapy_hitl/monitors.py); the code stays beside it.
@@ -46,15 +115,31 @@ function renderMonitors(findings) {
     el("small", { class: "hint" }, el("code", {}, f.monitor), ` ${f.status}`))));
 }
 
+/** A raw stat, rounded: 99.99999999999999 is 100, a byte count says MB. */
+function statValue(key, v) {
+  if (typeof v === "number") {
+    if (/memusage|bytes/.test(key)) return `${fmtNumber(v)} (${fmtBytes(v)})`;
+    return Number.isInteger(v) ? fmtNumber(v) : fmtNumber(Math.round(v * 100) / 100);
+  }
+  return typeof v === "object" ? JSON.stringify(v) : String(v);
+}
+
 function renderStats(stats) {
   const rows = Object.entries(stats || {}).filter(([k]) => k !== MONITORS_STAT).sort(([a], [b]) => a.localeCompare(b));
   $("stats-body").replaceChildren(...rows.map(([k, v]) =>
-    el("tr", { dataset: { stat: k } }, el("td", {}, k), el("td", {}, typeof v === "object" ? JSON.stringify(v) : String(v)))));
+    el("tr", { dataset: { stat: k } }, el("td", {}, k), el("td", {}, statValue(k, v)))));
   $("stats-empty").hidden = rows.length > 0;
+  $("stats-details").hidden = rows.length === 0;
+  if (rows.length) {
+    summary.stats = stats;
+    renderSummary();
+  }
 }
 
 function render(run) {
   spider = run.spider;
+  alive = Boolean(run.alive);
+  summary.run = run;
   setStatus(liveStatus || run.status);
   $("r-spider").textContent = run.spider;
   $("r-alive").textContent = run.alive ? "yes (heartbeat)" : "no";
@@ -67,16 +152,42 @@ function render(run) {
   setPaused(Boolean(run.spider_paused));
   renderStats(run.stats);
   renderMonitors(run.monitors);
+  renderSummary();
+}
+
+const n = (v, one, many = `${one}s`) => `${fmtNumber(v ?? 0)} ${Number(v) === 1 ? one : many}`;
+
+/** An event in words; its type (and anything not worded) stays beside it in small type. */
+function eventWords(ev) {
+  const p = ev.payload || {};
+  const type = TYPES[p.type] ? TYPES[p.type].label : p.type;
+  const reason = REASONS[p.reason] || String(p.reason || "").replaceAll("_", " ");
+  switch (ev.type) {
+    case "run.started": return "The crawl started";
+    case "run.progress": return `${n(p.requests, "request")} sent, ${n(p.responses, "page")} fetched, ${n(p.items, "item")}`;
+    case "run.waiting": return p.closed ? "Closed while waiting for a person" : "Waiting for a person: every remaining request is parked";
+    case "run.completed": return `Completed (${String(p.finish_reason || "").replaceAll("_", " ")})`;
+    case "run.failed": return `Failed (${String(p.finish_reason || "").replaceAll("_", " ")})`;
+    case "intervention.created": return `${type}: ${reason} on ${ev.domain}`;
+    case "intervention.resolved": return `Intervention #${ev.intervention_id} resolved`;
+    case "intervention.cancelled": return `Intervention #${ev.intervention_id} cancelled: ${n(p.failed, "parked request")} failed`;
+    case "requests.parked": return `${n(p.count, "request")} parked on ${ev.domain}${p.total !== undefined ? ` (${fmtNumber(p.total)} waiting)` : ""}`;
+    case "requests.resumed": return `${n(p.count, "request")} resumed on ${ev.domain}`;
+    case "requests.failed": return `${n(p.count, "request")} failed on ${ev.domain}`;
+    case "item.review_required": return "An item was held for review";
+    default: return null;
+  }
 }
 
 function eventItem(ev) {
-  const payload = Object.entries(ev.payload || {}).filter(([k]) => k !== "stats")
+  const words = eventWords(ev);
+  const raw = Object.entries(ev.payload || {}).filter(([k]) => k !== "stats")
     .map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`).join(" ");
   return el("li", { dataset: { eventId: ev.id, eventType: ev.type } },
-    el("span", { class: "what" }, ev.type),
+    el("span", { class: "what" }, words || ev.type),
     el("span", { class: "meta" }, when(new Date(ev.timestamp * 1000).toISOString()),
-      ev.domain ? ` · ${ev.domain}` : ""),
-    payload ? el("div", { class: "meta" }, payload) : null);
+      ev.domain ? ` · ${ev.domain}` : "", " ", small(ev.type)),
+    !words && raw ? el("div", { class: "meta" }, raw) : null);
 }
 
 /** Add events to the timeline in stream order: pages of history and live events interleave. */
@@ -137,6 +248,8 @@ async function loadQuality() {
   try {
     const q = await api(`${path}/quality`);
     const total = Object.values(q.counts).reduce((a, b) => a + b, 0);
+    summary.quality = q.counts;
+    renderSummary();
     $("quality").hidden = total === 0;
     $("quality-counts").replaceChildren(...QUALITY_ORDER.flatMap((status) => [
       el("dt", {}, status.replace("_", " ")), el("dd", { dataset: { status } }, fmtNumber(q.counts[status] || 0))]));
@@ -210,11 +323,19 @@ new Live().on((ev) => {
       liveStatus = status;
       setStatus(status);
     }
+    if (ev.type === "run.progress" || (ev.type === "run.waiting" && ev.payload.requests !== undefined)) {
+      summary.counts = ev.payload; // live numbers, at the rate the crawler reports them
+      renderSummary();
+    }
     if (ev.payload && ev.payload.closed) { // the final stats travel with the closing event
       renderStats(ev.payload.stats);
       renderMonitors((ev.payload.stats || {})[MONITORS_STAT]);
       $("r-finish-reason").textContent = ev.payload.finish_reason || "–";
       $("r-alive").textContent = "no";
+      alive = false;
+      summary.counts = null;
+      summary.endedAt = ev.timestamp * 1000;
+      renderSummary();
       $("r-finished").replaceChildren(when(new Date(ev.timestamp * 1000).toISOString()));
     }
   }

@@ -86,6 +86,12 @@ def test_runs_update_live_and_the_spider_can_be_paused(tab, users, state):
     page.click("#unpause-spider")
     page.wait_for_selector("#spider-paused", state="hidden")
     assert "sandbox" not in pauses.paused_spiders(state.redis)
+    # The summary's numbers follow run.progress while the run goes; the event reads as words.
+    state.events.emit("run.progress", {"status": "running", "requests": 1200, "responses": 1187, "items": 40,
+                                       "parked": 2, "resumed": 0}, run_id=run["id"], spider="sandbox")
+    page.wait_for_selector('#summary-facts dd[data-summary="Pages fetched"]:has-text("1,187")')
+    page.wait_for_selector('#events li[data-event-type="run.progress"] .what:text-is('
+                           '"1,200 requests sent, 1,187 pages fetched, 40 items")')
 
     # The crawler announces the end before it writes the row: the page trusts the event.
     # ... with the run monitors' findings: in plain words, the code in small type.
@@ -97,7 +103,8 @@ def test_runs_update_live_and_the_spider_can_be_paused(tab, users, state):
                                         "stats": {"item_scraped_count": 3, "hitl/monitors": findings}},
                       run_id=run["id"], spider="sandbox")
     page.wait_for_selector('#run-status[data-run-status="completed"]')
-    page.wait_for_selector('#stats-body tr[data-stat="item_scraped_count"]')
+    page.wait_for_selector('#stats-body tr[data-stat="item_scraped_count"]', state="attached")  # folded: raw
+    page.wait_for_selector('#summary-facts dd[data-summary="Items"]:has-text("3")')
     alert = page.wait_for_selector('#monitor-list li[data-monitor="item_count_drop"][data-status="alert"]')
     assert "Item count close to the usual" in alert.inner_text() and "under 50% of the median" in alert.inner_text()
     assert alert.query_selector("small code").inner_text() == "item_count_drop"
@@ -106,7 +113,8 @@ def test_runs_update_live_and_the_spider_can_be_paused(tab, users, state):
     assert page.query_selector('#stats-body tr[data-stat="hitl/monitors"]') is None
     page.wait_for_selector('#events li[data-event-type="run.completed"]')
     ids = page.eval_on_selector_all("#events li", "items => items.map(i => i.dataset.eventType)")
-    assert ids == ["run.started", "run.waiting", "run.completed"]
+    assert ids == ["run.started", "run.waiting", "run.progress", "run.completed"]
+    assert page.is_hidden("#pause-spider")  # nothing to pause in a finished run
     tab.screenshot("run")
     assert tab.errors == []
 
