@@ -76,6 +76,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     for module in (projects, jobs, robots):
         app.register_blueprint(module.bp)
     app.register_blueprint(jobs.ws_bp)
+    from hitl_console import pages_jobs  # the Jobs pages
+
+    app.register_blueprint(pages_jobs.bp)
     from hitl_console import fixer  # the selector fixer (docs/selectors.md)
     from hitl_console.api import selectors
 

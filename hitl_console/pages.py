@@ -299,7 +299,9 @@ def runs_list() -> str:
 def run_detail(run_id: str) -> str:
     if runs.get_run(state().db, run_id) is None:
         abort(404)
-    return _page("run.html", "run", run_id=run_id)
+    from scrapy_hitl.state import jobs  # a run started as a job links to it
+
+    return _page("run.html", "run", run_id=run_id, job=jobs.latest_for_run(state().db, run_id))
 
 
 @bp.get("/runs/<run_id>/snapshots/<int:snapshot_id>/html")

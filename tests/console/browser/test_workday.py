@@ -108,7 +108,7 @@ def test_cancel_asks_first_and_backing_out_keeps_the_intervention_open(tab, user
 
 NAV = [("Dashboard", "/", "inbox"), ("Interventions", "/interventions", "interventions"),
        ("Review", "/items", "review"), ("Sessions", "/sessions", "sessions"), ("Domains", "/domains", "domains"),
-       ("Runs", "/runs", "runs"), ("Consultations", "/consultations", "consultations"),
+       ("Runs", "/runs", "runs"), ("Jobs", "/jobs", "jobs"), ("Consultations", "/consultations", "consultations"),
        ("API keys", "/api-keys", "api-keys")]
 
 
