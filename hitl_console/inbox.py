@@ -26,9 +26,9 @@ from scrapy_hitl.state.models import Consultation, Intervention, ScrapedItem, is
 if TYPE_CHECKING:
     from scrapy_hitl.state import HitlState
 
-# The column of "I'm on it" (docs: notifications), when that feature is there: the inbox shows it.
-_OWNER = next((getattr(Intervention, name) for name in ("owner", "owned_by", "claimed_by")
-               if hasattr(Intervention, name)), None)
+def _who(owner: str | None) -> str | None:
+    """Who said "I'm on it" (ownership.py), as a person reads it: the console user's email."""
+    return owner.removeprefix("console:").removeprefix("user:") if owner else None
 
 
 def _key(row: dict[str, Any]) -> tuple[int, str]:
@@ -38,9 +38,7 @@ def _key(row: dict[str, Any]) -> tuple[int, str]:
 def interventions(state: HitlState, limit: int) -> tuple[list[dict[str, Any]], int]:
     cols = [Intervention.id, Intervention.type, Intervention.reason, Intervention.vendor, Intervention.domain,
             Intervention.spider, Intervention.run_id, Intervention.priority, Intervention.created_at,
-            Intervention.parked_count]
-    if _OWNER is not None:
-        cols.append(_OWNER)
+            Intervention.parked_count, Intervention.owner]
     q = (select(*cols).where(Intervention.status == "open")
          .order_by(Intervention.priority.desc(), Intervention.created_at, Intervention.id).limit(limit))
     total_q = select(func.count()).select_from(Intervention).where(Intervention.status == "open")
@@ -57,8 +55,7 @@ def interventions(state: HitlState, limit: int) -> tuple[list[dict[str, Any]], i
                "type": r.type, "reason": r.reason, "vendor": r.vendor, "domain": r.domain, "spider": r.spider,
                "run_id": r.run_id,
                "parked_count": 0 if r.type in NON_PAUSING_TYPES else parked.get(r.domain, r.parked_count),
-               "href": f"/interventions/{r.id}"}
-        row["owner"] = getattr(r, _OWNER.key) if _OWNER is not None else None
+               "href": f"/interventions/{r.id}", "owner": _who(r.owner)}
         row["title"] = words.intervention_sentence(row)
         row["label"] = words.type_label(r.type)
         row["codes"] = [c for c in (r.type, r.reason, r.vendor) if c]
@@ -89,7 +86,7 @@ def reviews(state: HitlState, limit: int) -> tuple[list[dict[str, Any]], int]:
 
 def consultations(state: HitlState, limit: int) -> tuple[list[dict[str, Any]], int]:
     q = (select(Consultation.id, Consultation.title, Consultation.asked_by, Consultation.priority,
-                Consultation.created_at, Consultation.deadline_at)
+                Consultation.created_at, Consultation.deadline_at, Consultation.owner)
          .where(Consultation.state == "pending")
          .order_by(Consultation.priority.desc(), Consultation.created_at, Consultation.id).limit(limit))
     total_q = select(func.count()).select_from(Consultation).where(Consultation.state == "pending")
@@ -98,6 +95,7 @@ def consultations(state: HitlState, limit: int) -> tuple[list[dict[str, Any]], i
         total = int(s.execute(total_q).scalar_one())
     return [{"kind": "consultation", "id": r.id, "priority": r.priority, "created_at": iso(r.created_at),
              "deadline_at": iso(r.deadline_at), "asked_by": r.asked_by, "href": f"/consultations/{r.id}",
+             "owner": _who(r.owner),
              "title": f"{r.title} — asked by {r.asked_by or 'an agent'} — waiting for your answer",
              "label": "Question", "codes": ["consultation"]} for r in rows], total
 

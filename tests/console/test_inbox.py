@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hitl_console import words
-from scrapy_hitl.state import consultations, interventions, items, runs
+from scrapy_hitl.state import consultations, interventions, items, ownership, runs
 from scrapy_hitl.state.parking import ParkEntry
 
 
@@ -45,6 +45,12 @@ def test_the_inbox_lists_every_kind_by_priority_then_age_in_words(client, auth, 
     assert data["items"][2]["title"].startswith("3 items from shop held for review")
     assert data["items"][2]["href"] == f"/items?run_id={run['id']}"
     assert "requests waiting" not in data["items"][3]["title"]  # a run anomaly holds no request
+    assert first["owner"] is None
+
+    ownership.take(st, "intervention", old["id"], owner="console:ana@example.com")  # "I'm on it"
+    ownership.take(st, "consultation", urgent["id"], owner="console:bo@example.com")
+    owners = {r["kind"]: r["owner"] for r in client.get("/api/v1/inbox").get_json()["items"][:2]}
+    assert owners == {"consultation": "bo@example.com", "intervention": "ana@example.com"}
 
 
 def test_the_inbox_limit_says_when_more_are_waiting(client, auth, app):

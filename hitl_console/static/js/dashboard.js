@@ -115,7 +115,7 @@ function meta(r) {
   }
   if (r.kind === "review") bits.push(el("span", { dataset: { field: "count" } }, `lowest score ${Number(r.min_score).toFixed(2)}`));
   const owner = r.owner && typeof r.owner === "object" ? r.owner.email || r.owner.name : r.owner;
-  if (owner) bits.push(el("span", { class: "owner", dataset: { field: "owner" } }, `${owner} is on it`));
+  if (owner) bits.push(el("span", { class: "inbox-owner", dataset: { field: "owner" } }, `${owner} is on it`));
   bits.push(codes(r.codes || []));
   return bits.flatMap((b, n) => (n ? [" · ", b] : [b]));
 }
@@ -187,9 +187,11 @@ function onInboxEvent(ev) {
     toast(`New intervention #${ev.intervention_id}: ${label} on ${ev.domain}`,
       { href: `/interventions/${ev.intervention_id}`, type: ev.type });
     refreshInbox(ev.intervention_id);
-  } else if (ev.type.startsWith("intervention.")) {
-    rows = rows.filter((r) => !(r.kind === "intervention" && r.id === ev.intervention_id && ev.type !== "intervention.updated"));
+  } else if (["intervention.resolved", "intervention.cancelled", "intervention.expired"].includes(ev.type)) {
+    rows = rows.filter((r) => !(r.kind === "intervention" && r.id === ev.intervention_id));
     renderInbox();
+    refreshInbox();
+  } else if (ev.type.startsWith("intervention.")) { // updated, owned ("I'm on it"), released
     refreshInbox();
   } else if (ev.type.startsWith("requests.")) {
     if (rows.some((r) => r.kind === "intervention" && r.domain === ev.domain)) refreshInbox();

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from scrapy_hitl.state import consultations, interventions, items, runs
+from scrapy_hitl.state import consultations, interventions, items, ownership, runs
 from scrapy_hitl.state.parking import ParkEntry
 from tests.console.browser.conftest import ARTIFACTS, Tab
 from tests.support.crawl import Crawl
@@ -40,7 +40,8 @@ def world(state):
             "item": items.list_items(state.db, run_id=run["id"])[0]["id"]}
 
 
-def test_the_inbox_puts_the_urgent_first_in_words_and_opens_with_the_keyboard(tab, users, world):
+def test_the_inbox_puts_the_urgent_first_in_words_and_opens_with_the_keyboard(tab, users, world, state):
+    ownership.take(state, "consultation", world["consultation"], owner="console:admin@example.com")
     page = tab.page
     tab.login("reviewer@example.com")
     page.wait_for_selector("#inbox li")
@@ -55,6 +56,8 @@ def test_the_inbox_puts_the_urgent_first_in_words_and_opens_with_the_keyboard(ta
     assert "manual_access" not in title and "http_403" not in title
     assert "2 items from shop held for review" in page.inner_text('#inbox li[data-kind="review"] .title')
     assert page.inner_text('#inbox li[data-kind="consultation"] .what').lower().endswith("urgent")
+    assert page.inner_text('#inbox li[data-kind="consultation"] [data-field="owner"]') == "admin@example.com is on it"
+    assert row.query_selector('[data-field="owner"]') is None  # nobody took it yet
     tab.screenshot("inbox")
 
     page.keyboard.press("j")
