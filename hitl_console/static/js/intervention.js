@@ -285,6 +285,26 @@ function afterResolve(result) {
   if (!result || result.intervention.type === "run_anomaly") return; // nothing resumes
   resolvedAtMs = parseTime(result.intervention.resolved_at);
   showOutcome(result.intervention, result.requests_resumed);
+  showReruns(result.reruns);
+}
+
+/** The crawls the resolve queued again (their crawler had exited while waiting), and how to
+ * resume those nobody can start from here: a hand-started crawl in no registered project. */
+function showReruns(reruns) {
+  const box = $("outcome-reruns");
+  if (!reruns || (!reruns.jobs.length && !reruns.manual.length)) return;
+  box.replaceChildren(
+    ...reruns.jobs.map((job) => el("p", {},
+      "Its crawl had stopped waiting, so it was queued again: ", link(`/jobs/${job.id}`, `job ${job.id}`),
+      " resumes it on the next free worker.")),
+    ...reruns.manual.map((m) => el("div", { class: "howto" },
+      el("p", {}, "No crawler is waiting for run ", link(`/runs/${m.run_id}`, m.run_id.slice(0, 8)),
+        ` (${m.spider}), and its project is not registered, so nothing resumes it by itself. Run:`),
+      el("pre", { class: "code" }, m.command),
+      el("p", { class: "hint" }, "Or register its project once with ", el("code", {}, "hitl projects add PATH"),
+        " so that later resolves re-run it."))),
+  );
+  box.hidden = false;
 }
 
 $("resolve-cookies-form").addEventListener("submit", async (event) => {
