@@ -233,21 +233,16 @@ class HitlCollector:
         return [workers, queued]
 
     def _jobs(self) -> list[Metric]:
-        job = getattr(models, "Job", None)  # crawls as jobs (hitl jobs)
-        if job is None:
-            return []
+        from scrapy_hitl.state import jobs  # crawls as jobs (hitl jobs)
+
         family = GaugeMetricFamily("hitl_jobs", "Crawl jobs, by state", labels=["state"])
-        with self.state.db.session() as s:
-            counts = dict(s.execute(sa.select(job.status, sa.func.count()).group_by(job.status)).all())
-        for state in sorted(set(getattr(models, "JOB_STATES", ())) | set(counts)):
-            family.add_metric([state], counts.get(state, 0))
+        for state, n in jobs.counts(self.state.db).items():
+            family.add_metric([state], n)
         return [family]
 
     def _ownership(self) -> list[Metric]:
         I = models.Intervention  # noqa: N806
-        owned_at = getattr(I, "owned_at", None)  # "I'm on it" (ownership.py)
-        if owned_at is None:
-            return []
+        owned_at = I.owned_at  # "I'm on it" (ownership.py)
         family = HistogramMetricFamily(
             "hitl_intervention_owner_seconds",
             "Time from the block (intervention opened) to a person saying \"I'm on it\", by type", labels=["type"])
@@ -258,9 +253,7 @@ class HitlCollector:
         return [family]
 
     def _notifications(self) -> list[Metric]:
-        attempt, message = getattr(models, "NotificationAttempt", None), getattr(models, "Notification", None)
-        if attempt is None or message is None:  # notification channels (hitl notify)
-            return []
+        attempt, message = models.NotificationAttempt, models.Notification  # hitl notify's channels
         attempts = CounterMetricFamily("hitl_notification_attempts",
                                        "Notification delivery attempts, by outcome", labels=["outcome"])
         messages = GaugeMetricFamily("hitl_notifications", "Notifications in the outbox, by state", labels=["state"])
@@ -269,6 +262,6 @@ class HitlCollector:
             by_state = dict(s.execute(sa.select(message.state, sa.func.count()).group_by(message.state)).all())
         for name in sorted({"delivered", "error"} | set(by_outcome)):
             attempts.add_metric([name], by_outcome.get(name, 0))
-        for name in sorted(set(getattr(models, "NOTIFICATION_STATES", ())) | set(by_state)):
+        for name in sorted(set(models.NOTIFICATION_STATES) | set(by_state)):
             messages.add_metric([name], by_state.get(name, 0))
         return [attempts, messages]

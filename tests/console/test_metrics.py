@@ -107,6 +107,8 @@ def test_each_metric_counts_the_shared_state(app):
     with state.db.session() as s:
         s.execute(sa.update(models.Run).where(models.Run.id == "run-1").values(status="running"))
     heartbeat(state.redis, "run-1", ttl=60)
+    with state.db.session() as s:  # a crawl job a worker is running
+        s.add(models.Job(project="demo", spider="shop", status="running", run_id="run-1"))
     worker = Worker([Queue("hitl-test", connection=state.redis)], connection=state.redis, name="metrics-test")
     worker.register_birth()
     worker.set_state("idle")  # what a started worker waiting for jobs says
@@ -143,6 +145,7 @@ def test_each_metric_counts_the_shared_state(app):
     assert got[("hitl_crawlers_live", ())] == 1
     assert (got[("hitl_workers", (("state", "idle"),))], got[("hitl_workers", (("state", "busy"),))]) == (1, 0)
     assert got[("hitl_queue_jobs", (("queue", "hitl-test"),))] == 1
+    assert (got[("hitl_jobs", (("state", "running"),))], got[("hitl_jobs", (("state", "queued"),))]) == (1, 0)
     assert got[("hitl_notification_attempts_total", (("outcome", "delivered"),))] == 1
     assert got[("hitl_notification_attempts_total", (("outcome", "error"),))] == 1
     assert (got[("hitl_notifications", (("state", "delivered"),))], got[("hitl_notifications", (("state", "pending"),))]) \
