@@ -13,7 +13,8 @@ One ``SelectorBook`` per crawler (``runtime.selectors``), made when the spider o
   fixer and its suggestions.
 
 A spider that declares no fields pays nothing per page: the block middleware checks one
-boolean (``expects``) and nothing else here runs.
+boolean (``expects``) and nothing else here runs. A spider with ``hitl_fingerprints = False``
+keeps no fingerprints (suggestions then have nothing to compare with).
 """
 
 from __future__ import annotations
@@ -83,26 +84,42 @@ class SelectorBook:
             self._declared[None] = spider_declaration
         self._effective: dict[tuple[str, Any], Declaration] = {}
         self._pages = 0
+        self._used: list[str] = []
+        # fingerprints need the runtime's I/O thread; a spider may refuse them (hitl_fingerprints = False)
+        self.sampling = runtime is not None
         self._taken: dict[tuple[str, str], int] = {}  # (domain, pattern) -> sampled pages
         self._good: set[tuple[str, str]] = set()
 
     @classmethod
     def open(cls, runtime: HitlRuntime, spider: Spider) -> SelectorBook:
         """At spider open (blocking, once): the overrides in force, the spider's declaration
-        published for the console. A bad declaration stops the crawl with its message."""
-        declaration = declaration_of(spider)
+        published for the console. A bad declaration is logged here and raised, with its
+        message, by every ``hitl_extract`` call (the rest of the add-on keeps working)."""
+        try:
+            declaration = declaration_of(spider)
+        except FieldsError as exc:
+            logger.error("Spider %s: %s", spider.name, exc, extra={"spider": spider})
+            declaration = None
         overrides = store.in_force(runtime.state.db, spider.name)
         book = cls(runtime, spider.name, overrides, declaration)
+        book.sampling = getattr(spider, "hitl_fingerprints", True) is not False
         if declaration is not None:
             store.publish_declaration(runtime.state.db, spider.name, {"": declaration.to_dict()})
         if overrides:
-            in_force = sorted(f"{d} {k} v{o['version']}" for d, keys in overrides.items() for k, o in keys.items())
-            runtime.crawler.stats.set_value("hitl/selectors/in_force", in_force)
-            logger.info("Selector overrides in force: %s", ", ".join(in_force), extra={"spider": spider})
+            book._in_force(f"{d} {k} v{o['version']}" for d, keys in overrides.items() for k, o in keys.items())
+            logger.info("Selector overrides in force: %s", ", ".join(book._used), extra={"spider": spider})
         runtime.subscribe(book.on_event)
         return book
 
     # --- overrides --------------------------------------------------------------------------
+    def _in_force(self, labels: Any) -> None:
+        """Every override version this run has applied, as the run page shows them (stat
+        ``hitl/selectors/in_force``: "<domain> <field> v<version>, ...", a string like every
+        stat a run row shows)."""
+        self._used.extend(label for label in labels if label not in self._used)
+        if self.rt is not None:
+            self.rt.crawler.stats.set_value("hitl/selectors/in_force", ", ".join(self._used))
+
     def on_event(self, ev: Event) -> None:
         if ev.type != store.EVENT or ev.spider != self.spider_name or not ev.domain:
             return
@@ -110,6 +127,7 @@ class SelectorBook:
         keys = self.overrides.setdefault(ev.domain, {})
         if p.get("css") or p.get("xpath"):
             keys[p["field"]] = {"css": p.get("css"), "xpath": p.get("xpath"), "version": p.get("version")}
+            self._in_force([f"{ev.domain} {p['field']} v{p.get('version')}"])
         else:
             keys.pop(p["field"], None)
         self._effective = {k: v for k, v in self._effective.items() if k[0] != ev.domain}
@@ -148,7 +166,7 @@ class SelectorBook:
         sel = response.selector  # type: ignore[attr-defined]
         result = decl.extract(sel)
         self._pages += 1
-        if self.rt is not None and (self._pages <= SAMPLE_FIRST or self._pages % SAMPLE_EVERY == 0):
+        if self.sampling and (self._pages <= SAMPLE_FIRST or self._pages % SAMPLE_EVERY == 0):
             self._sample(response, domain, decl, sel, result)
         return result
 

@@ -98,4 +98,25 @@ class DropDomainMiddleware:
         return None
 
 
-SPIDERS: dict[str, type[scrapy.Spider]] = {"static": StaticSpider, "flood": FloodSpider}
+class StaticFieldsSpider(StaticSpider):
+    """``static`` with the same item read through declared fields (``hitl_extract``), for
+    bench/selector_overhead.py; ``-a fingerprints=0`` turns the fingerprint sampling off."""
+
+    name = "static_fields"
+    hitl_fields = {"id": "div.quote::attr(data-id)", "text": "div.quote span.text::text",
+                   "author": "div.quote small.author::text", "tags": {"css": "div.quote a.tag::text", "many": True}}
+
+    def __init__(self, fingerprints: str = "1", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.hitl_fingerprints = fingerprints != "0"
+
+    def parse_page(self, response: scrapy.http.TextResponse) -> Any:
+        from scrapy_hitl import hitl_extract
+
+        yield {**hitl_extract(response), "url": response.url}
+        for href in response.css("ul.pager a::attr(href)").getall():
+            yield response.follow(href, callback=self.parse_page)
+
+
+SPIDERS: dict[str, type[scrapy.Spider]] = {"static": StaticSpider, "flood": FloodSpider,
+                                           "static_fields": StaticFieldsSpider}

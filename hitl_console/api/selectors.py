@@ -149,7 +149,9 @@ def fixer(intervention_id: int) -> Any:
             name = key.rpartition(".")[2]
             css = decl.rows if name == store.ROWS else (decl.fields[name].css or decl.fields[name].xpath)
             shown = [store.values_on(decl, name, p["html"]) for p in ctx["pages"]]
-            fields.append({"key": key, "selector": css, "override": ctx["overrides"].get(key),
+            base = ctx["bare"].get(decl.prefix)
+            declared = (base.rows if name == store.ROWS else (base.fields[name].css or base.fields[name].xpath)) if base else css
+            fields.append({"key": key, "selector": css, "declared": declared, "override": ctx["overrides"].get(key),
                            "broken": bool(shown) and not any(m for m, _ in shown),
                            "values": [v for _, v in shown]})
     return jsonify({"intervention": {"id": found["id"], "status": found["status"], "url": found["url"]},

@@ -329,6 +329,7 @@ def context(db: Database, intervention: dict[str, Any]) -> dict[str, Any]:
         missed = pages(db, spider, domain, "missed", None, pattern)
     good = pages(db, spider, domain, "good", None, pattern)
     return {"spider": spider, "domain": domain, "pattern": pattern, "declarations": effective(db, spider, domain),
+            "bare": declarations(db, spider),
             "pages": missed, "good": good[-1] if good else None,
             "overrides": in_force(db, spider).get(domain, {})}
 

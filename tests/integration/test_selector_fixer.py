@@ -36,6 +36,8 @@ def test_overrides_resume_the_waiting_crawl_and_a_revert_brings_the_old_selector
     assert code == 0, out
     result = run.wait()
     assert result.stats["hitl/selectors/applied"] == 3
+    assert sorted(result.stats["hitl/selectors/in_force"].split(", ")) == [  # what the run page shows
+        "drift.sandbox.test _rows v1", "drift.sandbox.test author v1", "drift.sandbox.test text v1"]
     by_page: dict[str, list[dict]] = {}
     for item in result.items:
         by_page.setdefault(item["url"].rsplit("/", 1)[1], []).append(item)
@@ -49,7 +51,8 @@ def test_overrides_resume_the_waiting_crawl_and_a_revert_brings_the_old_selector
     assert code == 0, out
     again = crawl(spider="drift_fields", args={"first": "6", "follow": "0"},
                   settings={**SETTINGS, "HITL_PAUSE_TIMEOUT": 1}).wait()
-    assert "hitl/selectors/in_force" in again.stats
+    assert sorted(again.stats["hitl/selectors/in_force"].split(", ")) == [  # _rows v2 went back to the declaration
+        "drift.sandbox.test author v1", "drift.sandbox.test text v1"]
     assert not again.items  # div.quote again: page 6 misses, and waits for a fix
     (j,) = cli.json("interventions", "list")
     assert j["type"] == "selector_fix" and j["id"] != i["id"]

@@ -81,10 +81,27 @@ async function save(r) {
     r.state.textContent = `saved v${saved.version}`;
     r.li.dataset.saved = String(saved.version);
     r.forceBox.hidden = true;
+    r.li.querySelector(".fx-revert").hidden = false;
     say(r.error, "");
     for (const other of rows.values()) if (other !== r) preview(other);
   } catch (err) {
     if (err.error === "matches_nothing") r.forceBox.hidden = false;
+    say(r.error, describeError(err));
+  }
+}
+
+async function revert(r) {
+  try {
+    const back = await api("/api/v1/selectors/revert", { method: "POST",
+      json: { spider, domain, field: r.key, note: "reverted in the selector fixer" } });
+    r.input.value = back.css || back.xpath || r.declared;
+    setBadge(r.state, "reverted");
+    r.state.textContent = `reverted: v${back.version}`;
+    r.li.dataset.saved = String(back.version);
+    r.li.querySelector(".fx-revert").hidden = !(back.css || back.xpath);
+    say(r.error, "");
+    preview(r);
+  } catch (err) {
     say(r.error, describeError(err));
   }
 }
@@ -113,15 +130,17 @@ function renderField(f, suggested) {
   const picks = el("div", { class: "fx-suggestions fx-picks" });
   const li = el("li", { class: "fx-field", dataset: { key, broken: String(f.broken) } },
     el("h3", {}, el("code", {}, key), state),
-    el("p", { class: "hint" }, "Declared: ", el("code", {}, f.selector || "?"),
+    el("p", { class: "hint" }, "Declared: ", el("code", {}, f.declared || f.selector || "?"),
       f.override ? ` · override v${f.override.version} in force` : ""),
     suggestions, picks,
     el("label", {}, "Selector ", input),
     el("div", { class: "fx-actions" },
       el("button", { type: "button", class: "fx-pick" }, "Pick in page"),
-      el("button", { type: "button", class: "fx-save" }, "Save"), forceBox),
+      el("button", { type: "button", class: "fx-save" }, "Save"),
+      el("button", { type: "button", class: "fx-revert", hidden: !f.override,
+        title: "Undo the last change: the selector before it is used for the next pages" }, "Revert"), forceBox),
     error, preview_);
-  const r = { key, li, input, state, error, force, forceBox, preview: preview_, picks };
+  const r = { key, li, input, state, error, force, forceBox, preview: preview_, picks, declared: f.declared };
   rows.set(key, r);
   if ((suggested || []).length) suggestions.append(el("p", { class: "hint" }, "Suggested (similar to the good pages):"));
   for (const s of suggested || []) {
@@ -133,6 +152,7 @@ function renderField(f, suggested) {
   if (!(suggested || []).length && f.broken) suggestions.append(el("p", { class: "hint" }, "No suggestion: pick the element in the page."));
   li.querySelector(".fx-pick").addEventListener("click", () => startPicking(r));
   li.querySelector(".fx-save").addEventListener("click", () => save(r));
+  li.querySelector(".fx-revert").addEventListener("click", () => revert(r));
   input.addEventListener("input", debounce(() => preview(r), 300));
   return li;
 }

@@ -85,7 +85,7 @@ function renderSummary() {
     rows.push(["Blocks", total ? blocks.map(([k, v]) => `${REASONS[k.slice(12)] || k.slice(12).replaceAll("_", " ")}: ${fmtNumber(v)}`).join(" · ") : "none", "hitl/blocks/*"]);
     if (stats["memusage/max"]) rows.push(["Peak memory", fmtBytes(stats["memusage/max"]), "memusage/max"]);
     const overrides = stats["hitl/selectors/in_force"]; // the selector fixer's overrides this run read with
-    if (Array.isArray(overrides) && overrides.length) rows.push(["Selector overrides", overrides.join(" · "), "hitl/selectors/in_force"]);
+    if (overrides) rows.push(["Selector overrides", String(overrides).split(", ").join(" · "), "hitl/selectors/in_force"]);
   }
   $("summary-facts").replaceChildren(...rows.flatMap(([label, value, code]) => [
     el("dt", {}, label), el("dd", { dataset: { summary: label } }, value, code ? " " : null, code ? small(code) : null)]));

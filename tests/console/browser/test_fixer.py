@@ -86,6 +86,13 @@ def test_a_reviewer_fixes_the_selectors_in_the_browser_and_the_crawl_resumes(tab
     page.wait_for_selector(f'{field("text")}[data-matches="3"]')
     page.click(f"{field('text')} .fx-save")
     page.wait_for_selector(f'{field("text")}[data-saved="1"]')
+    page.click(f"{field('text')} .fx-revert")  # undo: the declaration is back (v2), then save again (v3)
+    page.wait_for_selector(f'{field("text")}[data-saved="2"]')
+    assert page.input_value(f"{field('text')} .fx-input") == "span.text::text"
+    page.click(f'{field("text")} .fx-suggestion >> nth=0')
+    page.wait_for_selector(f'{field("text")}[data-matches="3"]')
+    page.click(f"{field('text')} .fx-save")
+    page.wait_for_selector(f'{field("text")}[data-saved="3"]')
     tab.screenshot("selector-fixer")
 
     page.set_viewport_size({"width": 390, "height": 844})
