@@ -61,6 +61,12 @@ def test_event_latency_quick(run_bench):
     assert all(r["complete"] and not r["errors"] for r in result["runs"])
 
 
+def test_inbox_quick(run_bench):
+    stdout, result = run_bench("inbox")
+    assert "RESULT inbox: p95 first paint " in stdout
+    assert len(result["samples_ms"]["first paint (sum)"]) == result["params"]["reps"]
+
+
 def test_list_api_quick(run_bench):
     stdout, result = run_bench("list_api")
     assert "RESULT list_api: p95 page 1 " in stdout
