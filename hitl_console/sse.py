@@ -113,7 +113,11 @@ def events() -> Any:
     if header is None and "after" in request.args:  # a script's explicit start: 400 when malformed
         after, warning = parse_after(request.args["after"]), None
     else:
-        after, warning = start_after(state.events, header)
+        try:
+            after, warning = start_after(state.events, header)
+        except redis.RedisError as exc:
+            raise ApiError(503, "events_unavailable", f"the event stream (Redis) does not answer: {exc}; "
+                                                      "retry with the same Last-Event-ID") from None
     slots = current_app.extensions["hitl_live"]
     if not slots.acquire():
         raise ApiError(503, "too_many_live_connections",
@@ -143,21 +147,20 @@ def _stream(stream: EventStream, after: str, warning: dict[str, Any] | None, tok
     while True:
         try:
             batch = stream.read(last, count=BATCH, block_ms=BLOCK_MS)
-        except redis.RedisError as exc:
+            if batch:
+                yield "".join(frame(event.to_dict(), event.id) for event in batch)
+                last = batch[-1].id or last
+            now = time.monotonic()
+            if now >= recheck_at:
+                check_token(token)  # a logout, a password change, a disable, HITL_JWT_MAX_AGE
+                recheck_at = now + REAUTH_S
+        except tokens.TokenError as exc:
+            yield frame(_warning("unauthorized", str(exc)), None)
+            return
+        except redis.RedisError as exc:  # the read, or the token check's revocation lookup
             logger.warning("Event stream stopped, Redis failed: %s", exc)
             yield frame(_warning("unavailable", "event stream unavailable; reconnect with the last id"), None)
             return
-        if batch:
-            yield "".join(frame(event.to_dict(), event.id) for event in batch)
-            last = batch[-1].id or last
-        now = time.monotonic()
-        if now >= recheck_at:
-            try:
-                check_token(token)  # a logout, a password change, a disable, HITL_JWT_MAX_AGE
-            except tokens.TokenError as exc:
-                yield frame(_warning("unauthorized", str(exc)), None)
-                return
-            recheck_at = now + REAUTH_S
         if batch:
             ping_at = now + keepalive
         elif now >= ping_at:

@@ -155,3 +155,39 @@ def test_an_id_older_than_the_capped_stream_replays_what_is_left_with_a_warning(
     assert warning.json()["payload"] == {"reason": "events_trimmed", "oldest_id": ids[3],
                                          "message": warning.json()["payload"]["message"]}
     assert [m.id for m in kept] == ids[3:]
+
+
+def test_a_logout_ends_an_open_stream_with_a_notice(server, state, token):
+    stream = _open(server, token)
+    stream.message()  # the preamble: the stream is open
+    assert server.request("POST", "/api/v1/auth/logout", headers={"Authorization": f"Bearer {token}"})[0] == 200
+    notices = []
+    with pytest.raises(EOFError):  # the server re-checks the token within seconds and ends the stream
+        while True:
+            msg = stream.message()
+            if msg.data:
+                notices.append(msg.json()["payload"])
+    assert notices == [{"reason": "unauthorized", "message": "token revoked"}]
+    assert _open(server, token).status == 401
+
+
+def test_redis_going_away_ends_an_open_stream_with_a_notice_not_a_500(hitl_env, state, reviewer, tmp_path):
+    from tests.support.servers import RedisServer
+
+    redis_server = RedisServer().start()
+    own = RunningConsole({**hitl_env, "HITL_REDIS_URL": redis_server.url}, str(tmp_path / "console.log")).start()
+    try:
+        token = own.login(REVIEWER)["access_token"]
+        stream = _open(own, token)
+        stream.message()  # the preamble: the stream is open and reading
+        redis_server.stop()
+        notices = []
+        with pytest.raises(EOFError):
+            while True:
+                msg = stream.message()
+                if msg.data:
+                    notices.append(msg.json()["payload"]["reason"])
+        assert notices == ["unavailable"]  # then EventSource reconnects with its Last-Event-ID
+    finally:
+        own.kill()
+        redis_server.stop()
