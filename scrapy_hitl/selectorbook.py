@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 SAMPLE_FIRST = 5  # pages sampled from the start of a crawl
 SAMPLE_EVERY = 50  # then one page in this many
 SAMPLES = 3  # fingerprints per (domain, pattern, field) per run
+_UNSET = object()
 
 
 def sample_fingerprints(decl: Declaration, sel: Any) -> dict[str, list[dict[str, Any]]]:
@@ -83,6 +84,7 @@ class SelectorBook:
         if spider_declaration is not None:
             self._declared[None] = spider_declaration
         self._effective: dict[tuple[str, Any], Declaration] = {}
+        self._expects: dict[str, str | None] = {}  # netloc -> expectation
         self._pages = 0
         self._used: list[str] = []
         # fingerprints need the runtime's I/O thread; a spider may refuse them (hitl_fingerprints = False)
@@ -131,6 +133,7 @@ class SelectorBook:
         else:
             keys.pop(p["field"], None)
         self._effective = {k: v for k, v in self._effective.items() if k[0] != ev.domain}
+        self._expects.clear()
         if self.rt is not None:
             self.rt.crawler.stats.inc_value("hitl/selectors/applied")
             logger.info("Selector override for %s on %s: %s (v%s)", p["field"], ev.domain,
@@ -155,9 +158,13 @@ class SelectorBook:
         return found
 
     def expect_for(self, request: Request) -> str | None:
-        """The page expectation of a spider with declared fields (its rows, overrides applied)."""
-        domain = (urlparse_cached(request).hostname or "").lower()
-        return self.declaration(domain).expectation()
+        """The page expectation of a spider with declared fields (its rows, overrides applied),
+        per response: cached by host (cleared when an override arrives)."""
+        parts = urlparse_cached(request)
+        found = self._expects.get(parts.netloc, _UNSET)
+        if found is _UNSET:
+            found = self._expects[parts.netloc] = self.declaration((parts.hostname or "").lower()).expectation()
+        return found  # type: ignore[return-value]
 
     # --- extraction -------------------------------------------------------------------------
     def extract(self, response: Response, item_type: Any, spider: Any) -> Any:
