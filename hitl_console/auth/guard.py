@@ -49,7 +49,8 @@ def authenticate() -> dict[str, Any]:
         raise ApiError(401, "unauthorized", "log in first")
     if via == "bearer" and apikeys.is_api_key(token):
         authenticate_agent()  # 401 for a key that is not valid, whatever the endpoint
-        raise ApiError(403, "forbidden", "API keys may only call the consultations endpoints; "
+        raise ApiError(403, "forbidden", "API keys may only call the consultations, projects, jobs and robots "
+                                         "endpoints; "
                                          "this one is for console users")
     try:
         claims, user = check_token(token)
