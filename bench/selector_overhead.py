@@ -7,12 +7,19 @@ Both sides run the add-on and the ``static_fields`` spider (bench/benchlib/spide
 (``hitl_fingerprints``). Runs alternate (off, on, ...). Figures: process CPU per page (all
 threads: the fingerprints' writes are on the I/O thread) and throughput. Target: CPU per page
 on / off <= 1.02 (fingerprinting adds at most 2%).
+
+``--instructions`` counts CPU instructions per page under valgrind instead (as
+bench/overhead.py does: each side crawls ``pages`` and ``3 * pages``, the difference cancels
+start-up), for three sides: the ``static`` spider's hand-written selectors, ``static_fields``
+without fingerprints, and with them.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+from pathlib import Path
 
 from benchlib.common import ADDON, CRAWL_SETTINGS, fresh_state_env, median, redis_server, run_crawl, sandbox_server, \
     table, workdir, write_result
@@ -42,7 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=32)
     parser.add_argument("--quick", action="store_true", help="smoke run: 300 pages, 1 pair")
     parser.add_argument("--out", help="JSON result file (default bench/results/selector_overhead.json)")
+    parser.add_argument("--instructions", action="store_true",
+                        help="count CPU instructions per page under valgrind (use --pages 100 or so)")
     ns = parser.parse_args(argv)
+    if ns.instructions:
+        return instructions_main(ns)
     if ns.quick:
         ns.pages, ns.pairs = 300, 1
     runs = []
@@ -70,6 +81,51 @@ def main(argv: list[str] | None = None) -> int:
     print(f"results: {path}")
     print(f"RESULT selector_overhead: CPU per page on/off = {ratio:.3f} (median of {len(per_pair)} pairs; "
           f"target <= {TARGET}: {'met' if ratio <= TARGET else 'NOT met'})")
+    return 0
+
+
+SIDES = {"plain": ("static", {}), "off": ("static_fields", {"fingerprints": "0"}),
+         "on": ("static_fields", {"fingerprints": "1"})}
+
+
+def _instructions(side: str, pages: int, base: str, redis_url: str, wd: Path, seeds: int) -> int:
+    from overhead import VALGRIND_TIMERS, _callgrind_instructions
+
+    spider, args = SIDES[side]
+    out = wd / f"instr-{side}-{pages}.callgrind"
+    report = run_crawl(spider, settings={**VALGRIND_TIMERS, **CRAWL_SETTINGS, "ADDONS": ADDON, "DOWNLOAD_TIMEOUT": 600},
+                       env=fresh_state_env(redis_url, wd), out_dir=wd, name=f"instr-{side}-{pages}",
+                       spider_args={"base": base, "seeds": str(seeds), "pages": str(pages), **args}, timeout=7200,
+                       wrapper=["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"])
+    if int(report["stats"].get("item_scraped_count", 0)) != pages:
+        raise RuntimeError(f"{side}: expected {pages} items, got {report['stats'].get('item_scraped_count')}")
+    count = _callgrind_instructions(out)
+    print(f"  {side:<6} {pages:>6} pages: {count / 1e9:.3f} G instructions", flush=True)
+    return count
+
+
+def instructions_main(ns: argparse.Namespace) -> int:
+    if not shutil.which("valgrind"):
+        print("valgrind is not installed (apt-get install -y valgrind)", file=sys.stderr)
+        return 2
+    small, large = ns.pages, 3 * ns.pages
+    counts = {}
+    with redis_server() as redis, workdir("selectors-instr") as wd:
+        for pages in (small, large):
+            with sandbox_server(static_pages=pages) as sandbox:
+                for side in SIDES:
+                    counts[(side, pages)] = _instructions(side, pages, sandbox.url, redis.url, wd, ns.seeds)
+    per_page = {side: (counts[(side, large)] - counts[(side, small)]) / (large - small) for side in SIDES}
+    ratio = per_page["on"] / per_page["off"]
+    print("marginal instructions per page: " + ", ".join(f"{k} {v / 1e6:.3f} M" for k, v in per_page.items()))
+    print(f"declared fields (no fingerprints) vs hand-written selectors: {100 * (per_page['off'] / per_page['plain'] - 1):+.2f}%")
+    result = {"params": {"pages": [small, large], "seeds": ns.seeds, "mode": "instructions"},
+              "instructions": {f"{s}-{p}": n for (s, p), n in counts.items()}, "per_page": per_page,
+              "ratio": ratio, "target": TARGET, "meets_target": ratio <= TARGET}
+    path = write_result("selector_overhead-instructions", result, ns.out)
+    print(f"results: {path}")
+    print(f"RESULT selector_overhead (instructions): per page on/off = {ratio:.4f} "
+          f"(target <= {TARGET}: {'met' if ratio <= TARGET else 'NOT met'})")
     return 0
 
 

@@ -39,7 +39,7 @@ def fixer(intervention_id: int) -> Any:
     if found["type"] != "selector_fix":
         abort(404)
     return _page("fixer.html", "fixer", intervention_id=intervention_id, spider=found.get("spider") or "",
-                 domain=found["domain"])
+                 domain=found["domain"], expect=(found.get("evidence") or {}).get("expect"))
 
 
 @bp.get("/interventions/<int:intervention_id>/fixer/pages/<int:page_id>")

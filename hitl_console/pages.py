@@ -137,7 +137,7 @@ def intervention_detail(intervention_id: int) -> str:
                  evidence_source=sources[0] if sources else None,
                  howto=words.howto(found["type"], found["reason"]), howto_key=howto_key,
                  howto_explain=words.TYPES.get(found["type"], ("", ""))[1],
-                 fixer=found["type"] == "selector_fix")
+                 fixer=found["type"] == "selector_fix", expect=(found.get("evidence") or {}).get("expect"))
 
 
 def _is_text(content_type: str) -> bool:

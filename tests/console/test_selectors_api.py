@@ -110,3 +110,16 @@ def test_the_parked_page_is_served_sandboxed_with_only_the_pickers_script(client
     assert html.count("<script") == 1 and 'data-hitl-i="0"' in html
     assert client.get(f"/interventions/{fix}/fixer/pages/999999").status_code == 404
     assert 'id="open-fixer"' in client.get(f"/interventions/{fix}").get_data(as_text=True)
+
+
+def test_a_spider_without_declared_fields_gets_the_page_and_the_expected_selector(client, auth, reviewer, hitl):
+    data, _ = interventions.open_or_update(hitl, type="selector_fix", reason="selector_missing", domain="old.test",
+                                           spider="legacy", url="http://old.test/p/3",
+                                           evidence={"expect": "div.quote", "body_excerpt": "<p>new markup</p>"})
+    fixer = client.get(f"/api/v1/interventions/{data['id']}/selector-fixer", headers=reviewer).json
+    assert (fixer["declared"], fixer["fields"], fixer["pages"]) == (False, [], [])
+    assert client.get(f"/api/v1/interventions/{data['id']}/selector-suggestions", headers=reviewer).json["fields"] == {}
+    auth.login("reviewer@example.com")
+    assert '<code id="fixer-expect">div.quote</code>' in client.get(f"/interventions/{data['id']}").text
+    page = client.get(f"/interventions/{data['id']}/fixer").text
+    assert '<code id="fx-expect">div.quote</code>' in page and 'id="fx-evidence"' in page

@@ -195,7 +195,11 @@ async function load() {
       api(`/api/v1/interventions/${id}/selector-fixer`),
       api(`/api/v1/interventions/${id}/selector-suggestions`)]);
     ctx = context;
-    if (!ctx.declared) $("fx-undeclared").hidden = false;
+    if (!ctx.declared) {
+      $("fx-undeclared").hidden = false;
+      $("fx-evidence").src = $("fx-evidence").dataset.src; // the evidence route: sandboxed, no script at all
+      root.querySelector(".fixer-grid").hidden = true;
+    }
     renderTabs();
     $("fx-fields").replaceChildren(...ctx.fields.map((f) => renderField(f, suggestions.fields[f.key])));
     for (const r of rows.values()) preview(r);
