@@ -14,6 +14,7 @@ function render(data) {
   setStatusBadge($("job-status"), job.status);
   $("job-status-code").textContent = job.reason && job.reason !== job.status ? `${job.status} · ${job.reason}` : job.status;
   say($("job-why"), job.message || "");
+  $("job-next").hidden = job.status !== "waiting_for_human";
   $("j-args").textContent = asLines(job.args);
   $("j-settings").textContent = asLines(job.settings);
   $("j-priority").textContent = job.priority > 0 ? `high (${job.priority})` : job.priority < 0 ? `low (${job.priority})` : "normal (0)";

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from scrapy_hitl.state import projects
+from scrapy_hitl.state import jobs, projects
 from tests.console.browser.conftest import ARTIFACTS, Tab
 from tests.support.crawl import DEMO_PROJECT, ROOT
 
@@ -98,6 +98,16 @@ def test_start_cancel_and_watch_a_job_live(tab, users, state, hitl_env, sandbox_
     page.wait_for_selector(f'tr[data-job-id="{job_id}"][data-job-status="finished"]')
     assert "finished" in page.inner_text(f'tr[data-job-id="{job_id}"] [data-field="status"]')
     tab.screenshot("jobs-list")
+
+    # a job waiting for a person says what to do next
+    waiting = jobs.create(state, project="demo", spider="sandbox", args={"base": sandbox_site.url}, enqueue=False)
+    jobs.transition(state, waiting["id"], "running")
+    jobs.transition(state, waiting["id"], "waiting_for_human")
+    page.goto(f"{console_server.url}/jobs/{waiting['id']}")
+    page.wait_for_selector('#job-status[data-status="waiting_for_human"]')
+    assert page.inner_text("#job-status") == "waiting for a person" and page.is_visible("#job-next")
+    assert page.get_attribute("#job-next a", "href") == f"/interventions?status=open&run_id={waiting['run_id']}"
+    assert page.is_visible("#cancel-job")
     assert tab.errors == [] and tab.dialogs == []
 
     # a phone: both pages fit the screen, the log scrolls inside its card
