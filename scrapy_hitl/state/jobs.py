@@ -2,7 +2,7 @@
 
 States::
 
-    queued ──► running ◄──► waiting_for_human
+    queued ──► running ◄──► waiting_for_human ──► queued  (a resolve, once its crawler exited)
       │           │  └──────────► queued        (its worker died: RQ re-queues it)
       │           ├──► finished | failed | cancelled
       └──► cancelled
@@ -57,7 +57,8 @@ LOG_TTL = 30 * 24 * 3600  # seconds a finished job's log stays in Redis
 TRANSITIONS: dict[str, tuple[str, ...]] = {
     "queued": ("running", "cancelled", "failed"),
     "running": ("waiting_for_human", "finished", "failed", "cancelled", "queued"),
-    "waiting_for_human": ("running", "finished", "failed", "cancelled", "queued"),
+    # waiting -> waiting: the crawl that waited has exited (hitl_paused); only a resolve wakes it
+    "waiting_for_human": ("running", "waiting_for_human", "finished", "failed", "cancelled", "queued"),
     "finished": (),
     "failed": (),
     "cancelled": (),

@@ -161,3 +161,12 @@ def test_cancel_of_an_ended_job_is_refused_and_of_a_queued_one_is_immediate(stat
     assert (cancelled["status"], cancelled["reason"]) == ("cancelled", "cancelled")
     with pytest.raises(jobs.JobClosed, match="already ended"):
         jobs.request_cancel(state, job["id"])
+
+
+def test_a_crawl_that_waited_then_exited_says_so_on_its_job(state, project):
+    job = jobs.create(state, project="shop", spider="shop", enqueue=False)
+    jobs.transition(state, job["id"], "running")
+    jobs.transition(state, job["id"], "waiting_for_human", reason="all_work_parked")
+    exited = jobs.transition(state, job["id"], "waiting_for_human", reason="hitl_paused", message="exited")
+    assert exited is not None and (exited["status"], exited["reason"]) == ("waiting_for_human", "hitl_paused")
+    assert jobs.transition(state, job["id"], "running", reason="again") is not None  # a re-run starts it
