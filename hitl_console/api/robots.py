@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import http.client
 import socket
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -33,7 +35,7 @@ from hitl_console.webhooks import ssrf, transport
 
 bp = Blueprint("api_robots", __name__)
 
-TIMEOUT = 10.0  # seconds per robots.txt request
+TIMEOUT = 10.0  # seconds for robots.txt, redirects included
 MAX_BYTES = 500 * 1024  # what a robots.txt parser must read at least (RFC 9309: 500 KiB)
 MAX_REDIRECTS = 5  # RFC 9309: follow at least five
 
@@ -52,16 +54,29 @@ def default_user_agent() -> str:
     return str(USER_AGENT)
 
 
+def _words(exc: Exception) -> str:
+    """The guard's message, which speaks of callbacks, for a robots.txt URL."""
+    return str(exc).replace("callback host", "host").replace("callback URL", "URL").replace(" callback URLs", " URLs")
+
+
 def fetch(url: str, user_agent: str, *, allow_private: bool) -> Fetched:
-    """GET robots.txt through the SSRF guard. UnsafeURL when an address is refused (also
-    after a redirect); any other failure comes back in ``error``."""
+    """GET robots.txt through the SSRF guard, within TIMEOUT in all (redirects included: a
+    timer shuts the socket of a server that trickles). UnsafeURL when an address is refused
+    (also after a redirect); any other failure comes back in ``error``."""
+    deadline = time.monotonic() + TIMEOUT
     for _ in range(MAX_REDIRECTS + 1):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
         try:
             target = ssrf.resolve(url, allow_private=allow_private)
         except ssrf.ResolutionError as exc:
-            return Fetched(None, error=str(exc).replace("callback host", "host"), url=url)
+            return Fetched(None, error=_words(exc), url=url)
         # the pinned connection of webhook deliveries: to the checked address, Host kept
-        conn = transport._connection(target, TIMEOUT, None)  # noqa: SLF001 - shared guard, same package
+        conn = transport._connection(target, left, None)  # noqa: SLF001 - shared guard, same package
+        timer = threading.Timer(left, lambda c=conn: c.sock and c.sock.shutdown(socket.SHUT_RDWR))
+        timer.daemon = True
+        timer.start()
         try:
             conn.request("GET", target.path, headers={"User-Agent": user_agent, "Accept": "text/plain, */*"})
             response = conn.getresponse()
@@ -70,10 +85,13 @@ def fetch(url: str, user_agent: str, *, allow_private: bool) -> Fetched:
                 url = urljoin(url, location)
                 continue
             return Fetched(response.status, response.read(MAX_BYTES), url=url)
-        except (OSError, http.client.HTTPException, socket.timeout) as exc:
+        except (OSError, http.client.HTTPException) as exc:
             return Fetched(None, error=f"{type(exc).__name__}: {exc}", url=url)
         finally:
+            timer.cancel()
             conn.close()
+    if time.monotonic() >= deadline:
+        return Fetched(None, error=f"no answer within {TIMEOUT:g} s", url=url)
     return Fetched(None, error=f"more than {MAX_REDIRECTS} redirects", url=url)
 
 
@@ -117,7 +135,7 @@ def robots() -> Any:
     try:
         got = fetch(robots_url, user_agent, allow_private=allow_private)
     except ssrf.UnsafeURL as exc:
-        raise ApiError(422, "invalid", {"url": f"{str(exc).replace('callback host', 'host')}; the console does "
+        raise ApiError(422, "invalid", {"url": f"{_words(exc)}; the console does "
                                                "not fetch from its own network unless HITL_ROBOTS_ALLOW_PRIVATE "
                                                "is set"}) from None
     answer: dict[str, Any] = {"url": url, "robots_url": robots_url, "user_agent": user_agent,

@@ -27,7 +27,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/robots.txt" and self.server.robots is not None:
             self.send_response(301 if self.server.redirect else 200)
             if self.server.redirect:
-                self.send_header("Location", "/moved-robots.txt")
+                self.send_header("Location", "/robots.txt" if self.server.redirect == "loop" else "/moved-robots.txt")
                 self.end_headers()
                 return
             body = self.server.robots.encode()
@@ -98,6 +98,10 @@ def test_missing_robots_redirects_and_unreachable_hosts(private_client, reviewer
     site.robots, site.redirect = ROBOTS, True  # followed, like Scrapy's downloader does
     body = ask(private_client, reviewer, f"{base}/moved/x").json
     assert body["allowed"] is False and body["rule"]["pattern"] == "/moved"
+    site.redirect = "loop"
+    looping = ask(private_client, reviewer, f"{base}/x").json
+    assert looping["allowed"] is True and looping["reason"] == "unreachable"
+    assert looping["robots_error"] == "more than 5 redirects"
     closed = ask(private_client, reviewer, f"http://127.0.0.1:{free_port()}/x").json
     assert closed["allowed"] is True and closed["reason"] == "unreachable" and closed["robots_status"] is None
     assert "lets every request through" in closed["message"]
