@@ -87,6 +87,14 @@ def admin_required(view: Callable[..., Any]) -> Callable[..., Any]:
     return login_required(wrapped)
 
 
+@bp.app_context_processor
+def _words() -> dict[str, Any]:
+    """Plain words for codes, in every template (hitl_console/words.py)."""
+    from hitl_console import words
+
+    return {"words": words}
+
+
 def _page(template: str, page: str, **context: Any) -> str:
     """Render a page with what every page's scripts need: who is logged in, and the event
     stream id to follow from, so events written while the page loads are not missed."""

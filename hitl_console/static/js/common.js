@@ -1,6 +1,7 @@
 // Shared by every page: the API client, DOM building, time formatting, toasts, and the
 // live event stream. Untrusted text only ever goes into textContent or setAttribute;
 // nothing here assigns innerHTML.
+import { STATUSES } from "/words.js";
 
 const body = document.body;
 
@@ -135,18 +136,25 @@ export function link(href, text) {
 
 const CLASS_SAFE = /[^a-z0-9_-]/gi;
 
+/** A status in words ("waiting for a person"); the code itself is the badge's tooltip. */
+export function statusWords(status) {
+  const value = String(status || "");
+  return STATUSES[value] || value.replaceAll("_", " ");
+}
+
 /** A status badge: class badge-<status>, data-status for tests and CSS. */
 export function badge(status, attrs = {}) {
   const value = String(status || "");
   return el("span", { class: `badge badge-${value.replace(CLASS_SAFE, "")}`, dataset: { status: value },
-    ...attrs }, value.replaceAll("_", " "));
+    title: value || null, ...attrs }, statusWords(value));
 }
 
 export function setBadge(node, status) {
   const value = String(status || "");
   node.className = `badge badge-${value.replace(CLASS_SAFE, "")}`;
   node.dataset.status = value;
-  node.textContent = value.replaceAll("_", " ");
+  node.title = value;
+  node.textContent = statusWords(value);
 }
 
 export function fmtNumber(n) {
@@ -165,27 +173,45 @@ export function parseTime(iso) {
   return Date.parse(String(iso).replace(/(\.\d{3})\d+/, "$1"));
 }
 
+/** A span of time in the largest units that matter: "45 s", "3 min", "2 h 5 min", "1 d 3 h". */
+export function fmtDuration(totalSeconds) {
+  const s = Math.round(Number(totalSeconds));
+  if (!Number.isFinite(s) || s < 0) return "–";
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h${s % 3600 >= 60 ? ` ${Math.floor((s % 3600) / 60)} min` : ""}`;
+  return `${Math.floor(s / 86400)} d${s % 86400 >= 3600 ? ` ${Math.floor((s % 86400) / 3600)} h` : ""}`;
+}
+
+/** "3 min ago", or "in 2 h" for a time still to come (a deadline, an expiry). */
 export function timeAgo(iso) {
   if (!iso) return "–";
-  const seconds = Math.max(0, (Date.now() - parseTime(iso)) / 1000);
+  const seconds = (Date.now() - parseTime(iso)) / 1000;
   if (Number.isNaN(seconds)) return "–";
-  if (seconds < 60) return `${Math.floor(seconds)} s ago`;
-  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ago`;
-  if (seconds < 86400) return `${Math.floor(seconds / 3600)} h ago`;
-  return `${Math.floor(seconds / 86400)} d ago`;
+  const future = seconds < -1;
+  const span = Math.abs(seconds);
+  const text = span < 60 ? `${Math.floor(span)} s` : span < 3600 ? `${Math.floor(span / 60)} min`
+    : span < 86400 ? `${Math.floor(span / 3600)} h` : `${Math.floor(span / 86400)} d`;
+  return future ? `in ${text}` : `${text} ago`;
 }
 
-/** A <time> that says "3 min ago" and keeps saying the right thing (see refreshAges). */
+// The one absolute format, on hover: "6 Dec 2026, 05:12:09" in the reader's locale and zone.
+const ABSOLUTE = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+
+export function absoluteTime(iso) {
+  const ms = parseTime(iso);
+  return Number.isNaN(ms) ? "" : ABSOLUTE.format(new Date(ms));
+}
+
+/** A <time> that says "3 min ago" (or "in 2 h"), the absolute time on hover, and keeps saying
+ * the right thing (see refreshAges). */
 export function ago(iso) {
   if (!iso) return el("span", {}, "–");
-  return el("time", { datetime: iso, title: new Date(parseTime(iso)).toLocaleString(), dataset: { ago: "" } },
-    timeAgo(iso));
+  return el("time", { datetime: iso, title: absoluteTime(iso), dataset: { ago: "" } }, timeAgo(iso));
 }
 
-export function when(iso) {
-  if (!iso) return el("span", {}, "–");
-  return el("time", { datetime: iso }, new Date(parseTime(iso)).toLocaleString());
-}
+/** Every time in the console reads the same way: relative, the absolute time on hover. */
+export const when = ago;
 
 function refreshAges() {
   for (const node of document.querySelectorAll("time[data-ago]")) {

@@ -1,7 +1,7 @@
 // One consultation: the question, its context (untrusted JSON, shown as a tree of text), the
 // answer form (option buttons, a form built from the response schema, JSON, or free text),
 // the history, and the callback deliveries with "redeliver"; kept current by the event stream.
-import { $, Live, api, badge, confirmAction, describeError, el, page, say, setBadge, when } from "./common.js";
+import { $, Live, api, badge, confirmAction, describeError, el, fmtDuration, page, say, setBadge, when } from "./common.js";
 import "./ownership.js"; // "I'm on it" (templates/_owner.html)
 
 const id = Number($("consultation").dataset.consultationId);
@@ -98,7 +98,7 @@ function renderFacts(c) {
   $("c-description").hidden = !c.description;
   text("c-priority", c.priority);
   $("c-created").replaceChildren(when(c.created_at));
-  $("c-deadline").replaceChildren(when(c.deadline_at), c.timeout_seconds ? ` (${c.timeout_seconds} s after asking)` : "");
+  $("c-deadline").replaceChildren(when(c.deadline_at), c.timeout_seconds ? ` (${fmtDuration(c.timeout_seconds)} after asking)` : "");
   text("c-callback", c.callback_url || "none: the agent polls for the answer");
   const answer = $("c-response");
   if (c.responded_at) {

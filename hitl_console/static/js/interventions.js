@@ -1,6 +1,7 @@
 // The interventions list: filters, "load more", live status changes, and bulk "mark done".
 import { $, Live, Pager, ago, api, badge, confirmAction, describeError, el, fmtNumber, link, say } from "./common.js";
 import { ownerHint } from "./ownership.js";
+import { REASONS, TYPES } from "/words.js";
 
 const FILTERS = ["status", "type", "domain", "run_id"];
 const PAGE = 25;
@@ -11,13 +12,19 @@ function filters() {
   return Object.fromEntries(FILTERS.map((k) => [k, String(form.get(k) || "").trim()]));
 }
 
+/** A raw code in small type, under the words it stands for. */
+function code(value) {
+  return value ? el("small", { class: "code" }, el("code", {}, value)) : null;
+}
+
 function row(i) {
   const href = `/interventions/${i.id}`;
   return el("tr", { dataset: { interventionId: i.id, status: i.status, domain: i.domain } },
     el("td", {}, link(href, `#${i.id}`)),
     el("td", { dataset: { field: "status" } }, badge(i.status), ownerHint(i)),
-    el("td", {}, link(href, i.type)),
-    el("td", {}, i.reason),
+    el("td", { dataset: { field: "type" } }, link(href, TYPES[i.type] ? TYPES[i.type].label : i.type), " ", code(i.type)),
+    el("td", { dataset: { field: "reason" } }, REASONS[i.reason] || String(i.reason || "").replaceAll("_", " "), " ",
+      code(i.reason)),
     el("td", {}, link(`/interventions?domain=${encodeURIComponent(i.domain)}`, i.domain)),
     el("td", { class: "num" }, fmtNumber(i.parked_count)),
     el("td", { class: "num" }, fmtNumber(i.priority)),
