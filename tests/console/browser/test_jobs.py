@@ -122,6 +122,10 @@ def test_start_cancel_and_watch_a_job_live(tab, users, state, hitl_env, sandbox_
             overflow = small.page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
             assert overflow <= 0, f"{path} is {overflow} px wider than a 390 px screen"
             small.screenshot(name)
+        small.page.goto(f"{console_server.url}/jobs")
+        small.page.wait_for_selector('#start-project option[value="demo"]', state="attached")
+        project, spider = (small.page.locator(f"#start-{f}").bounding_box() for f in ("project", "spider"))
+        assert spider["y"] - (project["y"] + project["height"]) < 60  # the pickers stack, no gaps between
         assert (ARTIFACTS / "job-390.png").exists()
         assert small.errors == []
     finally:
