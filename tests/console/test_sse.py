@@ -83,71 +83,24 @@ def test_an_idle_stream_gets_keep_alives_and_then_the_next_event(server, state, 
     stream.close()
 
 
-@pytest.mark.parametrize("garbage", ["abc", "1-", "$", "1-2-3", "99999999999999999999-0", " ", "9999999999999-0"])
-def test_a_garbage_last_event_id_means_from_now_with_a_warning(server, state, token, garbage):
-    old = _emit(state, 2)
-    stream = _open(server, token, **{"Last-Event-ID": garbage})
-    assert stream.status == 200
-    warning = stream.events(1)[0]
-    assert warning.json()["type"] == "stream.warning" and warning.json()["payload"]["reason"] == "bad_last_event_id"
-    assert warning.id == old[-1]  # the client's next reconnect sends a good id
-    new = _emit(state, 1, start=2)
-    assert [m.id for m in stream.events(1)] == new  # nothing old replayed
-    stream.close()
+GARBAGE = ["abc", "1-", "$", "1-2-3", "99999999999999999999-0", " ", "9999999999999-0"]  # the last: the future
 
 
-def test_a_malformed_after_parameter_is_400(server, token):
-    stream = _open(server, token, path="/api/v1/events?after=abc")
-    assert stream.status == 400 and stream.body["error"] == "invalid"
+def test_a_last_event_id_that_cannot_be_replayed_exactly_comes_with_a_warning(server, state, token):
+    for n, garbage in enumerate(GARBAGE):  # one server for all of them: each start costs seconds
+        old = _emit(state, 2, start=3 * n)
+        stream = _open(server, token, **{"Last-Event-ID": garbage})
+        assert stream.status == 200, garbage
+        warning = stream.events(1)[0]
+        assert warning.json()["type"] == "stream.warning", garbage
+        assert warning.json()["payload"]["reason"] == "bad_last_event_id"
+        assert warning.id == old[-1]  # the client's next reconnect sends a good id
+        new = _emit(state, 1, start=3 * n + 2)
+        assert [m.id for m in stream.events(1)] == new, garbage  # nothing old replayed
+        stream.close()
 
-
-def test_without_a_login_it_is_401_in_the_json_error_shape(server, state):
-    for path in ("/api/v1/events", "/events/runs/events"):
-        stream = _open(server, path=path)
-        assert (stream.status, stream.body) == (401, {"error": "unauthorized", "detail": "log in first"})
-    for case in BAD_TOKENS:
-        stream = _open(server, case.values[0](server.key))
-        assert stream.status == 401 and stream.body["error"] == "unauthorized", case.id
-    _record, key, _secret = apikeys.create(state, "agent")
-    stream = _open(server, key)  # an agent's key: consultations only, as on the websocket
-    assert stream.status == 403 and stream.body["error"] == "forbidden"
-
-
-def test_the_console_cookie_works_and_a_foreign_origin_is_refused(server, state, token):
-    ids = _emit(state, 2)
-    cookie = {"Cookie": f"hitl_token={token}"}
-    stream = _open(server, **cookie, **{"Last-Event-ID": "0"})  # EventSource, same origin: no Origin header
-    assert [m.id for m in stream.events(2)] == ids
-    stream.close()
-    stream = _open(server, **cookie, Origin="https://evil.example")
-    assert stream.status == 403 and stream.body["error"] == "forbidden_origin"
-
-
-def test_streams_share_the_live_connection_cap_and_a_closed_one_frees_its_thread(hitl_env, state, reviewer,
-                                                                                tmp_path):
-    # --threads 6 keeps 4 threads for the API: 2 live connections (websockets and streams together).
-    server = RunningConsole(hitl_env, str(tmp_path / "console.log"), threads=6).start()
-    try:
-        token = server.login(REVIEWER)["access_token"]
-        server.ws(token=token)
-        first = _open(server, token)
-        refused = _open(server, token)
-        assert refused.status == 503 and refused.body["error"] == "too_many_live_connections"
-        assert server.request("GET", "/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})[0] == 200
-        first.close()
-        # The server notices the closed socket within one XREAD block and frees the slot; poll
-        # until it has (the hang guard is pytest's timeout, not a time assertion).
-        while (third := _open(server, token)).status == 503:
-            time.sleep(0.05)
-        event_id = state.events.emit("domain.paused", {}, domain="c.example")
-        assert [m.id for m in third.events(1)] == [event_id]
-        third.close()
-    finally:
-        server.kill()
-
-
-def test_an_id_older_than_the_capped_stream_replays_what_is_left_with_a_warning(server, state, token):
-    ids = _emit(state, 5)
+    # An id older than the oldest event the capped stream kept: what is left, and a warning.
+    ids = _emit(state, 5, start=100)
     state.redis.xtrim(state.events.key, maxlen=2, approximate=False)  # what HITL_EVENTS_MAXLEN does
     stream = _open(server, token, **{"Last-Event-ID": ids[0]})
     warning, *kept = stream.events(3)
@@ -191,3 +144,50 @@ def test_redis_going_away_ends_an_open_stream_with_a_notice_not_a_500(hitl_env, 
     finally:
         own.kill()
         redis_server.stop()
+
+
+def test_refusals_are_json_errors_before_any_event(server, state, token):
+    stream = _open(server, token, path="/api/v1/events?after=abc")  # a script's malformed start
+    assert stream.status == 400 and stream.body["error"] == "invalid"
+    for path in ("/api/v1/events", "/events/runs/events"):
+        stream = _open(server, path=path)
+        assert (stream.status, stream.body) == (401, {"error": "unauthorized", "detail": "log in first"})
+    for case in BAD_TOKENS:
+        stream = _open(server, case.values[0](server.key))
+        assert stream.status == 401 and stream.body["error"] == "unauthorized", case.id
+    _record, key, _secret = apikeys.create(state, "agent")
+    stream = _open(server, key)  # an agent's key: consultations only, as on the websocket
+    assert stream.status == 403 and stream.body["error"] == "forbidden"
+
+
+def test_the_console_cookie_works_and_a_foreign_origin_is_refused(server, state, token):
+    ids = _emit(state, 2)
+    cookie = {"Cookie": f"hitl_token={token}"}
+    stream = _open(server, **cookie, **{"Last-Event-ID": "0"})  # EventSource, same origin: no Origin header
+    assert [m.id for m in stream.events(2)] == ids
+    stream.close()
+    stream = _open(server, **cookie, Origin="https://evil.example")
+    assert stream.status == 403 and stream.body["error"] == "forbidden_origin"
+
+
+def test_streams_share_the_live_connection_cap_and_a_closed_one_frees_its_thread(hitl_env, state, reviewer,
+                                                                                tmp_path):
+    # --threads 6 keeps 4 threads for the API: 2 live connections (websockets and streams together).
+    server = RunningConsole(hitl_env, str(tmp_path / "console.log"), threads=6).start()
+    try:
+        token = server.login(REVIEWER)["access_token"]
+        server.ws(token=token)
+        first = _open(server, token)
+        refused = _open(server, token)
+        assert refused.status == 503 and refused.body["error"] == "too_many_live_connections"
+        assert server.request("GET", "/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})[0] == 200
+        first.close()
+        # The server notices the closed socket within one XREAD block and frees the slot; poll
+        # until it has (the hang guard is pytest's timeout, not a time assertion).
+        while (third := _open(server, token)).status == 503:
+            time.sleep(0.05)
+        event_id = state.events.emit("domain.paused", {}, domain="c.example")
+        assert [m.id for m in third.events(1)] == [event_id]
+        third.close()
+    finally:
+        server.kill()
