@@ -4,16 +4,13 @@ processes (from the webhook tests). Waits poll with a deadline; nothing asserts 
 
 from __future__ import annotations
 
-import email
-import email.policy
-import socket
-import threading
 from typing import Any
 
 import pytest
 
 from hitl_console.notify.channels import check_url
 from scrapy_hitl.state import notify_channels
+from tests.support.smtp import SmtpServer, free_port  # noqa: F401 (free_port: for the tests)
 from tests.webhooks.conftest import FAST, WorkerProcess, receiver, wait_for  # noqa: F401
 
 PUBLIC_URL = "https://hitl.example.test"
@@ -21,43 +18,9 @@ NOTIFY_FAST = {**FAST, "HITL_NOTIFY_RETRY_SCHEDULE": "0.05,0.1", "HITL_NOTIFY_MA
                "HITL_NOTIFY_TIMEOUT": "5", "HITL_PUBLIC_URL": PUBLIC_URL}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class SmtpServer:
-    """aiosmtpd on 127.0.0.1: keeps every message, parsed."""
-
-    def __init__(self) -> None:
-        from aiosmtpd.controller import Controller
-
-        self.messages: list[email.message.EmailMessage] = []
-        self.lock = threading.Lock()
-        server = self
-
-        class Handler:
-            async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:  # noqa: N802
-                msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
-                with server.lock:
-                    server.messages.append(msg)
-                return "250 OK"
-
-        self.port = free_port()
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
-        self.controller.start()
-
-    def url(self, to: str = "ops@example.org") -> str:
-        return f"mailto://127.0.0.1:{self.port}?from=hitl@example.org&to={to}&mode=insecure"
-
-    def stop(self) -> None:
-        self.controller.stop()
-
-
 @pytest.fixture
 def smtp():
-    server = SmtpServer()
+    server = SmtpServer().start()
     yield server
     server.stop()
 

@@ -97,48 +97,64 @@ def _escalating_rule(state, first: str, second: str, after: float = 1.0) -> dict
                             actor="test")
 
 
-def test_nobody_takes_it_so_the_next_channel_is_told(state, receiver, notify_worker):
+def test_escalation_reaches_the_next_channel_unless_someone_is_on_it_or_it_is_closed(state, receiver, notify_worker):
+    """Three blocks under one escalating rule: nobody takes the first, so on-call is told;
+    someone says "I'm on it" for the second, and the third is cancelled: on-call hears
+    of neither."""
     team, oncall = receiver(), receiver()
     add_channel(state, json_url(team), "team")
     add_channel(state, json_url(oncall), "oncall")
-    _escalating_rule(state, "team", "oncall")
+    _escalating_rule(state, "team", "oncall", after=2.0)
     worker = notify_worker()
-    blocked = _block(state)
-    wait_for(lambda: oncall.requests, what=f"the escalation; worker log:\n{worker.log()[-3000:]}")
-    (first,) = _bodies(team)
+    ignored = _block(state, "ignored.example.com")
+    taken = _block(state, "taken.example.com")
+    ownership.take(state, "intervention", taken["id"], owner="ann@example.com")
+    closed = _block(state, "closed.example.com")
+    interventions.cancel(state, closed["id"], actor="test")
+
+    def chains():
+        found = {i["domain"]: notifications.escalations_for(state.db, "intervention", i["id"])
+                 for i in (ignored, taken, closed)}
+        return found if all(c and c[0]["state"] != "pending" for c in found.values()) else None
+
+    found = wait_for(chains, what=f"every chain to end; worker log:\n{worker.log()[-3000:]}")
+    assert [(c[0]["state"], c[0]["reason"]) for c in found.values()] == [
+        ("done", "the chain's last step was notified"), ("stopped", "owned by ann@example.com"),
+        ("stopped", "intervention.cancelled")]
+    wait_for(lambda: oncall.requests, what="the escalation's message")
     (escalated,) = _bodies(oncall)
-    assert first["title"] == "Needs access: shop.example.com"
-    assert escalated["title"] == "Escalated: Needs access: shop.example.com"
+    assert escalated["title"] == "Escalated: Needs access: ignored.example.com"
     assert "you are next in line (escalation step 1)" in escalated["message"]
-    (chain,) = notifications.escalations_for(state.db, "intervention", blocked["id"])
-    assert chain["state"] == "done"
+    wait_for(lambda: len(team.requests) == 3, what="the team's three messages")
+    assert sorted(b["title"] for b in _bodies(team)) == [
+        "Needs access: closed.example.com", "Needs access: ignored.example.com", "Needs access: taken.example.com"]
 
 
-def test_im_on_it_stops_the_escalation(state, receiver, notify_worker):
-    team, oncall = receiver(), receiver()
-    add_channel(state, json_url(team), "team")
-    add_channel(state, json_url(oncall), "oncall")
-    _escalating_rule(state, "team", "oncall")
+def test_a_receiver_down_twice_gets_the_third_attempt_and_every_attempt_is_audited(state, receiver, notify_worker):
+    rec = receiver(["reset", "reset"])  # the first two connections are reset: the receiver is "down"
+    add_channel(state, json_url(rec), "hook")
+    worker = notify_worker()
+    _block(state)
+    (sent,) = wait_for(lambda: [n for n in notifications.list_(state.db) if n["state"] == "delivered"],
+                       what=f"the delivery; worker log:\n{worker.log()[-3000:]}")
+    assert sent["attempts"] == 3
+    attempts = sorted(notifications.attempts(state.db, notification_id=sent["id"]), key=lambda a: a["attempt"])
+    assert [a["outcome"] for a in attempts] == ["error", "error", "delivered"]
+    assert all("Connection" in a["error"] or "reset" in a["error"] for a in attempts[:2]), attempts
+    assert len(rec.requests) == 1
+
+
+def test_a_high_priority_consultation_is_announced_and_a_low_one_is_not(state, receiver, notify_worker):
+    from scrapy_hitl.state import consultations
+
+    rec = receiver()
+    add_channel(state, json_url(rec), "hook")  # the default rules: consultations of priority 50 or more
     notify_worker()
-    blocked = _block(state)
-    wait_for(lambda: team.requests, what="the first message")
-    ownership.take(state, "intervention", blocked["id"], owner="ann@example.com")
-    (chain,) = wait_for(lambda: [e for e in notifications.escalations_for(state.db, "intervention", blocked["id"])
-                                 if e["state"] != "pending"], what="the escalation's due time")
-    assert chain["state"] == "stopped" and chain["reason"] == "owned by ann@example.com"
-    assert oncall.requests == []
-
-
-def test_resolving_stops_the_escalation(state, receiver, notify_worker):
-    team, oncall = receiver(), receiver()
-    add_channel(state, json_url(team), "team")
-    add_channel(state, json_url(oncall), "oncall")
-    _escalating_rule(state, "team", "oncall", after=30)
-    notify_worker()
-    blocked = _block(state)
-    wait_for(lambda: team.requests, what="the first message")
-    interventions.cancel(state, blocked["id"], actor="test")
-    (chain,) = wait_for(lambda: [e for e in notifications.escalations_for(state.db, "intervention", blocked["id"])
-                                 if e["state"] != "pending"], what="the chain to stop")
-    assert chain["state"] == "stopped" and chain["reason"] == "intervention.cancelled"
-    assert oncall.requests == []
+    consultations.create(state, title="Is 12.99 EUR right?", options=["yes", "no"], priority=10, actor="cli")
+    urgent = consultations.create(state, title="Is this the same shop?", options=["yes", "no"], priority=80,
+                                  actor="spider:shop")
+    wait_for(lambda: rec.requests, what="the message")
+    (body,) = _bodies(rec)
+    assert body["title"] == "Question: Is this the same shop?"
+    assert f"Open: {PUBLIC_URL}/consultations/{urgent['id']}" in body["message"]
+    assert [n["subject_id"] for n in notifications.list_(state.db)] == [str(urgent["id"])]
