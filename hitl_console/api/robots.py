@@ -38,6 +38,8 @@ bp = Blueprint("api_robots", __name__)
 TIMEOUT = 10.0  # seconds for robots.txt, redirects included
 MAX_BYTES = 500 * 1024  # what a robots.txt parser must read at least (RFC 9309: 500 KiB)
 MAX_REDIRECTS = 5  # RFC 9309: follow at least five
+MAX_URL = 8192  # characters of ?url=
+MAX_USER_AGENT = 500  # characters of ?user_agent=
 
 
 @dataclass(slots=True)
@@ -120,8 +122,15 @@ def _check_url(url: str | None) -> tuple[str, str]:
     if not url:
         raise ApiError(400, "bad_request", {"url": "required: the page to check, e.g. "
                                                    "?url=https://example.com/some/page"})
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if len(url) > MAX_URL or any(c.isspace() or ord(c) < 32 for c in url):
+        raise ApiError(400, "bad_request", {"url": f"a URL of at most {MAX_URL} characters, without spaces or "
+                                                   "control characters (percent-encode them)"})
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises for a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise ApiError(400, "bad_request", {"url": "an absolute http or https URL, e.g. https://example.com/page"})
     return url, f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}/robots.txt"
 
@@ -131,6 +140,9 @@ def _check_url(url: str | None) -> tuple[str, str]:
 def robots() -> Any:
     url, robots_url = _check_url(request.args.get("url"))
     user_agent = (request.args.get("user_agent") or "").strip() or default_user_agent()
+    if len(user_agent) > MAX_USER_AGENT or any(ord(c) < 32 or ord(c) == 127 for c in user_agent):
+        raise ApiError(400, "bad_request", {"user_agent": f"at most {MAX_USER_AGENT} characters, without control "
+                                                          "characters, e.g. mybot/1.0"})
     allow_private = current_app.config["HITL"].robots_allow_private
     try:
         got = fetch(robots_url, user_agent, allow_private=allow_private)

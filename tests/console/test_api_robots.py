@@ -109,6 +109,9 @@ def test_missing_robots_redirects_and_unreachable_hosts(private_client, reviewer
 
 @pytest.mark.parametrize(("url", "status", "words"), [
     ("", 400, "required"),
+    ("http://example.com/a b", 400, "without spaces"),
+    ("http://example.com:port/x", 400, "absolute http or https"),
+    ("http://" + "a" * 9000 + ".com/", 400, "at most 8192"),
     ("ftp://example.com/x", 400, "absolute http or https"),
     ("/relative/path", 400, "absolute http or https"),
     ("http://127.0.0.1:9/x", 422, "HITL_ROBOTS_ALLOW_PRIVATE"),
@@ -119,3 +122,9 @@ def test_bad_or_internal_urls_are_refused(client, reviewer, url, status, words):
     answer = ask(client, reviewer, url)
     assert answer.status_code == status, answer.json
     assert set(answer.json) == {"error", "detail"} and words in str(answer.json["detail"])
+
+
+@pytest.mark.parametrize("user_agent", ["bot\r\nX-Injected: 1", "x" * 501, "tab\tbot"])
+def test_a_bad_user_agent_is_refused(client, reviewer, user_agent):
+    answer = ask(client, reviewer, "https://example.com/x", user_agent=user_agent)
+    assert answer.status_code == 400 and "user_agent" in answer.json["detail"]
