@@ -1,6 +1,7 @@
 // The Jobs page: start a crawl (project and spider pickers), and the list, kept current by job.* events.
 import { $, Live, Pager, ago, api, debounce, describeError, el, link, say } from "./common.js";
 import { parseLines, statusCell } from "./jobwords.js";
+import { createSchedule, loadSchedules } from "./schedules.js";
 
 const projects = new Map(); // name -> project (with its spiders)
 const rows = new Map();
@@ -61,7 +62,15 @@ $("start-form").addEventListener("submit", async (event) => {
     return;
   }
   $("start-submit").disabled = true;
+  const cron = $("start-cron").value.trim();
   try {
+    if (cron) {
+      await createSchedule(body, cron);
+      $("start-cron").value = "";
+      $("start-submit").disabled = false;
+      $("schedules").scrollIntoView();
+      return;
+    }
     const job = await api("/api/v1/jobs", { method: "POST", json: body });
     location.assign(`/jobs/${job.id}`);
   } catch (err) {
@@ -124,3 +133,4 @@ new Live().on((ev) => {
 
 loadProjects().catch((err) => say($("start-error"), describeError(err)));
 load();
+loadSchedules();
