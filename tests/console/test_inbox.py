@@ -136,3 +136,21 @@ def test_an_unknown_page_is_an_error_page_with_navigation_and_the_api_answers_js
     response = client.get("/api/v1/no/such/thing")
     assert response.status_code == 404
     assert response.get_json() == {"error": "not_found", "detail": response.get_json()["detail"]}
+
+
+def test_an_unexpected_error_is_a_500_page_for_people_and_the_json_shape_for_the_api(app, auth, client):
+    def boom():
+        raise RuntimeError("the database went away")
+
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # as in production: the error handlers answer
+    app.add_url_rule("/boom", "boom", boom)
+    app.add_url_rule("/api/v1/boom", "api_boom", boom)
+    auth.login("reviewer@example.com")
+    response = client.get("/boom")
+    assert response.status_code == 500 and response.mimetype == "text/html"
+    html = response.get_data(as_text=True)
+    assert "Something broke on our side" in html and 'id="nav"' in html
+    assert "the database went away" not in html  # no internals on the page
+    response = client.get("/api/v1/boom")
+    assert response.status_code == 500
+    assert response.get_json()["error"] == "internal_server_error"

@@ -60,7 +60,16 @@ async function loadRuns() {
   runs = (await api("/api/v1/runs", { query: { limit: RUN_LIMIT } })).items;
   renderRuns();
 }
-const refreshRuns = debounce(loadRuns);
+
+// A run the table does not show yet: fetch the list once for it, not once per event (a run
+// reports progress every few seconds). One still missing after that (older than the newest
+// RUN_LIMIT) is left alone.
+const fetchedFor = new Set();
+function showNewRun(runId) {
+  if (fetchedFor.has(runId)) return;
+  fetchedFor.add(runId);
+  loadRuns().catch(() => fetchedFor.delete(runId));
+}
 
 const RUN_STATUS = { "run.started": "running", "run.waiting": "waiting_for_human",
   "run.completed": "completed", "run.failed": "failed" };
@@ -92,7 +101,7 @@ function onRunEvent(ev) {
   } else {
     return;
   }
-  if (!patchRun(ev.run_id)) refreshRuns();
+  if (!patchRun(ev.run_id)) showNewRun(ev.run_id);
 }
 
 // --- the inbox --------------------------------------------------------------------------------

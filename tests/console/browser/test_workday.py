@@ -165,6 +165,9 @@ def test_the_dashboard_counters_move_while_a_crawl_runs(tab, users, hitl_env, tm
 
     page = tab.page
     tab.login("reviewer@example.com")
+    page.wait_for_selector("#runs-empty:not([hidden])")
+    fetches: list[str] = []  # the live numbers come from the events: no request per update
+    page.on("request", lambda r: fetches.append(r.url) if "/api/v1/runs" in r.url else None)
     # A slow site (0.3 s a page, one request at a time): the crawl lasts several progress reports.
     with SandboxServer(pages=3, latency_ms=300) as site:
         crawl = Crawl(tmp_path, hitl_env, spider="sandbox", args={"base": site.url, "sections": "quotes"},
@@ -185,4 +188,5 @@ def test_the_dashboard_counters_move_while_a_crawl_runs(tab, users, hitl_env, tm
     row = f'#runs-body tr[data-run-id="{result.stats["hitl/run_id"]}"]'
     page.wait_for_selector(f'{row}[data-run-status="completed"]')
     assert page.inner_text(f'{row} td[data-field="items"]') == str(len(result.items))
+    assert len(fetches) == 1, fetches  # once, to show the new run; every update after came with its event
     assert tab.errors == []
