@@ -129,7 +129,7 @@ def test_a_cancel_lets_the_waiting_job_run_on_and_finish(state, project):
 
 def test_the_sweep_queues_what_the_resolve_could_not_and_not_what_is_still_held(state, project):
     job = waiting_job(state)
-    data = block(state)
+    block(state)
     assert rerun.sweep(state) == []  # the domain is paused: a human is still needed
     assert pauses.paused_domains(state.redis)
 
