@@ -55,8 +55,13 @@ def project_to_dict(p: Project) -> dict[str, Any]:
 
 def check_path(path: str | os.PathLike[str]) -> Path:
     """The project folder as an absolute path; ProjectInvalid unless it holds ``scrapy.cfg``."""
-    folder = Path(path).expanduser().resolve()
-    if not folder.is_dir():
+    try:
+        folder = Path(path).expanduser().resolve()
+        is_dir = folder.is_dir()
+    except (OSError, RuntimeError, ValueError) as exc:  # a NUL byte, ~nobody, a name too long
+        raise ProjectInvalid("path", f"{str(path)[:200]!r} is not a usable path ({str(exc)[:200]}); "
+                                     f"give the folder that holds scrapy.cfg") from None
+    if not is_dir:
         raise ProjectInvalid("path", f"{folder} is not a folder; give the folder that holds scrapy.cfg")
     if not (folder / "scrapy.cfg").is_file():
         raise ProjectInvalid("path", f"{folder} has no scrapy.cfg; give the Scrapy project's folder "

@@ -46,6 +46,11 @@ def test_admin_registers_a_project_and_anyone_lists_its_spiders(client, admin, r
     assert refused.status_code == 403 and refused.json["error"] == "forbidden"
     no_cfg = client.post("/api/v1/projects", json={"path": str(tmp_path)}, headers=admin)
     assert no_cfg.status_code == 422 and "scrapy.cfg" in no_cfg.json["detail"]["path"]
+    for path in ("bad\x00path", "~nosuchuser/x", "x" * 5000, str(tmp_path / "missing"), 42):
+        answer = client.post("/api/v1/projects", json={"path": path}, headers=admin)
+        assert answer.status_code == 422 and "scrapy.cfg" in answer.json["detail"]["path"], path
+    bad_name = client.post("/api/v1/projects", json={"path": str(DEMO), "name": "no spaces"}, headers=admin)
+    assert bad_name.status_code == 422 and "not a valid project name" in bad_name.json["detail"]["name"]
     for headers in (reviewer, agent):
         listed = client.get("/api/v1/projects", headers=headers)
         assert [(p["name"], p["spiders"]) for p in listed.json["items"]] == [("demo", ["sandbox"])]
