@@ -164,11 +164,15 @@ def fixer(intervention_id: int) -> Any:
 @bp.post("/api/v1/interventions/<int:intervention_id>/selector-preview")
 @require_user_or_agent()
 def preview(intervention_id: int) -> Any:
-    """What ``{"field", "css" | "xpath", "rows"?}`` extracts from every parked page and the good page."""
-    data = api.json_object({"field", "css", "xpath", "rows"})
+    """What ``{"field", "css" | "xpath", "rows"?, "page_id"?}`` extracts from every parked page
+    and the good page; ``marks``: the numbers of the elements it matches on page ``page_id``."""
+    data = api.json_object({"field", "css", "xpath", "rows", "page_id"})
     args = _strings(data, "field", "css", "xpath", "rows", required=("field",))
     if not args["css"] and not args["xpath"]:
         raise ApiError(422, "invalid", {"css": "send css or xpath"})
+    mark_page = data.get("page_id")
+    if mark_page is not None and type(mark_page) is not int:
+        raise ApiError(422, "invalid", {"page_id": "an integer"})
     found = _selector_fix(intervention_id)
     from scrapy_hitl.fields import FieldsError, check_selector
 
@@ -182,7 +186,7 @@ def preview(intervention_id: int) -> Any:
     try:
         return jsonify(store.preview(api.state().db, found["spider"] or "", found["domain"], args["field"] or "",
                                      css=args["css"], xpath=args["xpath"], urls=evidence.get("pages") or None,
-                                     pattern=evidence.get("pattern"), rows=args["rows"]))
+                                     pattern=evidence.get("pattern"), rows=args["rows"], mark_page=mark_page))
     except KeyError:
         raise ApiError(422, "unknown_field", {"field": "field", "message": f"no declared field {args['field']!r}"}) from None
 

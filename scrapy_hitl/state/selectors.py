@@ -292,10 +292,13 @@ def values_on(decl: Declaration, name: str, html: str, *, rows: int = 3) -> tupl
 
 
 def preview(db: Database, spider: str, domain: str, field: str, *, css: str | None, xpath: str | None = None,
-            urls: list[str] | None = None, pattern: str | None = None, rows: str | None = None) -> dict[str, Any]:
+            urls: list[str] | None = None, pattern: str | None = None, rows: str | None = None,
+            mark_page: int | None = None) -> dict[str, Any]:
     """What ``field`` would extract with this selector from the parked (missed) pages of
     ``domain`` and from its good page: ``{"pages": [{"url", "matched", "values"}], "good": ...}``.
-    ``rows``: a row selector not saved yet (the fixer's draft), for a field of its rows."""
+    ``rows``: a row selector not saved yet (the fixer's draft), for a field of its rows.
+    ``mark_page``: a page id whose matched elements' numbers come back in ``marks`` (the
+    fixer outlines them in its frame)."""
     decls = effective(db, spider, domain)
     decl, name = _split(decls, field)
     if rows and decl.rows is not None and name != ROWS:
@@ -305,14 +308,38 @@ def preview(db: Database, spider: str, domain: str, field: str, *, css: str | No
     else:
         trial = Declaration({**decl.fields, name: decl.fields[name].with_selector(css, xpath)}, decl.rows, decl.prefix)
 
+    marks: list[int] = []
+
     def one(page: dict[str, Any]) -> dict[str, Any]:
         matched, values = values_on(trial, name, page["html"])
+        if page["id"] == mark_page:
+            marks.extend(marked(trial, name, page["html"]))
         return {"url": page["url"], "matched": matched, "values": values}
 
     missed = pages(db, spider, domain, "missed", urls, pattern)
     good = pages(db, spider, domain, "good", None, pattern)
     return {"field": field, "css": css, "xpath": xpath, "pages": [one(p) for p in missed],
-            "good": one(good[-1]) if good else None}
+            "good": one(good[-1]) if good else None, "marks": marks}
+
+
+def marked(decl: Declaration, name: str, html: str, limit: int = 200) -> list[int]:
+    """The numbers (scrapy_hitl.suggest.elements) of the elements field ``name`` (or the
+    rows) of ``decl`` matches on a page."""
+    from scrapy_hitl.suggest import elements
+
+    sel, els = elements(html)
+    number = {el: i for i, el in enumerate(els)}
+    scopes = [sel] if decl.rows is None else list(sel.css(decl.rows))
+    if name == ROWS:
+        found = [s.root for s in scopes]
+    else:
+        spec = decl.fields[name]
+        css = spec.element_css()
+        found = []
+        for scope in scopes:
+            hits = scope.css(css) if css is not None else scope.xpath(spec.xpath or "")
+            found += [h.root if not isinstance(h.root, str) else None for h in hits]
+    return [number[el] for el in found if el is not None and el in number][:limit]
 
 
 # --- an intervention's fixer ------------------------------------------------------------------

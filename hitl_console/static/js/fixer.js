@@ -11,6 +11,19 @@ const frame = $("fx-frame");
 let ctx = null;
 let currentPage = null;
 let picking = null; // the field key being picked
+let focused = null; // the field whose matches the frame outlines
+
+/** Outline the elements the focused field's selector matches in the page (the picker draws them). */
+function mark(indices) {
+  if (frame.contentWindow) frame.contentWindow.postMessage({ type: "hitl-mark", indices }, "*");
+  frame.dataset.marked = String(indices.length);
+}
+
+function focus(r) {
+  focused = r.key;
+  for (const o of rows.values()) o.li.dataset.focused = String(o === r);
+  preview(r);
+}
 const rows = new Map(); // key -> {li, input, ...}
 
 const isXpath = (s) => /^(\/|\.\/|\()/.test(s.trim());
@@ -62,9 +75,12 @@ function renderPreview(r, data) {
 async function preview(r) {
   const value = r.input.value.trim();
   if (!value) return;
-  const json = { field: r.key, [isXpath(value) ? "xpath" : "css"]: value, rows: rowsDraft(r.key) };
+  const json = { field: r.key, [isXpath(value) ? "xpath" : "css"]: value, rows: rowsDraft(r.key),
+    page_id: currentPage ? currentPage.id : undefined };
   try {
-    renderPreview(r, await api(`/api/v1/interventions/${id}/selector-preview`, { method: "POST", json }));
+    const data = await api(`/api/v1/interventions/${id}/selector-preview`, { method: "POST", json });
+    renderPreview(r, data);
+    if (r.key === focused) mark(data.marks || []);
     say(r.error, "");
   } catch (err) {
     say(r.error, describeError(err));
@@ -114,7 +130,7 @@ function startPicking(r) {
 
 function useSelector(r, css) {
   r.input.value = css;
-  preview(r);
+  focus(r);
 }
 
 function renderField(f, suggested) {
@@ -153,7 +169,8 @@ function renderField(f, suggested) {
   li.querySelector(".fx-pick").addEventListener("click", () => startPicking(r));
   li.querySelector(".fx-save").addEventListener("click", () => save(r));
   li.querySelector(".fx-revert").addEventListener("click", () => revert(r));
-  input.addEventListener("input", debounce(() => preview(r), 300));
+  input.addEventListener("input", debounce(() => focus(r), 300));
+  input.addEventListener("focus", () => focus(r));
   return li;
 }
 
@@ -212,5 +229,10 @@ async function load() {
     say($("fx-error"), describeError(err));
   }
 }
+
+frame.addEventListener("load", () => { // a new page in the frame: outline the focused field's matches there
+  const r = focused && rows.get(focused);
+  if (r) preview(r);
+});
 
 load();

@@ -76,6 +76,8 @@ def test_a_reviewer_fixes_the_selectors_in_the_browser_and_the_crawl_resumes(tab
     pick(page, "author", "span.q-author")
     assert page.input_value(f"{field('author')} .fx-input") == "span.q-author::text"
     page.wait_for_selector(f'{field("author")}[data-matches="3"]')  # the preview: every parked page
+    page.wait_for_selector('#fx-frame[data-marked="10"]')  # and the 10 authors outlined in the page
+    assert page.frame_locator("#fx-frame").locator("span.q-author[data-hitl-mark]").count() == 10
     first_author = page_quotes(3)[0].author
     assert first_author in page.text_content(f'{field("author")} .fx-preview tbody tr >> nth=0')
     page.click(f"{field('author')} .fx-save")
