@@ -52,6 +52,7 @@ def collect_status(state: HitlState) -> dict[str, Any]:
         **(workers_and_queues(state) if redis_ok else {"workers": [], "queues": []}),
         "disk": disk(state.config.data_dir),
         "oldest_open_intervention": oldest_open(state) if db_ok else None,
+        "jobs": jobs.counts(state.db) if db_ok else None,
     }
 
 
@@ -131,6 +132,11 @@ def render_ops(data: dict[str, Any]) -> list[str]:
     lines.append(f"{'Queues:':22} {'queued':>6} {'running':>8} {'workers':>8}")
     for q in data.get("queues") or []:
         lines.append(f"  {q['name']:20} {q['queued']:>6} {q['running']:>8} {q['workers']:>8}")
+    counts = data.get("jobs")
+    if counts:
+        lines.append("Jobs      " + ", ".join(f"{counts[k]} {words}" for k, words in (
+            ("queued", "queued"), ("running", "running"), ("waiting_for_human", "waiting for a person"))
+            ) + f"; {counts['finished']} finished, {counts['failed']} failed, {counts['cancelled']} cancelled")
     d = data.get("disk") or {}
     if d.get("error"):
         lines.append(f"Disk      {d['path']}: {d['error']}")

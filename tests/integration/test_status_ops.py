@@ -9,6 +9,8 @@ import socket
 from rq import Queue, Worker
 
 from scrapy_hitl.state import interventions, jobs
+from scrapy_hitl.state.models import Project, utcnow
+from tests.support.crawl import DEMO_PROJECT
 
 
 def test_status_shows_workers_queues_disk_and_the_oldest_intervention(cli, state):
@@ -22,6 +24,9 @@ def test_status_shows_workers_queues_disk_and_the_oldest_intervention(cli, state
     worker.heartbeat()
     try:
         Queue(jobs.QUEUE_NORMAL, connection=state.redis).enqueue_call(jobs.RUNNER, args=(1,))
+        with state.db.session() as s:
+            s.add(Project(name="demo", path=str(DEMO_PROJECT), spiders=["sandbox"], spiders_at=utcnow()))
+        jobs.create(state, project="demo", spider="sandbox", enqueue=False)  # counted, not on a queue
         first = interventions.open_or_update(state, type="manual_access", reason="http_403", domain="a.example",
                                              spider="shop")[0]
         interventions.open_or_update(state, type="captcha_solve", reason="recaptcha", domain="b.example",
@@ -35,9 +40,12 @@ def test_status_shows_workers_queues_disk_and_the_oldest_intervention(cli, state
         assert depth["hitl-webhooks"] == (0, 0)
         assert data["disk"]["free_bytes"] > 0 and data["disk"]["path"].endswith("hitl")
         assert data["oldest_open_intervention"]["id"] == first["id"]
+        assert data["jobs"] == {"queued": 1, "running": 0, "waiting_for_human": 0, "finished": 0, "failed": 0,
+                                "cancelled": 0}
         code, out = cli("status")
         assert "Workers: 1" in out and "crawler-1" not in out and socket.gethostname() in out
         assert f"Oldest open intervention: #{first['id']} manual_access on a.example" in out
         assert "free of" in out
+        assert "Jobs      1 queued, 0 running, 0 waiting for a person; 0 finished, 0 failed, 0 cancelled" in out
     finally:
         worker.register_death()
