@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from redis.exceptions import RedisError
 from sqlalchemy.exc import OperationalError
 
+from hitl_console.notify import match
 from hitl_console.notify.router import Router
 
 if TYPE_CHECKING:
@@ -102,15 +103,29 @@ class Notifier(threading.Thread):
         """Route the events after the cursor (one batch); returns how many were read."""
         events = self.state.events.read(self.cursor(), count=BATCH, block_ms=block_ms)
         for event in events:
+            if not match.interesting(event.type):
+                continue  # most events (progress, parking): nothing to do, and no write either
             try:
                 self.router.route(event)
             except (OperationalError, RedisError):
+                self._advance(event.id, before=True)
                 raise  # the database or Redis is down: this event is routed again once it is back
             except Exception:  # a bug with one event must not hold up the ones after it
                 logger.exception("Notifier: could not route event %(id)s (%(type)s); skipped",
                                  {"id": event.id, "type": event.type})
-            self.state.redis.set(CURSOR_KEY, event.id)
+            self._advance(event.id)
+        if events:
+            self._advance(events[-1].id)
         return len(events)
+
+    def _advance(self, event_id: str | None, *, before: bool = False) -> None:
+        """Move the cursor to ``event_id`` (or just before it: that event is read again)."""
+        if event_id is None:
+            return
+        if before:
+            ms, seq = (int(part) for part in event_id.split("-"))
+            event_id = f"{ms}-{seq - 1}" if seq else f"{ms - 1}-18446744073709551615"
+        self.state.redis.set(CURSOR_KEY, event_id)
 
     def drain(self) -> int:
         """Route everything up to now (a burst run, tests); returns the events read."""

@@ -1,0 +1,101 @@
+"""The notifications outbox on a real database: grouping in the throttle window, the lease
+(one attempt at a time, an expired one taken over and recorded as interrupted), escalation
+steps taken once; and the router on real events (no worker: ``Router.route``)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from hitl_console.notify.config import NotifyConfig
+from hitl_console.notify.router import Router
+from scrapy_hitl.state import consultations, interventions, notifications, notify_channels, notify_rules
+from scrapy_hitl.state.models import utcnow
+
+
+def _channel(state, name="team"):
+    return notify_channels.add(state, name=name, url="json://127.0.0.1:9/x", scheme="json",
+                               redacted="json://127.0.0.1:9/x", actor="test")
+
+
+def test_events_join_the_unsent_message_then_wait_for_the_window(state):
+    channel = _channel(state)
+    now = utcnow()
+    first = notifications.add(state.db, channel_id=channel["id"], group_key="g", event_type="e", throttle=600, now=now)
+    assert first is not None and first[1] == now
+    assert notifications.add(state.db, channel_id=channel["id"], group_key="g", event_type="e", throttle=600,
+                             now=now) is None  # joined: not sent yet
+    claim = notifications.claim(state.db, first[0], lease_seconds=30, now=now)
+    assert claim is not None and claim.grouped == 2
+    assert notifications.claim(state.db, first[0], lease_seconds=30, now=now) is None  # one attempt at a time
+    notifications.finish(state.db, claim, "delivered", now=now)
+    later = now + timedelta(seconds=60)
+    second = notifications.add(state.db, channel_id=channel["id"], group_key="g", event_type="e", throttle=600,
+                               now=later)
+    assert second is not None and second[1] == now + timedelta(seconds=600)  # the window's end
+    for _ in range(48):
+        notifications.add(state.db, channel_id=channel["id"], group_key="g", event_type="e", throttle=600, now=later)
+    assert notifications.claim(state.db, second[0], lease_seconds=30, now=later) is None  # not due yet
+    due = notifications.claim(state.db, second[0], lease_seconds=30, now=now + timedelta(seconds=601))
+    assert due is not None and due.grouped == 49
+    other = notifications.add(state.db, channel_id=channel["id"], group_key="other", event_type="e", throttle=600,
+                              now=later)
+    assert other is not None and other[1] == later  # another group is not held back
+
+
+def test_an_expired_lease_is_taken_over_and_the_lost_attempt_recorded(state):
+    channel = _channel(state)
+    now = utcnow()
+    made = notifications.add(state.db, channel_id=channel["id"], group_key="g", event_type="e", throttle=0, now=now)
+    first = notifications.claim(state.db, made[0], lease_seconds=5, now=now)
+    assert notifications.due(state.db, now=now + timedelta(seconds=1)) == []
+    assert notifications.due(state.db, now=now + timedelta(seconds=6)) == [made[0]]
+    second = notifications.claim(state.db, made[0], lease_seconds=5, now=now + timedelta(seconds=6))
+    assert second is not None and second.attempt == 2
+    assert not notifications.finish(state.db, first, "delivered")  # the first lost its lease
+    assert notifications.finish(state.db, second, "delivered")
+    outcomes = sorted((a["attempt"], a["outcome"]) for a in notifications.attempts(state.db, notification_id=made[0]))
+    assert outcomes == [(1, "delivered"), (1, "interrupted"), (2, "delivered")]
+    assert notifications.get(state.db, made[0])["state"] == "delivered"
+
+
+def test_an_escalation_step_is_taken_once(state):
+    channel = _channel(state)
+    rule = notify_rules.add(state, {"event": "intervention.created", "escalate": [
+        {"after": 60, "channel": channel["id"]}, {"after": 60, "channel": channel["id"]}]}, actor="test")
+    esc = notifications.start_escalation(state.db, rule_id=rule["id"], subject_kind="intervention", subject_id=1,
+                                         after=60)
+    assert notifications.start_escalation(state.db, rule_id=rule["id"], subject_kind="intervention", subject_id=1,
+                                          after=60) is None  # once per rule and item
+    later = utcnow() + timedelta(seconds=61)
+    (due,) = notifications.due_escalations(state.db, now=later)
+    assert notifications.advance(state.db, esc, from_step=0, next_due=later + timedelta(seconds=60))
+    assert not notifications.advance(state.db, esc, from_step=0, next_due=later)  # another sweep lost the race
+    assert notifications.stop_escalations(state.db, "intervention", 1, reason="intervention.resolved") == 1
+    (chain,) = notifications.escalations_for(state.db, "intervention", 1)
+    assert (chain["step"], chain["state"], chain["reason"]) == (1, "stopped", "intervention.resolved")
+
+
+def test_the_router_matches_rules_on_real_events(state):
+    team = _channel(state, "team")
+    for rule in notify_rules.list_(state):
+        notify_rules.remove(state, rule["id"])
+    notify_rules.add(state, {"event": "intervention.created", "filters": {"types": ["captcha_solve"],
+                                                                          "domains": ["*.shop.test"]}}, actor="t")
+    notify_rules.add(state, {"event": "run.failed", "channels": ["team"]}, actor="t")
+    notify_rules.add(state, {"event": "consultation.created", "filters": {"min_priority": 50}}, actor="t")
+    router = Router(state, NotifyConfig(throttle=0))
+    start = state.events.last_id()
+    interventions.open_or_update(state, type="captcha_solve", reason="x", domain="eu.shop.test")
+    interventions.open_or_update(state, type="manual_access", reason="x", domain="eu.shop.test")  # other type
+    interventions.open_or_update(state, type="captcha_solve", reason="x", domain="elsewhere.test")  # other domain
+    consultations.create(state, title="low", options=["a", "b"], priority=0, actor="cli")
+    urgent = consultations.create(state, title="high", options=["a", "b"], priority=90, actor="cli")
+    state.events.emit("run.failed", {"finish_reason": "shutdown"}, run_id="r1", spider="shop")
+    for event in state.events.read(start):
+        router.route(event)
+    sent = {(n["event_type"], n["subject_kind"], n["domain"] or n["subject_id"])
+            for n in notifications.list_(state.db)}
+    assert sent == {("intervention.created", "intervention", "eu.shop.test"),
+                    ("consultation.created", "consultation", str(urgent["id"])),
+                    ("run.failed", "run", "r1")}
+    assert {n["channel_id"] for n in notifications.list_(state.db)} == {team["id"]}
