@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from hitl_console.words import plural
 from scrapy_hitl.config import StateConfig
 
 if TYPE_CHECKING:
@@ -313,10 +314,10 @@ def interventions_resolve(obj: _Ctx, intervention_id: int, cookies_file: Path | 
     i = result["intervention"]
     msg = f"Resolved intervention {i['id']} ({i['type']} on {i['domain']})"
     if result["session"]:
-        msg += f" with {len(result['session']['cookie_names'])} cookies"
+        msg += f" with {plural(len(result['session']['cookie_names']), 'cookie')}"
     click.echo(msg + ".")
     if result["requests_to_resume"]:
-        click.echo(f"{result['requests_to_resume']} parked requests will resume.")
+        click.echo(f"{plural(result['requests_to_resume'], 'parked request')} will resume.")
     _echo_reruns(result["reruns"])
 
 
@@ -360,7 +361,7 @@ def interventions_cancel(obj: _Ctx, intervention_id: int, note: str, as_json: bo
     if as_json:
         _echo_json(result)
         return
-    click.echo(f"Cancelled intervention {intervention_id}; {result['failed']} parked requests failed.")
+    click.echo(f"Cancelled intervention {intervention_id}; {plural(result['failed'], 'parked request')} failed.")
     _echo_reruns(result["reruns"])
 
 
@@ -426,8 +427,8 @@ def sessions_import(obj: _Ctx, domain: str, file: Path, name: str, replace: bool
     if as_json:
         _echo_json(info)
     else:
-        storage = f" and localStorage of {len(info['origins'])} origin(s)" if info["origins"] else ""
-        click.echo(f"Stored {len(info['cookie_names'])} cookies{storage} for {domain} as session "
+        storage = f" and localStorage of {plural(len(info['origins']), 'origin')}" if info["origins"] else ""
+        click.echo(f"Stored {plural(len(info['cookie_names']), 'cookie')}{storage} for {domain} as session "
                    f"{info['name']!r} ({parsed.format}).")
 
 
