@@ -880,6 +880,11 @@ main.add_command(_jobs)
 
 import hitl_console.cli_schedules  # noqa: E402, F401 (adds `hitl jobs schedule|schedules|unschedule`)
 
+from hitl_console.cli_sessions import sessions_check, sessions_probe  # noqa: E402 (docs/sessions.md)
+
+sessions.add_command(sessions_probe)
+sessions.add_command(sessions_check)
+
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -119,6 +119,10 @@ def status(intervention_id: int) -> Any:
         "opened_at": number("opened_at"),
         "expires_at": number("expires_at"),
         "reason": info.get("reason") or None,
+        # "login": a login page opened for a reviewer (hitl_console/login_pages.py), whose
+        # Continue is "Save session"; "captcha": a crawler's held challenge page
+        "kind": info.get("kind") or ("captcha" if info else None),
+        "session_name": info.get("name") or None,
     })
 
 
@@ -158,7 +162,9 @@ def continue_(intervention_id: int) -> Any:
         raise ApiError(409, error, detail or error)
     found = _open_intervention(intervention_id)
     return jsonify({"continued": True, "url": answer.get("url"), "cookie_names": answer.get("cookie_names") or [],
-                    "requests_to_resume": answer.get("requests_to_resume", 0), "intervention": found})
+                    "requests_to_resume": answer.get("requests_to_resume", 0), "intervention": found,
+                    # a login page's answer: the session saved and its localStorage origins
+                    "session_name": answer.get("name"), "origins": answer.get("origins") or []})
 
 
 # --- the websocket -------------------------------------------------------------------------------

@@ -165,3 +165,65 @@ def sessions_probe(domain: str) -> Any:
         field = "selector" if "selector" in str(exc) else "status" if "status" in str(exc) else "url"
         raise ApiError(422, "invalid_probe", {field: str(exc)}) from None
     return jsonify(info)
+
+
+@bp.post("/api/v1/sessions/<domain>/login")
+@require()
+def sessions_login(domain: str) -> Any:
+    """Open a live login page on the domain (``hitl worker`` opens it, docs/sessions.md):
+    ``{"url", "name"?, "tier"?: "browser"|"stealth", "intervention_id"?}``. Without an
+    intervention, an advisory ``login_refresh`` is opened for it (it pauses nothing). 202 with
+    the intervention whose live view shows the page; "Save session" there stores it."""
+    from urllib.parse import urlsplit
+
+    from hitl_console import login_pages
+    from scrapy_hitl.live import relay
+    from scrapy_hitl.state import interventions
+
+    domain = _domain(domain)
+    data = json_object({"url", "name", "tier", "intervention_id"})
+    url, tier = data.get("url"), data.get("tier") or "browser"
+    parts = urlsplit(url) if isinstance(url, str) else None
+    host = (parts.hostname or "").lower() if parts else ""
+    if parts is None or parts.scheme not in ("http", "https") or not (host == domain or host.endswith("." + domain)):
+        raise ApiError(422, "invalid", {"url": f"required: an http(s) URL on {domain}, e.g. its login page "
+                                               f"https://{domain}/login"})
+    if tier not in login_pages.TIERS:
+        raise ApiError(422, "invalid", {"tier": f"must be one of {', '.join(login_pages.TIERS)}"})
+    try:
+        name = check_name(data.get("name") or DEFAULT_NAME)
+    except ValueError as exc:
+        raise ApiError(422, "invalid", {"name": str(exc)}) from None
+    st = state()
+    intervention_id = data.get("intervention_id")
+    if intervention_id is not None:
+        if not isinstance(intervention_id, int) or isinstance(intervention_id, bool):
+            raise ApiError(422, "invalid", {"intervention_id": "must be an intervention id (a number)"})
+        try:
+            found = interventions.get(st, intervention_id, parked_limit=0)
+        except interventions.InterventionNotFound as exc:
+            raise ApiError(404, "not_found", str(exc)) from None
+        if found["status"] != "open":
+            raise ApiError(409, "closed", f"intervention {intervention_id} is already {found['status']}")
+        if normalize_domain(found["domain"]) != domain and not normalize_domain(found["domain"]).endswith("." + domain):
+            raise ApiError(422, "invalid", {"intervention_id": f"intervention {intervention_id} is for "
+                                                              f"{found['domain']}, not {domain}"})
+    if not login_pages.worker_alive(st):
+        raise ApiError(503, "no_worker", "No `hitl worker` is running to open the login page. Start one "
+                                         "(`hitl worker`, or `hitl up`, which starts one), then try again.")
+    if intervention_id is None:
+        found, _created = interventions.open_or_update(
+            st, type="login_refresh", reason="login_requested", domain=domain, url=url, actor=actor(),
+            priority=interventions.ADVISORY_PRIORITY,
+            evidence={"summary": f"{actor()} opened a login page on {domain} to save session {name!r}."})
+        intervention_id = found["id"]
+    if relay.is_live(st.redis, intervention_id):
+        raise ApiError(409, "already_live", f"intervention {intervention_id} already has a live page: open it "
+                                            "from the intervention")
+    try:
+        login_pages.request_login(st, intervention_id=intervention_id, domain=domain, url=url, name=name, tier=tier,
+                                  actor=actor())
+    except login_pages.NoLoginWorker as exc:
+        raise ApiError(503, "no_worker", str(exc)) from None
+    return jsonify({"intervention_id": intervention_id, "state": "opening", "name": name, "tier": tier,
+                    "url": url}), 202

@@ -122,6 +122,9 @@ def run_worker(
                           worker_ttl=WORKER_TTL, maintenance_interval=MAINTENANCE_INTERVAL)
     sweeper = Sweeper(state, config)
     notifier = notify_worker.start(state, burst=burst, sweep_interval=config.sweep_interval)
+    from hitl_console import session_worker  # probes, refresh ahead, login pages (docs/sessions.md)
+
+    keeper = session_worker.start(state, burst=burst)
     try:
         if burst:
             sweeper.sweep(force=True)
@@ -131,7 +134,8 @@ def run_worker(
     finally:
         sweeper.stop()
         notifier.stop()
-        for thread in (sweeper, notifier):
+        keeper.stop()
+        for thread in (sweeper, notifier, keeper):
             if thread.is_alive():
                 thread.join(5)
         state.close()

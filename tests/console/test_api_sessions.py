@@ -195,3 +195,109 @@ def test_login_is_required(client, users, hitl, method, path):
     response = getattr(client, method)(path, json={"cookies": COOKIE_LIST})
     assert response.status_code == 401 and response.json["error"] == "unauthorized"
     assert [c.value for c in hitl.vault.get(DOMAIN).cookies] == [SECRETS[2]]
+
+
+# --- pools: add, probe, log in through a live page ------------------------------------------------
+
+
+def test_post_adds_a_named_session_and_refuses_a_taken_name(client, reviewer, hitl):
+    url = f"/api/v1/sessions/{DOMAIN}"
+    first = client.post(url, headers=reviewer, json={"cookies": COOKIE_LIST, "name": "alice"})
+    assert first.status_code == 201 and first.json["name"] == "alice"
+    again = client.post(url, headers=reviewer, json={"cookies": COOKIE_LIST, "name": "alice"})
+    assert again.status_code == 409 and again.json["error"] == "session_exists"
+    assert "--replace" in again.json["detail"]["name"]
+    replaced = client.post(url, headers=reviewer, json={"cookies": COOKIE_LIST, "name": "alice", "replace": True})
+    assert replaced.status_code == 200
+    client.post(url, headers=reviewer, json={"cookies": COOKIE_LIST, "name": "bob"})
+    body = client.get(url, headers=reviewer).json
+    assert [s["name"] for s in body["sessions"]] == ["alice", "bob"]
+    assert {"uses", "errors", "error_score", "age_seconds"} <= set(body["sessions"][0])
+    bad = client.post(url, headers=reviewer, json={"cookies": COOKIE_LIST, "name": "no spaces please"})
+    assert bad.status_code == 422 and "name" in bad.json["detail"]
+    gone = client.delete(f"{url}/alice", headers=reviewer)
+    assert gone.status_code == 204
+    assert [s["name"] for s in client.get(url, headers=reviewer).json["sessions"]] == ["bob"]
+
+
+def test_a_storage_state_keeps_its_localstorage_and_a_bad_origin_is_refused(client, reviewer, hitl):
+    origin = {"origin": f"https://{DOMAIN}", "localStorage": [{"name": "token", "value": SECRETS[2]}]}
+    ok = client.put(f"/api/v1/sessions/{DOMAIN}", headers=reviewer,
+                    json={"cookies": json.dumps({"cookies": COOKIE_LIST, "origins": [origin]})})
+    assert ok.status_code == 201, ok.json
+    assert ok.json["origins"] == [{"origin": f"https://{DOMAIN}", "keys": ["token"]}]
+    assert hitl.vault.get(DOMAIN).origins == (origin,)
+    bad = client.put(f"/api/v1/sessions/{DOMAIN}", headers=reviewer,
+                     json={"cookies": COOKIE_LIST, "origins": [origin, {"origin": "not a url", "localStorage": []}]})
+    assert bad.status_code == 422 and bad.json["error"] == "invalid_cookies"
+    assert "origins entry 2" in bad.json["detail"]["problem"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"url": "https://shop.example.com/account", "selector": "div[unclosed"}, "selector"),
+        ({"url": "https://elsewhere.test/account"}, "url"),
+        ({"url": "https://shop.example.com/account", "status": 999}, "status"),
+    ],
+)
+def test_a_probe_that_cannot_work_is_refused_when_set(client, reviewer, hitl, body, field):
+    response = client.put(f"/api/v1/sessions/{DOMAIN}/probe", headers=reviewer, json=body)
+    assert (response.status_code, response.json["error"]) == (422, "invalid_probe"), response.json
+    assert field in response.json["detail"]
+
+
+def test_a_probe_is_set_and_shown_with_the_domain(client, reviewer, hitl):
+    store(hitl, DOMAIN)
+    response = client.put(f"/api/v1/sessions/{DOMAIN}/probe", headers=reviewer,
+                          json={"url": f"https://{DOMAIN}/account", "selector": "a.logout"})
+    assert response.status_code == 200
+    health = client.get(f"/api/v1/sessions/{DOMAIN}", headers=reviewer).json["domain_health"]
+    assert health["probe"] == {"url": f"https://{DOMAIN}/account", "selector": "a.logout", "status": None}
+
+
+LOGIN_URL = f"https://{DOMAIN}/login"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "error", "field"),
+    [
+        ({}, 422, "invalid", "url"),
+        ({"url": "https://elsewhere.test/login"}, 422, "invalid", "url"),
+        ({"url": "javascript:alert(1)"}, 422, "invalid", "url"),
+        ({"url": LOGIN_URL, "tier": "static"}, 422, "invalid", "tier"),
+        ({"url": LOGIN_URL, "name": "two words"}, 422, "invalid", "name"),
+        ({"url": LOGIN_URL, "intervention_id": "7"}, 422, "invalid", "intervention_id"),
+        ({"url": LOGIN_URL, "intervention_id": 424242}, 404, "not_found", None),
+        ({"url": LOGIN_URL, "what": 1}, 422, "invalid", "what"),
+        ({"url": LOGIN_URL}, 503, "no_worker", None),  # no hitl worker serves login pages
+    ],
+)
+def test_login_page_bad_input(client, reviewer, hitl, body, status, error, field):
+    response = client.post(f"/api/v1/sessions/{DOMAIN}/login", headers=reviewer, json=body)
+    assert (response.status_code, response.json["error"]) == (status, error), response.json
+    if field:
+        assert field in response.json["detail"]
+    assert hitl.redis.llen("hitl:sessions:login") == 0
+
+
+def test_login_page_is_queued_for_a_worker_with_an_advisory_intervention(client, reviewer, hitl):
+    from hitl_console import login_pages
+    from scrapy_hitl.state import pauses
+
+    hitl.redis.set(login_pages.ALIVE_KEY, "test-worker", ex=60)  # a worker is serving login pages
+    response = client.post(f"/api/v1/sessions/{DOMAIN}/login", headers=reviewer,
+                           json={"url": LOGIN_URL, "name": "alice", "tier": "stealth"})
+    assert response.status_code == 202, response.json
+    iid = response.json["intervention_id"]
+    found = client.get(f"/api/v1/interventions/{iid}", headers=reviewer).json
+    assert (found["type"], found["reason"], found["priority"]) == ("login_refresh", "login_requested", -1)
+    assert DOMAIN not in pauses.paused_domains(hitl.redis)  # asking for a login pauses nothing
+    queued = json.loads(hitl.redis.lpop(login_pages.QUEUE))
+    assert {k: queued[k] for k in ("intervention_id", "domain", "url", "name", "tier")} == {
+        "intervention_id": iid, "domain": DOMAIN, "url": LOGIN_URL, "name": "alice", "tier": "stealth"}
+    closed = client.post(f"/api/v1/interventions/{iid}/cancel", headers=reviewer, json={})
+    assert closed.status_code == 200, closed.json
+    again = client.post(f"/api/v1/sessions/{DOMAIN}/login", headers=reviewer,
+                        json={"url": LOGIN_URL, "intervention_id": iid})
+    assert (again.status_code, again.json["error"]) == (409, "closed")

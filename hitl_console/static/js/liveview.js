@@ -17,6 +17,8 @@ let renewTimer = null;
 let frameSize = { w: 0, h: 0 };
 let lastMove = 0;
 let state = "none";
+let lastMessage = "";
+let kind = "captcha"; // or "login": a login page opened from the sessions page (Save session)
 let connecting = false;
 
 const screen = $("live-screen");
@@ -65,10 +67,14 @@ function onMessage(event) {
       $("live-url").textContent = String(msg.url);
       if (!msg.refused) say($("live-error"), ""); // the page moved on: an older refusal no longer applies
     }
-    if (msg.message) say($("live-message"), String(msg.message));
+    if (msg.message) {
+      lastMessage = String(msg.message);
+      say($("live-message"), lastMessage);
+    }
     if (msg.state === "closed") {
       setState("closed");
-      say($("live-message"), `The crawler closed the page (${String(msg.reason || "closed")}).`);
+      // a login page says why it closed (crashed, expired) just before closing
+      say($("live-message"), lastMessage || `The crawler closed the page (${String(msg.reason || "closed")}).`);
       ws?.close();
     }
   }
@@ -193,6 +199,10 @@ async function refresh() {
   }
   if (info.state === "none") return;
   $("live-view").hidden = false;
+  if (info.kind === "login") { // a login page: its Continue stores the page's session
+    kind = "login";
+    $("live-continue").textContent = "Save session";
+  }
   $("live-url").textContent = info.url || "";
   if (info.state === "live") {
     if (!ws) connect();
@@ -209,8 +219,14 @@ $("live-continue").addEventListener("click", async () => {
   say($("live-message"), "Checking the page…");
   try {
     const result = await api(`/api/v1/interventions/${id}/live/continue`, { method: "POST", json: { token } });
-    say($("live-message"), `Solved: the crawl continues from ${result.url}; ` +
-      `${result.requests_to_resume} parked requests resume.`);
+    if (kind === "login") {
+      const storage = result.origins.length ? ` and the localStorage of ${result.origins.join(", ")}` : "";
+      say($("live-message"), `Saved session ${result.session_name}: cookies ${result.cookie_names.join(", ") || "none"}` +
+        `${storage}; ${result.requests_to_resume} parked requests resume.`);
+    } else {
+      say($("live-message"), `Solved: the crawl continues from ${result.url}; ` +
+        `${result.requests_to_resume} parked requests resume.`);
+    }
     $("live-view").dataset.continued = "true";
   } catch (err) {
     say($("live-message"), "");

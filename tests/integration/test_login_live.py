@@ -1,0 +1,126 @@
+"""Log in through the console: a worker's login page on the sandbox's account section, driven
+through the live-view relay, saved, and the parked requests resuming with it.
+
+The account section keeps its login in localStorage (no cookie at all), so the crawl gets its
+quotes only on the browser tier, in a context started from the saved storage state. The
+reviewer's side is the relay the console's websocket and Continue endpoint use: input
+messages in, the page's URL and Continue ("Save session") out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import urlsplit
+
+import pytest
+from scrapy.settings import Settings
+
+from hitl_console import login_pages
+from scrapy_hitl.live import relay
+from scrapy_hitl.state import interventions
+from tests.integration.conftest import wait_for
+
+pytestmark = pytest.mark.browser
+
+DOMAIN = "account.sandbox.test"
+PAGES = 6
+
+
+@pytest.fixture
+def pages(state):
+    settings = Settings({"PLAYWRIGHT_LAUNCH_OPTIONS": {"args": ["--host-resolver-rules=MAP *.sandbox.test 127.0.0.1"]}})
+    worker = login_pages.LoginPages(state, settings)
+    worker.start()
+    wait_for(lambda: login_pages.worker_alive(state), what="the login pages to start")
+    yield worker
+    worker.stop()
+    worker.join(30)
+
+
+def port(site) -> int:
+    return urlsplit(site.url).port
+
+
+def type_text(state, iid: int, text: str) -> None:
+    relay.send_input(state.redis, iid, {"op": "text", "text": text})
+
+
+def press(state, iid: int, key: str) -> None:
+    for kind in ("down", "up"):
+        relay.send_input(state.redis, iid, {"op": "key", "type": kind, "key": key, "code": key})
+
+
+def open_login(state, iid: int, url: str, name: str = "alice") -> None:
+    login_pages.request_login(state, intervention_id=iid, domain=DOMAIN, url=url, name=name, tier="browser",
+                              actor="console:ann@example.com")
+    wait_for(lambda: relay.is_live(state.redis, iid), timeout=60, what="the login page to go live")
+    wait_for(lambda: relay.latest(state.redis, iid)[1], timeout=60, what="a first frame")
+
+
+def test_log_in_through_the_relay_save_and_the_parked_requests_resume_on_the_browser_tier(
+        crawl, cli, state, pages, fresh_sandbox):
+    code, out = cli("domains", "set", DOMAIN, "--requires-session", "required")
+    assert code == 0, out
+    run = crawl(args={"sections": "account", "details": "0"}, settings={"HITL_PAUSE_TIMEOUT": 300})
+    (i,) = wait_for(lambda: cli.json("interventions", "list"), what="an intervention")
+    assert (i["type"], i["reason"]) == ("manual_access", "session_required")
+    run.wait_for_log("Waiting for a human")
+    iid = i["id"]
+
+    login_url = f"http://{DOMAIN}:{port(fresh_sandbox)}/account/login?next=/account/page/1"
+    open_login(state, iid, login_url)
+    assert relay.info(state.redis, iid)["kind"] == "login"
+    # Too early: nothing to save yet, and the page stays.
+    early = relay.request_continue(state.redis, iid, actor="console:ann@example.com", timeout=30)
+    assert (early["ok"], early["error"]) == (False, "nothing_to_save")
+    assert relay.is_live(state.redis, iid)
+
+    press(state, iid, "Tab")  # the username field
+    type_text(state, iid, "demo")
+    press(state, iid, "Tab")
+    type_text(state, iid, "demo")
+    press(state, iid, "Enter")  # the page's script stores the token in localStorage, then moves on
+    wait_for(lambda: urlsplit(relay.info(state.redis, iid)["url"]).path == "/account/page/1", timeout=60,
+             what="the page to reach the account after logging in")
+
+    answer = relay.request_continue(state.redis, iid, actor="console:ann@example.com", timeout=30)
+    assert answer["ok"], answer
+    assert answer["name"] == "alice" and answer["origins"] == [f"http://{DOMAIN}:{port(fresh_sandbox)}"]
+    assert answer["requests_to_resume"] == 1
+    wait_for(lambda: relay.info(state.redis, iid)["state"] == "closed", what="the page to close")
+
+    (session,) = state.vault.pool(DOMAIN)
+    assert session.name == "alice" and session.cookies == ()
+    (origin,) = session.origins
+    assert [item["name"] for item in origin["localStorage"]] == ["account_token"]
+    assert session.user_agent and "Chrom" in session.user_agent
+    assert interventions.get(state, iid)["status"] == "resolved"
+
+    result = run.wait()
+    assert result.stats["finish_reason"] == "finished", result.log[-3000:]
+    assert len(result.items_in("account")) == PAGES * 10
+    assert result.stats["hitl/tier/browser/responses"] >= PAGES  # the shell holds no quote for the static tier
+    assert result.stats.get(f"hitl/sessions/{DOMAIN}/used", 0) >= PAGES
+    # The data API saw only the saved token: no cookie was ever needed.
+    assert all(r["cookies"] == {} for r in fresh_sandbox.requests("/account/data/1"))
+    assert cli.json("domains", "list")  # and the domain's page says why it needs a session
+    health = cli.json("sessions", "list", DOMAIN)
+    assert [s["name"] for s in health] == ["alice"]
+
+
+def test_a_login_page_that_closes_tells_the_reviewer_and_saves_nothing(state, pages, fresh_sandbox):
+    data, _created = interventions.open_or_update(state, type="login_refresh", reason="login_requested",
+                                                  domain=DOMAIN, priority=interventions.ADVISORY_PRIORITY)
+    iid = data["id"]
+    open_login(state, iid, f"http://{DOMAIN}:{port(fresh_sandbox)}/account/login")
+    page = pages.pages[iid].page
+    asyncio.run_coroutine_threadsafe(page.close(), pages.loop).result(30)  # as when its browser dies
+
+    wait_for(lambda: relay.info(state.redis, iid)["state"] == "closed", what="the live view to close")
+    info = relay.info(state.redis, iid)
+    assert info["reason"] == "crashed"
+    _last, shown = relay.latest(state.redis, iid)
+    messages = [m.get("msg", "") for m in shown if m.get("kind") == "status"]
+    assert any("nothing was saved" in m for m in messages), messages
+    assert state.vault.pool(DOMAIN) == []
+    assert interventions.get(state, iid)["status"] == "open"
