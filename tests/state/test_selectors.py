@@ -15,6 +15,14 @@ NEW = ('<html><body><article class="q-card"><p class="q-body">B</p><span class="
        '</body></html>').encode()
 D = "drift.example"
 
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request):
+    """Overrides the conftest fixture: the newest-version query and the binary pages, on both databases."""
+    return request.param
+
 
 @pytest.fixture
 def declared(state):
