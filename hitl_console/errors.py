@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, current_app, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 
@@ -29,12 +29,48 @@ def init_app(app: Flask) -> None:
     def _api_error(exc: ApiError) -> Any:
         return jsonify({"error": exc.error, "detail": exc.detail}), exc.status
 
+    import redis.exceptions
+    from sqlalchemy.exc import DBAPIError
+
+    @app.errorhandler(redis.exceptions.ConnectionError)
+    @app.errorhandler(redis.exceptions.TimeoutError)
+    def _redis_down(exc: Exception) -> Any:
+        """Redis not answering (every call checks its login there) is an outage, said as one:
+        503 with what is down, never a 500 that reads like a bug in the request."""
+        current_app.logger.error("Redis is not answering: %s", exc)
+        return _unavailable("redis_unavailable", "Redis is not answering; the console needs it for logins and "
+                            "events. Retry in a moment; `hitl status` on the server says what is down.")
+
+    @app.errorhandler(DBAPIError)
+    def _database_down(exc: DBAPIError) -> Any:
+        if not exc.connection_invalidated and not _is_connection_error(exc):
+            raise exc  # a real bug: the 500 handler logs it
+        current_app.logger.error("The database is not answering: %s", exc)
+        return _unavailable("database_unavailable", "The database is not answering. Retry in a moment; "
+                            "`hitl status` on the server says what is down.")
+
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
         if not _wants_json():
             return _error_page(exc)
         error = (exc.name or "error").lower().replace(" ", "_")
         return jsonify({"error": error, "detail": exc.description}), exc.code or 500
+
+
+def _is_connection_error(exc: Exception) -> bool:
+    from sqlalchemy.exc import OperationalError
+
+    return isinstance(exc, OperationalError) and any(
+        words in str(exc.orig).lower() for words in ("connection", "could not connect", "server closed", "timeout"))
+
+
+def _unavailable(error: str, detail: str) -> Any:
+    headers = {"Retry-After": "5", "Cache-Control": "no-store"}
+    if _wants_json():
+        return jsonify({"error": error, "detail": detail}), 503, headers
+    from werkzeug.exceptions import ServiceUnavailable
+
+    return _error_page(ServiceUnavailable(detail))
 
 
 # What an error page says, in words; the status code stays in small type.
@@ -44,6 +80,8 @@ _PAGES = {
     404: ("Nothing here", "No page at this address. It may have been a link to something since deleted."),
     405: ("Not like that", "This address does not take that kind of request."),
     413: ("Too large", "The upload is larger than the console accepts (HITL_CONSOLE_MAX_UPLOAD)."),
+    503: ("Something the console needs is down", "Redis or the database is not answering. Try again in a "
+          "moment; `hitl status` on the server says what is down."),
     500: ("Something broke on our side", "The console hit an error it did not expect; the details are in "
           "its log. Try again, or go back to the inbox."),
 }
