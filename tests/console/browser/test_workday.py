@@ -109,10 +109,7 @@ def test_cancel_asks_first_and_backing_out_keeps_the_intervention_open(tab, user
     assert tab.dialogs == [] and tab.errors == []
 
 
-NAV = [("Dashboard", "/", "inbox"), ("Interventions", "/interventions", "interventions"),
-       ("Review", "/items", "review"), ("Sessions", "/sessions", "sessions"), ("Domains", "/domains", "domains"),
-       ("Runs", "/runs", "runs"), ("Jobs", "/jobs", "jobs"), ("Consultations", "/consultations", "consultations"),
-       ("API keys", "/api-keys", "api-keys")]
+NAMES = {"/": "inbox", "/items": "review"}  # screenshot names of the nav targets, else the path's
 
 
 @pytest.mark.parametrize("width", [390, 768])
@@ -135,7 +132,10 @@ def test_every_page_works_on_a_phone_and_a_tablet(browser, console_server, users
         assert page.is_hidden("#nav") and page.is_visible("#nav-toggle")
         page.click("#nav-toggle")
         shoot("menu-open")
-        for label, path, name in NAV:  # every navigation target, clicked
+        targets = page.eval_on_selector_all("#nav a", "links => links.map(a => [a.textContent, a.pathname])")
+        assert len(targets) >= 8, targets  # whatever the navigation holds today, each is clicked
+        for label, path in targets:
+            name = NAMES.get(path, path.strip("/").replace("/", "-"))
             if not page.is_visible("#nav"):
                 page.click("#nav-toggle")
             page.click(f'#nav a:text-is("{label}")')
