@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import io
 import json
 import re
@@ -36,6 +37,7 @@ from scrapy_hitl.state.parking import ParkEntry
 from scrapy_hitl.state.runs import create_run, update_run
 from tests.console.test_artifacts import png
 from tests.support.console import PASSWORD
+from tests.support.servers import free_port
 
 SPEC = json.loads(document_bytes())
 METHODS = {"get", "put", "post", "delete", "patch"}
@@ -406,6 +408,16 @@ def test_a_whole_session_matches_the_document(app, api, world, openapi, users):
     api("PUT", f"/api/v1/sessions/{NEWS}", 200, as_=reviewer,
         data={"cookies": (io.BytesIO(cookies_txt(NEWS).encode()), "cookies.txt"), "user_agent": "UA/2"})
     api("DELETE", f"/api/v1/sessions/{NEWS}", 204, as_=reviewer)
+    # session pools: add a named one (201, then 409), read and delete it, a probe, a login page
+    named = {"cookies": cookies_txt(NEWS), "name": "alice"}
+    api("POST", f"/api/v1/sessions/{NEWS}", 201, as_=reviewer, json=named)
+    api("POST", f"/api/v1/sessions/{NEWS}", 409, as_=reviewer, json=named)
+    api("GET", f"/api/v1/sessions/{NEWS}/alice", 200, as_=reviewer)
+    api("PUT", f"/api/v1/sessions/{NEWS}/probe", 200, as_=reviewer,
+        json={"url": f"https://{NEWS}/account", "selector": "a.logout"})
+    api("PUT", f"/api/v1/sessions/{NEWS}/probe", 422, as_=reviewer, json={"url": f"https://{NEWS}/", "selector": "a["})
+    api("POST", f"/api/v1/sessions/{NEWS}/login", 503, as_=reviewer, json={"url": f"https://{NEWS}/login"})
+    api("DELETE", f"/api/v1/sessions/{NEWS}/alice", 204, as_=reviewer)
 
     # domains: pages, one, its history, an admin edit
     page = api("GET", "/api/v1/domains?limit=1", 200, as_=reviewer).json
@@ -631,7 +643,9 @@ def test_a_whole_session_matches_the_document(app, api, world, openapi, users):
     api("GET", f"/api/v1/jobs/{job['id']}/log?limit=10", 200, as_=reviewer)
     api("POST", f"/api/v1/jobs/{job['id']}/cancel", 200, as_=reviewer)
     api("POST", f"/api/v1/jobs/{job['id']}/cancel", 409, as_=reviewer)
-    api("GET", "/api/v1/robots?url=http://robots.invalid/page", 200, as_=reviewer)
+    # robots.txt from a closed local port (no DNS, no network): unreachable, so allowed, as Scrapy does
+    app.config["HITL"] = dataclasses.replace(app.config["HITL"], robots_allow_private=True)
+    api("GET", f"/api/v1/robots?url=http://127.0.0.1:{free_port()}/page", 200, as_=reviewer)
     api("DELETE", "/api/v1/projects/demo", 204, as_=admin)
 
     problems = mismatches(openapi, api.recorder, api.refused)
