@@ -2,7 +2,8 @@
 
 The browser (scrapy-playwright, Playwright) is imported by the first browser-tier request,
 Alembic only when the schema is not at head, itemadapter (and with it pydantic) by the first
-item that is not a dict, the console's modules never. Each of them
+item that is not a dict, the console's modules never, and the public suffix list (6 MB) only
+once the crawl has sessions, whose cookies need it. Each of them
 costs every crawl start-up time and memory. One real crawl, in a fresh interpreter (a
 test process has imported everything already): the add-on with its default ladder (the
 browser tiers included) fetches one static page from the sandbox, then the process reports
@@ -43,7 +44,10 @@ crawler = process.create_crawler(One)
 process.crawl(crawler)
 process.start()
 stats = crawler.stats.get_stats()
-print(json.dumps({"loaded": sorted(m for m in sys.modules if m.split(".")[0] in
+cookies = sys.modules.get("scrapy.downloadermiddlewares.cookies")
+# tldextract reads the public suffix list on the first lookup, into TLDExtract._extractor
+suffix_list = cookies is not None and cookies._split_domain._extractor is not None
+print(json.dumps({"suffix_list": suffix_list, "loaded": sorted(m for m in sys.modules if m.split(".")[0] in
                                    ("playwright", "scrapy_playwright", "playwright_stealth", "alembic", "flask",
                                     "hitl_console", "pydantic") or m in {names!r}),
                   "items": stats.get("item_scraped_count", 0), "tiers": crawler.settings.getlist("HITL_TIERS")}))
@@ -70,6 +74,7 @@ def test_a_static_crawl_loads_no_browser_alembic_or_console(hitl_env, hitl_schem
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["items"] == 1
     assert {"browser", "stealth"} <= set(report["tiers"])  # the browser tiers are in the ladder
+    assert report["suffix_list"] is False  # only sessions' cookies need it (HitlRuntime._warm_cookie_domains)
     if schema == "at head":
         assert report["loaded"] == []
     else:  # migrations need Alembic; still nothing of the browser or the console
