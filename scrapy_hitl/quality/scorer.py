@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 
 from scrapy_hitl.quality import scoring
+from scrapy_hitl.quality.config import PARTS
 from scrapy_hitl.quality.consistency import RunConsistency, check_rules
 from scrapy_hitl.quality.fields import FieldSpec, field_spec, item_type
 from scrapy_hitl.quality.routing import route
@@ -22,6 +23,10 @@ if TYPE_CHECKING:
     from scrapy import Spider
 
     from scrapy_hitl.quality.config import QualitySettings
+
+
+_CLEAN_PARTS = dict.fromkeys(PARTS, 1.0)
+_NONE: list[dict[str, Any]] = []  # no schema errors (never appended to)
 
 
 class ItemScorer:
@@ -37,6 +42,12 @@ class ItemScorer:
         self.rules: dict[str, Callable[[dict[str, Any]], Any]] = rules
         self._specs: dict[tuple[type, str], FieldSpec] = {}
         self._dict_type = item_type({}, spider)  # the same for every dict item: worked out once
+        # An item with nothing failing has every part at 1: its confidence and route are
+        # the same for all of them, worked out once (with the configured weights).
+        self._clean_confidence = scoring.confidence(_CLEAN_PARTS, config.weights)
+        self._clean_route = route(self._clean_confidence, critical_missing=False,
+                                  deliver_score=config.deliver_score, review_score=config.review_score,
+                                  incomplete=1.0 < config.min_completeness)
 
     def score(self, item: Any, *, expect_matched: bool | None = None,
               data: dict[str, Any] | None = None) -> tuple[str, str, scoring.Score]:
@@ -52,18 +63,21 @@ class ItemScorer:
         if required is None:  # a dict item with nothing declared: every key it carries
             required = tuple(dict.fromkeys((*data, *spec.critical))) if spec.critical else tuple(data)
         completeness, missing = scoring.completeness(data, required)
+        schema = self.schemas.for_type(type_name) if self.schemas else None
+        errors = schema.check(data) if schema is not None else _NONE
+        inconsistent = self.consistency.check(type_name, data)
+        if self.rules:
+            inconsistent += check_rules(self.rules, data)
+        if not (missing or errors or inconsistent or expect_matched is False):
+            # The common case, an item that is clearly fine: every part is 1.
+            return type_name, self._clean_route, scoring.Score(dict(_CLEAN_PARTS), self._clean_confidence, [], [])
         failing: list[dict[str, Any]] = [
             {"check": "missing", "field": name, "message": "required field missing or empty"} for name in missing]
         critical_missing = [name for name in spec.critical if name in missing]
         schema_part = 1.0
-        schema = self.schemas.for_type(type_name) if self.schemas else None
         if schema is not None:
-            errors = schema.check(data)
             schema_part = scoring.schema_validity(len(errors))
             failing += errors
-        inconsistent = self.consistency.check(type_name, data)
-        if self.rules:
-            inconsistent += check_rules(self.rules, data)
         failing += inconsistent
         if expect_matched is False:
             failing.append({"check": "extraction", "field": None,
