@@ -40,11 +40,21 @@ async function load() {
 
 // --- the log ---------------------------------------------------------------------------------------
 
+const MAX_LINES = 10000; // shown at most: the oldest batches leave the page (the API keeps them)
+const batches = []; // line count of each text node in #log, oldest first
+let shown = 0;
+
 function append(lines) {
   if (!lines.length) return;
   const pre = $("log");
   const atBottom = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 20;
   pre.append(lines.join("\n") + "\n");
+  batches.push(lines.length);
+  shown += lines.length;
+  while (shown > MAX_LINES && batches.length > 1) {
+    shown -= batches.shift();
+    pre.firstChild.remove();
+  }
   $("log-empty").hidden = true;
   if (atBottom) pre.scrollTop = pre.scrollHeight;
 }
