@@ -48,6 +48,13 @@ def domains_get(domain: str) -> Any:
     st = state()
     row["paused"] = domain in pauses.paused_domains(st.redis)
     row["open_interventions"] = domains.open_intervention_count(st.db, domain)
+    # the session probe's last result and why a session is required (docs/sessions.md)
+    from scrapy_hitl.state import session_health
+    from scrapy_hitl.state.vault import UNUSABLE
+
+    pool = st.vault.pool_info(domain)
+    row["session_health"] = {**session_health.info(st.db, domain), "sessions": len(pool),
+                             "usable_sessions": sum(1 for s in pool if s["health"] not in UNUSABLE)}
     return jsonify(row)
 
 

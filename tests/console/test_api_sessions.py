@@ -301,3 +301,19 @@ def test_login_page_is_queued_for_a_worker_with_an_advisory_intervention(client,
     again = client.post(f"/api/v1/sessions/{DOMAIN}/login", headers=reviewer,
                         json={"url": LOGIN_URL, "intervention_id": iid})
     assert (again.status_code, again.json["error"]) == (409, "closed")
+
+
+def test_a_block_fixed_with_a_session_teaches_the_domain_at_once_and_its_page_says_why(client, reviewer, hitl):
+    from scrapy_hitl.state import interventions
+
+    data, _ = interventions.open_or_update(hitl, type="manual_access", reason="http_403", domain=DOMAIN)
+    response = client.post(f"/api/v1/interventions/{data['id']}/resolve", headers=reviewer,
+                           json={"captured_session": {"cookies": COOKIE_LIST}})
+    assert response.status_code == 200, response.json
+    client.put(f"/api/v1/sessions/{DOMAIN}/probe", headers=reviewer, json={"url": f"https://{DOMAIN}/me"})
+    domain = client.get(f"/api/v1/domains/{DOMAIN}", headers=reviewer).json
+    assert domain["requires_session"] == "required"  # at once, not after HITL_LEARN_MIN_ATTEMPTS
+    health = domain["session_health"]
+    assert f"intervention {data['id']}" in health["required_reason"] and "http_403" in health["required_reason"]
+    assert (health["sessions"], health["usable_sessions"]) == (1, 1)
+    assert health["probe"] == {"url": f"https://{DOMAIN}/me", "selector": None, "status": 200}

@@ -408,6 +408,16 @@ def test_a_whole_session_matches_the_document(app, api, world, openapi, users):
     api("PUT", f"/api/v1/sessions/{NEWS}", 200, as_=reviewer,
         data={"cookies": (io.BytesIO(cookies_txt(NEWS).encode()), "cookies.txt"), "user_agent": "UA/2"})
     api("DELETE", f"/api/v1/sessions/{NEWS}", 204, as_=reviewer)
+    # session pools: add a named one (201, then 409), read and delete it, a probe, a login page
+    named = {"cookies": cookies_txt(NEWS), "name": "alice"}
+    api("POST", f"/api/v1/sessions/{NEWS}", 201, as_=reviewer, json=named)
+    api("POST", f"/api/v1/sessions/{NEWS}", 409, as_=reviewer, json=named)
+    api("GET", f"/api/v1/sessions/{NEWS}/alice", 200, as_=reviewer)
+    api("PUT", f"/api/v1/sessions/{NEWS}/probe", 200, as_=reviewer,
+        json={"url": f"https://{NEWS}/account", "selector": "a.logout"})
+    api("PUT", f"/api/v1/sessions/{NEWS}/probe", 422, as_=reviewer, json={"url": f"https://{NEWS}/", "selector": "a["})
+    api("POST", f"/api/v1/sessions/{NEWS}/login", 503, as_=reviewer, json={"url": f"https://{NEWS}/login"})
+    api("DELETE", f"/api/v1/sessions/{NEWS}/alice", 204, as_=reviewer)
 
     # domains: pages, one, its history, an admin edit
     page = api("GET", "/api/v1/domains?limit=1", 200, as_=reviewer).json

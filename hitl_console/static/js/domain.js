@@ -46,7 +46,19 @@ function drawChart(points) {
 
 function render(d) {
   $("d-access-class").textContent = d.access_class;
-  $("d-requires-session").textContent = d.requires_session;
+  const health = d.session_health || {};
+  // Why a session is required, in words (a person's fix teaches it at once: docs/sessions.md)
+  $("d-requires-session").replaceChildren(d.requires_session,
+    health.required_reason ? el("span", { class: "hint" }, ` — ${health.required_reason}`) : "");
+  $("d-sessions").replaceChildren(el("a", { href: "/sessions" },
+    `${fmtNumber(health.usable_sessions ?? 0)} usable of ${fmtNumber(health.sessions ?? 0)}`));
+  const probe = health.probe;
+  const result = health.probe_result;
+  $("d-probe").replaceChildren(!probe ? "none" : `${probe.url}${probe.selector ? ` shows ${probe.selector}` : ""}`
+    + `${probe.status ? ` answers ${probe.status}` : ""}: `,
+  probe && result ? el("span", { dataset: { result: result.result } }, `${result.result} `) : (probe ? "not run yet" : ""),
+  probe && result ? ago(result.at) : "",
+  probe && result && result.detail ? el("span", { class: "hint" }, ` (${result.detail})`) : "");
   $("d-attempts").textContent = fmtNumber(d.attempts);
   $("d-successes").textContent = fmtNumber(d.successes);
   $("d-blocked").textContent = `${fmtNumber(d.blocked_403)} / ${fmtNumber(d.blocked_401)}`;
