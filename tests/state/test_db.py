@@ -368,3 +368,29 @@ def test_0010_gives_existing_users_token_version_0_and_downgrades(db):
     assert "token_version" not in user_columns()
     with db.engine.connect() as conn:
         assert conn.execute(text("SELECT email FROM users")).scalar_one() == "a@example.com"
+
+NOTIFY_TABLES = {"notify_channels", "notify_rules", "notifications", "notification_attempts", "notify_escalations"}
+
+
+def test_0014_notifications_downgrade_and_upgrade_again(db):
+    """0014 adds the notification tables and the owner columns of interventions and
+    consultations; its downgrade removes exactly them and keeps the rows."""
+    from alembic import command
+
+    db.upgrade()
+    with db.engine.begin() as conn:
+        conn.execute(text("INSERT INTO interventions (type, reason, domain, spider, status, priority, parked_count,"
+                          " url, response_headers, evidence, note, resolution, created_at, updated_at, owner)"
+                          " VALUES ('manual_access', 'http_403', 'a.test', '', 'open', 0, 0, '', '{}', '{}', '',"
+                          " '{}', '2026-01-01', '2026-01-01', 'ann@example.com')"))
+    cfg = db._alembic_config()
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0013")
+    assert tables(db) & NOTIFY_TABLES == set()
+    with db.engine.connect() as conn:
+        for table in ("interventions", "consultations"):
+            assert not {"owner", "owned_at"} & {c["name"] for c in inspect(conn).get_columns(table)}
+        assert conn.execute(text("SELECT domain FROM interventions")).scalars().all() == ["a.test"]
+    assert db.upgrade() == ("0013", HEAD)
+    assert NOTIFY_TABLES <= tables(db)
