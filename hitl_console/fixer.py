@@ -1,5 +1,5 @@
-"""The selector fixer's pages (docs/selectors.md): the fixer itself, and the parked page it
-shows, numbered for click-to-pick.
+"""The selector fixer's pages (docs/selectors.md): the overrides in force (``/selectors``), the
+fixer itself, and the parked page it shows, numbered for click-to-pick.
 
 The parked page is scraped HTML, so it never runs in the console's origin. It is served
 under its own CSP: ``sandbox allow-scripts`` (a unique opaque origin: no cookies, no storage,
@@ -30,6 +30,13 @@ PICKER = (Path(__file__).parent / "static" / "js" / "fixer-picker.js").read_text
 def _csp(nonce: str) -> str:
     return (f"sandbox allow-scripts; default-src 'none'; script-src 'nonce-{nonce}'; "
             "style-src 'unsafe-inline'; img-src data:; form-action 'none'; base-uri 'none'")
+
+
+@bp.get("/selectors")
+@login_required
+def selectors_page() -> Any:
+    """The selector overrides in force, their history, revert (static/js/selectors.js)."""
+    return _page("selectors.html", "selectors")
 
 
 @bp.get("/interventions/<int:intervention_id>/fixer")

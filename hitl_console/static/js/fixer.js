@@ -77,8 +77,10 @@ async function preview(r) {
   if (!value) return;
   const json = { field: r.key, [isXpath(value) ? "xpath" : "css"]: value, rows: rowsDraft(r.key),
     page_id: currentPage ? currentPage.id : undefined };
+  const seq = (r.seq = (r.seq || 0) + 1);
   try {
     const data = await api(`/api/v1/interventions/${id}/selector-preview`, { method: "POST", json });
+    if (seq !== r.seq) return; // a newer preview of this field was asked for meanwhile
     renderPreview(r, data);
     if (r.key === focused) mark(data.marks || []);
     say(r.error, "");

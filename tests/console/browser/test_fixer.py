@@ -109,4 +109,18 @@ def test_a_reviewer_fixes_the_selectors_in_the_browser_and_the_crawl_resumes(tab
     for n in (1, 3, 5):
         assert {(str(n), q.text, q.author) for q in page_quotes(n)} <= texts
     assert len(result.items) == 50
+
+    # The Selectors page: the overrides in force, a field's history, a revert (asked once).
+    page.goto(f"{tab.base_url}/selectors")
+    page.wait_for_selector('#sel-body tr[data-field="_rows"][data-version="1"]')
+    assert len(page.query_selector_all("#sel-body tr")) == 3
+    page.click('#sel-body tr[data-field="text"] button[data-history]')
+    page.wait_for_selector('#hist-list li[data-version="3"]')
+    assert [li.get_attribute("data-action") for li in page.query_selector_all("#hist-list li")] == [
+        "set", "revert", "set"]
+    page.click('#sel-body tr[data-field="author"] button[data-revert]')
+    page.click("#confirm-yes")
+    page.wait_for_selector('#sel-body tr[data-field="author"]', state="detached")  # back to the spider's own
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    tab.screenshot("selectors-390")
     assert tab.dialogs == [] and tab.errors == []
