@@ -624,6 +624,11 @@ def test_a_whole_session_matches_the_document(app, api, world, openapi, users):
     api("POST", f"/api/v1/interventions/{live_id}/live/continue", 200, as_=reviewer, json={"token": token})
     crawler.join(30)
 
+    # the inbox: everything waiting, in words, most urgent first
+    inbox = api("GET", "/api/v1/inbox?limit=5", 200, as_=reviewer).json
+    assert inbox["items"] and inbox["counts"]["interventions"] >= 1
+    api("GET", "/api/v1/inbox?limit=0", 400, as_=reviewer, refused=InvalidParameter)
+
     # projects and jobs (docs/jobs.md): an admin registers the demo project, a job is queued,
     # listed, read, its log paged, cancelled, and cancelled again (409); robots.txt checked
     demo = str(Path(__file__).resolve().parents[2] / "projects" / "demo")
