@@ -7,6 +7,7 @@ webhook worker (a ``hitl worker`` child process: RQ worker, scheduler and sweep)
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 
@@ -64,8 +65,11 @@ def run_stack(config: StateConfig, *, host: str = "127.0.0.1", port: int = 8000,
     webhooks: WorkerProcess | None = None
     if worker:
         log = config.data_dir / "worker.log"
-        webhooks = WorkerProcess(log_path=str(log)).start()
-        click.echo(f"Worker    webhooks and consultation timeouts (log: {log})")
+        # notification links point at this console unless HITL_PUBLIC_URL says otherwise
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 (a bind-all address is no link)
+        public = {} if os.environ.get("HITL_PUBLIC_URL") else {"HITL_PUBLIC_URL": f"http://{shown}:{port}"}
+        webhooks = WorkerProcess(log_path=str(log), env=public).start()
+        click.echo(f"Worker    webhooks, notifications and consultation timeouts (log: {log})")
 
     click.echo("Ready. Run `scrapy crawl` in your project; Ctrl-C stops the stack.")
     stop = threading.Event()
