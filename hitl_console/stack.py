@@ -67,6 +67,7 @@ def run_stack(config: StateConfig, *, host: str = "127.0.0.1", port: int = 8000,
         log = config.data_dir / "worker.log"
         # notification links point at this console unless HITL_PUBLIC_URL says otherwise
         shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 (a bind-all address is no link)
+        shown = f"[{shown}]" if ":" in shown else shown  # an IPv6 address, in brackets in a URL
         public = {} if os.environ.get("HITL_PUBLIC_URL") else {"HITL_PUBLIC_URL": f"http://{shown}:{port}"}
         webhooks = WorkerProcess(log_path=str(log), env=public).start()
         click.echo(f"Worker    webhooks, notifications and consultation timeouts (log: {log})")
