@@ -72,3 +72,10 @@ def test_list_api_quick(run_bench):
     assert "RESULT list_api: p95 page 1 " in stdout
     deep = f"page {result['params']['page']}"
     assert len(result["samples_ms"][deep]) == result["params"]["reps"]
+
+
+def test_jobs_quick(run_bench):
+    stdout, result = run_bench("jobs")
+    assert "RESULT jobs: 2 one-page jobs through the queue " in stdout
+    assert [b["size"] for b in result["blocks"]] == [2]
+    assert result["ratio"] > 0
