@@ -150,7 +150,7 @@ class Rig:
         self.dir = Path(tempfile.mkdtemp(prefix=f"{self.prefix}-", dir="/var/tmp"))
         self.hosts = [Host(self, chr(ord("a") + i), f"{self.subnet}.{11 + i}") for i in range(hosts)]
         self.with_console = console
-        self.sandbox_options = {"static_pages": 5000, **(sandbox_options or {})}
+        self.sandbox_options = {"pages": 6, "static_pages": 5000, **(sandbox_options or {})}
         self.secret_key = secret_key or "rig-secret-" + uuid.uuid4().hex
         self.procs: list[Proc] = []
         self.namespaces: list[str] = []

@@ -1,0 +1,73 @@
+"""The multi-host rig (tests/support/rig.py) for the tests of this folder: one per module.
+
+The tests here are marked ``multihost``; they run with the suite (as root, as in CI), on one
+xdist worker: ``-m multihost`` selects them, ``-m "not multihost"`` leaves them out.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from tests.support.rig import RIG_PROJECT, Rig, available
+
+PASSWORD = "rig reviewer password"
+REVIEWER = "reviewer@rig.test"
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "tests/multihost/" in str(item.fspath).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.multihost)
+            item.add_marker(pytest.mark.xdist_group("multihost"))
+
+
+@pytest.fixture(scope="module")
+def rig():
+    why = available()
+    if why:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI runs the multi-host tests: {why}")
+        pytest.skip(why)
+    rig = Rig()
+    try:  # the finalizer: namespaces and processes go however the module ends
+        rig.start()
+        rig.hitl("projects", "add", str(RIG_PROJECT), "--name", "rig")
+        rig.hitl("user", "create", REVIEWER, "--role", "reviewer", "--password", PASSWORD)
+        yield rig
+    finally:
+        rig.stop()
+
+
+def worker_ready(host) -> bool:
+    return all(w.popen.poll() is None for w in host.workers) and any(
+        "Listening on hitl-crawls" in w.log() for w in host.workers)
+
+
+@pytest.fixture
+def hosts(rig):
+    """Every host with a running ``hitl worker`` (one crawl at a time), ready to take jobs."""
+    for host in rig.hosts:
+        if not any(w.popen.poll() is None for w in host.workers):
+            host.start_worker(HITL_JOB_HEARTBEAT="1", HITL_JOB_LIMIT_CRAWLS="1")
+    deadline = time.monotonic() + 120
+    while not all(worker_ready(h) for h in rig.hosts):
+        assert time.monotonic() < deadline, "\n".join(w.log()[-2000:] for h in rig.hosts for w in h.workers)
+        time.sleep(0.2)
+    return rig.hosts
+
+
+@pytest.fixture(scope="module")
+def token(rig):
+    status, body = rig.api("POST", "/api/v1/auth/login", {"email": REVIEWER, "password": PASSWORD})
+    assert status == 200, body
+    return body["access_token"]
+
+
+@pytest.fixture
+def state(rig):
+    st = rig.state()
+    yield st
+    st.close()
