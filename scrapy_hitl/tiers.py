@@ -258,6 +258,22 @@ class Plan:
     known: bool = False  # the pattern itself was learned (not guessed from the domain)
 
 
+_PLANS: dict[tuple[str, str | None, bool, bool], Plan] = {}
+
+
+def plan_of(tier: str, predicted: str | None, recheck: bool, known: bool = False) -> Plan:
+    """``Plan(tier, predicted, recheck, known)``, shared: a plan is frozen, and a crawl uses a
+    handful (tiers x flags), so the one or two a request needs are not built for each request
+    (a frozen dataclass sets every field through ``object.__setattr__``)."""
+    key = (tier, predicted, recheck, known)
+    found = _PLANS.get(key)
+    if found is None:
+        found = Plan(tier, predicted, recheck, known)
+        if len(_PLANS) < 256:
+            _PLANS[key] = found
+    return found
+
+
 @dataclass(slots=True)
 class _Entry:
     tier: str
@@ -331,11 +347,11 @@ class TierMemory:
         """Where a new request for ``pattern`` on ``domain`` starts (counts it toward a re-check)."""
         entries = self._domains.get(domain)
         if not entries:
-            return Plan(self.ladder.first, None, False)
+            return plan_of(self.ladder.first, None, False)
         entry = entries.get(pattern)
         if entry is None:
             floor = self.floor(domain)
-            return Plan(floor, floor, False)
+            return plan_of(floor, floor, False)
         learned = entry.tier
         lower = self.ladder.lower(learned)
         if lower is not None and self._base_interval:
@@ -343,8 +359,8 @@ class TierMemory:
             exponent = min(entry.recheck_failures, MAX_RECHECK_EXPONENT)
             if entry.count >= self._base_interval * 2**exponent:
                 entry.count = 0
-                return Plan(lower, learned, True, True)
-        return Plan(learned, learned, False, True)
+                return plan_of(lower, learned, True, True)
+        return plan_of(learned, learned, False, True)
 
     def succeeded(self, domain: str, pattern: str, plan: Plan, tier: str) -> bool:
         """A request planned with ``plan`` got an ok response at ``tier``; True: a misprediction.

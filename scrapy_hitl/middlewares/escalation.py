@@ -28,7 +28,7 @@ from scrapy_hitl.live.config import LiveConfig
 from scrapy_hitl.middlewares.blocks import HitlBlockMiddleware
 from scrapy_hitl.middlewares.robots import is_robots_fetch
 from scrapy_hitl.runtime import HitlRuntime, request_domain, stats_method
-from scrapy_hitl.tiers import TIERS, Ladder, Plan, TierMemory, parse_tiers, path_pattern
+from scrapy_hitl.tiers import TIERS, Ladder, TierMemory, parse_tiers, path_pattern, plan_of
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider
@@ -245,7 +245,7 @@ class HitlEscalationMiddleware:
         return request.replace(meta={**meta, "hitl_tier": upper, "hitl_escalation": plan}, dont_filter=True)
 
     def _learn(self, domain: str, plan: dict[str, Any], tier: str) -> None:
-        chosen = Plan(tier=plan["start"], predicted=plan.get("predicted"), recheck=bool(plan.get("recheck")))
+        chosen = plan_of(plan["start"], plan.get("predicted"), bool(plan.get("recheck")))
         if self.memory.succeeded(domain, plan["pattern"], chosen, tier):
             self.stats.inc_value("hitl/tier/mispredictions")
 

@@ -144,7 +144,7 @@ class RunConsistency:
         return failures
 
     def _check_value(self, name: str, f: _Field, value: Any, failures: list[dict[str, Any]]) -> None:
-        jtype = json_type(value)
+        jtype = _JSON_TYPES.get(type(value)) or json_type(value)  # (the common types without a call)
         types = f.types
         seen = types.get(jtype, 0)
         if seen != f.n and f.n >= self.min_samples:  # (seen == n: the field's only type so far)
