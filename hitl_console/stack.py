@@ -26,12 +26,14 @@ def run_stack(config: StateConfig, *, host: str = "127.0.0.1", port: int = 8000,
     before, after = database.upgrade()
     click.echo(f"Database  {database.safe_url}  schema {after}"
                + (f" (upgraded from {before or 'empty'})" if before != after else ""))
+    # The repo's demo project, registered while Redis and the console start (`scrapy list`
+    # takes a second or more): its line comes before Ready.
     from hitl_console.demo import register_demo_project
 
-    registered = register_demo_project(database)
-    if registered:
-        click.echo(registered)
-    database.dispose()
+    registered: list[str] = []
+    registering = threading.Thread(target=lambda: registered.append(register_demo_project(database)),
+                                   name="hitl-register-demo", daemon=True)
+    registering.start()
 
     embedded: EmbeddedRedis | None = None
     try:
@@ -72,6 +74,10 @@ def run_stack(config: StateConfig, *, host: str = "127.0.0.1", port: int = 8000,
         webhooks = WorkerProcess(log_path=str(log), env=public).start()
         click.echo(f"Worker    webhooks, notifications and consultation timeouts (log: {log})")
 
+    registering.join()
+    database.dispose()
+    if registered and registered[0]:
+        click.echo(registered[0])
     click.echo("Ready. Run `scrapy crawl` in your project; Ctrl-C stops the stack.")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
