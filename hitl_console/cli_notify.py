@@ -2,7 +2,7 @@
 
     hitl notify add URL [--name N]      hitl notify list      hitl notify test NAME
     hitl notify remove NAME             hitl notify log
-    hitl notify rules list|add|remove|enable|disable
+    hitl notify rules list|add|set|remove|enable|disable
 
 See docs/notifications.md.
 """
@@ -171,7 +171,7 @@ def parse_step(value: str) -> dict[str, Any]:
 @notify.group("rules", invoke_without_command=True)
 @click.pass_context
 def rules(ctx: click.Context) -> None:
-    """Which events go to which channels (list, add, remove, enable, disable)."""
+    """Which events go to which channels (list, add, set, remove, enable, disable)."""
     if ctx.invoked_subcommand is None:
         ctx.invoke(rules_list)
 
@@ -237,6 +237,58 @@ def rules_add(ctx: click.Context, event: str, name: str | None, channels: tuple[
         _echo_json(rule)
     else:
         click.echo("Added " + _rule_line(rule, {c["id"]: c["name"] for c in notify_channels.list_(state)}))
+
+
+@rules.command("set")
+@click.argument("rule_id", type=int)
+@click.option("--event")
+@click.option("--name")
+@click.option("--channel", "channels", multiple=True, help="Replaces the rule's channels (repeat).")
+@click.option("--all-channels", is_flag=True, help="Send to every channel.")
+@click.option("--type", "types", multiple=True, help="Replaces the intervention types (repeat).")
+@click.option("--domain", "domains", multiple=True, help="Replaces the domains (repeat).")
+@click.option("--min-priority", type=int)
+@click.option("--threshold", type=int)
+@click.option("--escalate", "steps", multiple=True, help="Replaces the escalation chain: DELAY:CHANNEL (repeat).")
+@click.option("--no-escalate", is_flag=True, help="Remove the escalation chain.")
+@click.option("--clear-filters", is_flag=True, help="Remove every filter first.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def rules_set(ctx: click.Context, rule_id: int, event: str | None, name: str | None, channels: tuple[str, ...],
+              all_channels: bool, types: tuple[str, ...], domains: tuple[str, ...], min_priority: int | None,
+              threshold: int | None, steps: tuple[str, ...], no_escalate: bool, clear_filters: bool,
+              as_json: bool) -> None:
+    """Change rule RULE_ID: only what is given changes; the whole rule is checked again."""
+    from scrapy_hitl.state import notify_channels, notify_rules
+
+    state = _state(ctx)
+    try:
+        rule = notify_rules.get(state, rule_id)
+        filters = {} if clear_filters else dict(rule["filters"])
+        for key, value in (("types", list(types)), ("domains", list(domains)), ("min_priority", min_priority),
+                           ("threshold", threshold)):
+            if value or (value is not None and not isinstance(value, list)):
+                filters[key] = value
+        changes: dict[str, Any] = {"filters": filters}
+        if event:
+            changes["event"] = event
+        if name:
+            changes["name"] = name
+        if all_channels:
+            changes["channels"] = []
+        elif channels:
+            changes["channels"] = [int(c) if c.isdigit() else c for c in channels]
+        if no_escalate:
+            changes["escalate"] = []
+        elif steps:
+            changes["escalate"] = [parse_step(step) for step in steps]
+        rule = notify_rules.update_(state, rule_id, changes)
+    except (notify_rules.RuleNotFound, notify_rules.RuleInvalid) as exc:
+        raise click.ClickException(f"Rule not changed: {exc}") from exc
+    if as_json:
+        _echo_json(rule)
+    else:
+        click.echo("Changed " + _rule_line(rule, {c["id"]: c["name"] for c in notify_channels.list_(state)}))
 
 
 def _rule_command(action: str) -> Any:

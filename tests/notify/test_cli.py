@@ -71,3 +71,18 @@ def test_status_flags_a_channel_that_keeps_failing(state):
     assert "hitl notify test hook" in out
     code, out = hitl("notify", "list")
     assert "FAILING (3 failed in a row" in out
+
+
+def test_a_rule_is_changed_field_by_field(state):
+    hitl("notify", "add", "json://127.0.0.1:9/x", "--name", "team")
+    hitl("notify", "add", "json://127.0.0.1:9/y", "--name", "lead")
+    code, out = hitl("notify", "rules", "set", "1", "--domain", "*.shop.test", "--channel", "team",
+                     "--escalate", "30m:lead")
+    assert code == 0, out
+    assert "'Every intervention': intervention.created [domains=*.shop.test] to team; escalate 30m:lead" in out
+    code, out = hitl("notify", "rules", "set", "1", "--no-escalate", "--all-channels", "--clear-filters")
+    assert code == 0 and out.strip().endswith("'Every intervention': intervention.created to every channel")
+    code, out = hitl("notify", "rules", "set", "1", "--event", "run.exploded")
+    assert code == 1 and "Rule not changed: event: unknown event 'run.exploded'" in out
+    code, out = hitl("notify", "rules", "set", "9", "--name", "x")
+    assert code == 1 and "No notification rule 9" in out

@@ -104,6 +104,7 @@ async function loadRules() {
     el("td", { class: "wrap" }, r.channels.length ? r.channels.map((c) => channelNames.get(c) || `#${c}`).join(", ") : "every channel"),
     el("td", { class: "wrap" }, r.escalate.map((s) => `after ${duration(s.after)}: ${channelNames.get(s.channel) || `#${s.channel}`}`).join(" → ") || "–"),
     el("td", { class: "buttons" },
+      button("Edit", { edit: r.id }, () => editRule(r)),
       button(r.enabled ? "Turn off" : "Turn on", { toggle: r.id }, () => toggleRule(r)),
       button("Remove", { removeRule: r.id }, (b) => twice(b, "Really remove?", () => removeRule(r)), "danger")))));
   $("rules-empty").hidden = data.items.length > 0;
@@ -122,6 +123,35 @@ async function removeRule(r) {
   await api(`/api/v1/notify/rules/${r.id}`, { method: "DELETE" });
   await loadRules();
 }
+
+/** Fill the form with a rule; the form's submit then changes it (PATCH) instead of adding one. */
+function editRule(r) {
+  const form = $("rule-form");
+  form.dataset.editing = String(r.id);
+  $("rule-form-title").textContent = `Change rule #${r.id}`;
+  $("rule-add").textContent = "Save the rule";
+  $("rule-cancel").hidden = false;
+  $("rule-event").value = r.event;
+  $("rule-name").value = r.name;
+  $("rule-channels").value = r.channels.map((c) => channelNames.get(c) || String(c)).join(", ");
+  $("rule-types").value = (r.filters.types || []).join(", ");
+  $("rule-domains").value = (r.filters.domains || []).join(", ");
+  $("rule-min-priority").value = r.filters.min_priority ?? "";
+  $("rule-threshold").value = r.filters.threshold ?? "";
+  $("rule-escalate").value = r.escalate.map((s) => `${s.after}s:${channelNames.get(s.channel) || s.channel}`).join(", ");
+  form.scrollIntoView({ block: "nearest" });
+}
+
+function stopEditing() {
+  const form = $("rule-form");
+  delete form.dataset.editing;
+  form.reset();
+  $("rule-form-title").textContent = "Add a rule";
+  $("rule-add").textContent = "Add rule";
+  $("rule-cancel").hidden = true;
+}
+
+$("rule-cancel").addEventListener("click", stopEditing);
 
 function parseStep(text) {
   const m = /^(\d+(?:\.\d+)?)\s*([smh]?):(.+)$/.exec(text.trim());
@@ -145,8 +175,10 @@ $("rule-form").addEventListener("submit", async (event) => {
       escalate: list($("rule-escalate").value).map(parseStep),
     };
     if ($("rule-name").value.trim()) rule.name = $("rule-name").value.trim();
-    await api("/api/v1/notify/rules", { method: "POST", json: rule });
-    $("rule-form").reset();
+    const editing = $("rule-form").dataset.editing;
+    if (editing) await api(`/api/v1/notify/rules/${editing}`, { method: "PATCH", json: rule });
+    else await api("/api/v1/notify/rules", { method: "POST", json: rule });
+    stopEditing();
   } catch (err) {
     say($("rule-error"), describeError(err));
   }

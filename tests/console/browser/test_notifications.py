@@ -36,6 +36,17 @@ def test_an_admin_adds_a_channel_and_a_rule_and_tests_it(tab, users, state):
     page.click("#rule-add")
     expect(page.locator("#rules-body tr")).to_have_count(3)
     expect(page.locator('#rules-body tr[data-rule-id="3"]')).to_contain_text("after 15 min: mail")
+    page.click('button[data-edit="3"]')  # edit it: the form is filled, saving changes the rule
+    expect(page.locator("#rule-form-title")).to_have_text("Change rule #3")
+    assert page.input_value("#rule-types") == "captcha_solve"
+    page.fill("#rule-domains", "*.shop.test")
+    page.fill("#rule-escalate", "30m:mail")
+    page.click("#rule-add")
+    rule = page.locator('#rules-body tr[data-rule-id="3"]')
+    expect(rule).to_contain_text("domains *.shop.test")
+    expect(rule).to_contain_text("after 30 min: mail")
+    expect(page.locator("#rules-body tr")).to_have_count(3)
+    expect(page.locator("#rule-form-title")).to_have_text("Add a rule")
 
     page.click('button[data-test="1"]')  # the SMTP server is not there: the answer is shown
     expect(page.locator("#channel-result")).to_contain_text("Connection refused")
