@@ -62,6 +62,7 @@ def test_admin_registers_a_project_and_anyone_lists_its_spiders(client, admin, r
     assert client.get("/api/v1/projects/demo", headers=reviewer).status_code == 404
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 def test_a_job_is_queued_with_its_run_and_links(client, reviewer, agent, hitl, demo):
     made = start(client, reviewer, args={"base": "http://127.0.0.1:1", "sections": "quotes"},
                  settings={"CLOSESPIDER_PAGECOUNT": 5}, priority=10)
@@ -84,6 +85,7 @@ def test_a_job_is_queued_with_its_run_and_links(client, reviewer, agent, hitl, d
     assert got.status_code == 200 and got.json["run_id"] == job["run_id"]
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 def test_jobs_page_newest_first_with_filters(client, reviewer, hitl, demo):
     ids = [start(client, reviewer).json["id"] for _ in range(3)]
     jobs.transition(hitl, ids[0], "running")
