@@ -6,10 +6,9 @@ standard library and costs a bare interpreter's start. Why not ``PR_SET_PDEATHSI
 crawl itself: Linux sends that signal each time the child is re-parented to another thread of
 the dying worker (RQ's heartbeat, the pub/sub reader...), and Scrapy takes a second SIGTERM
 as "force an unclean shutdown", which loses the JOBDIR's queue and the feed's last items.
-Here the parent-death signal is SIGUSR1, and only the first one counts.
-
-SIGTERM and SIGINT (a cancel, a drain) are passed on to the crawl as they come; the crawl's
-exit code (or its killing signal) becomes this process's.
+Here the parent-death signal is SIGUSR1, and the crawl gets one SIGTERM whatever asks for
+it (the worker's death, a cancel, a drain, Ctrl-C) and however often. The crawl's exit code
+(or its killing signal) becomes this process's.
 """
 
 from __future__ import annotations
@@ -26,33 +25,26 @@ PR_SET_PDEATHSIG = 1
 def main(argv: list[str]) -> int:
     worker, cmd = int(argv[0]), argv[2:]
     crawl = subprocess.Popen(cmd)
-    orphaned = False
+    stopping = False
 
-    def on_worker_death(signum: int, frame: object) -> None:
-        nonlocal orphaned
-        if not orphaned and crawl.poll() is None:
-            orphaned = True
+    def stop(signum: int, frame: object) -> None:
+        """One SIGTERM, whoever asks (the worker's cancel or drain, its death, a Ctrl-C):
+        Scrapy takes a second one as "force an unclean shutdown". SIGKILL stays the way to
+        stop at once."""
+        nonlocal stopping
+        if not stopping and crawl.poll() is None:
+            stopping = True
             crawl.send_signal(signal.SIGTERM)
 
-    def forward(signum: int, frame: object) -> None:
-        if crawl.poll() is None:
-            crawl.send_signal(signum)
-
-    signal.signal(signal.SIGUSR1, on_worker_death)
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
+    for sig in (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop)
     try:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGUSR1)
     except (OSError, AttributeError):  # not Linux: a killed worker's crawl runs on
         pass
     if os.getppid() != worker:  # the worker died before prctl
-        on_worker_death(signal.SIGUSR1, None)
-    while True:
-        try:
-            code = crawl.wait()
-            break
-        except InterruptedError:  # pragma: no cover (PEP 475 retries; kept for clarity)
-            continue
+        stop(signal.SIGUSR1, None)
+    code = crawl.wait()  # a signal handled meanwhile does not interrupt it (PEP 475)
     if code < 0:  # killed by a signal: die the same way, so the worker sees it
         signal.signal(-code, signal.SIG_DFL)
         os.kill(os.getpid(), -code)

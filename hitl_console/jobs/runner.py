@@ -54,6 +54,7 @@ LOG_FLUSH = 0.5  # seconds between two sends of the log buffer to Redis
 TAIL_LINES = 60  # last lines kept to explain a failure
 PR_SET_PDEATHSIG = 1
 HOST = socket.gethostname()
+STARTED_MARK = ".hitl-started"  # touched in the JOBDIR as each crawl starts: see saved_cleanly()
 CHILD = str(Path(__file__).with_name("child.py"))  # stops the crawl once if the worker dies
 
 # Scrapy finish reason of a cap -> (JobsConfig field, the job's reason, words)
@@ -133,6 +134,19 @@ def _number(value: Any) -> float:
         return float(value)
     except (TypeError, ValueError):
         return 0.0
+
+
+def saved_cleanly(jobdir: Path) -> bool:
+    """Whether the JOBDIR's last crawl stopped cleanly: Scrapy wrote its scheduler's state
+    (``requests.queue/active.json``) after the runner marked that crawl's start."""
+    try:
+        saved = (jobdir / "requests.queue" / "active.json").stat().st_mtime_ns
+    except FileNotFoundError:
+        return False
+    try:
+        return saved >= (jobdir / STARTED_MARK).stat().st_mtime_ns
+    except FileNotFoundError:
+        return True  # saved by a crawl started before the mark existed
 
 
 def build_command(job: dict[str, Any], config: JobsConfig, jobdir: Path) -> tuple[list[str], dict[str, str]]:
@@ -294,12 +308,42 @@ class JobRunner:
             time.sleep(POLL)
         return True
 
+    def _check_jobdir(self, job: dict[str, Any], jobdir: Path) -> str | None:
+        """Whether this attempt continues from the JOBDIR, and if not, why (a log line).
+
+        Scrapy saves its scheduler's state (``requests.queue/active.json``) only when the crawl
+        stops cleanly. A JOBDIR whose last crawl was killed (a host lost, the OOM killer) would
+        resume with an empty queue and a dupefilter that skips what was queued: pages lost.
+        Such a JOBDIR is moved aside, and a JOBDIR that is not here at all (another host's data
+        dir, no shared HITL_JOB_DIR) means the same: the crawl starts over. Then the items
+        the earlier attempts recorded (and nobody reviewed) are dropped, since this attempt
+        records them again: the run holds each once.
+        """
+        if saved_cleanly(jobdir):
+            return None
+        note = ""
+        if jobdir.exists() and any(jobdir.iterdir()):
+            aside = jobdir.with_name(f"{jobdir.name}.unclean-{int(time.time())}")
+            jobdir.rename(aside)
+            note = f"; its JOBDIR was not saved (the crawl was killed) and is kept as {aside}"
+        elif job["attempts"] > 1:
+            note = (f"; the JOBDIR of its earlier attempt is not on {HOST} (HITL_JOB_DIR on a disk "
+                    f"every worker host mounts keeps it)")
+        if job["attempts"] <= 1 and not note:
+            return None
+        from scrapy_hitl.state import items
+
+        dropped = items.discard_unreviewed(self.state.db, job["run_id"])
+        return f"starting the crawl over{note}; {dropped} items of earlier attempts dropped (recorded again)"
+
     # the crawl -----------------------------------------------------------------------------
     def _crawl(self, job: dict[str, Any], folder: Path) -> str:
         st, config = self.state, self.config
         data_dir = Path(st.config.data_dir)
-        jobdir = data_dir / "jobs" / job["run_id"]
+        jobdir = (Path(config.jobs_dir) if config.jobs_dir else data_dir / "jobs") / job["run_id"]
+        start_note = self._check_jobdir(job, jobdir)
         jobdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        (jobdir / STARTED_MARK).touch()
         log_dir = data_dir / "job-logs"
         log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         cmd, capped = build_command(job, config, jobdir)
@@ -318,6 +362,8 @@ class JobRunner:
             out.flush()
             self.log_offset = out.tell()
             self._line(header)
+            if start_note:
+                self._line(start_note)
             try:
                 self.proc = subprocess.Popen([sys.executable, "-I", "-S", CHILD, str(os.getpid()), "--", *cmd], cwd=folder,
                                              env=env, stdin=subprocess.DEVNULL, stdout=out,
@@ -334,7 +380,12 @@ class JobRunner:
             try:
                 cancelled, drained = self._watch(job)
             finally:
-                _killpg(self.proc.pid, signal.SIGKILL)  # what the crawl left behind (browsers)
+                if self.proc.poll() is None:
+                    # We are leaving while it runs (the worker's cold shutdown, an error): a
+                    # graceful stop, which it finishes alone; RQ re-queues the job later.
+                    self._stop("the worker is leaving", None)
+                else:
+                    _killpg(self.proc.pid, signal.SIGKILL)  # what the crawl left behind (browsers)
                 self._read_log(final=True)
                 self._flush()
         exit_code = self.proc.returncode

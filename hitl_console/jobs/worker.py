@@ -80,6 +80,16 @@ def crawl_worker_class() -> type:
             runner.draining.set()  # the crawl in flight stops and its job is queued again
             super().request_stop(signum, frame)
 
+        def request_force_stop(self, signum: Any, frame: Any) -> None:
+            """A second SIGTERM during a drain (a process group signalled, then each process)
+            must not cut the crawl's graceful stop short: that stop is bounded by
+            HITL_JOB_STOP_GRACE already, and SIGKILL still stops the worker at once."""
+            if runner.draining.is_set() and self.get_state() == WorkerStatus.BUSY:
+                self.log.warning("Worker %s: already draining; the crawl stops within HITL_JOB_STOP_GRACE "
+                                 "(SIGKILL stops the worker now)", self.name)
+                return
+            super().request_force_stop(signum, frame)
+
     return CrawlWorker
 
 
@@ -194,6 +204,10 @@ def run_workers(state_config: StateConfig, queues: tuple[str, ...], *, burst: bo
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
     finally:
+        # The crawl workers drain (bounded by HITL_JOB_STOP_GRACE); another Ctrl-C or SIGTERM
+        # meanwhile must not kill this process and leave them unsupervised.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: logger.warning("Draining the crawl workers; SIGKILL stops at once"))
         workers.stop()
 
 
