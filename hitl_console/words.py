@@ -67,10 +67,13 @@ HOWTO: dict[str, list[str]] = {
         "or a Cookie: header.",
         "Upload or paste them under Resolve: every parked request resumes with them, and the session "
         "is kept for the next runs.",
+        "Or log in through the console: on the Sessions page, \"Log in through a live browser\" opens the "
+        "site in the crawler's own browser, and the session it captures is the one the crawl uses.",
     ],
     "login_refresh": [
         "Log in to the site again in your browser with the crawler's account.",
-        "Export the new cookies and upload or paste them under Resolve.",
+        "Export the new cookies and upload or paste them under Resolve (or log in through a live browser "
+        "on the Sessions page).",
         "The old session is marked invalid; the parked requests resume with the new one.",
     ],
     "captcha_solve": [

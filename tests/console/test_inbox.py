@@ -100,6 +100,7 @@ def test_intervention_sentences(row, sentence):
 
 @pytest.mark.parametrize(("type_", "reason", "says"), [
     ("manual_access", "http_403", "Export the cookies"),
+    ("manual_access", "session_required", "Log in through a live browser"),
     ("manual_access", "hard_block", "solving a captcha will not clear it"),
     ("captcha_solve", "recaptcha", "live page"),
     ("selector_fix", "selector_missing", "selector fixer"),
