@@ -235,9 +235,47 @@ $("live-continue").addEventListener("click", async () => {
   }
 });
 
+// --- log in through a live browser (docs/sessions.md): for an open block that a login fixes -------
+
+const LOGIN_TYPES = new Set(["manual_access", "login_refresh"]);
+let intervention = null;
+
+async function offerLogin() {
+  try {
+    intervention = await api(`/api/v1/interventions/${id}`);
+  } catch {
+    return;
+  }
+  const open = intervention.status === "open" && LOGIN_TYPES.has(intervention.type) && state !== "live";
+  $("live-login").hidden = !open;
+  if (open && !$("live-login-url").value) {
+    $("live-login-url").value = intervention.url || `https://${intervention.domain}/`;
+  }
+}
+
+$("live-login-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  say($("live-login-error"), "");
+  $("live-login-open").disabled = true;
+  try {
+    await api(`/api/v1/sessions/${encodeURIComponent(intervention.domain)}/login`, { method: "POST", json: {
+      url: $("live-login-url").value.trim(), name: $("live-login-name").value.trim() || "default",
+      intervention_id: id } });
+    // the live view below shows it once a worker opened it (live.opened)
+    say($("live-login-status"), "Opening the login page…");
+  } catch (err) {
+    say($("live-login-error"), describeError(err));
+  } finally {
+    $("live-login-open").disabled = false;
+  }
+});
+
 document.addEventListener("hitl:event", (e) => {
   const ev = e.detail;
-  if (ev.intervention_id === id && (ev.type.startsWith("live.") || ev.type.startsWith("intervention."))) refresh();
+  if (ev.intervention_id === id && (ev.type.startsWith("live.") || ev.type.startsWith("intervention."))) {
+    refresh().then(offerLogin);
+  }
 });
 
 refresh();
+offerLogin();
