@@ -651,7 +651,37 @@ def test_a_whole_session_matches_the_document(app, api, world, openapi, users):
     # robots.txt from a closed local port (no DNS, no network): unreachable, so allowed, as Scrapy does
     app.config["HITL"] = dataclasses.replace(app.config["HITL"], robots_allow_private=True)
     api("GET", f"/api/v1/robots?url=http://127.0.0.1:{free_port()}/page", 200, as_=reviewer)
+    # schedules (docs/jobs.md): made (201) or refused (422: a bad cron), listed, shown, removed
+    sched = api("POST", "/api/v1/schedules", 201, as_=reviewer,
+                json={"project": "demo", "spider": "sandbox", "cron": "0 3 * * *", "args": {"a": "1"}}).json
+    api("POST", "/api/v1/schedules", 422, as_=reviewer, json={"project": "demo", "spider": "sandbox", "cron": "nightly"})
+    api("GET", "/api/v1/schedules", 200, as_=reviewer)
+    api("GET", f"/api/v1/schedules/{sched['id']}", 200, as_=reviewer)
+    api("DELETE", f"/api/v1/schedules/{sched['id']}", 200, as_=reviewer)
+    api("DELETE", f"/api/v1/schedules/{sched['id']}", 404, as_=reviewer)
     api("DELETE", "/api/v1/projects/demo", 204, as_=admin)
+
+    # selectors (docs/selectors.md): a selector_fix of a spider with declared fields, its
+    # suggestions, fixer, preview and pick; an override saved (201) or refused (422), listed,
+    # its history, the export, a revert
+    from tests.console.test_selectors_api import D as SELECTORS_DOMAIN, NEW as SELECTORS_PAGE, make_fix
+    from scrapy_hitl.suggest import elements
+
+    fix = make_fix(hitl)
+    api("GET", f"/api/v1/interventions/{fix}/selector-suggestions", 200, as_=reviewer)
+    page_id = api("GET", f"/api/v1/interventions/{fix}/selector-fixer", 200, as_=reviewer).json["pages"][0]["id"]
+    api("POST", f"/api/v1/interventions/{fix}/selector-preview", 200, as_=reviewer,
+        json={"field": "author", "css": "span.q-author::text", "rows": "article.q-card", "page_id": page_id})
+    author = next(i for i, e in enumerate(elements(SELECTORS_PAGE)[1]) if e.get("class") == "q-author")
+    api("POST", f"/api/v1/interventions/{fix}/selector-pick", 200, as_=reviewer,
+        json={"field": "_rows", "page_id": page_id, "index": author})
+    override = {"spider": "quotes", "domain": SELECTORS_DOMAIN, "field": "_rows"}
+    api("POST", "/api/v1/selectors", 201, as_=reviewer, json={**override, "css": "article.q-card", "intervention_id": fix})
+    api("POST", "/api/v1/selectors", 422, as_=reviewer, json={**override, "field": "price", "css": "b"})
+    api("GET", "/api/v1/selectors?spider=quotes", 200, as_=reviewer)
+    api("GET", f"/api/v1/selectors/history?spider=quotes&domain={SELECTORS_DOMAIN}&field=_rows", 200, as_=reviewer)
+    api("GET", "/api/v1/selectors/export?spider=quotes", 200, as_=reviewer)
+    api("POST", "/api/v1/selectors/revert", 200, as_=reviewer, json=override)
 
     problems = mismatches(openapi, api.recorder, api.refused)
     assert problems == [], "answers that do not match hitl_console/openapi.json:\n" + "\n".join(problems)

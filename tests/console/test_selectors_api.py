@@ -23,6 +23,10 @@ DECL = Declaration({"text": FieldSpec.parse("text", "span.text::text"),
 
 @pytest.fixture
 def fix(hitl):
+    return make_fix(hitl)
+
+
+def make_fix(hitl) -> int:
     """A selector_fix intervention with two parked pages, a good page and fingerprints."""
     from parsel import Selector
 
