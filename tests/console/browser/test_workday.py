@@ -160,7 +160,7 @@ def test_every_page_works_on_a_phone_and_a_tablet(browser, console_server, users
         context.close()
 
 
-def test_the_dashboard_counters_move_while_a_crawl_runs(tab, users, hitl_env, tmp_path):
+def test_the_dashboard_counters_move_while_a_crawl_runs(tab, users, hitl_env, tmp_path, state):
     from sandbox.control import SandboxServer
 
     page = tab.page
@@ -189,4 +189,7 @@ def test_the_dashboard_counters_move_while_a_crawl_runs(tab, users, hitl_env, tm
     page.wait_for_selector(f'{row}[data-run-status="completed"]')
     assert page.inner_text(f'{row} td[data-field="items"]') == str(len(result.items))
     assert len(fetches) == 1, fetches  # once, to show the new run; every update after came with its event
+    # and a page opened mid-run starts from the counts the crawler saved with its last report
+    saved = runs.progress_of(state.redis, [result.stats["hitl/run_id"]])[result.stats["hitl/run_id"]]
+    assert saved["responses"] >= 1 and set(saved) == {"requests", "responses", "items", "parked", "resumed"}
     assert tab.errors == []
