@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from scrapy_hitl.state.db import Database
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+AUTO_REFRESH_AFTER = 30.0  # seconds: an unknown spider refreshes a spider list at least this old
 LIST_TIMEOUT = 120.0  # seconds for ``scrapy list``: a project that imports a lot is slow, not stuck
 
 
@@ -126,17 +128,25 @@ def refresh(db: Database, name: str) -> dict[str, Any]:
 
 
 def check_spider(db: Database, project: str, spider: str) -> dict[str, Any]:
-    """The project, if it has ``spider`` (refreshing the cached list once when it does not,
-    since a deploy may have added it); ProjectNotFound or ProjectInvalid otherwise."""
+    """The project, if it has ``spider`` (refreshing the cached list when it does not, since
+    a deploy may have added it, unless the list is younger than ``AUTO_REFRESH_AFTER``: a
+    caller repeating an unknown name must not make the server run ``scrapy list`` each time);
+    ProjectNotFound or ProjectInvalid otherwise."""
     found = get(db, project)
     if spider in found["spiders"]:
         return found
-    found = refresh(db, project)
+    listed_at = datetime.fromisoformat(found["spiders_at"]) if found["spiders_at"] else None
+    if listed_at is None or (utcnow() - _aware(listed_at)).total_seconds() >= AUTO_REFRESH_AFTER:
+        found = refresh(db, project)
     if spider in found["spiders"]:
         return found
     known = ", ".join(found["spiders"]) or "none"
     hint = f" (`scrapy list` failed: {found['spiders_error']})" if found["spiders_error"] else ""
     raise ProjectInvalid("spider", f"project {project!r} has no spider {spider!r}; its spiders: {known}{hint}")
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
 
 
 def list_spiders(folder: Path) -> tuple[list[str], str | None]:
