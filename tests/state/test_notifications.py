@@ -99,3 +99,24 @@ def test_the_router_matches_rules_on_real_events(state):
                     ("consultation.created", "consultation", str(urgent["id"])),
                     ("run.failed", "run", "r1")}
     assert {n["channel_id"] for n in notifications.list_(state.db)} == {team["id"]}
+
+
+def test_the_review_queue_rule_fires_from_its_threshold(state, run_id):
+    from scrapy_hitl.state import items
+
+    _channel(state)
+    for rule in notify_rules.list_(state):
+        notify_rules.remove(state, rule["id"])
+    notify_rules.add(state, {"event": "review_queue", "filters": {"threshold": 3}}, actor="t")
+    router = Router(state, NotifyConfig(throttle=600))
+    base = {"run_id": run_id, "spider": "shop", "item_type": "Product", "url": "http://shop.test/p", "score": 0.3,
+            "status": "pending_review"}
+    for n in range(1, 5):  # as the quality pipeline's writer does: store a batch, then say so
+        items.record(state.db, [{**base, "data": {"sku": str(n)}}], review_timeout=3600)
+        start = state.events.last_id()
+        state.events.emit("item.review_required", {"pending_review": 1, "optional_review": 0}, run_id=run_id,
+                          spider="shop")
+        for event in state.events.read(start):
+            router.route(event)
+    (message,) = notifications.list_(state.db)  # from the third on; the fourth joined it
+    assert message["subject_kind"] == "items" and message["grouped"] == 2
