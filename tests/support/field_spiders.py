@@ -19,7 +19,8 @@ class DriftFieldsSpider(scrapy.Spider):
 
     name = "drift_fields"
     hitl_rows = "div.quote"
-    hitl_fields = {"text": "span.text::text", "author": "small.author::text"}
+    hitl_fields = {"text": "span.text::text", "author": "small.author::text",
+                   "tags": {"css": "a.tag::text", "many": True}, "about": "span a::attr(href)"}
 
     def __init__(self, base: str = "", first: str = "1", follow: str = "1", **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -70,19 +70,22 @@ def test_the_right_element_ranks_first_in_at_least_90_percent_of_changed_pages()
 
 
 def test_sandbox_drift_section_top_candidates_are_the_right_selectors():
+    from sandbox.content import page_quotes
     from sandbox.pages import quote_list_page
 
-    decl = Declaration({"text": FieldSpec.parse("text", "span.text::text"),
-                        "author": FieldSpec.parse("author", "small.author::text")}, "div.quote")
+    from tests.support.field_spiders import DriftFieldsSpider  # the spider the real crawls use
+
+    decl = Declaration({k: FieldSpec.parse(k, v) for k, v in DriftFieldsSpider.hitl_fields.items()}, "div.quote")
     known = sample_fingerprints(decl, Selector(text=quote_list_page("drift", 1, 6, 2).decode()))
     parked = [quote_list_page("drift", n, 6, 2).decode() for n in (3, 4, 5)]
     found = suggest(decl, parked, known, good=quote_list_page("drift", 1, 6, 2).decode())
-    assert found["broken"] == ["_rows", "text", "author"]
+    assert found["broken"] == ["_rows", "text", "author", "tags", "about"]  # every field of the section
     top = {key: found["fields"][key][0] for key in found["broken"]}
-    assert top["_rows"]["css"] == "article.q-card"
+    assert {key: t["css"] for key, t in top.items()} == {
+        "_rows": "article.q-card", "text": "p.q-body::text", "author": "span.q-author::text",
+        "tags": "li.q-tag::text", "about": "a.q-link::attr(href)"}
     assert top["_rows"]["samples"] == [10, 10, 10]
-    assert top["text"]["css"] == "p.q-body::text"
-    assert top["author"]["css"] == "span.q-author::text"
+    assert top["tags"]["samples"][0] == list(page_quotes(3)[0].tags)
     rows = Selector(text=parked[0]).css("article.q-card")
     assert top["author"]["samples"][0] == rows[0].css("span.q-author::text").get()
     assert "xpath" in top["text"] and top["text"]["xpath"].endswith("/text()")

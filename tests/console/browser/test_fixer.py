@@ -95,6 +95,12 @@ def test_a_reviewer_fixes_the_selectors_in_the_browser_and_the_crawl_resumes(tab
     page.wait_for_selector(f'{field("text")}[data-matches="3"]')
     page.click(f"{field('text')} .fx-save")
     page.wait_for_selector(f'{field("text")}[data-saved="3"]')
+    for key, css in (("tags", "li.q-tag::text"), ("about", "a.q-link::attr(href)")):  # one click each
+        page.click(f'{field(key)} .fx-suggestion >> nth=0')
+        assert page.input_value(f"{field(key)} .fx-input") == css
+        page.wait_for_selector(f'{field(key)}[data-matches="3"]')
+        page.click(f"{field(key)} .fx-save")
+        page.wait_for_selector(f'{field(key)}[data-saved="1"]')
     tab.screenshot("selector-fixer")
 
     page.set_viewport_size({"width": 390, "height": 844})
@@ -105,15 +111,15 @@ def test_a_reviewer_fixes_the_selectors_in_the_browser_and_the_crawl_resumes(tab
     page.wait_for_selector('#fx-resolved[data-resumed="3"]')
     result = crawl.wait(timeout=120)
     assert result.returncode == 0, result.log[-3000:]
-    texts = {(it["url"].rsplit("/", 1)[1], it["text"], it["author"]) for it in result.items}
+    got = {(it["url"].rsplit("/", 1)[1], it["text"], it["author"], tuple(it["tags"]), it["about"]) for it in result.items}
     for n in (1, 3, 5):
-        assert {(str(n), q.text, q.author) for q in page_quotes(n)} <= texts
+        assert {(str(n), q.text, q.author, q.tags, f"/drift/detail/{q.id}") for q in page_quotes(n)} <= got
     assert len(result.items) == 50
 
     # The Selectors page: the overrides in force, a field's history, a revert (asked once).
     page.goto(f"{tab.base_url}/selectors")
     page.wait_for_selector('#sel-body tr[data-field="_rows"][data-version="1"]')
-    assert len(page.query_selector_all("#sel-body tr")) == 3
+    assert len(page.query_selector_all("#sel-body tr")) == 5
     page.click('#sel-body tr[data-field="text"] button[data-history]')
     page.wait_for_selector('#hist-list li[data-version="3"]')
     assert [li.get_attribute("data-action") for li in page.query_selector_all("#hist-list li")] == [
