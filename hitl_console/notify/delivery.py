@@ -127,6 +127,9 @@ def build(hitl: HitlState, config: NotifyConfig, claim: notifications.Claim) -> 
         path = "/items"
     elif kind == "test":
         item = dict(claim.data or {})
+    elif kind == "job":
+        item = {**(event.get("payload") or {}), "spider": event.get("spider")}
+        path = f"/jobs/{item_id}" if str(item_id).isdigit() else "/jobs"
     else:
         item = {**(event.get("payload") or {}), "spider": event.get("spider")}
         if event.get("run_id"):

@@ -87,6 +87,14 @@ def compose(kind: str, item: dict[str, Any], *, link: str, age: float, grouped: 
         lines = [f"{words.plural(n, 'item')} {'is' if n == 1 else 'are'} held for review "
                  f"(the rule's threshold is {extra.get('threshold', 1)})."]
         codes = "review_queue"
+    elif kind == "job":
+        what = f"Crawl job #{item.get('job_id') or item.get('id') or '?'} of {item.get('spider') or '?'}"
+        title = f"Job failed: {item.get('spider') or '?'}"
+        lines = [f"{what}{' (project ' + str(item['project']) + ')' if item.get('project') else ''} failed"
+                 f"{': ' + words.reason_label(item.get('reason')) if item.get('reason') else ''}."]
+        if item.get("message"):
+            lines.append(str(item["message"]))
+        codes = f"job.failed · job {item.get('job_id')} · {item.get('reason') or '-'}"
     elif kind == "test":
         title = "Test message from scrapy-hitl"
         lines = [f"If you can read this, the channel {item.get('channel') or ''} works.",

@@ -76,3 +76,13 @@ def test_settings():
     assert config.link("/interventions/1") == "https://hitl.example.com/interventions/1"
     assert config.throttle == 60.0 and config.retry_schedule == (1.0, 2.0)
     assert NotifyConfig.from_env({}).link("/") == "http://127.0.0.1:8000/"
+
+
+def test_a_failed_job_says_which_crawl_and_why():
+    m = compose("job", {"job_id": 12, "project": "demo", "spider": "shop", "reason": "page_cap",
+                        "message": "stopped at 10,000 pages (HITL_JOB_LIMIT_PAGES)"},
+                link="https://h/jobs/12", age=5, extra={"event_type": "job.failed"})
+    assert m.title == "Job failed: shop"
+    assert m.text.splitlines()[:2] == ["Crawl job #12 of shop (project demo) failed: page cap.",
+                                       "stopped at 10,000 pages (HITL_JOB_LIMIT_PAGES)"]
+    assert "Open: https://h/jobs/12" in m.text

@@ -120,3 +120,23 @@ def test_the_review_queue_rule_fires_from_its_threshold(state, run_id):
             router.route(event)
     (message,) = notifications.list_(state.db)  # from the third on; the fourth joined it
     assert message["subject_kind"] == "items" and message["grouped"] == 2
+
+
+def test_a_failed_job_is_announced_with_a_link_to_its_page(state):
+    from hitl_console.notify.delivery import build
+
+    _channel(state)
+    notify_rules.add(state, {"event": "job.failed"}, actor="t")
+    config = NotifyConfig(public_url="https://hitl.example.com")
+    start = state.events.last_id()
+    state.events.emit("job.failed", {"job_id": 12, "project": "demo", "status": "failed", "reason": "wall_time",
+                                     "message": "", "attempts": 1}, run_id="r1", spider="shop")
+    for event in state.events.read(start):
+        Router(state, config).route(event)
+    (sent,) = notifications.list_(state.db)
+    assert (sent["event_type"], sent["subject_kind"], sent["subject_id"]) == ("job.failed", "job", "12")
+    claim = notifications.claim(state.db, sent["id"], lease_seconds=30)
+    message, files = build(state, config, claim)
+    assert message.title == "Job failed: shop" and files == []
+    assert message.link == "https://hitl.example.com/jobs/12"
+    assert "Crawl job #12 of shop (project demo) failed: wall time." in message.text
