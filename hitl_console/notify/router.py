@@ -51,10 +51,14 @@ class Router:
             return 0
         all_channels = notify_channels.ids(self.state)
         count = 0
+        told: set[int] = set()  # an event reaches a channel once, however many rules send it there
         for rule in fired:
             # a rule naming channels removed since sends to those that are left
             targets = [c for c in rule["channels"] if c in all_channels] if rule["channels"] else all_channels
             for channel_id in targets:
+                if channel_id in told:
+                    continue
+                told.add(channel_id)
                 made = notifications.add(
                     self.state.db, channel_id=channel_id, rule_id=rule["id"], event_type=rule["event"],
                     group_key=f"rule{rule['id']}:{group}:ch{channel_id}", throttle=self.config.throttle,

@@ -140,3 +140,17 @@ def test_a_failed_job_is_announced_with_a_link_to_its_page(state):
     assert message.title == "Job failed: shop" and files == []
     assert message.link == "https://hitl.example.com/jobs/12"
     assert "Crawl job #12 of shop (project demo) failed: wall time." in message.text
+
+
+def test_an_event_reaches_a_channel_once_however_many_rules_send_it_there(state):
+    team = _channel(state, "team")  # with the default rules: every intervention, to every channel
+    notify_rules.add(state, {"event": "intervention.created", "channels": ["team"],
+                             "escalate": [{"after": 60, "channel": "team"}]}, actor="t")
+    start = state.events.last_id()
+    opened, _ = interventions.open_or_update(state, type="captcha_solve", reason="x", domain="shop.test")
+    for event in state.events.read(start):
+        Router(state, NotifyConfig()).route(event)
+    (sent,) = notifications.list_(state.db)
+    assert sent["channel_id"] == team["id"]
+    (chain,) = notifications.escalations_for(state.db, "intervention", opened["id"])  # the second rule's
+    assert chain["state"] == "pending"
