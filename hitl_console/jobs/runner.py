@@ -223,8 +223,7 @@ def finish_reason_in(line: str) -> str | None:
 
 
 # --- the runner -------------------------------------------------------------------------------
-def lease_key(job_id: int) -> str:
-    return f"hitl:job:{job_id}:lease"
+lease_key = jobs.lease_key
 
 
 class JobRunner:
@@ -394,6 +393,8 @@ class JobRunner:
         status, reason, message = outcome(finish_reason=finish_reason, exit_code=exit_code, capped=capped,
                                           config=config, cancelled=cancelled, drained=drained,
                                           tail=list(self.tail))
+        if status == "waiting_for_human" and jobs.cancel_requested(st.redis, self.job_id):
+            status, reason, message = "cancelled", "cancelled", "cancelled while it closed to wait for a human"
         logger.info("Job %(id)s: crawl exited with %(code)s (finish reason %(fr)s): %(status)s",
                     {"id": self.job_id, "code": exit_code, "fr": finish_reason, "status": status})
         if run and run.get("status") in ("queued", "running"):
@@ -491,7 +492,14 @@ class JobRunner:
 
     def _end(self, status: str, reason: str, message: str, *, exit_code: int | None = None) -> None:
         fields: dict[str, Any] = {} if exit_code is None else {"exit_code": exit_code}
-        jobs.transition(self.state, self.job_id, status, reason=reason, message=message, **fields)
+        done = jobs.transition(self.state, self.job_id, status, reason=reason, message=message, **fields)
+        if done is None and status == "waiting_for_human":
+            # already waiting (mirrored from the run while the crawl waited): now it has closed
+            from scrapy_hitl.state.models import Job
+
+            with self.state.db.session() as s:
+                s.execute(update(Job).where(Job.id == self.job_id, Job.status == status)
+                          .values(reason=reason, message=message, **fields))
 
     # the log -------------------------------------------------------------------------------
     def _read_log(self, *, final: bool = False) -> None:

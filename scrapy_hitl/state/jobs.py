@@ -343,6 +343,16 @@ def request_cancel(state: HitlState, job_id: int, *, by: str = "") -> dict[str, 
         job = get(state.db, job_id)  # it started meanwhile: stop it like a running one
         if job["status"] in JOB_FINAL_STATES:
             raise JobClosed(job)
+    if (job["status"] == "waiting_for_human" and not runs.is_alive(state.redis, job["run_id"])
+            and not state.redis.exists(lease_key(job_id))):
+        # closed hitl_paused, no worker holds it: nobody would hear a signal
+        done = transition(state, job_id, "cancelled", reason="cancelled",
+                          message=f"cancelled by {by or 'someone'} while it waited for a human")
+        if done is not None:
+            return done
+        job = get(state.db, job_id)
+        if job["status"] in JOB_FINAL_STATES:
+            raise JobClosed(job)
     with state.db.session() as s:
         s.execute(update(Job).where(Job.id == job_id, Job.cancel_requested_at.is_(None))
                   .values(cancel_requested_at=utcnow(), updated_at=utcnow()))
@@ -352,6 +362,11 @@ def request_cancel(state: HitlState, job_id: int, *, by: str = "") -> dict[str, 
 
 
 CANCEL_CHANNEL = "hitl:jobs:cancel"
+
+
+def lease_key(job_id: int) -> str:
+    """Held (and renewed) by the worker running the job: one worker per job at a time."""
+    return f"hitl:job:{job_id}:lease"
 
 
 def cancel_key(job_id: int) -> str:

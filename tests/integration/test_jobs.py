@@ -97,6 +97,10 @@ def test_a_cap_stops_a_job_with_its_reason_and_a_spider_raising_at_start_fails(
         cli, project, state, fresh_sandbox, hitl_env, tmp_path):
     capped = cli.json("jobs", "run", project, "sandbox", "-a", f"base={fresh_sandbox.url}", "-a", "sections=quotes")
     raising = cli.json("jobs", "run", project, "sandbox", "-a", "sections=quotes")  # no base: __init__ raises
+    # a 403 parks the vip section; nobody answers within HITL_PAUSE_TIMEOUT
+    paused = cli.json("jobs", "run", project, "sandbox", "-a", f"base={fresh_sandbox.url}", "-a", "sections=vip",
+                      "-s", "HITL_PAUSE_TIMEOUT=1", "-s", "TEST_ENGINE_HEARTBEAT=0.1", "-s",
+                      'EXTENSIONS={"tests.support.heartbeat.EngineHeartbeat": 0}')
     worker = Worker(hitl_env, tmp_path, burst=True, HITL_JOB_LIMIT_PAGES="3")
     assert worker.wait() == 0, worker.log()[-4000:]
 
@@ -104,6 +108,12 @@ def test_a_cap_stops_a_job_with_its_reason_and_a_spider_raising_at_start_fails(
     assert (job["status"], job["reason"]) == ("failed", "page_limit"), job
     assert "HITL_JOB_LIMIT_PAGES" in job["message"]
     assert "Spider closed (closespider_pagecount)" in log_of(state, capped["id"])
+
+    job = job_of(state, paused["id"])  # left waiting: a resolve queues it again
+    assert (job["status"], job["reason"], job["exit_code"]) == ("waiting_for_human", "hitl_paused", 0), job
+    assert job["waiting_at"] and not job["finished_at"]
+    code, out = cli("jobs", "cancel", str(paused["id"]))  # no crawler, no worker: ended at once
+    assert code == 0 and f"Cancelled job {paused['id']}" in out, out
 
     job = job_of(state, raising["id"])
     assert (job["status"], job["reason"], job["exit_code"]) == ("failed", "crashed", 1), job
