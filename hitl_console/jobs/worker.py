@@ -26,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from hitl_console.jobs import runner
@@ -128,8 +129,8 @@ class CrawlWorkers:
 
     def _spawn(self, slot: int) -> subprocess.Popen[bytes]:
         cmd = [sys.executable, "-m", "hitl_console.jobs.worker"]
-        if self.name:
-            cmd += ["--name", f"{self.name}-crawl{slot}"]
+        if self.name:  # a suffix: a crashed child's name stays registered in RQ until its TTL
+            cmd += ["--name", f"{self.name}-crawl{slot}-{uuid.uuid4().hex[:6]}"]
         return subprocess.Popen(cmd, preexec_fn=runner._die_with_parent(os.getpid()))
 
     def start(self) -> CrawlWorkers:
