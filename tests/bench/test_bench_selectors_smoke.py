@@ -22,7 +22,7 @@ def run_bench(name: str, tmp_path: Path) -> tuple[str, dict]:
 
 def test_selector_suggest_quick(tmp_path):
     stdout, result = run_bench("selector_suggest", tmp_path)
-    assert "RESULT selector_suggest: 3 pages x 5 fields in " in stdout
+    assert "RESULT selector_suggest: 3 pages x 5 fields in " in stdout and " s CPU; median of 1" in stdout
     assert result["right"] == {"_rows": True, "name": True, "price": True}
 
 
