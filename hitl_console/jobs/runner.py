@@ -272,6 +272,7 @@ class JobRunner:
                                            "started again from its JOBDIR")
             if back is None:
                 return "skipped: changed meanwhile"
+            jobs._run_queued(st, back, "its worker died; started again")  # the run too (run.queued)
             job = back
         if job["status"] != "queued":
             return f"skipped: {job['status']}"
@@ -405,6 +406,7 @@ class JobRunner:
         if status == "queued":
             again = jobs.transition(st, self.job_id, "queued", reason=reason, message=message, exit_code=exit_code)
             if again is not None:
+                jobs._run_queued(st, again, "its worker shut down; another one continues it")  # the run too
                 jobs.submit(st, again)
             return "drained: queued again"
         self._end(status, reason, message, exit_code=exit_code)

@@ -175,6 +175,7 @@ def test_a_killed_or_drained_worker_job_runs_again_and_delivers_every_item_once(
     second.stop()  # drain: the crawl stops gracefully and the job is queued for another worker
     drained = job_of(state, job["id"])
     assert (drained["status"], drained["reason"], drained["attempts"]) == ("queued", "drained", 2), drained
+    assert runs.get_run(state.db, job["run_id"])["status"] == "queued"
     assert 20 <= len(items(feed)) < 60
 
     third = Worker(hitl_env, tmp_path, burst=True)
