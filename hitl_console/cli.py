@@ -121,7 +121,14 @@ def console(host: str, port: int, workers: int, threads: int) -> None:
     from hitl_console.embedded import StartedHere
     from hitl_console.server import serve
 
-    started = StartedHere(StateConfig.from_env())
+    from scrapy_hitl.state.vault import VaultKeyError, check_key
+
+    state_config = StateConfig.from_env()
+    try:
+        check_key(state_config.database_url, state_config.secret_key)  # the hosts' key, not its own
+    except VaultKeyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    started = StartedHere(state_config)
     click.echo(f"Console on http://{host}:{port}/ (Ctrl-C stops it)")
     try:
         serve(host=host, port=port, workers=workers, threads=threads)
@@ -147,6 +154,7 @@ def worker(burst: bool, name: str | None, sweep_interval: float | None, queues: 
     from hitl_console.notify.config import NotifyConfig
     from hitl_console.webhooks.config import WebhookConfig
     from scrapy_hitl.state import RedisUnavailable, SchemaError
+    from scrapy_hitl.state.vault import VaultKeyError, check_key
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     logging.getLogger("hitl_console").setLevel(logging.INFO)
@@ -160,9 +168,11 @@ def worker(burst: bool, name: str | None, sweep_interval: float | None, queues: 
     if not wanted or set(wanted) - {"crawls", "webhooks"}:
         raise click.BadParameter(f"{queues!r}: give crawls, webhooks or crawls,webhooks", param_hint="--queues")
     try:
-        run_workers(StateConfig.from_env(), wanted, burst=burst, name=name, webhook_config=config,
+        state_config = StateConfig.from_env()
+        check_key(state_config.database_url, state_config.secret_key)  # one key for every host
+        run_workers(state_config, wanted, burst=burst, name=name, webhook_config=config,
                     jobs_config=jobs_config)
-    except (RedisUnavailable, SchemaError) as exc:
+    except (RedisUnavailable, SchemaError, VaultKeyError) as exc:
         raise click.ClickException(str(exc)) from exc
 
 

@@ -50,6 +50,7 @@ HITL_LIVE_TOKEN_TTL = 900  # seconds a live-view token lasts (console; its holde
 # Read from the environment by the worker, not by crawls. A cap left unset (None) takes its
 # value from HITL_MODE (hitl_console/jobs/config.py MODE_LIMITS); 0 turns it off.
 HITL_MODE = "local"  # "local" (caps: 2 crawls, 4 browser pages) or "production" (every cap on)
+HITL_JOB_DIR = None  # where crawl jobs keep their JOBDIRs; None: <HITL_DATA_DIR>/jobs. One disk shared by worker hosts
 HITL_JOB_HEARTBEAT = 10.0  # seconds between a crawl worker's heartbeats; 3 missed and its job is re-queued
 HITL_JOB_LIMIT_BROWSER_PAGES = None  # browser pages open at once per crawl (HITL_BROWSER_MAX_PAGES); 4 / 4
 HITL_JOB_LIMIT_CRAWLS = None  # crawls at once per `hitl worker` (one per host); local 2, production 4

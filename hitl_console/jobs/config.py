@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
+from scrapy_hitl.state.jobs import RQ_RETRIES
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -31,6 +33,7 @@ LIMIT_SETTINGS: dict[str, tuple[str, type]] = {
 }
 OTHER_SETTINGS: dict[str, tuple[str, type]] = {
     "heartbeat": ("HITL_JOB_HEARTBEAT", float),
+    "jobs_dir": ("HITL_JOB_DIR", str),
     "max_attempts": ("HITL_JOB_MAX_ATTEMPTS", int),
     "stop_grace": ("HITL_JOB_STOP_GRACE", float),
 }
@@ -47,8 +50,9 @@ class JobsConfig:
     pages: int = 0  # responses per job, Scrapy's CLOSESPIDER_PAGECOUNT (HITL_JOB_LIMIT_PAGES)
     time: float = 0.0  # seconds per job start, Scrapy's CLOSESPIDER_TIMEOUT (HITL_JOB_LIMIT_TIME)
     heartbeat: float = 10.0  # seconds between worker heartbeats; 3 missed: its job is re-queued (HITL_JOB_HEARTBEAT)
-    max_attempts: int = 3  # starts per job, the first included, before a job whose worker died fails
+    max_attempts: int = 3  # starts per job, the first included, before one whose worker died fails (HITL_JOB_MAX_ATTEMPTS)
     stop_grace: float = 60.0  # seconds between SIGTERM and SIGKILL on cancel or drain (HITL_JOB_STOP_GRACE)
+    jobs_dir: str = ""  # where JOBDIRs live; "": <HITL_DATA_DIR>/jobs. Shared by worker hosts (HITL_JOB_DIR)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -60,8 +64,9 @@ class JobsConfig:
             raise ValueError(f"HITL_JOB_LIMIT_CRAWLS must be at least 1; got {self.crawls!r}")
         if not self.heartbeat > 0 or self.stop_grace < 0:
             raise ValueError("HITL_JOB_HEARTBEAT must be > 0 and HITL_JOB_STOP_GRACE >= 0")
-        if self.max_attempts < 1:
-            raise ValueError(f"HITL_JOB_MAX_ATTEMPTS must be at least 1; got {self.max_attempts!r}")
+        if not 1 <= self.max_attempts <= RQ_RETRIES + 1:
+            raise ValueError(f"HITL_JOB_MAX_ATTEMPTS must be from 1 to {RQ_RETRIES + 1} (RQ re-queues a job "
+                             f"whose worker died at most {RQ_RETRIES} times); got {self.max_attempts!r}")
 
     @property
     def lease(self) -> float:

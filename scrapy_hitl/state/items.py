@@ -25,7 +25,7 @@ import json
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, insert, literal, select, tuple_, update
+from sqlalchemy import delete, func, insert, literal, select, tuple_, update
 
 from scrapy_hitl.state import bulk
 from scrapy_hitl.state.models import (
@@ -239,6 +239,16 @@ def counts(db: Database, run_id: str) -> dict[str, int]:
     with db.session() as s:
         found = dict(s.execute(q).all())
     return {status: int(found.get(status, 0)) for status in ITEM_STATUSES}
+
+
+def discard_unreviewed(db: Database, run_id: str) -> int:
+    """Delete the run's items no person has touched (never edited nor decided); returns how
+    many. For a job that starts its crawl over (its JOBDIR was lost with a host): the new
+    attempt records those pages' items again, and the run must not hold them twice."""
+    with db.session() as s:
+        result = s.execute(delete(ScrapedItem).where(
+            ScrapedItem.run_id == run_id, ScrapedItem.version == 1, ScrapedItem.reviewed_by.is_(None)))
+        return int(result.rowcount or 0)
 
 
 def score_histogram(db: Database, run_id: str) -> list[int]:

@@ -377,3 +377,35 @@ def forget(state: HitlState, domain: str, *, name: str | None = None, reason: st
         return False
     state.events.emit("session.invalidated", {"reason": reason, "name": name}, domain=domain)
     return True
+
+
+def check_key(database_url: str, secret_key: str) -> None:
+    """Raise VaultKeyError when ``secret_key`` cannot decrypt the vault's newest session: a
+    host started with another HITL_SECRET_KEY than the hosts that stored it. Workers and the
+    console call it at start, so such a host refuses to start instead of failing on every
+    session later. An empty vault, or a database without the schema yet, passes."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from scrapy_hitl.state.crypto import fernet_for
+    from scrapy_hitl.state.db import Database
+
+    db = Database(database_url)
+    try:
+        with db.session() as s:
+            row = s.scalars(select(CapturedSession).order_by(CapturedSession.captured_at.desc()).limit(1)).first()
+            if row is None:
+                return
+            domain, secret = row.domain, row.secret
+    except SQLAlchemyError:
+        return  # no schema yet: the caller's own start-up says what to do
+    finally:
+        db.dispose()
+    try:
+        fernet_for(secret_key).decrypt(secret)
+    except InvalidToken:
+        raise VaultKeyError(
+            f"HITL_SECRET_KEY cannot decrypt the session vault (the session of {domain} was stored "
+            "with another key). Every host and process sharing this database must use the same "
+            "HITL_SECRET_KEY (unset, each host makes its own in <HITL_DATA_DIR>/secret_key): copy it from "
+            "the hosts already running (docs/deploy.md), then start again."
+        ) from None

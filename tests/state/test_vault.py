@@ -263,6 +263,17 @@ def test_a_different_secret_key_cannot_decrypt(state, vault):
     assert other.list()[0]["cookie_names"] == ["cf_clearance", "sid"]
 
 
+def test_check_key_refuses_a_key_that_cannot_decrypt_the_vault(state, vault):
+    from scrapy_hitl.state.vault import check_key
+
+    url, key = state.config.database_url, state.config.secret_key
+    check_key(url, "any key")  # an empty vault: nothing to check yet
+    vault.put("shop.example.com", shop_cookies())
+    check_key(url, key)
+    with pytest.raises(VaultKeyError, match="Every host and process sharing this database must use the same"):
+        check_key(url, "not-the-" + key)
+
+
 def test_same_secret_key_decrypts_from_another_process(state, vault):
     vault.put("a.example", [Cookie("k", SECRET, "a.example")])
     again = SessionVault(state.db, fernet_for(state.config.secret_key))

@@ -114,7 +114,7 @@ class Host:
 
     def env(self, **extra: str) -> dict[str, str]:
         return {**self.rig.shared_env(), "HITL_DATA_DIR": str(self.data_dir), "TMPDIR": "/tmp",
-                **extra}
+                "HITL_JOB_DIR": str(self.rig.jobs_dir), **extra}
 
     def start_worker(self, *, queues: str = "crawls,webhooks", **extra: str) -> Proc:
         """``hitl worker --queues ...`` on this host."""
@@ -153,6 +153,8 @@ class Rig:
         self.sandbox_options = {"pages": 6, "static_pages": 5000, **(sandbox_options or {})}
         self.secret_key = secret_key or "rig-secret-" + uuid.uuid4().hex
         self.procs: list[Proc] = []
+        # HITL_JOB_DIR: one folder every host mounts at the same path (NFS in a real deployment)
+        self.jobs_dir = self.dir / "shared" / "jobs"
         self.namespaces: list[str] = []
         self.redis_url = f"redis://{self.state_ip}:6379/0"
         self.database_url = f"postgresql://postgres@{self.state_ip}:5432/hitl"
@@ -237,6 +239,7 @@ class Rig:
 
     def _network(self) -> None:
         self.dir.chmod(0o755)
+        self.jobs_dir.mkdir(parents=True)
         self._add_ns(self.state_ns)
         _ip("-n", self.state_ns, "link", "add", "br0", "type", "bridge")
         _ip("-n", self.state_ns, "addr", "add", f"{self.state_ip}/24", "dev", "br0")

@@ -1,0 +1,109 @@
+"""Two crawler hosts, one Redis, one PostgreSQL (issue 20, docs/deploy.md): one human fix
+resumes crawlers on every host, and a lost host's job moves to another."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from tests.integration.conftest import wait_for
+
+VIP = "vip.sandbox.test"
+VIP_COOKIE = [{"name": "vip_pass", "value": "letmein", "domain": VIP, "path": "/"}]
+
+
+def run_job(rig, *args: str) -> dict:
+    return rig.hitl_json("jobs", "run", "rig", "pages", "-a", f"base={rig.sandbox_url}", *args)
+
+
+def job(state, job_id: int) -> dict:
+    from scrapy_hitl.state import jobs
+
+    return jobs.get(state.db, job_id)
+
+
+def items_by_n(state, run_id: str) -> dict[int, int]:
+    """n -> how many items the run recorded for page n (the shared item store: PostgreSQL)."""
+    import json
+
+    from scrapy_hitl.state.models import ScrapedItem
+
+    with state.db.session() as s:
+        rows = s.scalars(select(ScrapedItem.data).where(ScrapedItem.run_id == run_id)).all()
+    counts: dict[int, int] = {}
+    for raw in rows:
+        n = (json.loads(raw) if isinstance(raw, str) else raw)["n"]
+        counts[n] = counts.get(n, 0) + 1
+    return counts
+
+
+def item_count(state, run_id: str) -> int:
+    from scrapy_hitl.state.models import ScrapedItem
+
+    with state.db.session() as s:
+        return s.scalar(select(func.count()).select_from(ScrapedItem).where(ScrapedItem.run_id == run_id))
+
+
+def test_two_hosts_blocked_on_one_domain_get_one_intervention_and_one_resolve_resumes_both(
+        rig, hosts, token, state):
+    rig.sandbox_reset()
+    waiting = ("-s", "HITL_PAUSE_TIMEOUT=600", "-s", "CONCURRENT_REQUESTS=4")
+    first = run_job(rig, "-a", "section=vip", "-a", "first=1", "-a", "last=30", *waiting)
+    second = run_job(rig, "-a", "section=vip", "-a", "first=31", "-a", "last=60", *waiting)
+    both = (first["id"], second["id"])
+    wait_for(lambda: all(job(state, j)["status"] == "waiting_for_human" for j in both), timeout=180,
+             interval=0.5, what="both jobs to wait for a human")
+    assert {job(state, j)["host"] for j in both} == {"rig-a", "rig-b"}  # one on each host, at once
+
+    status, body = rig.api("GET", "/api/v1/interventions?status=open", token=token)
+    assert status == 200, body
+    assert [(i["domain"], i["type"]) for i in body["items"]] == [(VIP, "manual_access")]  # one, not two
+
+    status, body = rig.api("POST", f"/api/v1/interventions/{body['items'][0]['id']}/resolve",
+                           {"captured_session": {"cookies": VIP_COOKIE}, "note": "vip pass"}, token=token)
+    assert status == 200, body
+    wait_for(lambda: all(job(state, j)["status"] == "finished" for j in both), timeout=180, interval=0.5,
+             what="both jobs to finish after one resolve")
+    done = [job(state, j) for j in both]
+    assert [d["attempts"] for d in done] == [1, 1]  # resumed alive, where they waited
+
+    # every page fetched exactly once across the hosts (the 403s before the resolve aside)
+    for n in range(1, 61):
+        statuses = [r["status"] for r in rig.sandbox_requests(f"/vip/detail/{n}")]
+        assert statuses.count(200) == 1, (n, statuses)
+    # Parked requests are shared per (spider, domain): whichever crawler claims one fetches it,
+    # so the items of the two runs together hold every page once.
+    together = items_by_n(state, first["run_id"])
+    for n, count in items_by_n(state, second["run_id"]).items():
+        together[n] = together.get(n, 0) + count
+    assert together == {n: 1 for n in range(1, 61)}
+
+
+def test_a_host_killed_with_sigkill_moves_its_job_to_the_other_which_finishes_it(rig, hosts, state):
+    slow = ("-s", "CONCURRENT_REQUESTS=1", "-s", "DOWNLOAD_DELAY=0.1")
+    started = run_job(rig, "-a", "section=quotes", "-a", "first=1", "-a", "last=60", *slow)
+    running = wait_for(lambda: (j := job(state, started["id"]))["status"] == "running" and j["host"] and j,
+                       timeout=120, interval=0.2, what="the job to start")
+    lost = next(h for h in rig.hosts if h.hostname == running["host"])
+    wait_for(lambda: item_count(state, started["run_id"]) >= 10, timeout=120, interval=0.2,
+             what="10 items from the first host")
+    lost.kill_all()  # every process of the host: worker, crawl workers, the crawl
+    assert lost.pids() == []
+
+    done = wait_for(lambda: (j := job(state, started["id"]))["status"] in ("finished", "failed") and j,
+                    timeout=240, interval=0.5, what="the other host to finish the job")
+    assert (done["status"], done["attempts"]) == ("finished", 2), done
+    assert done["host"] != lost.hostname
+    assert items_by_n(state, started["run_id"]) == {n: 1 for n in range(1, 61)}  # nothing lost, nothing doubled
+
+
+def test_a_host_with_another_secret_key_refuses_to_start(rig, tmp_path):
+    cookie = rig.dir / "keycheck-cookie.txt"  # the driver's files are the operator's
+    cookie.write_text("Cookie: sid=s3cret\n")
+    rig.hitl("sessions", "import", "keycheck.sandbox.test", str(cookie), "--name", "keycheck")
+    host = rig.hosts[0]
+    wrong = host.start_worker(HITL_SECRET_KEY="not-the-hosts-key")
+    assert wrong.popen.wait(timeout=120) == 1
+    log = wrong.log()
+    assert "HITL_SECRET_KEY cannot decrypt the session vault" in log and "Traceback" not in log, log
+    host.workers.remove(wrong)
+    rig.hitl("sessions", "delete", "keycheck.sandbox.test")
