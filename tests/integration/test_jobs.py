@@ -85,11 +85,16 @@ def test_a_job_crawls_the_sandbox_to_the_end(cli, project, state, fresh_sandbox,
     assert len(items(feed)) == 60  # 6 pages of 10 quotes, each with its detail page
     log = cli.json("jobs", "log", str(job["id"]))
     assert any("Spider closed (finished)" in line for line in log)
+    code, out = cli("jobs", "log", str(job["id"]), "--follow")  # an ended job: prints it all, then returns
+    assert code == 0 and "Spider closed (finished)" in out
     assert (Path(hitl_env["HITL_DATA_DIR"]) / "job-logs" / f"job-{job['id']}.log").exists()
     from scrapy_hitl.state import runs
 
     run = runs.get_run(state.db, job["run_id"])
     assert (run["status"], run["finish_reason"]) == ("completed", "finished")
+    from scrapy_hitl.state import items as stored
+
+    assert len(list(stored.iter_export(state.db, job["run_id"]))) == 60  # the run's items, as the console has them
     assert [j["id"] for j in cli.json("jobs", "list", "--status", "finished")] == [job["id"]]
 
 
