@@ -154,3 +154,18 @@ def test_an_event_reaches_a_channel_once_however_many_rules_send_it_there(state)
     assert sent["channel_id"] == team["id"]
     (chain,) = notifications.escalations_for(state.db, "intervention", opened["id"])  # the second rule's
     assert chain["state"] == "pending"
+
+
+def test_the_sweep_queues_a_message_whose_enqueue_was_lost(state):
+    from rq import Queue
+
+    channel = _channel(state)
+    queue = Queue(notifications.QUEUE, connection=state.redis)
+    lost = notifications.add(state.db, channel_id=channel["id"], group_key="g", event_type="e", throttle=0,
+                             now=utcnow() - timedelta(seconds=10))  # written, never queued (Redis was down)
+    fresh = notifications.add(state.db, channel_id=channel["id"], group_key="h", event_type="e", throttle=0)
+    assert queue.count == 0
+    assert Router(state, NotifyConfig()).sweep() == {"escalated": 0, "queued": 1}
+    (job,) = queue.jobs
+    assert job.func_name == notifications.JOB and job.args == (lost[0],)
+    assert fresh[0] != lost[0]  # a message just written is left to its own job
