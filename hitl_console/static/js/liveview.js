@@ -18,6 +18,7 @@ let frameSize = { w: 0, h: 0 };
 let lastMove = 0;
 let state = "none";
 let lastMessage = "";
+let pageState = "none"; // the page's, as the relay says: live, closed or none
 let kind = "captcha"; // or "login": a login page opened from the sessions page (Save session)
 let connecting = false;
 
@@ -197,11 +198,15 @@ async function refresh() {
     say($("live-error"), describeError(err));
     return;
   }
+  pageState = info.state;
   if (info.state === "none") return;
   $("live-view").hidden = false;
   if (info.kind === "login") { // a login page: its Continue stores the page's session
     kind = "login";
     $("live-continue").textContent = "Save session";
+    document.querySelector("#live-view .hint").textContent = "A fresh crawler browser page on this domain, live. "
+      + "Log in in it by clicking and typing (paste works too), then press Save session: its cookies, "
+      + "localStorage, user agent and proxy go into the vault.";
   }
   $("live-url").textContent = info.url || "";
   if (info.state === "live") {
@@ -221,8 +226,9 @@ $("live-continue").addEventListener("click", async () => {
     const result = await api(`/api/v1/interventions/${id}/live/continue`, { method: "POST", json: { token } });
     if (kind === "login") {
       const storage = result.origins.length ? ` and the localStorage of ${result.origins.join(", ")}` : "";
-      say($("live-message"), `Saved session ${result.session_name}: cookies ${result.cookie_names.join(", ") || "none"}` +
-        `${storage}; ${result.requests_to_resume} parked requests resume.`);
+      lastMessage = `Saved session ${result.session_name}: cookies ${result.cookie_names.join(", ") || "none"}` +
+        `${storage}; ${result.requests_to_resume} parked requests resume.`; // kept when the page closes
+      say($("live-message"), lastMessage);
     } else {
       say($("live-message"), `Solved: the crawl continues from ${result.url}; ` +
         `${result.requests_to_resume} parked requests resume.`);
@@ -246,8 +252,9 @@ async function offerLogin() {
   } catch {
     return;
   }
-  const open = intervention.status === "open" && LOGIN_TYPES.has(intervention.type) && state !== "live";
+  const open = intervention.status === "open" && LOGIN_TYPES.has(intervention.type) && pageState !== "live";
   $("live-login").hidden = !open;
+  if (pageState === "live") say($("live-login-status"), "");
   if (open && !$("live-login-url").value) {
     $("live-login-url").value = intervention.url || `https://${intervention.domain}/`;
   }
