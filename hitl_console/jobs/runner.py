@@ -35,7 +35,9 @@ import uuid
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from redis.exceptions import RedisError
 from sqlalchemy import update
+from sqlalchemy.exc import SQLAlchemyError
 
 from scrapy_hitl.state import jobs, projects, runs
 from scrapy_hitl.state.models import JOB_FINAL_STATES, Run
@@ -48,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 POLL = 0.05  # seconds between two looks at the child and the log (a wake-up costs microseconds; a
 # crawl's end noticed late costs every job that long)
+LEASE_POLL = 0.1  # seconds between two tries at a lease another runner holds
 RUN_STATUS_EVERY = 1.0  # seconds between two reads of the run's status (waiting_for_human)
 LOG_BATCH = 500  # lines that make the runner send its buffer to Redis at once
 LOG_FLUSH = 0.5  # seconds between two sends of the log buffer to Redis
@@ -114,7 +117,9 @@ def limit_settings(job_settings: dict[str, Any], config: JobsConfig) -> tuple[di
         if not cap:
             return
         own = _number(job_settings.get(setting))
-        if own and own <= cap:
+        # Scrapy reads these as integers (the time as a float): 0.5 pages is 0, no limit, and
+        # a negative page count is never reached; neither is a lower cap.
+        if (1 if setting != "CLOSESPIDER_TIMEOUT" else 0) <= own <= cap and own > 0:
             return  # the job's own cap is the lower one: its finish reason is the job's
         out[setting] = int(cap) if float(cap).is_integer() else cap
         if finish_reason:
@@ -250,14 +255,31 @@ class JobRunner:
             return "gone"
         if job["status"] in JOB_FINAL_STATES:
             return f"skipped: already {job['status']}"
-        lease_ms = int(self.config.lease * 1000)
-        if not self.state.redis.set(lease_key(self.job_id), self.token, nx=True, px=lease_ms):
+        if not self._take_lease():
             return "skipped: another worker runs it"
         try:
+            job = jobs.get(self.state.db, self.job_id)  # as it is now that the lease is ours
+            if job["status"] in JOB_FINAL_STATES:
+                return f"skipped: already {job['status']}"
             return self._run(job)
         finally:
             if self.state.redis.get(lease_key(self.job_id)) in (self.token, self.token.encode()):
                 self.state.redis.delete(lease_key(self.job_id))
+
+    def _take_lease(self) -> bool:
+        """The job's lease, waiting for one another runner holds for up to a lease's length:
+        a runner that queued the job again (a drain) or whose crawl just closed (a resolve
+        re-queued the job meanwhile) lets go within moments, and a dead worker's lease runs
+        out (RQ may call its job abandoned first: its execution and the lease are renewed at
+        different moments). Skipping instead would leave the job queued, or running, with no
+        RQ job left to run it. Only a runner still renewing the lease keeps it."""
+        lease_ms = int(self.config.lease * 1000)
+        give_up = time.monotonic() + self.config.lease + self.config.heartbeat
+        while not self.state.redis.set(lease_key(self.job_id), self.token, nx=True, px=lease_ms):
+            if time.monotonic() > give_up:
+                return False
+            time.sleep(LEASE_POLL)
+        return True
 
     def _run(self, job: dict[str, Any]) -> str:
         st = self.state
@@ -420,18 +442,35 @@ class JobRunner:
         pubsub.subscribe(jobs.CANCEL_CHANNEL)
         cancelled = drained = False
         kill_at: float | None = None
-        next_beat = next_status = next_cancel = next_flush = 0.0
+        next_beat = next_status = next_cancel = next_flush = next_warning = 0.0
         mirrored = "running"
         try:
             while proc.poll() is None:
-                message = pubsub.get_message(timeout=POLL)
+                try:
+                    message = pubsub.get_message(timeout=POLL)
+                except RedisError:  # Redis away: keep watching the crawl, try again next tick
+                    message = None
+                    time.sleep(POLL)
                 now = time.monotonic()
                 asked = message is not None and _text(message.get("data")) == str(self.job_id)
-                if not cancelled and (asked or now >= next_cancel):
-                    next_cancel = now + 1.0
-                    if asked or jobs.cancel_requested(st.redis, self.job_id):
-                        cancelled = True
-                        kill_at = self._stop("cancel requested", kill_at)
+                try:
+                    if not cancelled and (asked or now >= next_cancel):
+                        next_cancel = now + 1.0
+                        if asked or jobs.cancel_requested(st.redis, self.job_id):
+                            cancelled = True
+                            kill_at = self._stop("cancel requested", kill_at)
+                    if now >= next_beat:
+                        next_beat = now + self.config.heartbeat
+                        self._renew_lease()
+                    if now >= next_status:
+                        next_status = now + RUN_STATUS_EVERY
+                        mirrored = self._mirror_run(job["run_id"], mirrored)
+                except (RedisError, SQLAlchemyError) as exc:
+                    # A Redis or database hiccup must not orphan a running crawl: it goes on,
+                    # and so does the watch.
+                    if now >= next_warning:
+                        next_warning = now + 30
+                        logger.warning("Job %(id)s: %(exc)s; still watching the crawl", {"id": self.job_id, "exc": exc})
                 if draining.is_set() and not drained and not cancelled:
                     drained = True
                     kill_at = self._stop("the worker is shutting down", kill_at)
@@ -440,12 +479,6 @@ class JobRunner:
                                f"(HITL_JOB_STOP_GRACE): SIGKILL")
                     _killpg(proc.pid, signal.SIGKILL)
                     kill_at = float("inf")
-                if now >= next_beat:
-                    next_beat = now + self.config.heartbeat
-                    self._renew_lease()
-                if now >= next_status:
-                    next_status = now + RUN_STATUS_EVERY
-                    mirrored = self._mirror_run(job["run_id"], mirrored)
                 self._read_log()
                 if len(self.buffer) >= LOG_BATCH or now >= next_flush:
                     next_flush = now + LOG_FLUSH
