@@ -222,6 +222,10 @@ class BrowserPool:
         meta["playwright_context"] = slot.context_name(gen)
         # pages that fetch their data after "load" get a moment to show it (browser/settle.py)
         expect = meta.get("hitl_expect") or getattr(self.crawler.spider, "hitl_expect", None)
+        if expect is None and "hitl_expect" not in meta:  # declared fields: their rows (scrapy_hitl.selectorbook)
+            book = getattr(getattr(self.crawler, "_hitl_runtime", None), "selectors", None)
+            if book is not None and book.expects:
+                expect = book.expect_for(request)
         add_settle(meta, expect, self.config.settle_timeout)
         self.stats.inc_value("hitl/browser/pages")
         try:
