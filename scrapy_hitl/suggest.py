@@ -132,15 +132,16 @@ def suggest(declaration: Declaration, pages: list[str], known: dict[str, list[di
     # the rows first: fields are relative to them
     if rows is not None:
         rows_key = declaration.key(ROWS)
-        if not any(_first_rows(s, rows) for s in sels) or (wanted is not None and rows_key in wanted):
-            if not any(_first_rows(s, rows) for s in sels):
-                broken.append(rows_key)
+        rows_broken = not any(_first_rows(s, rows) for s in sels)
+        if rows_broken or (wanted is not None and rows_key in wanted):
             out[rows_key] = _suggest_rows(known.get(rows_key, []), sels, good_sel)
-            if out[rows_key] and not any(_first_rows(s, rows) for s in sels):
+        if rows_broken:
+            broken.append(rows_key)
+            if out[rows_key]:  # the fields are judged, and found, in the suggested rows
                 rows = out[rows_key][0]["css"]
+    scopes_of = [_first_rows(s, rows) for s in sels]
     for name, spec in declaration.fields.items():
         key = declaration.key(name)
-        scopes_of = [_first_rows(s, rows) for s in sels]
         is_broken = not any(_ok(spec.extract(r)) for scopes in scopes_of for r in scopes)
         if is_broken:
             broken.append(key)
