@@ -87,8 +87,12 @@ def _requeue(state: HitlState, spiders: list[str], *, actor: str, why: str) -> d
                 queued.append(again)
             continue
         project = _project_of(run["project_dir"], by_path)
-        if project is not None:
-            queued.append(jobs.adopt(state, run, project, requested_by=actor, why=why))
+        try:
+            adopted = jobs.adopt(state, run, project, requested_by=actor, why=why) if project else None
+        except jobs.JobInvalid:  # e.g. `-a my-arg=...`: arguments a job cannot take; a person can
+            adopted = None
+        if adopted is not None:
+            queued.append(adopted)
         else:
             manual.append({"run_id": run["id"], "spider": run["spider"], "project_dir": run["project_dir"],
                            "command": resume_command(run)})

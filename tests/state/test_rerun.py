@@ -170,3 +170,41 @@ def test_a_crawl_that_waited_then_exited_says_so_on_its_job(state, project):
     exited = jobs.transition(state, job["id"], "waiting_for_human", reason="hitl_paused", message="exited")
     assert exited is not None and (exited["status"], exited["reason"]) == ("waiting_for_human", "hitl_paused")
     assert jobs.transition(state, job["id"], "running", reason="again") is not None  # a re-run starts it
+
+
+def test_a_re_run_waits_for_the_lease_of_the_runner_that_is_letting_go(state, project):
+    """A resolve lands while the crawl that closed hitl_paused is still exiting: its runner
+    holds the job's lease for a moment more. The re-run's runner waits for it instead of
+    skipping, which would leave the job queued with nothing on RQ to run it."""
+    from hitl_console.jobs.config import JobsConfig
+    from hitl_console.jobs.runner import JobRunner
+
+    job = waiting_job(state)
+    state.redis.set(jobs.lease_key(job["id"]), "the runner letting go", px=1500)
+    assert jobs.rerun(state, job["run_id"], why="resolved") is not None
+
+    result = JobRunner(state, JobsConfig(heartbeat=0.5, stop_grace=1), job["id"]).run()
+
+    assert result != "skipped: another worker runs it"
+    done = jobs.get(state.db, job["id"])
+    # it ran: the fixture project has no code, so `scrapy crawl` fails; it is not left queued
+    assert (done["status"], done["attempts"]) == ("failed", 1), done
+
+
+def test_a_hand_started_run_with_arguments_no_job_takes_gets_the_command_instead(state, project):
+    """`scrapy crawl shop -a my-arg=...` records an argument no job can take (not an
+    identifier): the resolve and the worker's sweep list it for a human instead of failing
+    (a failing sweep would stop queueing webhooks and schedules too)."""
+    run_id = runs.new_run_id()
+    runs.create_run(state.db, run_id, "shop", {"my-arg": "x"}, str(project))
+    runs.update_run(state.db, run_id, status="waiting_for_human", finish_reason="hitl_paused")
+    other = waiting_job(state)
+    data = block(state)
+
+    result = interventions.resolve(state, data["id"])
+
+    assert result["reruns"] is not None
+    assert [j["id"] for j in result["reruns"]["jobs"]] == [other["id"]]
+    [manual] = result["reruns"]["manual"]
+    assert manual["run_id"] == run_id and "-a my-arg=x" in manual["command"]
+    assert rerun.sweep(state) == []
