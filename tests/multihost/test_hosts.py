@@ -107,3 +107,26 @@ def test_a_host_with_another_secret_key_refuses_to_start(rig, tmp_path):
     assert "HITL_SECRET_KEY cannot decrypt the session vault" in log and "Traceback" not in log, log
     host.workers.remove(wrong)
     rig.hitl("sessions", "delete", "keycheck.sandbox.test")
+
+
+def test_a_reviewer_on_the_console_sees_the_screenshot_of_a_block_on_a_crawler_host(rig, hosts, token, state):
+    browser = ("-s", "HITL_TIERS=static,browser,human", "-s", "HITL_PAUSE_TIMEOUT=600")
+    started = run_job(rig, "-a", "section=protected", "-a", "first=1", "-a", "last=1", *browser)
+    try:
+        def shot():
+            status, body = rig.api("GET", "/api/v1/interventions?status=open&domain=protected.sandbox.test",
+                                   token=token)
+            opened = body["items"] if status == 200 else []
+            return opened and (opened[0]["evidence"].get("artifacts") or {}).get("screenshot") and opened[0]
+
+        intervention = wait_for(shot, timeout=180, interval=0.5, what="a captcha intervention with a screenshot")
+        assert intervention["type"] == "captcha_solve" and intervention["evidence"]["tier"] == "browser"
+        crawled_on = job(state, started["id"])["host"]
+        assert crawled_on in {h.hostname for h in rig.hosts}  # not the console's namespace
+        # The console (its own namespace, no file of the crawler host) serves the screenshot.
+        status, png = rig.api("GET", f"/api/v1/interventions/{intervention['id']}/artifacts/screenshot", token=token)
+        assert status == 200 and png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 1000
+    finally:
+        rig.hitl("jobs", "cancel", str(started["id"]), check=False)
+        for row in rig.hitl_json("interventions", "list", "--domain", "protected.sandbox.test"):
+            rig.hitl("interventions", "cancel", str(row["id"]), check=False)
