@@ -1,7 +1,7 @@
 // One domain: what was learned, the 403 rate over time (an SVG drawn here), engines, the
 // escalation tiers learned per path pattern, and the admin override of its access class and
 // session requirement. Everything from the API goes in as text (el() never parses HTML).
-import { $, Live, ago, api, debounce, describeError, el, fmtNumber, fmtRate, page, parseTime, say } from "./common.js";
+import { $, ApiFailure, Live, ago, api, debounce, describeError, el, fmtNumber, fmtRate, page, parseTime, say } from "./common.js";
 
 const domain = $("domain").dataset.domain;
 const path = `/api/v1/domains/${encodeURIComponent(domain)}`;
@@ -95,7 +95,14 @@ async function load() {
     render(d);
     drawChart(history.items);
   } catch (err) {
-    say($("d-error"), describeError(err));
+    // A domain with an intervention but no request counted yet is not an error: say so plainly.
+    if (err instanceof ApiFailure && err.status === 404) {
+      say($("d-error"), "");
+      say($("d-empty"), "No request to this domain has been counted yet: its numbers show once a crawl "
+        + "reports them. You can still set its access class and session below.");
+    } else {
+      say($("d-error"), describeError(err));
+    }
   }
 }
 

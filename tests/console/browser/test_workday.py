@@ -150,6 +150,10 @@ def test_every_page_works_on_a_phone_and_a_tablet(browser, console_server, users
             page.goto(f"{console_server.url}{path}")
             page.wait_for_load_state("networkidle")
             shoot(name)
+        # A domain nothing was counted for yet says so in words, not as an error.
+        page.goto(f"{console_server.url}/domains/shop.example.com")
+        page.wait_for_selector("#d-empty:not([hidden])")
+        assert page.is_hidden("#d-error")
         # The intervention's resolve actions are reachable on a phone.
         page.goto(f"{console_server.url}/interventions/{world['intervention']}")
         page.wait_for_selector("#actions:not([hidden])")
