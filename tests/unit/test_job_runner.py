@@ -54,6 +54,14 @@ def test_config_names_the_bad_setting(env, names):
     ({"CLOSESPIDER_PAGECOUNT": 10**9, "CLOSESPIDER_TIMEOUT": 0}, JobsConfig(pages=5, time=60.5),
      {"CLOSESPIDER_PAGECOUNT": 5, "CLOSESPIDER_TIMEOUT": 60.5, "HITL_BROWSER_MAX_PAGES": 4},
      {"closespider_pagecount": "page_limit", "closespider_timeout": "time_limit"}),
+    # values Scrapy reads as no limit at all are no lower cap: -1 pages is never reached, 0.5 is 0
+    ({"CLOSESPIDER_PAGECOUNT": -1, "MEMUSAGE_LIMIT_MB": 0.5, "CLOSESPIDER_TIMEOUT": -5},
+     JobsConfig(pages=5, time=60, memory_mb=100),
+     {"CLOSESPIDER_PAGECOUNT": 5, "CLOSESPIDER_TIMEOUT": 60, "MEMUSAGE_LIMIT_MB": 100, "MEMUSAGE_ENABLED": True,
+      "HITL_BROWSER_MAX_PAGES": 4},
+     {"closespider_pagecount": "page_limit", "closespider_timeout": "time_limit",
+      "memusage_exceeded": "memory_limit"}),
+    ({"CLOSESPIDER_TIMEOUT": 0.5}, JobsConfig(time=60), {"HITL_BROWSER_MAX_PAGES": 4}, {}),
 ])
 def test_limit_settings(job_settings, config, settings, capped):
     assert limit_settings(job_settings, config) == (settings, capped)
