@@ -25,7 +25,7 @@ import os
 import threading
 import uuid
 from dataclasses import dataclass
-from datetime import timezone
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from scrapy_hitl import defaults
@@ -167,6 +167,27 @@ def refresh_ahead(state: HitlState, ahead: float) -> list[dict[str, Any]]:
         logger.info("Session %(name)s of %(domain)s expires in %(min)s min: asked for a refresh (intervention %(id)s)",
                     {"name": session.name, "domain": domain, "min": minutes, "id": data["id"]})
     return opened
+
+
+def before_job(state: HitlState, *, fresh_for: float = 60.0) -> list[dict[str, Any]]:
+    """Before a crawl job starts (hitl_console.jobs.runner): probe each domain whose last probe
+    is older than ``fresh_for`` seconds, so a failing session pauses its domain (and opens its
+    login_refresh) before the crawl sends a request. Never raises: a job is not held up by a
+    probe that cannot run."""
+    from scrapy_hitl.state import session_health
+    from scrapy_hitl.state.models import utcnow
+
+    done = []
+    try:
+        now = utcnow()
+        for info in session_health.probes(state.db):
+            at = (info.get("probe_result") or {}).get("at")
+            if at and (now - datetime.fromisoformat(at)).total_seconds() < fresh_for:
+                continue
+            done.append(probe_domain(state, info))
+    except Exception:
+        logger.exception("Session probes before a job failed; the job starts anyway")
+    return done
 
 
 class SessionWorker(threading.Thread):

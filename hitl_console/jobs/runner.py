@@ -312,6 +312,9 @@ class JobRunner:
             return "skipped: cancelled meanwhile"
         if not self._wait_previous_crawler(claimed):
             return "failed: previous crawler alive"
+        from hitl_console.session_worker import before_job  # a failing session probe pauses its domain first
+
+        before_job(st)
         return self._crawl(claimed, folder)
 
     def _wait_previous_crawler(self, job: dict[str, Any]) -> bool:

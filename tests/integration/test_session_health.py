@@ -84,3 +84,19 @@ def test_the_median_lifetime_of_past_sessions_sets_the_expected_end(state):
     captured = datetime.now(timezone.utc) - timedelta(hours=3) + timedelta(minutes=10)
     end = session_health.expected_end(captured, None, 3 * 3600)
     assert timedelta(minutes=9) < end - datetime.now(timezone.utc) < timedelta(minutes=11)
+
+
+def test_before_a_job_the_probes_not_run_lately_run(state, fresh_sandbox, monkeypatch):
+    from hitl_console.session_worker import before_job
+
+    import socket
+
+    real = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **k: real(
+        "127.0.0.1" if str(host).endswith(".sandbox.test") else host, *a, **k))
+    state.vault.put(DOMAIN, [Cookie("member_session", "expired", DOMAIN)], name="alice")
+    session_health.set_probe(state.db, DOMAIN, url=members_url(fresh_sandbox, "/members/page/1"), selector="div.quote")
+
+    (probed,) = before_job(state)
+    assert list(probed["failed"]) == ["alice"] and DOMAIN in pauses.paused_domains(state.redis)
+    assert before_job(state) == []  # probed a moment ago: not again
