@@ -2,9 +2,11 @@
 
 - One crawl per RQ worker: ``CrawlWorker`` is RQ's ``SimpleWorker`` (no fork per job: the job
   itself only watches a ``scrapy crawl`` child process), serving ``hitl-crawls-high``,
-  ``hitl-crawls`` and ``hitl-crawls-low`` in that order. ``HITL_JOB_LIMIT_CRAWLS`` crawls at
-  once per ``hitl worker``: one such worker in-process when it is 1 and nothing else runs,
-  otherwise one child process each (``python -m hitl_console.jobs.worker``).
+  ``hitl-crawls`` and ``hitl-crawls-low`` in that order. ``HITL_JOB_LIMIT_CRAWLS`` crawl
+  workers per ``hitl worker``: one in-process when it is 1 and nothing else runs, otherwise
+  one child process each (``python -m hitl_console.jobs.worker``). The cap holds per host
+  across several ``hitl worker`` processes too: a crawl worker listens for a job only while
+  it holds one of the host's slots in Redis (``HostSlots``).
 - Heartbeats: a SimpleWorker does not beat while its job runs, so a thread renews the RQ
   execution every ``HITL_JOB_HEARTBEAT`` seconds with a TTL of three beats. A worker killed
   with SIGKILL stops beating; the next maintenance pass of any crawl worker (every three
@@ -41,6 +43,45 @@ logger = logging.getLogger(__name__)
 WORKER_TTL = 40  # as the webhook worker's: RQ's blocking dequeue must stay under the socket timeout
 
 
+# Take a crawl slot of this host (KEYS[1] = the host's slots; ARGV: now ms, limit, expiry ms,
+# worker name, key TTL ms): expired slots are freed first; a worker that holds one keeps it.
+TAKE_SLOT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZSCORE', KEYS[1], ARGV[4]) or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[4])
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+  return 1
+end
+return 0
+"""
+
+
+class HostSlots:
+    """``HITL_JOB_LIMIT_CRAWLS`` crawl slots per host, in Redis, shared by every ``hitl worker``
+    on it: a crawl worker takes one before it listens for a job and gives it back after the
+    job, so two workers on one host together run no more crawls than the cap. A slot lives
+    three heartbeats unless renewed (a thread renews it), so a killed worker's slot frees
+    itself."""
+
+    def __init__(self, client: Any, *, host: str, limit: int, ttl: float) -> None:
+        self.client, self.limit, self.ttl_ms = client, limit, int(ttl * 1000)
+        self.key = f"hitl:jobs:slots:{host}"
+        self._take = client.register_script(TAKE_SLOT)
+
+    def take(self, member: str) -> bool:
+        now = int(time.time() * 1000)
+        return bool(self._take(keys=[self.key], args=[now, self.limit, now + self.ttl_ms, member, self.ttl_ms * 2]))
+
+    def renew(self, member: str) -> None:
+        self.client.zadd(self.key, {member: int(time.time() * 1000) + self.ttl_ms}, xx=True)
+
+    def release(self, member: str) -> None:
+        self.client.zrem(self.key, member)
+
+    def held(self) -> int:
+        return int(self.client.zcount(self.key, int(time.time() * 1000), "+inf"))
+
+
 @functools.cache
 def crawl_worker_class() -> type:
     from rq import SimpleWorker
@@ -53,6 +94,23 @@ def crawl_worker_class() -> type:
 
     class CrawlWorker(base):  # type: ignore[misc, valid-type]
         beat_seconds: float = 10.0
+        slots: HostSlots | None = None
+
+        def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> Any:
+            """Listen for a job only while holding one of the host's crawl slots."""
+            if self.slots is not None:
+                told = False
+                while not self.slots.take(self.name):
+                    if not told:
+                        told = True
+                        self.log.info("Worker %s: this host runs %s crawls (HITL_JOB_LIMIT_CRAWLS); waiting "
+                                      "for one to end", self.name, self.slots.limit)
+                    self.heartbeat()
+                    time.sleep(min(1.0, self.beat_seconds))
+            result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+            if result is None and self.slots is not None:
+                self.slots.release(self.name)
+            return result
 
         def get_heartbeat_ttl(self, job: Any, working_time: float = 0.0) -> int:
             return max(2, math.ceil(self.beat_seconds * 3))
@@ -75,6 +133,8 @@ def crawl_worker_class() -> type:
             finally:
                 done.set()
                 thread.join(5)
+                if self.slots is not None:
+                    self.slots.release(self.name)
             self.set_state(WorkerStatus.IDLE)
 
         def request_stop(self, signum: Any, frame: Any) -> None:
@@ -108,10 +168,27 @@ def run_crawl_worker(state_config: StateConfig, config: JobsConfig, *, burst: bo
     worker = cls(queues, connection=state.redis, name=name, worker_ttl=max(WORKER_TTL, beat * 3 + 16),
                  maintenance_interval=beat * 3)
     worker.beat_seconds = config.heartbeat
+    worker.slots = slots = HostSlots(state.redis, host=runner.HOST, limit=config.crawls, ttl=config.lease)
     runner.use(state, config, worker=worker.name)
+    stop = threading.Event()
+
+    def renew() -> None:  # while the worker blocks on the queue, or runs a job
+        while not stop.wait(config.heartbeat):
+            try:
+                slots.renew(worker.name)
+            except Exception:  # Redis away: the next beat tries again
+                logger.warning("Crawl worker %s: could not renew its crawl slot", worker.name)
+
+    renewer = threading.Thread(target=renew, name="hitl-crawl-slot", daemon=True)
+    renewer.start()
     try:
         return worker.work(burst=burst, logging_level=logging_level)
     finally:
+        stop.set()
+        try:
+            slots.release(worker.name)
+        except Exception:  # Redis away: the slot expires by itself
+            pass
         state.close()
 
 

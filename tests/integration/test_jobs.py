@@ -215,3 +215,17 @@ def test_bad_input_gets_a_message_not_a_traceback(cli, project, tmp_path):
     assert code == 0 and f"Cancelled job {job['id']}" in out
     code, out = cli("jobs", "cancel", str(job["id"]))
     assert code == 1 and "nothing to cancel" in out
+
+
+def test_host_slots_cap_the_crawls_of_every_worker_on_a_host(state):
+    from hitl_console.jobs.worker import HostSlots
+
+    slots = HostSlots(state.redis, host="h1", limit=2, ttl=30)
+    assert [slots.take(w) for w in ("a", "b", "c")] == [True, True, False]
+    assert slots.take("a")  # a worker that holds one keeps it
+    assert HostSlots(state.redis, host="h2", limit=2, ttl=30).take("c")  # another host has its own
+    slots.release("a")
+    assert slots.take("c") and slots.held() == 2
+    short = HostSlots(state.redis, host="h3", limit=1, ttl=0.05)
+    assert short.take("dead")  # its worker is killed: nobody renews it
+    wait_for(lambda: short.take("next"), timeout=10, what="the dead worker's slot to expire")
