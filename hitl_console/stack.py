@@ -72,7 +72,7 @@ def run_stack(config: StateConfig, *, host: str = "127.0.0.1", port: int = 8000,
         shown = f"[{shown}]" if ":" in shown else shown  # an IPv6 address, in brackets in a URL
         public = {} if os.environ.get("HITL_PUBLIC_URL") else {"HITL_PUBLIC_URL": f"http://{shown}:{port}"}
         webhooks = WorkerProcess(log_path=str(log), env=public).start()
-        click.echo(f"Worker    webhooks, notifications and consultation timeouts (log: {log})")
+        click.echo(f"Worker    webhooks, notifications, consultation timeouts and crawl jobs (log: {log})")
 
     registering.join()
     database.dispose()
