@@ -40,13 +40,22 @@ def next_after(cron: str, after: datetime) -> datetime:
     from croniter import croniter
 
     cron = cron.strip() if isinstance(cron, str) else cron
-    if not isinstance(cron, str) or not cron or len(cron) > MAX_CRON or not croniter.is_valid(cron):
-        raise jobs.JobInvalid("cron", f"{cron!r} is not a cron expression: use five fields, minute hour "
-                                      f"day-of-month month day-of-week, e.g. \"0 3 * * *\" for 03:00 UTC "
-                                      f"every day, or \"*/15 * * * *\" for every 15 minutes")
+    example = ("use five fields, minute hour day-of-month month day-of-week, e.g. \"0 3 * * *\" for 03:00 UTC "
+               "every day, or \"*/15 * * * *\" for every 15 minutes")
+    # croniter also takes a sixth field (seconds) and a seventh (the year): "0 3 * * * *"
+    # would silently mean 00:03 every second, not a Quartz-style 03:00
+    fields = cron.split() if isinstance(cron, str) else []
+    if (not isinstance(cron, str) or not cron or len(cron) > MAX_CRON
+            or not (len(fields) == 5 or (len(fields) == 1 and cron.startswith("@")))
+            or not croniter.is_valid(cron)):
+        raise jobs.JobInvalid("cron", f"{cron!r} is not a cron expression: {example}")
     if after.tzinfo is None:
         after = after.replace(tzinfo=timezone.utc)
-    return croniter(cron, after).get_next(datetime)
+    try:
+        return croniter(cron, after).get_next(datetime)
+    except ValueError:  # CroniterBadDateError: no such day, e.g. "0 0 31 2 *"
+        raise jobs.JobInvalid("cron", f"{cron!r} never fires (no date matches it, like 31 February): "
+                                      f"{example}") from None
 
 
 def schedule_to_dict(row: JobSchedule) -> dict[str, Any]:
@@ -119,7 +128,14 @@ def queue_due(state: HitlState, *, now: datetime | None = None) -> list[dict[str
             .order_by(JobSchedule.next_run_at).limit(100))]
     queued = []
     for sched, was_due_at in due:
-        following = next_after(sched["cron"], now)
+        try:
+            following = next_after(sched["cron"], now)
+        except jobs.JobInvalid as exc:  # stored before it was refused: it stops, the others go on
+            logger.error("Schedule %(id)s (%(cron)s) is turned off: %(why)s",
+                         {"id": sched["id"], "cron": sched["cron"], "why": exc})
+            with state.db.session() as s:
+                s.execute(update(JobSchedule).where(JobSchedule.id == sched["id"]).values(enabled=False))
+            continue
         with state.db.session() as s:
             won = s.execute(update(JobSchedule).where(
                 JobSchedule.id == sched["id"], JobSchedule.next_run_at == was_due_at,  # as read: exactly one wins

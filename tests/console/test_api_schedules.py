@@ -33,6 +33,7 @@ def test_create_list_show_remove(client, reviewer, project):
 @pytest.mark.parametrize(("body", "field", "words"), [
     ({"project": "shop", "spider": "shop", "cron": "every night"}, "cron", "is not a cron expression"),
     ({"project": "shop", "spider": "shop", "cron": "61 * * * *"}, "cron", '"0 3 * * *"'),
+    ({"project": "shop", "spider": "shop", "cron": "0 0 31 2 *"}, "cron", "never fires"),  # was a 500
     ({"project": "nope", "spider": "shop", "cron": "@daily"}, "project", "hitl projects add"),
     ({"project": "shop", "spider": "nope", "cron": "@daily"}, "spider", "has no spider 'nope'"),
     ({"project": "shop", "spider": "shop", "cron": "@daily", "args": {"n": 1}}, "args", "must be a string"),

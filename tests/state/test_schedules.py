@@ -39,7 +39,8 @@ def test_next_after(cron, after, expected):
     assert schedules.next_after(cron, after) == expected
 
 
-@pytest.mark.parametrize("cron", ["", "bad", "61 * * * *", "* * *", "0 3 * * * * * *", 5, None, "x" * 300])
+@pytest.mark.parametrize("cron", ["", "bad", "61 * * * *", "* * *", "0 3 * * * * * *", 5, None, "x" * 300,
+                                  "0 0 31 2 *", "0 3 * * * *", "0 0 1 1 * 0 2010", "@reboot"])
 def test_a_malformed_cron_names_the_field_and_shows_an_example(cron):
     with pytest.raises(jobs.JobInvalid) as exc:
         schedules.next_after(cron, datetime(2026, 12, 6, tzinfo=UTC))
@@ -96,3 +97,23 @@ def test_bad_schedules_are_refused_before_anything_is_stored(state, project):
     assert schedules.list_(state.db) == []
     with pytest.raises(schedules.ScheduleNotFound):
         schedules.remove(state.db, 99)
+
+
+def test_a_stored_schedule_that_cannot_fire_is_turned_off_and_the_others_still_queue(state, project):
+    """One bad row (stored before its cron was refused) must not fail every sweep: the
+    worker's sweep queues webhooks and the other schedules after it."""
+    from scrapy_hitl.state.models import JobSchedule
+
+    good = schedules.create(state, project="shop", spider="shop", cron="*/5 * * * *")
+    with state.db.session() as s:
+        bad = JobSchedule(project="shop", spider="shop", args={}, settings={}, priority=0, cron="0 0 31 2 *",
+                          enabled=True, next_run_at=datetime(2026, 1, 1, tzinfo=UTC), created_by="old")
+        s.add(bad)
+        s.flush()
+        bad_id = bad.id
+    later = datetime.fromisoformat(good["next_run_at"]) + timedelta(minutes=1)
+
+    [job] = schedules.queue_due(state, now=later)
+
+    assert job["schedule_id"] == good["id"]
+    assert schedules.get(state.db, bad_id)["enabled"] is False
