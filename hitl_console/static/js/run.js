@@ -1,5 +1,8 @@
 // One run: stats, the events timeline (paged, then live), and pause/unpause of its spider.
-import { $, Live, Pager, api, compareIds, debounce, describeError, el, fmtNumber, link, parseTime, say, setBadge, when } from "./common.js";
+import {
+  $, Live, Pager, api, compareIds, debounce, describeError, el, fmtDuration, fmtNumber, link, parseTime, say, setBadge,
+  when,
+} from "./common.js";
 import { REASONS, STATUSES, TYPES } from "/words.js";
 
 const runId = $("run").dataset.runId;
@@ -35,15 +38,6 @@ function setPaused(value) {
 }
 
 // --- the summary: pages, items by route, blocks, duration, rate; live while it runs -----------
-
-function fmtDuration(seconds) {
-  if (!Number.isFinite(seconds) || seconds < 0) return "–";
-  const s = Math.round(seconds);
-  if (s < 60) return `${s} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
-  if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
-  return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
-}
 
 function fmtBytes(n) {
   const v = Number(n);
@@ -211,6 +205,64 @@ async function load() {
   }
 }
 
+// --- pages and items over time, from the run's run.progress events (then live) ------------------
+
+const PROGRESS_PAGES = 10; // of 200 events each, at most, read for the chart
+const progressPoints = new Map(); // event id -> {t, responses, items}
+
+function addProgress(ev) {
+  const p = ev.payload || {};
+  const counts = p.responses !== undefined ? p : p.stats ? countsFromStats(p.stats) : null;
+  if (!ev.id || !counts || counts.responses === undefined) return false;
+  progressPoints.set(ev.id, { t: ev.timestamp * 1000, responses: Number(counts.responses) || 0,
+    items: Number(counts.items) || 0 });
+  return true;
+}
+
+/** Two lines on one time axis: pages fetched, items scraped (the counts are cumulative). */
+function drawProgress() {
+  const points = [...progressPoints.values()].sort((a, b) => a.t - b.t);
+  $("progress-empty").hidden = points.length > 0;
+  $("progress-chart").hidden = points.length === 0;
+  if (!points.length) return;
+  const W = 600, H = 160, L = 44, R = 10, T = 10, B = 22;
+  const t0 = points[0].t;
+  const span = Math.max(1, points[points.length - 1].t - t0);
+  const max = Math.max(1, ...points.map((p) => Math.max(p.responses, p.items)));
+  const x = (t) => L + ((t - t0) * (W - L - R)) / span;
+  const y = (v) => T + (H - T - B) * (1 - v / max);
+  const line = (key, cls) => svg("polyline", { class: cls, points: points.map((p) => `${x(p.t)},${y(p[key])}`).join(" ") });
+  const chart = svg("svg", { viewBox: `0 0 ${W} ${H}`, id: "progress-svg", "data-points": points.length });
+  chart.append(
+    svg("line", { class: "axis", x1: L, y1: y(0), x2: W - R, y2: y(0) }),
+    svg("line", { class: "axis", x1: L, y1: T, x2: L, y2: y(0) }),
+    svg("text", { x: 2, y: T + 8 }, fmtNumber(max)),
+    svg("text", { x: 2, y: y(0) }, "0"),
+    svg("text", { x: W - R, y: H - 4, "text-anchor": "end" }, fmtDuration(span / 1000)),
+    line("responses", "line pages"), line("items", "line items"),
+    svg("text", { x: L + 6, y: T + 10, class: "legend pages" }, "pages"),
+    svg("text", { x: L + 56, y: T + 10, class: "legend items" }, "items"));
+  const last = points[points.length - 1]; // the newest counts as dots: one report alone still shows
+  for (const [key, cls] of [["responses", "pages"], ["items", "items"]]) {
+    const dot = svg("circle", { class: `dot ${cls}`, cx: x(last.t), cy: y(last[key]), r: 3 });
+    dot.append(svg("title", {}, `${fmtNumber(last[key])} ${cls}`));
+    chart.append(dot);
+  }
+  $("progress-chart").replaceChildren(chart);
+}
+const redrawProgress = debounce(drawProgress, 300);
+
+async function loadProgress() {
+  let cursor = null;
+  for (let n = 0; n < PROGRESS_PAGES; n++) {
+    const data = await api(`${path}/events`, { query: { limit: 200, cursor } });
+    for (const ev of data.items) if (ev.type === "run.progress" || (ev.payload && ev.payload.closed)) addProgress(ev);
+    cursor = data.next_cursor;
+    if (!cursor) break;
+  }
+  drawProgress();
+}
+
 // --- items: counts per status and the score histogram -------------------------------------------
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -327,6 +379,7 @@ new Live().on((ev) => {
       summary.counts = ev.payload; // live numbers, at the rate the crawler reports them
       renderSummary();
     }
+    if ((ev.type === "run.progress" || (ev.payload && ev.payload.closed)) && addProgress(ev)) redrawProgress();
     if (ev.payload && ev.payload.closed) { // the final stats travel with the closing event
       renderStats(ev.payload.stats);
       renderMonitors((ev.payload.stats || {})[MONITORS_STAT]);
@@ -347,5 +400,6 @@ new Live().on((ev) => {
 load();
 loadQuality();
 loadSnapshots();
+loadProgress().catch((err) => say($("r-error"), describeError(err)));
 new Pager(`${path}/events`, $("load-more"), (items) => addEvents(items)).reset({ limit: 100 })
   .catch((err) => say($("r-error"), describeError(err)));

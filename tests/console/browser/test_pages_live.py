@@ -90,6 +90,7 @@ def test_runs_update_live_and_the_spider_can_be_paused(tab, users, state):
     state.events.emit("run.progress", {"status": "running", "requests": 1200, "responses": 1187, "items": 40,
                                        "parked": 2, "resumed": 0}, run_id=run["id"], spider="sandbox")
     page.wait_for_selector('#summary-facts dd[data-summary="Pages fetched"]:has-text("1,187")')
+    page.wait_for_selector('#progress-svg[data-points="1"]')  # the chart of pages and items, live
     page.wait_for_selector('#events li[data-event-type="run.progress"] .what:text-is('
                            '"1,200 requests sent, 1,187 pages fetched, 40 items")')
 
