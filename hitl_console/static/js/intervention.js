@@ -134,18 +134,26 @@ function renderParked(i) {
   $("parked-panel").hidden = parked.length === 0;
 }
 
+// What each step of an intervention's history was, in words; its action code stays beside it.
+const HISTORY_WORDS = { created: "Opened", updated: "Seen again", resolved: "Resolved", cancelled: "Cancelled",
+  expired: "Expired", owned: "Taken (\"I'm on it\")", released: "Given back" };
+
 function renderHistory(i) {
   $("history").replaceChildren(...(i.history || []).map((h) => {
     const detail = h.detail || {};
     const bits = [];
     if (detail.note) bits.push(`note: ${detail.note}`);
-    if (detail.reason) bits.push(detail.reason);
+    if (detail.reason) bits.push(REASONS[detail.reason] || String(detail.reason).replaceAll("_", " "));
     if (detail.action && h.action !== "created") bits.push(`action: ${detail.action}`);
-    if (detail.parked !== undefined) bits.push(`${detail.parked} parked`);
-    if (detail.cookie_names) bits.push(`cookies: ${detail.cookie_names.join(", ")}`);
+    if (detail.parked !== undefined) bits.push(`${fmtNumber(detail.parked)} parked`);
+    if (detail.cookie_names) {
+      const n = detail.cookie_names.length;
+      bits.push(`${n} cookie${n === 1 ? "" : "s"}: ${detail.cookie_names.join(", ")}`);
+    }
     return el("li", { dataset: { action: h.action } },
-      el("span", { class: "what" }, h.action),
-      el("span", { class: "meta" }, `${h.actor} · `, when(h.at)),
+      el("span", { class: "what" }, HISTORY_WORDS[h.action] || h.action),
+      el("span", { class: "meta" }, `${String(h.actor || "").replace(/^(console|user):/, "")} · `, when(h.at), " ",
+        el("small", { class: "code" }, el("code", {}, h.action))),
       bits.length ? el("div", { class: "meta" }, bits.join(" · ")) : null);
   }));
 }
