@@ -203,7 +203,8 @@ def test_resolve_with_cookies_stores_the_session_and_resumes(client, reviewer, h
     response = resolve(client, reviewer, intervention_id, **kwargs)
     assert response.status_code == 200, response.json
     body = response.json
-    assert set(body) == {"intervention", "session", "run", "run_status", "requests_resumed"}
+    assert set(body) == {"intervention", "session", "run", "run_status", "requests_resumed", "reruns"}
+    assert body["reruns"] == {"jobs": [], "manual": []}  # its run is not waiting: nothing to queue again
     assert body["intervention"]["status"] == "resolved"
     assert body["intervention"]["resolved_by"] == "console:reviewer@example.com"
     assert body["intervention"]["note"] == "logged in"
