@@ -51,6 +51,30 @@ def requested_by() -> str:
     return f"agent:{agent['id']}" if agent else f"user:{g.user['email']}"
 
 
+# What reviewers and agents may set (admins, and `hitl jobs run -s` on the server, set any):
+# numbers and booleans, and these words. Other values can name a file to write (FEEDS,
+# LOG_FILE), a class to load (ITEM_PIPELINES), a program to run (HITL_BROWSER_EXECUTABLE), a
+# proxy or a database that would receive the vault's sessions (HITL_STEALTH_PROXIES,
+# HITL_REDIS_URL), and TELNETCONSOLE_* opens a Python shell on the worker host: like
+# registering a project, that is for whoever runs the workers.
+TEXT_SETTINGS = frozenset({"LOG_LEVEL", "USER_AGENT", "ROBOTSTXT_USER_AGENT"})
+
+
+def check_settings_role(settings: Any) -> None:
+    """403 naming the first setting a reviewer or an agent may not give."""
+    if (g.get("agent") is None and g.user["role"] == "admin") or not isinstance(settings, dict):
+        return  # an admin; or not an object, which jobs.check_spec refuses (422)
+    for key, value in settings.items():
+        plain = (isinstance(value, int | float) and not str(key).startswith("TELNETCONSOLE")) or (
+            key in TEXT_SETTINGS and isinstance(value, str))
+        if not plain:
+            raise ApiError(403, "forbidden", {"settings": (
+                f"setting {key!r}: reviewers and agents may give numbers and booleans (e.g. "
+                f"CLOSESPIDER_PAGECOUNT, DOWNLOAD_DELAY) and {', '.join(sorted(TEXT_SETTINGS))}; a setting "
+                f"that names a file, a class, a program, an address or a secret needs an admin, or the "
+                f"project's own settings.py")})
+
+
 def with_links(job: dict[str, Any]) -> dict[str, Any]:
     """The job, with where to find its run, items, log and page."""
     run = job["run_id"]
@@ -76,6 +100,8 @@ def jobs_create() -> Any:
         if not isinstance(data.get(field), str) or not data[field]:
             raise ApiError(422, "invalid", {field: f"required: {what}"})
     try:
+        jobs.check_spec(data.get("args"), data.get("settings"), data.get("priority"))  # a 422 before a 403
+        check_settings_role(data.get("settings"))
         job = jobs.create(state(), project=data["project"], spider=data["spider"], args=data.get("args"),
                           settings=data.get("settings"), priority=data.get("priority"),
                           requested_by=requested_by())

@@ -52,6 +52,10 @@ def create() -> Any:
     missing = [k for k in ("project", "spider", "cron") if not isinstance(data.get(k), str) or not data[k]]
     if missing:
         raise ApiError(422, "invalid", {k: "required (a string)" for k in missing})
+    from hitl_console.api.jobs import check_settings_role
+
+    _call(jobs.check_spec, data.get("args"), data.get("settings"), data.get("priority", 0))  # a 422 before a 403
+    check_settings_role(data.get("settings"))  # a schedule's jobs run with them
     made = _call(schedules.create, api.state(), project=data["project"], spider=data["spider"], cron=data["cron"],
                  args=data.get("args"), settings=data.get("settings"), priority=data.get("priority", 0),
                  created_by=_actor())

@@ -129,6 +129,37 @@ def test_the_log_pages_by_stream_id(client, reviewer, hitl, demo):
     assert empty["lines"] == [] and empty["after"] == rest["after"]
 
 
+@pytest.mark.parametrize("settings", [
+    {"TELNETCONSOLE_ENABLED": True, "TELNETCONSOLE_HOST": "0.0.0.0", "TELNETCONSOLE_PASSWORD": "x"},  # a shell
+    {"TELNETCONSOLE_ENABLED": True},  # its password is logged, and the log is everyone's
+    {"FEEDS": {"/home/worker/.bashrc": {"format": "csv"}}},  # a file written anywhere
+    {"LOG_FILE": "/etc/cron.d/x"},
+    {"ITEM_PIPELINES": {"somewhere.Pipeline": 100}},  # a class loaded
+    {"HITL_BROWSER_EXECUTABLE": "/bin/sh"},  # a program run
+    {"HITL_STEALTH_PROXIES": ["http://collector.example:8080"]},  # sessions sent elsewhere
+    {"HITL_REDIS_URL": "redis://collector.example/0"},
+])
+def test_reviewers_and_agents_may_not_give_settings_that_run_code_or_touch_files(
+        client, reviewer, agent, admin, hitl, demo, settings):
+    for headers in (reviewer, agent):
+        for url in ("/api/v1/jobs", "/api/v1/schedules"):
+            body = {"project": "demo", "spider": "sandbox", "settings": settings}
+            answer = client.post(url, json={**body, "cron": "@daily"} if "schedules" in url else body,
+                                 headers=headers)
+            assert answer.status_code == 403, (url, answer.json)
+            assert answer.json["error"] == "forbidden" and "needs an admin" in answer.json["detail"]["settings"]
+    assert client.get("/api/v1/jobs", headers=reviewer).json["items"] == []
+    assert start(client, admin, settings=settings).status_code == 201
+
+
+def test_reviewers_and_agents_give_numbers_booleans_and_a_few_words(client, reviewer, agent, demo):
+    settings = {"CLOSESPIDER_PAGECOUNT": 5, "DOWNLOAD_DELAY": 0.5, "ROBOTSTXT_OBEY": True, "LOG_LEVEL": "DEBUG",
+                "USER_AGENT": "mybot/1.0"}
+    for headers in (reviewer, agent):
+        made = start(client, headers, settings=settings)
+        assert made.status_code == 201 and made.json["settings"] == settings, made.json
+
+
 BAD_JOBS = [
     # (body, status, field, words the detail must contain)
     ({"project": "nope", "spider": "sandbox"}, 422, "project", "hitl projects add"),
