@@ -130,3 +130,80 @@ def test_a_reviewer_on_the_console_sees_the_screenshot_of_a_block_on_a_crawler_h
         rig.hitl("jobs", "cancel", str(started["id"]), check=False)
         for row in rig.hitl_json("interventions", "list", "--domain", "protected.sandbox.test"):
             rig.hitl("interventions", "cancel", str(row["id"]), check=False)
+
+
+def test_a_captcha_page_held_on_a_crawler_host_is_solved_live_from_the_console(rig, hosts, token, state, playwright):
+    """The live view across namespaces: the crawler's Chromium on a host holds the challenge page,
+    the reviewer (this process, a websocket to the console's namespace) ticks, types and submits."""
+    import json
+    import re
+
+    from tests.support.console import LiveClient
+
+    path = "/protected/detail/2"
+    browser = ("-s", "HITL_TIERS=static,browser,human", "-s", "HITL_PAUSE_TIMEOUT=600")
+    started = run_job(rig, "-a", "section=protected", "-a", "first=2", "-a", "last=2", *browser)
+    ws = None
+    try:
+        def live():
+            status, body = rig.api("GET", "/api/v1/interventions?status=open&domain=protected.sandbox.test",
+                                   token=token)
+            rows = body["items"] if status == 200 else []
+            return rows and rows[0]["evidence"].get("live") and rows[0]
+
+        iid = wait_for(live, timeout=180, interval=0.5, what="a live captcha intervention")["id"]
+        held_on = job(state, started["id"])["host"]
+        assert held_on in {h.hostname for h in rig.hosts}
+        status, page = rig.api("GET", f"/api/v1/interventions/{iid}/live", token=token)
+        assert status == 200 and page["state"] == "live", page
+        status, html = rig.api("GET", f"/api/v1/interventions/{iid}/artifacts/html", token=token)
+        assert status == 200, html
+        code = re.search(rb'id="cf-code">([A-Z0-9]+)<', html).group(1).decode()
+        # Where the checkbox and the code field are in the held page: the same HTML laid out
+        # in a viewport of its size (the reviewer sees them in the frames).
+        local = playwright.chromium.launch(executable_path=playwright.executable)
+        try:
+            context = local.new_context(viewport={"width": int(page["width"]), "height": int(page["height"])},
+                                        java_script_enabled=False)
+            tab = context.new_page()
+            tab.set_content(html.decode())
+            boxes = {name: tab.locator(sel).bounding_box()
+                     for name, sel in (("checkbox", "input[name=human]"), ("code", "#cf-code-input"))}
+        finally:
+            local.close()
+
+        status, body = rig.api("POST", f"/api/v1/interventions/{iid}/live/token", token=token)
+        assert status == 201, body
+        live_token = body["token"]
+        ws = LiveClient.connect(f"{rig.console_url.replace('http://', 'ws://')}/ws/live/{iid}?token={live_token}",
+                                headers=[("Authorization", f"Bearer {token}"), ("Origin", rig.console_url)])
+        first = json.loads(ws.receive(timeout=60))
+        assert first["type"] in ("frame", "status")
+
+        def click(box):
+            x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+            for kind in ("down", "up"):
+                ws.send(json.dumps({"op": "mouse", "type": kind, "x": x, "y": y, "button": "left", "clicks": 1}))
+
+        click(boxes["checkbox"])
+        click(boxes["code"])
+        ws.send(json.dumps({"op": "text", "text": code}))
+        for kind in ("down", "up"):
+            ws.send(json.dumps({"op": "key", "type": kind, "key": "Enter", "code": "Enter"}))
+        wait_for(lambda: any(r["status"] == 200 for r in rig.sandbox_requests(path)), timeout=60, interval=0.2,
+                 what="the solved page to load in the held browser page")
+
+        status, body = rig.api("POST", f"/api/v1/interventions/{iid}/live/continue", {"token": live_token},
+                               token=token)
+        assert status == 200 and body["continued"], body
+        done = wait_for(lambda: (j := job(state, started["id"]))["status"] in ("finished", "failed") and j,
+                        timeout=180, interval=0.5, what="the job to finish")
+        assert done["status"] == "finished", done
+        assert items_by_n(state, started["run_id"]) == {2: 1}  # the item of the page solved live
+        assert [r["status"] for r in rig.sandbox_requests(path)].count(200) == 1  # never fetched again
+    finally:
+        if ws is not None and ws.connected:
+            ws.close()
+        rig.hitl("jobs", "cancel", str(started["id"]), check=False)
+        for row in rig.hitl_json("interventions", "list", "--domain", "protected.sandbox.test"):
+            rig.hitl("interventions", "cancel", str(row["id"]), check=False)
