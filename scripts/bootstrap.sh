@@ -25,6 +25,7 @@ compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 command -v chromium >/dev/null || need+=(chromium)
 command -v npm >/dev/null || need+=(npm)
 [ -x /usr/bin/redis-server ] || need+=(redis-server)
+command -v ip >/dev/null || need+=(iproute2)  # the multi-host rig's network namespaces (tests/multihost)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
