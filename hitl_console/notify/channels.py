@@ -10,10 +10,12 @@ an SMTP server's answer reaches the audit trail and ``hitl notify test``.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -152,7 +154,7 @@ def send(url: str, *, title: str, body: str, html: str | None = None,
     with _captured() as lines:
         plugin = _plugin(url)
         if plugin is None:
-            return SendResult(False, "; ".join(lines) or "Apprise no longer accepts this channel's URL",
+            return SendResult(False, masked("; ".join(lines), url) or "Apprise no longer accepts this channel's URL",
                               _ms(started))
         is_email = hasattr(plugin, "inline")  # Apprise's email plugin: inline images (RFC 2387)
         attach = None
@@ -169,8 +171,26 @@ def send(url: str, *, title: str, body: str, html: str | None = None,
         except Exception as exc:  # a plugin bug must end as a failed attempt, never kill the worker
             ok = False
             lines.append(f"{type(exc).__name__}: {exc}")
-    error = None if ok else ("; ".join(_unique(lines)) or "the service refused the message (no detail given)")
+    error = None if ok else (masked("; ".join(_unique(lines)), url, plugin.url(privacy=True))
+                             or "the service refused the message (no detail given)")
     return SendResult(ok, error, _ms(started))
+
+
+_WORD = re.compile(r"[^/:@?&=#;,+\s]+")
+MASK = "****"
+
+
+def masked(text: str, url: str, redacted: str = "") -> str:
+    """``text`` (an error Apprise logged) without the channel URL's secrets: Apprise's
+    connection errors quote the request URL, whose path is the service's token (Slack,
+    Discord, Telegram, Mattermost...). A secret is a word of the URL (4 characters or more)
+    that Apprise's redacted form does not show; each is replaced, as is and URL-quoted."""
+    shown = set(_WORD.findall(unquote(redacted)))
+    rest = url.split("://", 1)[-1]
+    words = {w for part in (rest, unquote(rest)) for w in _WORD.findall(part) if len(w) >= 4 and w not in shown}
+    for word in sorted({v for w in words for v in (w, quote(w, safe=""), quote(w))}, key=len, reverse=True):
+        text = text.replace(word, MASK)
+    return text
 
 
 def _unique(lines: list[str]) -> Iterator[str]:

@@ -118,3 +118,23 @@ def test_im_on_it_shows_the_owner_and_a_closed_item_cannot_be_taken(client, revi
     taken = client.post(f"/api/v1/consultations/{asked['id']}/owner", headers=reviewer)
     assert taken.status_code == 200
     assert client.get(f"/api/v1/consultations/{asked['id']}", headers=reviewer).json["owner"] == "reviewer@example.com"
+
+
+def test_a_failed_attempt_never_shows_the_channels_token(client, admin, reviewer, hitl):
+    """Apprise's connection errors quote the request's URL, whose path is the service's token
+    (Slack, Discord, Telegram, Mattermost...): the audit, the channel's health and the answers
+    say the error with the token masked."""
+    token = "SeCrEtToKeN0123456789abcd"
+    url = f"mmost://127.0.0.1:{free_port()}/{token}"
+    channel = client.post("/api/v1/notify/channels", json={"url": url, "name": "mm"}, headers=admin).json
+    result = client.post(f"/api/v1/notify/channels/{channel['id']}/test", headers=admin)
+    assert result.json["outcome"] == "failed" and "Connection refused" in result.json["error"]
+    (sent,) = client.get("/api/v1/notifications", headers=reviewer).json["items"]
+    attempts = client.get(f"/api/v1/notifications/{sent['id']}/attempts", headers=reviewer).json["items"]
+    channels = client.get("/api/v1/notify/channels", headers=admin).json["items"]
+    with hitl.db.engine.connect() as conn:
+        stored = [conn.execute(text(f"SELECT * FROM {table}")).all()
+                  for table in ("notifications", "notification_attempts", "notify_channels")]
+    for shown in (result.json, sent, attempts, channels, stored):
+        assert token not in str(shown)
+    assert "/hooks/****" in attempts[0]["error"]
