@@ -120,9 +120,11 @@ def jobs_list() -> Any:
     limit, cursor = page_args(1)
     if cursor is not None and (type(cursor[0]) is not int or cursor[0] < 1):
         raise ApiError(400, "bad_cursor", "cursor must be a next_cursor value from a previous page")
-    items = jobs.list_(state().db, status=status, project=request.args.get("project") or None,
-                       spider=request.args.get("spider") or None, run_id=request.args.get("run_id") or None,
-                       limit=limit + 1, cursor=cursor[0] if cursor else None)
+    filters = {k: request.args.get(k) or None for k in ("project", "spider", "run_id")}
+    for name, value in filters.items():
+        if value and "\x00" in value:  # PostgreSQL refuses the query itself
+            raise ApiError(400, "bad_request", {name: "a name without NUL bytes"})
+    items = jobs.list_(state().db, status=status, **filters, limit=limit + 1, cursor=cursor[0] if cursor else None)
     return page([with_links(j) for j in items], limit, lambda j: [j["id"]])
 
 

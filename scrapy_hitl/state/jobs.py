@@ -28,6 +28,7 @@ the console tails it live, whichever host runs the crawl.
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -140,8 +141,19 @@ def check_spec(args: Any, settings: Any, priority: Any) -> tuple[dict[str, str],
         if not key or not key.isidentifier() or len(value) > MAX_ARG_LEN:
             raise JobInvalid("args", f"argument {key!r}: the name must be a Python identifier and the "
                                      f"value at most {MAX_ARG_LEN} characters")
+        if _unsendable(value):
+            raise JobInvalid("args", f"argument {key!r} holds a NUL byte or a lone surrogate, which no "
+                                     f"command line carries; send text")
     if not isinstance(settings, dict):
         raise JobInvalid("settings", 'settings are an object, e.g. {"CLOSESPIDER_PAGECOUNT": 100}')
+    if _unsendable(settings):
+        raise JobInvalid("settings", "a setting holds a NUL byte or a lone surrogate, which no command line "
+                                     "carries; send text")
+    try:
+        json.dumps(settings, allow_nan=False)
+    except ValueError:
+        raise JobInvalid("settings", "a setting is NaN or Infinity, which JSON (and the database) has no "
+                                     "number for; give a finite number") from None
     for key in settings:
         if not key or not key.replace("_", "").isalnum() or not key.isupper():
             raise JobInvalid("settings", f"setting {key!r}: setting names are UPPER_CASE, like DOWNLOAD_DELAY")
@@ -153,6 +165,31 @@ def check_spec(args: Any, settings: Any, priority: Any) -> tuple[dict[str, str],
         raise JobInvalid("priority", f"priority is an integer from {MIN_PRIORITY} to {MAX_PRIORITY} "
                                      f"(higher runs first); got {priority!r}")
     return dict(args), dict(settings), priority
+
+
+def _unsendable(value: Any) -> bool:
+    """Whether any string in ``value`` (JSON) cannot go on a command line: a NUL byte, or a
+    lone surrogate (not UTF-8). Such a job was stored, then crashed its runner at every start."""
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if "\x00" in node or not node.isascii() and not _utf8(node):
+                return True
+        elif isinstance(node, dict):
+            stack.extend(node)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def queue_for(priority: int) -> str:

@@ -96,6 +96,8 @@ def add(db: Database, path: str | os.PathLike[str], name: str | None = None, *,
 
 
 def get(db: Database, name: str) -> dict[str, Any]:
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise ProjectNotFound(name)  # no such name can be registered (and a NUL byte is a PostgreSQL error)
     with db.session() as s:
         project = s.scalar(select(Project).where(Project.name == name))
         if project is None:
@@ -109,6 +111,7 @@ def list_(db: Database) -> list[dict[str, Any]]:
 
 
 def remove(db: Database, name: str) -> None:
+    get(db, name)
     with db.session() as s:
         if not s.execute(delete(Project).where(Project.name == name)).rowcount:
             raise ProjectNotFound(name)

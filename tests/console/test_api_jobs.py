@@ -177,6 +177,13 @@ BAD_JOBS = [
     ({"project": "demo", "spider": "sandbox", "priority": 101}, 422, "priority", "-100 to 100"),
     ({"project": "demo", "spider": "sandbox", "priority": True}, 422, "priority", "-100 to 100"),
     ({"project": "demo", "spider": "sandbox", "queue": "fast"}, 422, "queue", "unknown field"),
+    # stored, then every start crashed its runner (no command line carries them)
+    ({"project": "demo", "spider": "sandbox", "args": {"a": "x\x00y"}}, 422, "args", "NUL byte"),
+    ({"project": "demo", "spider": "sandbox", "args": {"a": "\ud800"}}, 422, "args", "lone surrogate"),
+    ({"project": "demo", "spider": "sandbox", "settings": {"X": "x\x00y"}}, 422, "settings", "NUL byte"),
+    ({"project": "demo", "spider": "sandbox", "settings": {"X": ["a", "\x00"]}}, 422, "settings", "NUL byte"),
+    ({"project": "demo", "spider": "sandbox", "settings": {"X": float("inf")}}, 422, "settings", "Infinity"),
+    ({"project": "demo", "spider": "sandbox", "settings": {"X": {"y": float("nan")}}}, 422, "settings", "NaN"),
 ]
 
 
@@ -187,6 +194,23 @@ def test_bad_jobs_are_refused_naming_the_field_and_the_fix(client, reviewer, hit
     assert answer.status_code == status, answer.json
     assert answer.json["error"] == "invalid" and words in answer.json["detail"][field]
     assert client.get("/api/v1/jobs", headers=reviewer).json["items"] == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
+def test_a_nul_byte_in_a_name_is_not_found_or_refused_not_a_500(client, reviewer, admin, demo):
+    """PostgreSQL refuses a query holding a NUL byte: each was a 500 there."""
+    for method, url, status in (("get", "/api/v1/projects/de%00mo", 404),
+                                ("post", "/api/v1/projects/de%00mo/refresh", 404),
+                                ("delete", "/api/v1/projects/de%00mo", 404),
+                                ("get", "/api/v1/jobs?project=de%00mo", 400),
+                                ("get", "/api/v1/jobs?spider=a%00b", 400)):
+        answer = getattr(client, method)(url, headers=admin)
+        assert answer.status_code == status, (url, answer.json)
+    for url, body in (("/api/v1/jobs", {}), ("/api/v1/schedules", {"cron": "@daily"})):
+        answer = client.post(url, json={"project": "de\x00mo", "spider": "sandbox", **body}, headers=reviewer)
+        assert answer.status_code == 422 and "no project named" in answer.json["detail"]["project"], answer.json
+    made = start(client, reviewer, settings={"X": {"y": float("inf")}})
+    assert made.status_code == 422 and "Infinity" in made.json["detail"]["settings"]
 
 
 @pytest.mark.parametrize(("method", "url", "status", "words"), [
