@@ -140,9 +140,11 @@ def _check_url(url: str | None) -> tuple[str, str]:
 def robots() -> Any:
     url, robots_url = _check_url(request.args.get("url"))
     user_agent = (request.args.get("user_agent") or "").strip() or default_user_agent()
-    if len(user_agent) > MAX_USER_AGENT or any(ord(c) < 32 or ord(c) == 127 for c in user_agent):
+    # an HTTP header is Latin-1 to http.client: a character past it (a euro sign) was a 500
+    if len(user_agent) > MAX_USER_AGENT or any(ord(c) < 32 or ord(c) == 127 or ord(c) > 255 for c in user_agent):
         raise ApiError(400, "bad_request", {"user_agent": f"at most {MAX_USER_AGENT} characters, without control "
-                                                          "characters, e.g. mybot/1.0"})
+                                                          "characters or ones an HTTP header cannot carry, "
+                                                          "e.g. mybot/1.0"})
     allow_private = current_app.config["HITL"].robots_allow_private
     try:
         got = fetch(robots_url, user_agent, allow_private=allow_private)

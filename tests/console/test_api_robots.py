@@ -124,7 +124,7 @@ def test_bad_or_internal_urls_are_refused(client, reviewer, url, status, words):
     assert set(answer.json) == {"error", "detail"} and words in str(answer.json["detail"])
 
 
-@pytest.mark.parametrize("user_agent", ["bot\r\nX-Injected: 1", "x" * 501, "tab\tbot"])
+@pytest.mark.parametrize("user_agent", ["bot\r\nX-Injected: 1", "x" * 501, "tab\tbot", "bot/\u20ac"])
 def test_a_bad_user_agent_is_refused(client, reviewer, user_agent):
     answer = ask(client, reviewer, "https://example.com/x", user_agent=user_agent)
     assert answer.status_code == 400 and "user_agent" in answer.json["detail"]
