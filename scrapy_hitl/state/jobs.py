@@ -362,7 +362,20 @@ def transition(
     _emit(state, job, EVENTS[to])
     if to in JOB_FINAL_STATES:
         state.redis.expire(log_key(job_id), LOG_TTL)
+        _end_run(state, job)
     return job
+
+
+def _end_run(state: HitlState, job: dict[str, Any]) -> None:
+    """A job that ends leaves no run behind that says it is still to come: one cancelled
+    before it started (its run was created ``queued``), or while it waited for a human with
+    no crawler alive, or a crawl killed before it could record its end. The run fails with
+    the job's reason; a run whose crawl recorded its end keeps it."""
+    if runs.is_alive(state.redis, job["run_id"]):
+        return  # a crawler still runs it: its end is its own to record
+    with state.db.session() as s:
+        s.execute(update(Run).where(Run.id == job["run_id"], Run.status.in_(("queued", "running", "waiting_for_human")))
+                  .values(status="failed", finish_reason=job["reason"] or job["status"], finished_at=utcnow()))
 
 
 def request_cancel(state: HitlState, job_id: int, *, by: str = "") -> dict[str, Any]:

@@ -208,3 +208,23 @@ def test_a_hand_started_run_with_arguments_no_job_takes_gets_the_command_instead
     [manual] = result["reruns"]["manual"]
     assert manual["run_id"] == run_id and "-a my-arg=x" in manual["command"]
     assert rerun.sweep(state) == []
+
+
+def test_a_job_that_ends_without_its_crawl_ends_its_run_too(state, project):
+    """A job cancelled before it started left its run `queued` for ever, and one cancelled
+    while it waited with no crawler alive its run `waiting_for_human` (scanned by every
+    sweep); a crawler still alive keeps its run to itself."""
+    queued = jobs.create(state, project="shop", spider="shop", enqueue=False)
+    jobs.request_cancel(state, queued["id"], by="ann")
+    waiting = waiting_job(state)
+    jobs.request_cancel(state, waiting["id"], by="ann")
+    assert jobs.get(state.db, waiting["id"])["status"] == "cancelled"
+    for job in (queued, waiting):
+        run = runs.get_run(state.db, job["run_id"])
+        assert (run["status"], run["finish_reason"]) == ("failed", "cancelled"), run
+        assert run["finished_at"] is not None
+
+    alive = waiting_job(state)
+    runs.heartbeat(state.redis, alive["run_id"], 30)
+    jobs.transition(state, alive["id"], "failed", reason="run_busy")
+    assert runs.get_run(state.db, alive["run_id"])["status"] == "waiting_for_human"
