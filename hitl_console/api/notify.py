@@ -13,6 +13,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 
 from hitl_console import api
 from hitl_console.auth.guard import require
+from hitl_console.bounds import MAX_ID
 from hitl_console.errors import ApiError
 from scrapy_hitl.state import consultations, interventions, notifications, notify_channels, notify_rules, ownership
 
@@ -140,7 +141,7 @@ def messages_list() -> Any:
     limit, cursor = api.page_args(1)
     state = api.choice_arg("state", ("pending", "delivered", "failed"))
     channel = request.args.get("channel_id")
-    if channel is not None and not channel.isdigit():
+    if channel is not None and not (channel.isascii() and channel.isdigit() and int(channel) <= MAX_ID):
         raise ApiError(400, "bad_request", {"channel_id": "a channel id"})
     before = cursor[0] if cursor else None
     if before is not None and (type(before) is not int or before < 0):

@@ -29,6 +29,7 @@ PURPOSE = b"scrapy-hitl notify channels v1"
 NAME_CHARS = 100
 ERROR_CHARS = 2000
 FAILING_AFTER = 3  # failed attempts in a row that flag a channel (HITL_NOTIFY_FAILING_AFTER)
+MAX_ID = 2**31 - 1  # the id column is a 32-bit INTEGER in PostgreSQL
 
 
 class ChannelNotFound(LookupError):
@@ -72,6 +73,8 @@ def add(hitl: HitlState, *, name: str, url: str, scheme: str, redacted: str, act
         raise ChannelInvalid(f"a channel name is 1 to {NAME_CHARS} characters; got {name!r}")
     if name.isdigit():
         raise ChannelInvalid(f"a channel name cannot be only digits (those are ids); got {name!r}")
+    if "\x00" in name:
+        raise ChannelInvalid(f"a channel name cannot hold a NUL byte; got {name!r}")
     token = _fernet(hitl).encrypt(url.encode())
     try:
         with hitl.db.session() as s:
@@ -88,11 +91,20 @@ def add(hitl: HitlState, *, name: str, url: str, scheme: str, redacted: str, act
                              "or remove it first") from None
 
 
+def lookup(s: Any, ref: int | str) -> NotifyChannel | None:
+    """A channel by id (an int, or ASCII digits) or name; None for one no column can hold
+    (an id past MAX_ID, a NUL byte: errors in the database, not misses)."""
+    if isinstance(ref, str) and ref.isascii() and ref.isdigit():
+        ref = int(ref)
+    if isinstance(ref, int):
+        return s.get(NotifyChannel, ref) if 0 < ref <= MAX_ID else None
+    if "\x00" in ref:
+        return None
+    return s.scalars(select(NotifyChannel).where(NotifyChannel.name == ref)).first()
+
+
 def _find(s: Any, ref: int | str) -> NotifyChannel:
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-        row = s.get(NotifyChannel, int(ref))
-    else:
-        row = s.scalars(select(NotifyChannel).where(NotifyChannel.name == ref)).first()
+    row = lookup(s, ref)
     if row is None:
         raise ChannelNotFound(ref)
     return row

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from scrapy_hitl.state.models import NotifyChannel, NotifyRule, iso, utcnow
+from scrapy_hitl.state import notify_channels
+from scrapy_hitl.state.models import NotifyRule, iso, utcnow
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -78,10 +79,7 @@ def _channel_ids(s: Session, refs: Any, field: str, errors: dict[str, str]) -> l
         if isinstance(ref, bool) or not isinstance(ref, (int, str)):
             errors[field] = f"{ref!r} is not a channel id or name"
             return []
-        if isinstance(ref, int) or ref.isdigit():
-            row = s.get(NotifyChannel, int(ref))
-        else:
-            row = s.scalars(select(NotifyChannel).where(NotifyChannel.name == ref)).first()
+        row = notify_channels.lookup(s, ref)
         if row is None:
             errors[field] = f"unknown channel {ref!r}; see `hitl notify list`"
             return []
@@ -99,8 +97,8 @@ def check(s: Session, data: dict[str, Any]) -> dict[str, Any]:
     if event not in RULE_EVENTS:
         errors["event"] = f"unknown event {event!r}; one of {', '.join(RULE_EVENTS)}"
     name = data.get("name") or (event if isinstance(event, str) else "")
-    if not isinstance(name, str) or not name.strip() or len(name) > 200:
-        errors["name"] = "1 to 200 characters"
+    if not isinstance(name, str) or not name.strip() or len(name) > 200 or "\x00" in name:
+        errors["name"] = "1 to 200 characters (no NUL bytes)"
     filters = data.get("filters") or {}
     if not isinstance(filters, dict):
         errors["filters"] = "an object"
