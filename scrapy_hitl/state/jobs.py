@@ -53,6 +53,7 @@ MAX_ARGS, MAX_ARG_LEN = 100, 10_000
 RQ_RETRIES = 20
 LOG_MAXLEN = 20_000  # lines kept per job log (the worker keeps the whole log in its data dir)
 LOG_TTL = 30 * 24 * 3600  # seconds a finished job's log stays in Redis
+MAX_BY = 255  # characters of requested_by ("user:" and an email may be longer: PostgreSQL refused the row)
 
 # from -> allowed targets
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -217,7 +218,7 @@ def create(
     with state.db.session() as s:
         s.add(Run(id=run_id, spider=spider, status="queued", args=args, project_dir=found["path"], stats={}))
         job = Job(project=project, spider=spider, args=args, settings=settings, priority=priority,
-                  status="queued", run_id=run_id, requested_by=requested_by, schedule_id=schedule_id,
+                  status="queued", run_id=run_id, requested_by=requested_by[:MAX_BY], schedule_id=schedule_id,
                   queued_at=utcnow(), message="")
         s.add(job)
         s.flush()
@@ -240,7 +241,7 @@ def rerun(state: HitlState, run_id: str, *, requested_by: str = "", why: str = "
     if job is None or job["status"] != "waiting_for_human" or runs.is_alive(state.redis, run_id):
         return None
     queued = transition(state, job["id"], "queued", reason="resumed", message=why,
-                        requested_by=requested_by or job["requested_by"])
+                        requested_by=(requested_by or job["requested_by"])[:MAX_BY])
     if queued is None:
         return None
     _run_queued(state, queued, why)
@@ -255,7 +256,7 @@ def adopt(state: HitlState, run: dict[str, Any], project: str, *, requested_by: 
     job_args, _, _ = check_spec({k: v for k, v in (run.get("args") or {}).items() if isinstance(v, str)}, {}, 0)
     with state.db.session() as s:
         job = Job(project=project, spider=run["spider"], args=job_args, settings={}, priority=0, status="queued",
-                  run_id=run["id"], requested_by=requested_by, queued_at=utcnow(), message=why)
+                  run_id=run["id"], requested_by=requested_by[:MAX_BY], queued_at=utcnow(), message=why)
         s.add(job)
         s.flush()
         created = job_to_dict(job)

@@ -93,7 +93,7 @@ def create(
     projects.check_spider(state.db, project, spider)
     with state.db.session() as s:
         row = JobSchedule(project=project, spider=spider, args=args, settings=settings, priority=priority,
-                          cron=cron.strip(), enabled=True, next_run_at=first, created_by=created_by)
+                          cron=cron.strip(), enabled=True, next_run_at=first, created_by=created_by[:jobs.MAX_BY])
         s.add(row)
         s.flush()
         return schedule_to_dict(row)

@@ -213,6 +213,20 @@ def test_a_nul_byte_in_a_name_is_not_found_or_refused_not_a_500(client, reviewer
     assert made.status_code == 422 and "Infinity" in made.json["detail"]["settings"]
 
 
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_a_user_with_a_long_email_starts_jobs_and_schedules(client, auth, hitl, demo):
+    """requested_by is "user:<email>", and an email may be longer than the column: a 500 on PostgreSQL."""
+    from tests.support.console import PASSWORD, create_fixture_user
+
+    email = "a" * 300 + "@example.com"
+    create_fixture_user(hitl.db, email, PASSWORD, "reviewer")
+    headers = auth.bearer(email)
+    for url, body in (("/api/v1/jobs", {}), ("/api/v1/schedules", {"cron": "@daily"})):
+        made = client.post(url, json={"project": "demo", "spider": "sandbox", **body}, headers=headers)
+        assert made.status_code == 201, made.json
+        assert (made.json.get("requested_by") or made.json.get("created_by")).startswith("user:aaa")
+
+
 @pytest.mark.parametrize(("method", "url", "status", "words"), [
     ("post", "/api/v1/jobs", 400, "JSON object"),  # no body
     ("get", "/api/v1/jobs?status=done", 400, "must be one of"),
