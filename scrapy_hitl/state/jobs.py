@@ -409,7 +409,13 @@ def request_cancel(state: HitlState, job_id: int, *, by: str = "") -> dict[str, 
                   .values(cancel_requested_at=utcnow(), updated_at=utcnow()))
     state.redis.set(cancel_key(job_id), by or "1", ex=7 * 24 * 3600)
     state.redis.publish(CANCEL_CHANNEL, str(job_id))
-    return get(state.db, job_id)
+    job = get(state.db, job_id)
+    if (job["status"] == "waiting_for_human" and not runs.is_alive(state.redis, job["run_id"])
+            and not state.redis.exists(lease_key(job_id))):
+        # its runner let go between our look and the key: nobody reads the key now
+        return transition(state, job_id, "cancelled", reason="cancelled",
+                          message=f"cancelled by {by or 'someone'} while it waited for a human") or get(state.db, job_id)
+    return job
 
 
 CANCEL_CHANNEL = "hitl:jobs:cancel"

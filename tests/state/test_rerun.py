@@ -228,3 +228,20 @@ def test_a_job_that_ends_without_its_crawl_ends_its_run_too(state, project):
     runs.heartbeat(state.redis, alive["run_id"], 30)
     jobs.transition(state, alive["id"], "failed", reason="run_busy")
     assert runs.get_run(state.db, alive["run_id"])["status"] == "waiting_for_human"
+
+
+def test_a_cancel_that_lands_as_the_waiting_crawls_runner_lets_go_still_ends_the_job(state, project, monkeypatch):
+    """The runner of a crawl that closed hitl_paused holds the lease as the cancel looks, and
+    has let go (without seeing the cancel key) by the time the key is set: the job must not
+    wait for ever with its cancel unheard."""
+    job = waiting_job(state)
+    state.redis.set(jobs.lease_key(job["id"]), "the runner", px=30_000)
+    real_cancel_key = jobs.cancel_key
+
+    def lets_go_meanwhile(job_id):
+        state.redis.delete(jobs.lease_key(job_id))
+        return real_cancel_key(job_id)
+
+    monkeypatch.setattr(jobs, "cancel_key", lets_go_meanwhile)
+    done = jobs.request_cancel(state, job["id"], by="ann")
+    assert (done["status"], done["reason"]) == ("cancelled", "cancelled"), done
