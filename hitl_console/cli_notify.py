@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from scrapy_hitl.state import HitlState
 
 ACTOR = "cli"
+RULE_ID = click.IntRange(1, 2**31 - 1)  # ids a database column holds (32-bit in PostgreSQL)
 
 
 def _state(ctx: click.Context) -> HitlState:
@@ -165,7 +166,7 @@ def parse_step(value: str) -> dict[str, Any]:
         raise click.BadParameter(f"{value!r}: write DELAY:CHANNEL, such as 15m:oncall, 90s:team or 1h:lead")
     factor = {"s": 1, "m": 60, "": 60, "h": 3600}[m.group(2)]
     channel = m.group(3)
-    return {"after": float(m.group(1)) * factor, "channel": int(channel) if channel.isdigit() else channel}
+    return {"after": float(m.group(1)) * factor, "channel": int(channel) if channel.isascii() and channel.isdigit() else channel}
 
 
 @notify.group("rules", invoke_without_command=True)
@@ -227,7 +228,7 @@ def rules_add(ctx: click.Context, event: str, name: str | None, channels: tuple[
     filters: dict[str, Any] = {"types": list(types) or None, "domains": list(domains) or None,
                                "min_priority": min_priority, "threshold": threshold}
     data = {"event": event, "name": name or event, "filters": {k: v for k, v in filters.items() if v is not None},
-            "channels": [int(c) if c.isdigit() else c for c in channels], "escalate": [parse_step(s) for s in steps]}
+            "channels": list(channels), "escalate": [parse_step(s) for s in steps]}
     state = _state(ctx)
     try:
         rule = notify_rules.add(state, data, actor=ACTOR)
@@ -240,7 +241,7 @@ def rules_add(ctx: click.Context, event: str, name: str | None, channels: tuple[
 
 
 @rules.command("set")
-@click.argument("rule_id", type=int)
+@click.argument("rule_id", type=RULE_ID)
 @click.option("--event")
 @click.option("--name")
 @click.option("--channel", "channels", multiple=True, help="Replaces the rule's channels (repeat).")
@@ -277,7 +278,7 @@ def rules_set(ctx: click.Context, rule_id: int, event: str | None, name: str | N
         if all_channels:
             changes["channels"] = []
         elif channels:
-            changes["channels"] = [int(c) if c.isdigit() else c for c in channels]
+            changes["channels"] = list(channels)
         if no_escalate:
             changes["escalate"] = []
         elif steps:
@@ -292,7 +293,7 @@ def rules_set(ctx: click.Context, rule_id: int, event: str | None, name: str | N
 
 
 def _rule_command(action: str) -> Any:
-    @click.argument("rule_id", type=int)
+    @click.argument("rule_id", type=RULE_ID)
     @click.pass_context
     def command(ctx: click.Context, rule_id: int) -> None:
         from scrapy_hitl.state import notify_rules

@@ -86,3 +86,18 @@ def test_a_rule_is_changed_field_by_field(state):
     assert code == 1 and "Rule not changed: event: unknown event 'run.exploded'" in out
     code, out = hitl("notify", "rules", "set", "9", "--name", "x")
     assert code == 1 and "No notification rule 9" in out
+
+
+def test_ids_no_column_holds_and_odd_digits_get_a_message_not_a_traceback(state):
+    hitl("notify", "add", "json://127.0.0.1:9/x", "--name", "team")
+    for args in (("rules", "set", str(2**70), "--name", "x"), ("rules", "remove", str(2**70)),
+                 ("rules", "disable", str(2**63))):
+        result = CliRunner().invoke(main, ["notify", *args])
+        assert result.exit_code == 2 and "not in the range" in result.output, (args, result.output)
+    for args in (("rules", "add", "run.failed", "--channel", "²"),
+                 ("rules", "add", "intervention.created", "--escalate", "5m:²"),
+                 ("rules", "add", "run.failed", "--channel", str(2**70))):
+        code, out = hitl("notify", *args)
+        assert code == 1 and "unknown channel" in out, (args, out)
+    code, out = hitl("notify", "test", "²")
+    assert code == 1 and "No notification channel '²'" in out
