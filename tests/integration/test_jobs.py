@@ -195,8 +195,9 @@ def test_a_killed_or_drained_worker_job_runs_again_and_delivers_every_item_once(
         assert not r.exists(lease_key(job["id"]))
 
 
-def test_bad_input_gets_a_message_not_a_traceback(cli, project, tmp_path):
+def test_bad_input_gets_a_message_not_a_traceback(cli, project, tmp_path, monkeypatch):
     cases = [
+        (("worker", "--queues", "crawls,mail"), "give crawls, webhooks or crawls,webhooks"),
         (("jobs", "run", "nope", "sandbox"), "no project named 'nope'"),
         (("jobs", "run", project, "nope"), "has no spider 'nope'; its spiders:"),
         (("jobs", "run", project, "sandbox", "-a", "base"), "is not NAME=VALUE"),
@@ -210,6 +211,10 @@ def test_bad_input_gets_a_message_not_a_traceback(cli, project, tmp_path):
     for args, message in cases:
         code, out = cli(*args)
         assert code != 0 and message in out and "Traceback" not in out, (args, out)
+    monkeypatch.setenv("HITL_MODE", "cloud")
+    code, out = cli("worker", "--queues", "crawls", "--burst")
+    assert code == 1 and "HITL_MODE must be one of local, production; got 'cloud'" in out, out
+    monkeypatch.delenv("HITL_MODE")
     job = cli.json("jobs", "run", project, "sandbox", "-a", "sections=quotes")
     code, out = cli("jobs", "cancel", str(job["id"]))
     assert code == 0 and f"Cancelled job {job['id']}" in out
