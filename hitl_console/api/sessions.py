@@ -208,9 +208,10 @@ def sessions_login(domain: str) -> Any:
         if normalize_domain(found["domain"]) != domain and not normalize_domain(found["domain"]).endswith("." + domain):
             raise ApiError(422, "invalid", {"intervention_id": f"intervention {intervention_id} is for "
                                                               f"{found['domain']}, not {domain}"})
-    if not login_pages.worker_alive(st):
-        raise ApiError(503, "no_worker", "No `hitl worker` is running to open the login page. Start one "
-                                         "(`hitl worker`, or `hitl up`, which starts one), then try again.")
+    if not (login_pages.can_open(st, intervention_id) if intervention_id is not None else login_pages.worker_alive(st)):
+        raise ApiError(503, "no_worker", "No `hitl worker` is running to open the login page (nor the crawl that "
+                                         "opened the intervention). Start one (`hitl worker`, or `hitl up`, which "
+                                         "starts one), then try again.")
     if intervention_id is None:
         found, _created = interventions.open_or_update(
             st, type="login_refresh", reason="login_requested", domain=domain, url=url, actor=actor(),
@@ -221,9 +222,9 @@ def sessions_login(domain: str) -> Any:
         raise ApiError(409, "already_live", f"intervention {intervention_id} already has a live page: open it "
                                             "from the intervention")
     try:
-        login_pages.request_login(st, intervention_id=intervention_id, domain=domain, url=url, name=name, tier=tier,
-                                  actor=actor())
+        host = login_pages.request_login(st, intervention_id=intervention_id, domain=domain, url=url, name=name,
+                                         tier=tier, actor=actor())
     except login_pages.NoLoginWorker as exc:
         raise ApiError(503, "no_worker", str(exc)) from None
     return jsonify({"intervention_id": intervention_id, "state": "opening", "name": name, "tier": tier,
-                    "url": url}), 202
+                    "url": url, "opened_by": host}), 202

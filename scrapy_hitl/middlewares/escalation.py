@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from scrapy import signals
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.httpobj import urlparse_cached
 
@@ -83,6 +84,19 @@ class HitlEscalationMiddleware:
         self._request_stat = {t: f"hitl/tier/{t}/requests" for t in TIERS}
         self._response_stat = {t: f"hitl/tier/{t}/responses" for t in TIERS}
         self._shell_sample = max(1, round(1 / recheck_share)) if recheck_share > 0 else 1
+        if self._browser and ladder.human and crawler.settings.getbool("HITL_LIVE_ENABLED", True):
+            crawler.signals.connect(self._host_login_pages, signal=signals.spider_opened)
+
+    def _host_login_pages(self, spider: Spider) -> None:
+        """Login pages for this crawl's interventions open in its own browser (docs/sessions.md)."""
+        from scrapy_hitl.live.login import CrawlerLoginHost
+
+        assert self.pool is not None
+        try:
+            CrawlerLoginHost.of(self.crawler, self.pool).start()
+        except RuntimeError as exc:  # no asyncio loop (another reactor): hitl worker opens them
+            logger.info("This crawl does not host login pages (%s); `hitl worker` opens them", exc,
+                        extra={"spider": spider})
 
     @property
     def pool(self) -> BrowserPool | None:

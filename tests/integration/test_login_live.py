@@ -51,8 +51,9 @@ def press(state, iid: int, key: str) -> None:
 
 
 def open_login(state, iid: int, url: str, name: str = "alice") -> None:
-    login_pages.request_login(state, intervention_id=iid, domain=DOMAIN, url=url, name=name, tier="browser",
-                              actor="console:ann@example.com")
+    host = login_pages.request_login(state, intervention_id=iid, domain=DOMAIN, url=url, name=name, tier="browser",
+                                     actor="console:ann@example.com")
+    assert host == "worker"
     wait_for(lambda: relay.is_live(state.redis, iid), timeout=60, what="the login page to go live")
     wait_for(lambda: relay.latest(state.redis, iid)[1], timeout=60, what="a first frame")
 
@@ -61,7 +62,9 @@ def test_log_in_through_the_relay_save_and_the_parked_requests_resume_on_the_bro
         crawl, cli, state, pages, fresh_sandbox):
     code, out = cli("domains", "set", DOMAIN, "--requires-session", "required")
     assert code == 0, out
-    run = crawl(args={"sections": "account", "details": "0"}, settings={"HITL_PAUSE_TIMEOUT": 300})
+    # A crawl without the live view hosts no login page: the worker opens it.
+    run = crawl(args={"sections": "account", "details": "0"},
+                settings={"HITL_PAUSE_TIMEOUT": 300, "HITL_LIVE_ENABLED": False})
     (i,) = wait_for(lambda: cli.json("interventions", "list"), what="an intervention")
     assert (i["type"], i["reason"]) == ("manual_access", "session_required")
     run.wait_for_log("Waiting for a human")
@@ -124,3 +127,39 @@ def test_a_login_page_that_closes_tells_the_reviewer_and_saves_nothing(state, pa
     assert any("nothing was saved" in m for m in messages), messages
     assert state.vault.pool(DOMAIN) == []
     assert interventions.get(state, iid)["status"] == "open"
+
+
+def test_while_the_crawl_runs_its_own_browser_opens_the_login_page(crawl, cli, state, fresh_sandbox):
+    """No worker: the crawl that opened the intervention hosts the page (its browser, its IP)."""
+    code, out = cli("domains", "set", DOMAIN, "--requires-session", "required")
+    assert code == 0, out
+    run = crawl(args={"sections": "account", "details": "0"}, settings={"HITL_PAUSE_TIMEOUT": 300})
+    (i,) = wait_for(lambda: cli.json("interventions", "list"), what="an intervention")
+    run.wait_for_log("Waiting for a human")
+    iid, run_id = i["id"], i["run_id"]
+    wait_for(lambda: login_pages.crawler_host(state, iid) == run_id, what="the crawl to host login pages")
+    assert not login_pages.worker_alive(state)
+
+    url = f"http://{DOMAIN}:{port(fresh_sandbox)}/account/login?next=/account/page/1"
+    assert login_pages.request_login(state, intervention_id=iid, domain=DOMAIN, url=url, name="bob",
+                                     tier="browser", actor="console:ann@example.com") == f"run:{run_id}"
+    wait_for(lambda: relay.is_live(state.redis, iid), timeout=60, what="the login page to go live")
+    assert relay.info(state.redis, iid)["run_id"] == run_id  # held by the crawl itself
+    wait_for(lambda: relay.latest(state.redis, iid)[1], timeout=60, what="a first frame")
+    press(state, iid, "Tab")
+    type_text(state, iid, "demo")
+    press(state, iid, "Tab")
+    type_text(state, iid, "demo")
+    press(state, iid, "Enter")
+    wait_for(lambda: urlsplit(relay.info(state.redis, iid)["url"]).path == "/account/page/1", timeout=60,
+             what="the page to reach the account after logging in")
+    answer = relay.request_continue(state.redis, iid, actor="console:ann@example.com", timeout=30)
+    assert answer["ok"] and answer["name"] == "bob", answer
+
+    result = run.wait()
+    assert result.stats["finish_reason"] == "finished", result.log[-3000:]
+    assert len(result.items_in("account")) == PAGES * 10
+    assert result.stats["hitl/live/login_pages"] == 1
+    (session,) = state.vault.pool(DOMAIN)
+    assert session.name == "bob" and [item["name"] for o in session.origins for item in o["localStorage"]] == [
+        "account_token"]
