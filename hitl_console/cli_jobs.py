@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from hitl_console.cli import _Ctx
     from scrapy_hitl.state import HitlState
 
+MAX_ID = 2**31 - 1  # ids a row can have (hitl_console.bounds.MAX_ID; not imported: it loads Flask)
 FOLLOW_BLOCK_MS = 1000  # how long one read of a followed log waits for new lines
 
 
@@ -203,7 +204,7 @@ def jobs_list(status: str | None, project: str | None, spider: str | None, limit
 
 
 @jobs_group.command("show")
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=click.IntRange(1, MAX_ID))
 @click.option("--json", "as_json", is_flag=True)
 def jobs_show(job_id: int, as_json: bool) -> None:
     """One job: its state, why it ended, where it ran."""
@@ -224,7 +225,7 @@ def jobs_show(job_id: int, as_json: bool) -> None:
 
 
 @jobs_group.command("cancel")
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=click.IntRange(1, MAX_ID))
 @click.option("--json", "as_json", is_flag=True)
 def jobs_cancel(job_id: int, as_json: bool) -> None:
     """Cancel a job: a queued one at once; a running crawl gets Scrapy's graceful stop (SIGTERM),
@@ -245,7 +246,7 @@ def jobs_cancel(job_id: int, as_json: bool) -> None:
 
 
 @jobs_group.command("log")
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=click.IntRange(1, MAX_ID))
 @click.option("--follow", "-f", is_flag=True, help="keep printing new lines until the job ends")
 @click.option("--json", "as_json", is_flag=True, help="JSON: the lines as a list (with --follow, one JSON string a line)")
 def jobs_log(job_id: int, follow: bool, as_json: bool) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from hitl_console.cli_jobs import _echo, _fail, _known_errors, _state, jobs_group, parse_pairs
+from hitl_console.cli_jobs import MAX_ID, _echo, _fail, _known_errors, _state, jobs_group, parse_pairs
 
 
 def _schedule_errors() -> tuple[type[Exception], ...]:
@@ -70,7 +70,7 @@ def jobs_schedules(as_json: bool) -> None:
 
 
 @jobs_group.command("unschedule")
-@click.argument("schedule_id", type=int)
+@click.argument("schedule_id", type=click.IntRange(1, MAX_ID))
 @click.option("--json", "as_json", is_flag=True)
 def jobs_unschedule(schedule_id: int, as_json: bool) -> None:
     """Remove a schedule; the jobs it already queued run on."""

@@ -73,6 +73,11 @@ def test_cli_schedule_list_unschedule(hitl, project):
     (["jobs", "schedule", "nope", "shop", "--cron", "@daily"], "hitl projects add"),
     (["jobs", "schedule", "shop", "shop", "--cron", "@daily", "-a", "novalue"], "is not NAME=VALUE"),
     (["jobs", "unschedule", "42"], "no schedule 42"),
+    (["jobs", "unschedule", "99999999999999999999"], "is not in the range"),  # an id no row can have
+    (["jobs", "show", "99999999999999999999"], "is not in the range"),
+    (["jobs", "cancel", "99999999999999999999"], "is not in the range"),
+    (["jobs", "log", "99999999999999999999"], "is not in the range"),
+    (["jobs", "run", "shop", "shop", "-s", "DOWNLOAD_DELAY=NaN"], "NaN or Infinity"),
 ])
 def test_cli_bad_input_is_a_message_not_a_traceback(hitl, project, argv, words):
     from click.testing import CliRunner
