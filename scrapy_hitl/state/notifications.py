@@ -110,20 +110,21 @@ def add(
     message to queue at ``when``, or None when the event joined a message not sent yet."""
     now = now or utcnow()
     with db.session() as s:
-        waiting = (select(Notification.id)
-                   .where(Notification.group_key == group_key, Notification.state == "pending",
-                          Notification.attempts == 0, Notification.lease_token.is_(None))
-                   .order_by(Notification.id.desc()).limit(1)).scalar_subquery()
-        joined = s.execute(update(Notification).where(Notification.id == waiting)
-                           .values(grouped=Notification.grouped + 1, updated_at=now)
-                           .execution_options(synchronize_session=False)).rowcount
-        if joined:
-            return None
-        last = s.scalars(select(Notification.scheduled_at).where(Notification.group_key == group_key)
-                         .order_by(Notification.id.desc()).limit(1)).first()
         when = now
-        if last is not None and throttle > 0:
-            when = max(now, _aware(last) + timedelta(seconds=throttle))  # type: ignore[operator]
+        if throttle > 0:  # 0 (HITL_NOTIFY_THROTTLE=0): no grouping, every event is its own message
+            waiting = (select(Notification.id)
+                       .where(Notification.group_key == group_key, Notification.state == "pending",
+                              Notification.attempts == 0, Notification.lease_token.is_(None))
+                       .order_by(Notification.id.desc()).limit(1)).scalar_subquery()
+            joined = s.execute(update(Notification).where(Notification.id == waiting)
+                               .values(grouped=Notification.grouped + 1, updated_at=now)
+                               .execution_options(synchronize_session=False)).rowcount
+            if joined:
+                return None
+            last = s.scalars(select(Notification.scheduled_at).where(Notification.group_key == group_key)
+                             .order_by(Notification.id.desc()).limit(1)).first()
+            if last is not None:
+                when = max(now, _aware(last) + timedelta(seconds=throttle))  # type: ignore[operator]
         row = Notification(channel_id=channel_id, rule_id=rule_id, event_type=event_type,
                            subject_kind=subject_kind, subject_id=str(subject_id or ""), domain=domain or "",
                            group_key=group_key[:400], grouped=1, escalation_step=escalation_step,

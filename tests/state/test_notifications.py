@@ -169,3 +169,14 @@ def test_the_sweep_queues_a_message_whose_enqueue_was_lost(state):
     (job,) = queue.jobs
     assert job.func_name == notifications.JOB and job.args == (lost[0],)
     assert fresh[0] != lost[0]  # a message just written is left to its own job
+
+
+def test_throttle_zero_groups_nothing(state):
+    """HITL_NOTIFY_THROTTLE=0 turns grouping off (docs/notifications.md): every event is its
+    own message, even one that arrives before the last was sent."""
+    channel = _channel(state)
+    now = utcnow()
+    made = [notifications.add(state.db, channel_id=channel["id"], group_key="g", event_type="e", throttle=0, now=now)
+            for _ in range(3)]
+    assert all(m is not None and m[1] == now for m in made) and len({m[0] for m in made}) == 3
+    assert [n["grouped"] for n in notifications.list_(state.db)] == [1, 1, 1]
