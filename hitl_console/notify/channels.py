@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, unquote
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit, urlunsplit
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -69,7 +69,20 @@ def check_url(url: Any) -> tuple[str, str]:
                                   "services and their URLs")
         why = "; ".join(line for line in lines if "Could not load" not in line) or "the URL is incomplete"
         raise ChannelUrlError(f"not a valid {scheme}:// URL: {why}. See {APPRISE_DOCS} for its format.")
-    return scheme, plugin.url(privacy=True)
+    return scheme, redacted(plugin)
+
+
+def redacted(plugin: Any) -> str:
+    """Apprise's privacy form of a channel URL, with the values of the custom headers
+    (``+Authorization=...``), GET parameters (``-key=...``) and payload fields (``:key=...``)
+    of json://, form:// and xml:// masked too: Apprise shows those in clear, and a JSON
+    endpoint's bearer token is usually one of them."""
+    url = plugin.url(privacy=True)
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    query = [(k, MASK if k[:1] in "+-:" and v else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    return urlunsplit(parts._replace(query=urlencode(query, safe="*", quote_via=quote)))
 
 
 def _schemes() -> Any:
@@ -171,7 +184,7 @@ def send(url: str, *, title: str, body: str, html: str | None = None,
         except Exception as exc:  # a plugin bug must end as a failed attempt, never kill the worker
             ok = False
             lines.append(f"{type(exc).__name__}: {exc}")
-    error = None if ok else (masked("; ".join(_unique(lines)), url, plugin.url(privacy=True))
+    error = None if ok else (masked("; ".join(_unique(lines)), url, redacted(plugin))
                              or "the service refused the message (no detail given)")
     return SendResult(ok, error, _ms(started))
 

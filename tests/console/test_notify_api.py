@@ -161,3 +161,22 @@ def test_ids_past_range_odd_digits_and_nul_bytes_are_refused_not_500(client, adm
         assert listed.status_code == 400 and listed.json["error"] == "bad_request", value
     with pytest.raises(notify_channels.ChannelNotFound):
         notify_channels.get(hitl, "²")  # `hitl notify test ²`
+
+
+def test_headers_and_parameters_of_a_json_channel_are_redacted(client, admin, hitl):
+    """Apprise's privacy form keeps json://, form:// and xml:// URLs' custom headers
+    (``+Authorization=...``), GET parameters (``-key=...``) and payload fields (``:key=...``)
+    in clear, and a JSON endpoint's bearer token is usually one of them."""
+    url = (f"jsons://127.0.0.1:{free_port()}/hook?+Authorization=Bearer%20HdRtOkEn42&-apikey=QuErYkEy42"
+           "&:extra=PaYlOaDkEy42")
+    channel = client.post("/api/v1/notify/channels", json={"url": url, "name": "hook"}, headers=admin)
+    assert channel.status_code == 201, channel.json
+    shown = channel.json["url"]
+    assert "Authorization" in shown and "apikey" in shown and "extra" in shown  # the names stay
+    result = client.post(f"/api/v1/notify/channels/{channel.json['id']}/test", headers=admin).json
+    assert result["outcome"] == "failed"
+    with hitl.db.engine.connect() as conn:
+        stored = conn.execute(text("SELECT * FROM notify_channels")).all()
+    for where in (shown, result, client.get("/api/v1/notify/channels", headers=admin).json, stored):
+        for secret in ("HdRtOkEn42", "QuErYkEy42", "PaYlOaDkEy42"):
+            assert secret not in str(where)
