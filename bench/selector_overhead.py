@@ -8,6 +8,9 @@ Both sides run the add-on and the ``static_fields`` spider (bench/benchlib/spide
 threads: the fingerprints' writes are on the I/O thread) and throughput. Target: CPU per page
 on / off <= 1.02 (fingerprinting adds at most 2%).
 
+``--inprocess`` times ``SelectorBook.extract`` in this process with sampling off and on, and
+the time spent sampling itself (precise where the crawl pairs are noisy).
+
 ``--instructions`` counts CPU instructions per page under valgrind instead (as
 bench/overhead.py does: each side crawls ``pages`` and ``3 * pages``, the difference cancels
 start-up), for three sides: the ``static`` spider's hand-written selectors, ``static_fields``
@@ -51,9 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="JSON result file (default bench/results/selector_overhead.json)")
     parser.add_argument("--instructions", action="store_true",
                         help="count CPU instructions per page under valgrind (use --pages 100 or so)")
+    parser.add_argument("--inprocess", action="store_true",
+                        help="time SelectorBook.extract over the pages in this process, sampling off / on, and "
+                             "the time spent sampling (the crawl's I/O thread replaced by a no-op)")
     ns = parser.parse_args(argv)
     if ns.instructions:
         return instructions_main(ns)
+    if ns.inprocess:
+        return inprocess_main(ns)
     if ns.quick:
         ns.pages, ns.pairs = 300, 1
     runs = []
@@ -81,6 +89,69 @@ def main(argv: list[str] | None = None) -> int:
     print(f"results: {path}")
     print(f"RESULT selector_overhead: CPU per page on/off = {ratio:.3f} (median of {len(per_pair)} pairs; "
           f"target <= {TARGET}: {'met' if ratio <= TARGET else 'NOT met'})")
+    return 0
+
+
+def inprocess_main(ns: argparse.Namespace) -> int:
+    """hitl_extract's own cost per page, and the sampling's share of it: one SelectorBook per
+    round reads ``pages`` sandbox static pages (fresh responses), sampling off then on; the
+    time inside ``_sample`` is measured on its own. The first round warms caches and is
+    left out (it pays the one-time selector compilation)."""
+    import time
+    import types
+
+    from scrapy.http import HtmlResponse
+    from twisted.internet.defer import succeed
+
+    import scrapy_hitl.selectorbook as selectorbook
+    from benchlib.spiders import StaticFieldsSpider
+    from sandbox.pages import static_page
+    from scrapy_hitl.fields import declaration_of
+
+    class _Stats:
+        def inc_value(self, *args: object, **kwargs: object) -> None:
+            pass
+
+        set_value = inc_value
+
+    runtime = types.SimpleNamespace(io=lambda *a, **k: succeed(None), crawler=types.SimpleNamespace(stats=_Stats()),
+                                    state=types.SimpleNamespace(db=None), spider=None)
+    declaration = declaration_of(StaticFieldsSpider)
+    bodies = [(f"http://static.bench.test/static/page/{n}", static_page(n, ns.pages)) for n in range(1, ns.pages + 1)]
+    sampling_s = [0.0]
+    original = selectorbook.SelectorBook._sample
+
+    def timed(self: selectorbook.SelectorBook, *args: object) -> None:
+        start = time.process_time()
+        original(self, *args)  # type: ignore[arg-type]
+        sampling_s[0] += time.process_time() - start
+
+    selectorbook.SelectorBook._sample = timed  # type: ignore[method-assign]
+    rounds: list[dict] = []
+    for i in range(ns.pairs + 1):
+        row = {}
+        for on in (False, True):
+            book = selectorbook.SelectorBook(runtime, "static_fields", {}, declaration)  # type: ignore[arg-type]
+            book.sampling = on
+            responses = [HtmlResponse(url, body=body, encoding="utf-8") for url, body in bodies]
+            sampling_s[0] = 0.0
+            start = time.process_time()
+            for response in responses:
+                book.extract(response, None, None)
+            row["on" if on else "off"] = (time.process_time() - start) / ns.pages * 1e6
+            if on:
+                row["sampling_us_per_page"] = sampling_s[0] / ns.pages * 1e6
+        if i:  # the first round warms up
+            rounds.append(row)
+            print(f"  round {i}: extract off {row['off']:.1f} us/page, on {row['on']:.1f} us/page, of which sampling "
+                  f"{row['sampling_us_per_page']:.2f} us/page", flush=True)
+    sampling = median([r["sampling_us_per_page"] for r in rounds])
+    extract = median([r["off"] for r in rounds])
+    result = {"params": vars(ns), "rounds": rounds, "sampling_us_per_page": sampling, "extract_us_per_page": extract}
+    path = write_result("selector_overhead-inprocess", result, ns.out)
+    print(f"results: {path}")
+    print(f"RESULT selector_overhead (in process): sampling {sampling:.2f} us per page, hitl_extract {extract:.1f} us "
+          f"per page (parse included), median of {len(rounds)} rounds of {ns.pages} pages")
     return 0
 
 
