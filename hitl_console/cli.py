@@ -20,6 +20,17 @@ if TYPE_CHECKING:
     from scrapy_hitl.state import HitlState
 
 
+def lone_redis_warning(config: StateConfig) -> str | None:
+    """A worker with a shared database but its own embedded Redis: on a second host it would
+    run jobs, parks and pauses nobody else sees (docs/deploy.md). None when that is not so."""
+    if config.redis_url or config.database_url.startswith("sqlite"):
+        return None
+    return (f"Warning: HITL_REDIS_URL is not set, so this host uses its own embedded Redis (in "
+            f"{config.data_dir}) while HITL_DATABASE_URL is a shared database: workers on other hosts "
+            "will not see its jobs, parked requests or pauses. Set HITL_REDIS_URL to the Redis every "
+            "host shares (docs/deploy.md).")
+
+
 def _echo_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
@@ -170,6 +181,8 @@ def worker(burst: bool, name: str | None, sweep_interval: float | None, queues: 
     try:
         state_config = StateConfig.from_env()
         check_key(state_config.database_url, state_config.secret_key)  # one key for every host
+        if warning := lone_redis_warning(state_config):
+            click.echo(warning, err=True)
         run_workers(state_config, wanted, burst=burst, name=name, webhook_config=config,
                     jobs_config=jobs_config)
     except (RedisUnavailable, SchemaError, VaultKeyError) as exc:
