@@ -135,7 +135,7 @@ def remove(ctx: click.Context, channel: str) -> None:
 
 
 @notify.command("log")
-@click.option("--limit", default=20, show_default=True)
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def log(ctx: click.Context, limit: int, as_json: bool) -> None:

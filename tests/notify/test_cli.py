@@ -101,3 +101,9 @@ def test_ids_no_column_holds_and_odd_digits_get_a_message_not_a_traceback(state)
         assert code == 1 and "unknown channel" in out, (args, out)
     code, out = hitl("notify", "test", "²")
     assert code == 1 and "No notification channel '²'" in out
+
+
+def test_log_limit_out_of_range_gets_a_message(state):
+    for value in ("0", "-5", str(2**70)):
+        result = CliRunner().invoke(main, ["notify", "log", "--limit", value])
+        assert result.exit_code == 2 and "not in the range" in result.output, (value, result.output)
