@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any
 from scrapy_hitl.live import relay
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from scrapy.crawler import Crawler
 
     from scrapy_hitl.browser.pool import BrowserPool
@@ -287,23 +289,25 @@ class CrawlerLoginHost(LoginServer):
     console routes to its run (:func:`run_queue`) while it says it is alive."""
 
     @classmethod
-    def of(cls, crawler: Crawler, pool: BrowserPool) -> CrawlerLoginHost:
+    def of(cls, crawler: Crawler, pool: Callable[[], BrowserPool]) -> CrawlerLoginHost:
         host = getattr(crawler, "_hitl_login_host", None)
         if host is None:
             host = cls(crawler, pool)
             crawler._hitl_login_host = host  # type: ignore[attr-defined]
         return host
 
-    def __init__(self, crawler: Crawler, pool: BrowserPool) -> None:
+    def __init__(self, crawler: Crawler, pool: Callable[[], BrowserPool]) -> None:
+        from scrapy import signals
+
         from scrapy_hitl.live.config import LiveConfig
         from scrapy_hitl.runtime import HitlRuntime
 
         rt = HitlRuntime.of(crawler)
         super().__init__(rt.state, LiveConfig.from_settings(crawler.settings), rt.run_id)
         self.crawler = crawler
-        self.pool = pool
+        self.pool_of = pool  # the browser pool, looked up (and imported) by the first page only
         self._task: asyncio.Task[None] | None = None
-        pool.close_hooks.append(self.close)
+        crawler.signals.connect(self.close, signal=signals.spider_closed)
 
     def start(self) -> None:
         """On the reactor's asyncio loop (spider open)."""
@@ -326,23 +330,24 @@ class CrawlerLoginHost(LoginServer):
         await client.set(run_alive_key(self.holder_id), "1", ex=ALIVE_TTL)
 
     async def _open_page(self, login: LoginPage) -> Any:
-        handler = await self.pool._ensure_started()
+        pool = self.pool_of()
+        handler = await pool._ensure_started()
         await handler._maybe_launch_browser()  # scrapy-playwright launches it with the first page
         kwargs: dict[str, Any] = {}
         if login.tier == "stealth":
-            kwargs = self.pool._stealth_context(login.domain)
-            login.proxy = self.pool.config.proxy_for(login.domain)
+            kwargs = pool._stealth_context(login.domain)
+            login.proxy = pool.config.proxy_for(login.domain)
         login.context = await handler.browser.new_context(**kwargs)
         page = await login.context.new_page()
         if login.tier == "stealth":  # the evasions, before any of the site's scripts runs
             from playwright_stealth import Stealth
 
-            await Stealth(**self.pool.fingerprint(login.domain).stealth_options()).apply_stealth_async(page)
+            await Stealth(**pool.fingerprint(login.domain).stealth_options()).apply_stealth_async(page)
         self.crawler.stats.inc_value("hitl/live/login_pages")
         return page
 
-    async def close(self) -> None:
-        """Spider close (the pool's close hook): stop taking pages, close the open ones."""
+    async def close(self, *_: Any) -> None:
+        """Spider close: stop taking pages, close the open ones (before the browser closes)."""
         self.stopping_loop = True
         if self._task is not None:
             with contextlib.suppress(Exception):

@@ -91,9 +91,8 @@ class HitlEscalationMiddleware:
         """Login pages for this crawl's interventions open in its own browser (docs/sessions.md)."""
         from scrapy_hitl.live.login import CrawlerLoginHost
 
-        assert self.pool is not None
         try:
-            CrawlerLoginHost.of(self.crawler, self.pool).start()
+            CrawlerLoginHost.of(self.crawler, lambda: self.pool).start()
         except RuntimeError as exc:  # no asyncio loop (another reactor): hitl worker opens them
             logger.info("This crawl does not host login pages (%s); `hitl worker` opens them", exc,
                         extra={"spider": spider})
