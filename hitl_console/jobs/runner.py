@@ -258,10 +258,12 @@ class JobRunner:
         if not self._take_lease():
             return "skipped: another worker runs it"
         try:
-            job = jobs.get(self.state.db, self.job_id)  # as it is now that the lease is ours
-            if job["status"] in JOB_FINAL_STATES:
-                return f"skipped: already {job['status']}"
-            return self._run(job)
+            now = jobs.get(self.state.db, self.job_id)  # as it is now that the lease is ours
+            if now["status"] != job["status"]:
+                # another runner had it meanwhile: it ended, or waits for a human again (not a
+                # dead worker's job to start again)
+                return f"skipped: {now['status']} meanwhile"
+            return self._run(now)
         finally:
             if self.state.redis.get(lease_key(self.job_id)) in (self.token, self.token.encode()):
                 self.state.redis.delete(lease_key(self.job_id))

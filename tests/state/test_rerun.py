@@ -245,3 +245,26 @@ def test_a_cancel_that_lands_as_the_waiting_crawls_runner_lets_go_still_ends_the
     monkeypatch.setattr(jobs, "cancel_key", lets_go_meanwhile)
     done = jobs.request_cancel(state, job["id"], by="ann")
     assert (done["status"], done["reason"]) == ("cancelled", "cancelled"), done
+
+
+def test_a_runner_that_waited_for_the_lease_leaves_a_job_another_runner_had_meanwhile(state, project, monkeypatch):
+    """Two RQ entries for one job (a resolve's and RQ's own retry): the one that waited for
+    the lease finds the job waiting for a human again, and leaves it so, rather than take it
+    for a dead worker's job and crawl again."""
+    from hitl_console.jobs.config import JobsConfig
+    from hitl_console.jobs.runner import JobRunner
+
+    job = jobs.create(state, project="shop", spider="shop", enqueue=False)
+    real_take_lease = JobRunner._take_lease
+
+    def the_other_runner_had_it(self):
+        jobs.transition(state, job["id"], "running", attempts=1)
+        jobs.transition(state, job["id"], "waiting_for_human", reason="hitl_paused")
+        return real_take_lease(self)
+
+    monkeypatch.setattr(JobRunner, "_take_lease", the_other_runner_had_it)
+    result = JobRunner(state, JobsConfig(heartbeat=0.5), job["id"]).run()
+
+    assert result == "skipped: waiting_for_human meanwhile"
+    after = jobs.get(state.db, job["id"])
+    assert (after["status"], after["reason"], after["attempts"]) == ("waiting_for_human", "hitl_paused", 1)
