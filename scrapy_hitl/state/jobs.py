@@ -32,7 +32,7 @@ import json
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from scrapy_hitl.state import projects, runs
 from scrapy_hitl.state.models import JOB_FINAL_STATES, JOB_STATES, Job, Run, iso, utcnow
@@ -223,9 +223,18 @@ def create(
         s.add(job)
         s.flush()
         created = job_to_dict(job)
-    _emit(state, created, "job.queued")
-    if enqueue:
-        submit(state, created)
+    try:
+        _emit(state, created, "job.queued")
+        if enqueue:
+            submit(state, created)
+    except Exception:  # Redis failed: a job left queued with nothing on RQ would wait for ever
+        with state.db.session() as s:
+            s.execute(update(Job).where(Job.id == created["id"]).values(
+                status="failed", reason="enqueue_failed", finished_at=utcnow(),
+                message="Redis failed as the job was queued; start it again"))
+            s.execute(update(Run).where(Run.id == run_id).values(
+                status="failed", finish_reason="enqueue_failed", finished_at=utcnow()))
+        raise
     return created
 
 
@@ -240,12 +249,18 @@ def rerun(state: HitlState, run_id: str, *, requested_by: str = "", why: str = "
     job = latest_for_run(state.db, run_id)
     if job is None or job["status"] != "waiting_for_human" or runs.is_alive(state.redis, run_id):
         return None
-    queued = transition(state, job["id"], "queued", reason="resumed", message=why,
-                        requested_by=(requested_by or job["requested_by"])[:MAX_BY])
-    if queued is None:
-        return None
-    _run_queued(state, queued, why)
-    submit(state, queued)
+    try:
+        queued = transition(state, job["id"], "queued", reason="resumed", message=why,
+                            requested_by=(requested_by or job["requested_by"])[:MAX_BY])
+        if queued is None:
+            return None
+        _run_queued(state, queued, why)
+        submit(state, queued)
+    except Exception:
+        # Redis failed once the job was queued: back to waiting, so the worker's sweep queues
+        # it again; left queued with nothing on RQ, nothing would ever run it
+        _back_to_waiting(state, job)
+        raise
     return queued
 
 
@@ -260,10 +275,24 @@ def adopt(state: HitlState, run: dict[str, Any], project: str, *, requested_by: 
         s.add(job)
         s.flush()
         created = job_to_dict(job)
-    _emit(state, created, "job.queued")
-    _run_queued(state, created, why)
-    submit(state, created)
+    try:
+        _emit(state, created, "job.queued")
+        _run_queued(state, created, why)
+        submit(state, created)
+    except Exception:  # Redis failed: no job, the run waits again, and the sweep adopts it later
+        with state.db.session() as s:
+            s.execute(delete(Job).where(Job.id == created["id"]))
+        _back_to_waiting(state, created)
+        raise
     return created
+
+
+def _back_to_waiting(state: HitlState, job: dict[str, Any]) -> None:
+    with state.db.session() as s:
+        s.execute(update(Job).where(Job.id == job["id"], Job.status == "queued").values(
+            status="waiting_for_human", reason=job["reason"], message=job["message"], updated_at=utcnow()))
+        s.execute(update(Run).where(Run.id == job["run_id"], Run.status == "queued").values(
+            status="waiting_for_human", finished_at=None))
 
 
 def _run_queued(state: HitlState, job: dict[str, Any], why: str) -> None:

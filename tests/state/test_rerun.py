@@ -268,3 +268,32 @@ def test_a_runner_that_waited_for_the_lease_leaves_a_job_another_runner_had_mean
     assert result == "skipped: waiting_for_human meanwhile"
     after = jobs.get(state.db, job["id"])
     assert (after["status"], after["reason"], after["attempts"]) == ("waiting_for_human", "hitl_paused", 1)
+
+
+def test_a_redis_failure_while_queueing_leaves_nothing_queued_for_ever(state, project, monkeypatch):
+    """Redis failing between the job's row and RQ: a re-run goes back to waiting (the sweep
+    queues it once Redis answers, as docs/jobs.md says), a new job is failed (the caller got
+    the error and starts it again); neither is left queued with nothing on RQ to run it."""
+    import redis
+
+    job = waiting_job(state)
+    data = block(state)
+    real_submit = jobs.submit
+
+    def redis_fails(*args, **kwargs):
+        raise redis.ConnectionError("Redis went away")
+
+    monkeypatch.setattr(jobs, "submit", redis_fails)
+    result = interventions.resolve(state, data["id"])
+    assert result["reruns"] is None  # the resolve itself went through
+    assert jobs.get(state.db, job["id"])["status"] == "waiting_for_human"
+    assert runs.get_run(state.db, job["run_id"])["status"] == "waiting_for_human"
+    with pytest.raises(redis.ConnectionError):
+        jobs.create(state, project="shop", spider="shop")
+    [new] = [j for j in jobs.list_(state.db) if j["id"] != job["id"]]
+    assert (new["status"], new["reason"]) == ("failed", "enqueue_failed")
+
+    monkeypatch.setattr(jobs, "submit", real_submit)
+    [again] = rerun.sweep(state)
+    assert again["id"] == job["id"] and again["status"] == "queued"
+    assert len(queued_rq_jobs(state)) == 1
