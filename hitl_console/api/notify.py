@@ -15,7 +15,8 @@ from hitl_console import api
 from hitl_console.auth.guard import require
 from hitl_console.bounds import MAX_ID
 from hitl_console.errors import ApiError
-from scrapy_hitl.state import consultations, interventions, notifications, notify_channels, notify_rules, ownership
+from scrapy_hitl.state import (consultations, interventions, models, notifications, notify_channels, notify_rules,
+                               ownership)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -139,7 +140,7 @@ def rules_remove(rule_id: int) -> Any:
 def messages_list() -> Any:
     """Newest first: ``?limit=&cursor=&state=&channel_id=``."""
     limit, cursor = api.page_args(1)
-    state = api.choice_arg("state", ("pending", "delivered", "failed"))
+    state = api.choice_arg("state", models.NOTIFICATION_STATES)
     channel = request.args.get("channel_id")
     if channel is not None and not (channel.isascii() and channel.isdigit() and int(channel) <= MAX_ID):
         raise ApiError(400, "bad_request", {"channel_id": "a channel id"})

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from hitl_console.notify import channels, messages
 from hitl_console.notify.config import NotifyConfig
 from hitl_console.webhooks.retry import backoff_delay
-from scrapy_hitl.state import artifacts, consultations, interventions, notifications, notify_channels, runs
+from scrapy_hitl.state import artifacts, consultations, interventions, notifications, notify_channels, ownership, runs
 from scrapy_hitl.state.models import utcnow
 
 if TYPE_CHECKING:
@@ -156,10 +156,16 @@ def deliver_notification(
     rng: Callable[[], float] = random.random,
 ) -> str:
     """One attempt: ``skipped`` (not due, or another worker has it), ``delivered``,
-    ``retry`` or ``failed``."""
+    ``retry``, ``failed``, or ``cancelled`` (an escalation whose item was taken or closed
+    meanwhile)."""
     claim = notifications.claim(hitl.db, notification_id, lease_seconds=config.lease_seconds)
     if claim is None:
         return "skipped"
+    stale = _taken_or_closed(hitl, claim)
+    if stale:  # an escalation's retry, after someone took or closed the item: nobody further is told
+        notifications.finish(hitl.db, claim, "cancelled", error=stale)
+        logger.info("Notification %(id)s cancelled: %(why)s", {"id": claim.id, "why": stale})
+        return "cancelled"
     try:
         url = notify_channels.secret_url(hitl, claim.channel_id)
     except notify_channels.ChannelNotFound:
@@ -195,6 +201,19 @@ def deliver_notification(
     logger.info("Notification %(id)s to channel %(channel)s: attempt %(attempt)s failed (%(error)s); retried",
                 log)
     return "retry"
+
+
+def _taken_or_closed(hitl: HitlState, claim: notifications.Claim) -> str | None:
+    """Why an escalation message must not go out any more, or None. The sweep checks this
+    before it writes the message; a message whose first attempt failed is checked again."""
+    if not claim.escalation_step or claim.subject_kind not in ownership.KINDS or not claim.subject_id.isdigit():
+        return None
+    is_open, owner = ownership.status(hitl, claim.subject_kind, int(claim.subject_id))
+    if not is_open:
+        return f"not sent: the {claim.subject_kind} was closed before this escalation went out"
+    if owner:
+        return f"not sent: {owner} took the {claim.subject_kind} before this escalation went out"
+    return None
 
 
 def send_test(hitl: HitlState, config: NotifyConfig, channel: int | str, *, actor: str,

@@ -706,7 +706,7 @@ class Notification(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-NOTIFICATION_STATES = ("pending", "delivered", "failed")
+NOTIFICATION_STATES = ("pending", "delivered", "failed", "cancelled")
 
 
 class NotificationAttempt(Base):
@@ -719,7 +719,7 @@ class NotificationAttempt(Base):
     channel_id: Mapped[int] = mapped_column(ForeignKey("notify_channels.id", ondelete="CASCADE"))
     event_type: Mapped[str] = mapped_column(String(64))
     attempt: Mapped[int] = mapped_column(Integer)
-    outcome: Mapped[str] = mapped_column(String(16))  # delivered | error | interrupted
+    outcome: Mapped[str] = mapped_column(String(16))  # delivered | error | interrupted | cancelled
     error: Mapped[str | None] = mapped_column(Text)
     duration_ms: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

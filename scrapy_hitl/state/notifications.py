@@ -199,7 +199,8 @@ def finish(
     next_attempt_at: datetime | None = None,
     now: datetime | None = None,
 ) -> bool:
-    """End the attempt: ``delivered``, ``retry`` (at ``next_attempt_at``) or ``failed``.
+    """End the attempt: ``delivered``, ``retry`` (at ``next_attempt_at``), ``failed``, or
+    ``cancelled`` (not sent: an escalation whose item was taken or closed meanwhile).
     The attempt is recorded either way; False if the lease was lost meanwhile."""
     now = now or utcnow()
     values: dict[str, Any] = {"lease_token": None, "lease_until": None, "updated_at": now,
@@ -212,8 +213,8 @@ def finish(
         values.update(state="pending", next_attempt_at=next_attempt_at)
     elif outcome == "delivered":
         values.update(state="delivered", delivered_at=now)
-    elif outcome == "failed":
-        values.update(state="failed")
+    elif outcome in ("failed", "cancelled"):
+        values.update(state=outcome)
     else:
         raise ValueError(f"unknown outcome {outcome!r}")
     with db.session() as s:
@@ -222,7 +223,7 @@ def finish(
                         .values(**values).execution_options(synchronize_session=False)).rowcount
         s.add(NotificationAttempt(notification_id=claim.id, channel_id=claim.channel_id,
                                   event_type=claim.event_type, attempt=claim.attempt,
-                                  outcome="delivered" if outcome == "delivered" else "error",
+                                  outcome=outcome if outcome in ("delivered", "cancelled") else "error",
                                   error=error[:ERROR_CHARS] if error else None, duration_ms=duration_ms,
                                   created_at=now))
     return bool(won)

@@ -180,3 +180,25 @@ def test_throttle_zero_groups_nothing(state):
             for _ in range(3)]
     assert all(m is not None and m[1] == now for m in made) and len({m[0] for m in made}) == 3
     assert [n["grouped"] for n in notifications.list_(state.db)] == [1, 1, 1]
+
+
+def test_an_escalation_not_sent_yet_is_cancelled_once_the_item_is_taken(state):
+    """Its first attempt failed; someone says "I'm on it" before the retry: the retry does
+    not tell the next person in line (docs/notifications.md: taking the item stops the chain)."""
+    from hitl_console.notify.delivery import deliver_notification
+    from scrapy_hitl.state import ownership
+
+    channel = _channel(state)  # json://127.0.0.1:9: nothing listens, the attempt fails
+    opened, _ = interventions.open_or_update(state, type="captcha_solve", reason="x", domain="shop.test")
+    made = notifications.add(state.db, channel_id=channel["id"], group_key="escalation1:step1", throttle=0,
+                             event_type="intervention.created", subject_kind="intervention",
+                             subject_id=str(opened["id"]), escalation_step=1)
+    config = NotifyConfig(retry_schedule=(0.0,), public_url="https://hitl.example.com")
+    assert deliver_notification(state, config, made[0], rng=lambda: 0.0) == "retry"
+    ownership.take(state, "intervention", opened["id"], owner="ann@example.com")
+    assert deliver_notification(state, config, made[0], rng=lambda: 0.0) == "cancelled"
+    sent = notifications.get(state.db, made[0])
+    assert sent["state"] == "cancelled" and "ann@example.com" in sent["last_error"]
+    outcomes = [a["outcome"] for a in notifications.attempts(state.db, notification_id=made[0])]
+    assert outcomes == ["cancelled", "error"]  # newest first
+    assert notify_channels.get(state, channel["id"])["failures"] == 1  # the channel was not tried again
