@@ -392,7 +392,8 @@ class JobRunner:
             if start_note:
                 self._line(start_note)
             try:
-                self.proc = subprocess.Popen([sys.executable, "-I", "-S", CHILD, str(os.getpid()), "--", *cmd], cwd=folder,
+                self.proc = subprocess.Popen([sys.executable, "-I", "-S", CHILD, str(os.getpid()),
+                                              f"{self.config.stop_grace:g}", "--", *cmd], cwd=folder,
                                              env=env, stdin=subprocess.DEVNULL, stdout=out,
                                              stderr=subprocess.STDOUT, start_new_session=True)
             except OSError as exc:

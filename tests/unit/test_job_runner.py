@@ -127,3 +127,32 @@ def test_outcome(kwargs, expected):
 ])
 def test_finish_reason_in(line, reason):
     assert finish_reason_in(line) == reason
+
+
+def test_the_go_between_kills_a_crawl_that_ignores_its_stop_after_the_grace():
+    """Its worker gone, the go-between sends the crawl SIGTERM; a crawl that hangs in its
+    stop is killed after HITL_JOB_STOP_GRACE instead of running on for ever, unwatched, with
+    its heartbeat keeping the job's re-run out."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from hitl_console.jobs.runner import CHILD
+
+    hangs = ("import os, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+             "print(os.getpid(), flush=True); time.sleep(120)")
+    worker = (f"import os, subprocess, sys; p = subprocess.Popen([sys.executable, '-I', '-S', {CHILD!r}, "
+              f"str(os.getpid()), '0.2', '--', sys.executable, '-c', {hangs!r}], stdout=subprocess.PIPE); "
+              f"print(p.stdout.readline().decode().strip(), flush=True); os._exit(0)")  # dies once the crawl hangs
+    crawl_pid = int(subprocess.run([sys.executable, "-c", worker], capture_output=True, check=True,
+                                   timeout=60).stdout)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            os.kill(crawl_pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(crawl_pid, 9)
+    raise AssertionError("the crawl outlived its dead worker and its go-between's grace")
