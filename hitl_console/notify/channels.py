@@ -56,6 +56,10 @@ def check_url(url: Any) -> tuple[str, str]:
     url = url.strip()
     if len(url) > MAX_URL:
         raise ChannelUrlError(f"a channel URL is at most {MAX_URL} characters")
+    from scrapy_hitl.state.notify_channels import storable
+
+    if not storable(url):
+        raise ChannelUrlError("a channel URL cannot hold a NUL byte or a lone surrogate")
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if not scheme:
         raise ChannelUrlError(f"{_shown(url)!r} is not a URL: it needs a scheme such as slack://, mailto:// "

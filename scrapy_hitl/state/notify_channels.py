@@ -73,8 +73,8 @@ def add(hitl: HitlState, *, name: str, url: str, scheme: str, redacted: str, act
         raise ChannelInvalid(f"a channel name is 1 to {NAME_CHARS} characters; got {name!r}")
     if name.isdigit():
         raise ChannelInvalid(f"a channel name cannot be only digits (those are ids); got {name!r}")
-    if "\x00" in name:
-        raise ChannelInvalid(f"a channel name cannot hold a NUL byte; got {name!r}")
+    if not storable(name):
+        raise ChannelInvalid(f"a channel name cannot hold a NUL byte or a lone surrogate; got {name!r}")
     token = _fernet(hitl).encrypt(url.encode())
     try:
         with hitl.db.session() as s:
@@ -91,14 +91,24 @@ def add(hitl: HitlState, *, name: str, url: str, scheme: str, redacted: str, act
                              "or remove it first") from None
 
 
+def storable(text: str) -> bool:
+    """Whether a database can hold ``text``: no NUL byte (PostgreSQL refuses it) and no lone
+    surrogate (UTF-8 cannot encode it)."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
+
+
 def lookup(s: Any, ref: int | str) -> NotifyChannel | None:
     """A channel by id (an int, or ASCII digits) or name; None for one no column can hold
-    (an id past MAX_ID, a NUL byte: errors in the database, not misses)."""
+    (an id past MAX_ID, a NUL byte, a lone surrogate: errors in the database, not misses)."""
     if isinstance(ref, str) and ref.isascii() and ref.isdigit():
         ref = int(ref)
     if isinstance(ref, int):
         return s.get(NotifyChannel, ref) if 0 < ref <= MAX_ID else None
-    if "\x00" in ref:
+    if not storable(ref):
         return None
     return s.scalars(select(NotifyChannel).where(NotifyChannel.name == ref)).first()
 

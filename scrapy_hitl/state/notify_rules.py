@@ -97,8 +97,8 @@ def check(s: Session, data: dict[str, Any]) -> dict[str, Any]:
     if event not in RULE_EVENTS:
         errors["event"] = f"unknown event {event!r}; one of {', '.join(RULE_EVENTS)}"
     name = data.get("name") or (event if isinstance(event, str) else "")
-    if not isinstance(name, str) or not name.strip() or len(name) > 200 or "\x00" in name:
-        errors["name"] = "1 to 200 characters (no NUL bytes)"
+    if not isinstance(name, str) or not name.strip() or len(name) > 200 or not notify_channels.storable(name):
+        errors["name"] = "1 to 200 characters (no NUL bytes or lone surrogates)"
     filters = data.get("filters") or {}
     if not isinstance(filters, dict):
         errors["filters"] = "an object"

@@ -144,18 +144,21 @@ def test_a_failed_attempt_never_shows_the_channels_token(client, admin, reviewer
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_ids_past_range_odd_digits_and_nul_bytes_are_refused_not_500(client, admin, hitl):
     """Channel refs a column cannot hold (past 2**31 - 1: SQLite's OverflowError, PostgreSQL's
-    'integer out of range'), digits int() does not read ('²'.isdigit() is true) and NUL bytes
-    (PostgreSQL refuses the query) get the one JSON error, never a 500."""
+    'integer out of range'), digits int() does not read ('²'.isdigit() is true), NUL bytes
+    (PostgreSQL refuses the query) and lone surrogates (no UTF-8) get the one JSON error."""
     assert client.post("/api/v1/notify/channels", json={"url": SLACK, "name": "team"}, headers=admin).status_code == 201
-    for ref in (2**70, str(2**70), "²", "a\x00"):
+    for ref in (2**70, str(2**70), "²", "a\x00", "a\ud800"):
         for body in ({"event": "run.failed", "channels": [ref]},
                      {"event": "intervention.created", "escalate": [{"after": 60, "channel": ref}]}):
             refused = client.post("/api/v1/notify/rules", json=body, headers=admin)
             assert refused.status_code == 422 and "unknown channel" in str(refused.json["detail"]), (ref, body)
-    named = client.post("/api/v1/notify/rules", json={"event": "run.failed", "name": "a\x00b"}, headers=admin)
-    assert named.status_code == 422 and "name" in named.json["detail"]
-    channel = client.post("/api/v1/notify/channels", json={"url": SLACK, "name": "a\x00b"}, headers=admin)
-    assert channel.status_code == 422 and "name" in channel.json["detail"]
+    for bad in ("a\x00b", "a\ud800b"):  # a NUL byte; a lone surrogate, which UTF-8 cannot encode
+        named = client.post("/api/v1/notify/rules", json={"event": "run.failed", "name": bad}, headers=admin)
+        assert named.status_code == 422 and "name" in named.json["detail"]
+        channel = client.post("/api/v1/notify/channels", json={"url": SLACK, "name": bad}, headers=admin)
+        assert channel.status_code == 422 and "name" in channel.json["detail"]
+        url = client.post("/api/v1/notify/channels", json={"url": f"json://host/{bad}", "name": "j"}, headers=admin)
+        assert url.status_code == 422 and "url" in url.json["detail"]
     for value in ("²", str(2**70)):
         listed = client.get(f"/api/v1/notifications?channel_id={value}", headers=admin)
         assert listed.status_code == 400 and listed.json["error"] == "bad_request", value
