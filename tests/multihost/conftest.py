@@ -42,15 +42,16 @@ def rig():
 
 
 def worker_ready(host) -> bool:
-    return all(w.popen.poll() is None for w in host.workers) and any(
-        "Listening on hitl-crawls" in w.log() for w in host.workers)
+    """A live ``hitl worker`` on the host whose crawl worker listens for jobs."""
+    return any(w.popen.poll() is None and "Listening on hitl-crawls" in w.log() for w in host.workers)
 
 
 @pytest.fixture
 def hosts(rig):
     """Every host with a running ``hitl worker`` (one crawl at a time), ready to take jobs."""
     for host in rig.hosts:
-        if not any(w.popen.poll() is None for w in host.workers):
+        host.workers = [w for w in host.workers if w.popen.poll() is None]  # a killed host's are gone
+        if not host.workers:
             host.start_worker(HITL_JOB_HEARTBEAT="1", HITL_JOB_LIMIT_CRAWLS="1")
     deadline = time.monotonic() + 120
     while not all(worker_ready(h) for h in rig.hosts):

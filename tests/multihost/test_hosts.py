@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from tests.integration.conftest import wait_for
+from tests.multihost.conftest import worker_ready
 
 VIP = "vip.sandbox.test"
 VIP_COOKIE = [{"name": "vip_pass", "value": "letmein", "domain": VIP, "path": "/"}]
@@ -76,24 +77,6 @@ def test_two_hosts_blocked_on_one_domain_get_one_intervention_and_one_resolve_re
     for n, count in items_by_n(state, second["run_id"]).items():
         together[n] = together.get(n, 0) + count
     assert together == {n: 1 for n in range(1, 61)}
-
-
-def test_a_host_killed_with_sigkill_moves_its_job_to_the_other_which_finishes_it(rig, hosts, state):
-    slow = ("-s", "CONCURRENT_REQUESTS=1", "-s", "DOWNLOAD_DELAY=0.1")
-    started = run_job(rig, "-a", "section=quotes", "-a", "first=1", "-a", "last=60", *slow)
-    running = wait_for(lambda: (j := job(state, started["id"]))["status"] == "running" and j["host"] and j,
-                       timeout=120, interval=0.2, what="the job to start")
-    lost = next(h for h in rig.hosts if h.hostname == running["host"])
-    wait_for(lambda: item_count(state, started["run_id"]) >= 10, timeout=120, interval=0.2,
-             what="10 items from the first host")
-    lost.kill_all()  # every process of the host: worker, crawl workers, the crawl
-    assert lost.pids() == []
-
-    done = wait_for(lambda: (j := job(state, started["id"]))["status"] in ("finished", "failed") and j,
-                    timeout=240, interval=0.5, what="the other host to finish the job")
-    assert (done["status"], done["attempts"]) == ("finished", 2), done
-    assert done["host"] != lost.hostname
-    assert items_by_n(state, started["run_id"]) == {n: 1 for n in range(1, 61)}  # nothing lost, nothing doubled
 
 
 def test_a_host_with_another_secret_key_refuses_to_start(rig, tmp_path):
@@ -207,3 +190,51 @@ def test_a_captcha_page_held_on_a_crawler_host_is_solved_live_from_the_console(r
         rig.hitl("jobs", "cancel", str(started["id"]), check=False)
         for row in rig.hitl_json("interventions", "list", "--domain", "protected.sandbox.test"):
             rig.hitl("interventions", "cancel", str(row["id"]), check=False)
+
+
+def test_a_drained_hosts_job_continues_on_the_other_and_a_killed_hosts_job_starts_over_there(rig, hosts, state):
+    """Last in the module: it leaves a host dead. One job, three attempts on two hosts:
+
+    1. its host is drained (a deploy's SIGTERM): the crawl stops gracefully, the other host
+       continues it from the JOBDIR on the hosts' shared HITL_JOB_DIR, fetching no page again;
+    2. that host loses every process at once (SIGKILL): its JOBDIR was never saved, so the
+       first host, back, starts the crawl over; the run still holds every item once.
+    """
+    import signal
+
+    def fetched() -> dict[int, int]:
+        return {n: [r["status"] for r in rig.sandbox_requests(f"/drift/detail/{n}")].count(200) for n in range(1, 61)}
+
+    def running_on(attempt: int) -> dict:
+        return wait_for(lambda: (j := job(state, started["id"]))["status"] == "running" and j["attempts"] == attempt
+                        and j, timeout=240, interval=0.2, what=f"attempt {attempt} to run")
+
+    slow = ("-s", "CONCURRENT_REQUESTS=1", "-s", "DOWNLOAD_DELAY=0.3")
+    started = run_job(rig, "-a", "section=drift", "-a", "first=1", "-a", "last=60", *slow)
+    first = next(h for h in rig.hosts if h.hostname == running_on(1)["host"])
+    other = next(h for h in rig.hosts if h is not first)
+    wait_for(lambda: item_count(state, started["run_id"]) >= 5, timeout=120, interval=0.2, what="5 items")
+    for worker in first.workers:
+        worker.popen.send_signal(signal.SIGTERM)
+    for worker in first.workers:
+        assert worker.popen.wait(timeout=120) == 0, worker.log()[-3000:]
+    first.workers.clear()
+
+    assert running_on(2)["host"] == other.hostname
+    before = item_count(state, started["run_id"])
+    wait_for(lambda: item_count(state, started["run_id"]) >= before + 5, timeout=120, interval=0.2,
+             what="5 more items on the other host")
+    assert max(fetched().values()) == 1  # continued from the shared JOBDIR: nothing fetched twice
+    first.start_worker(HITL_JOB_HEARTBEAT="1", HITL_JOB_LIMIT_CRAWLS="1")
+    wait_for(lambda: worker_ready(first), timeout=120, interval=0.2, what="the first host's worker")
+    assert job(state, started["id"])["status"] == "running"  # still crawling on the other host
+
+    other.kill_all()  # every process of the host: worker, crawl workers, the crawl
+    assert other.pids() == []
+    assert running_on(3)["host"] == first.hostname
+    done = wait_for(lambda: (j := job(state, started["id"]))["status"] in ("finished", "failed") and j,
+                    timeout=240, interval=0.5, what="the first host to finish the job")
+    assert (done["status"], done["attempts"]) == ("finished", 3), done
+    assert items_by_n(state, started["run_id"]) == {n: 1 for n in range(1, 61)}  # nothing lost, nothing doubled
+    assert any("starting the crawl over" in line for line in rig.hitl_json("jobs", "log", str(started["id"])))
+    assert list(rig.jobs_dir.glob(f"{started['run_id']}.unclean-*"))  # the unsaved JOBDIR, moved aside
