@@ -64,13 +64,14 @@ def available() -> str | None:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether the process exists and is not a zombie (a killed rig's process may stay one
+    until its parent reaps it)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as f:
+            raw = f.read()
+    except OSError:
         return False
-    except PermissionError:
-        return True
-    return True
+    return raw[raw.rindex(")") + 2:][:1] not in ("Z", "X")
 
 
 def _ns_pids(ns: str) -> list[int]:
