@@ -659,14 +659,6 @@ def test_a_whole_session_matches_the_document(app, api, world, openapi, users):
     api("GET", f"/api/v1/schedules/{sched['id']}", 200, as_=reviewer)
     api("DELETE", f"/api/v1/schedules/{sched['id']}", 200, as_=reviewer)
     api("DELETE", f"/api/v1/schedules/{sched['id']}", 404, as_=reviewer)
-    # schedules (docs/jobs.md): made (201) or refused (422: a bad cron), listed, shown, removed
-    sched = api("POST", "/api/v1/schedules", 201, as_=reviewer,
-                json={"project": "demo", "spider": "sandbox", "cron": "0 3 * * *", "args": {"a": "1"}}).json
-    api("POST", "/api/v1/schedules", 422, as_=reviewer, json={"project": "demo", "spider": "sandbox", "cron": "nightly"})
-    api("GET", "/api/v1/schedules", 200, as_=reviewer)
-    api("GET", f"/api/v1/schedules/{sched['id']}", 200, as_=reviewer)
-    api("DELETE", f"/api/v1/schedules/{sched['id']}", 200, as_=reviewer)
-    api("DELETE", f"/api/v1/schedules/{sched['id']}", 404, as_=reviewer)
     api("DELETE", "/api/v1/projects/demo", 204, as_=admin)
 
     # selectors (docs/selectors.md): a selector_fix of a spider with declared fields, its
