@@ -426,7 +426,8 @@ class JobRunner:
             status, reason, message = "cancelled", "cancelled", "cancelled while it closed to wait for a human"
         logger.info("Job %(id)s: crawl exited with %(code)s (finish reason %(fr)s): %(status)s",
                     {"id": self.job_id, "code": exit_code, "fr": finish_reason, "status": status})
-        if run and run.get("status") in ("queued", "running"):
+        if (run and run.get("status") in ("queued", "running")
+                and jobs.get(st.db, self.job_id)["status"] != "queued"):  # not queued again by a resolve meanwhile
             # the crawl never recorded its end (it failed before opening, was killed, or
             # its project does not use the add-on)
             runs.update_run(st.db, job["run_id"], status="completed" if status == "finished" else "failed",

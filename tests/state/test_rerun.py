@@ -297,3 +297,40 @@ def test_a_redis_failure_while_queueing_leaves_nothing_queued_for_ever(state, pr
     [again] = rerun.sweep(state)
     assert again["id"] == job["id"] and again["status"] == "queued"
     assert len(queued_rq_jobs(state)) == 1
+
+
+def test_a_resolve_that_lands_as_the_crawl_exits_leaves_the_run_queued_not_failed(state, project, monkeypatch):
+    """The crawl closed hitl_paused and is exiting when a resolve queues its job again: the
+    run is queued for the re-run; its old runner must not then mark it failed (it showed
+    failed until a worker started the re-run)."""
+    from hitl_console.jobs.config import JobsConfig
+    from hitl_console.jobs.runner import JobRunner
+
+    (project / "shop" / "spiders").mkdir(parents=True)
+    (project / "shop" / "__init__.py").write_text("")
+    (project / "shop" / "settings.py").write_text(
+        'BOT_NAME = "shop"\nSPIDER_MODULES = ["shop.spiders"]\nTELNETCONSOLE_ENABLED = False\n')
+    (project / "shop" / "spiders" / "__init__.py").write_text("")
+    (project / "shop" / "spiders" / "shop.py").write_text(  # closes as a crawl waiting for a human does
+        "import scrapy\nfrom scrapy import signals\nfrom scrapy.exceptions import CloseSpider\n\n\n"
+        "class Shop(scrapy.Spider):\n    name = 'shop'\n\n"
+        "    @classmethod\n    def from_crawler(cls, crawler, *args, **kwargs):\n"
+        "        spider = super().from_crawler(crawler, *args, **kwargs)\n"
+        "        crawler.signals.connect(spider.idle, signals.spider_idle)\n        return spider\n\n"
+        "    async def start(self):\n        return\n        yield\n\n"
+        "    def idle(self, spider):\n        raise CloseSpider('hitl_paused')\n")
+    job = jobs.create(state, project="shop", spider="shop", enqueue=False)
+    real_watch = JobRunner._watch
+
+    def a_resolve_lands_as_it_exits(self, running):
+        watched = real_watch(self, running)
+        jobs.transition(state, job["id"], "waiting_for_human", reason="all_work_parked")
+        assert jobs.rerun(state, job["run_id"], why="resolved") is not None
+        return watched
+
+    monkeypatch.setattr(JobRunner, "_watch", a_resolve_lands_as_it_exits)
+    JobRunner(state, JobsConfig(heartbeat=0.5), job["id"]).run()
+
+    assert "Spider closed (hitl_paused)" in "\n".join(jobs.log_tail(state.redis, job["id"], 100))
+    assert jobs.get(state.db, job["id"])["status"] == "queued"
+    assert runs.get_run(state.db, job["run_id"])["status"] == "queued"
