@@ -15,7 +15,7 @@ def test_import_keeps_localstorage_and_refuses_a_taken_name_unless_replace(cli, 
     path.write_text(json.dumps(STATE))
     code, out = cli("sessions", "import", DOMAIN, str(path), "--name", "alice")
     assert code == 0, out
-    assert "localStorage of 1 origin(s)" in out and "'alice'" in out
+    assert "localStorage of 1 origin" in out and "'alice'" in out
     code, out = cli("sessions", "import", DOMAIN, str(path), "--name", "alice")
     assert code == 1 and "already has a session named 'alice'" in out and "--replace" in out
     code, out = cli("sessions", "import", DOMAIN, str(path), "--name", "alice", "--replace")
