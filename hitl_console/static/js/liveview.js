@@ -4,7 +4,7 @@
 // and are shown in an <img> scaled to the panel; the reviewer's mouse, wheel, keys and pastes
 // go back over the same socket, scaled from the shown size to the page's CSS pixels. The
 // socket needs a one-time token, asked for first and renewed while the view is open.
-import { $, api, describeError, say, setBadge } from "./common.js";
+import { $, api, describeError, el, say, setBadge } from "./common.js";
 
 const id = Number($("intervention").dataset.interventionId);
 const RENEW_MS = 5 * 60 * 1000; // well inside the token's 15 minutes
@@ -255,6 +255,14 @@ async function offerLogin() {
   const open = intervention.status === "open" && LOGIN_TYPES.has(intervention.type) && pageState !== "live";
   $("live-login").hidden = !open;
   if (pageState === "live") say($("live-login-status"), "");
+  // Why a login is asked for: the sessions the crawl retired (and why), or "expires in 25 min"
+  const evidence = intervention.evidence || {};
+  $("live-login-summary").textContent = evidence.summary || "";
+  $("live-login-summary").hidden = !evidence.summary;
+  const retired = evidence.retired_sessions || [];
+  $("live-login-retired").replaceChildren(...retired.map((r) => el("li", { dataset: { session: r.name } },
+    `Session ${r.name} retired: ${r.reason}`)));
+  $("live-login-retired").hidden = retired.length === 0;
   if (open && !$("live-login-url").value) {
     $("live-login-url").value = intervention.url || `https://${intervention.domain}/`;
   }

@@ -135,3 +135,20 @@ def test_a_reviewer_logs_in_through_the_live_view_and_the_parked_requests_resume
     assert [o["origin"] for o in session.origins] == [f"http://{DOMAIN}:{port}"]
     assert interventions.get(state, iid)["resolution"]["action"] == "cookies"
     assert tab.errors == [] and tab.dialogs == []
+
+
+def test_the_intervention_says_which_sessions_were_retired_and_offers_a_login(tab, users, state):
+    data, _created = interventions.open_or_update(
+        state, type="login_refresh", reason="http_403_with_session", domain="shop.example", url="https://shop.example/a",
+        evidence={"retired_sessions": [{"name": "alice", "reason": "http_403_with_session", "uses": 3},
+                                       {"name": "bob", "reason": "max_uses", "uses": 500}]})
+    tab.login("reviewer@example.com")
+    tab.page.goto(f"{tab.base_url}/interventions/{data['id']}")
+    tab.page.wait_for_selector("#live-login:not([hidden])")
+    retired = tab.page.locator("#live-login-retired li").all_text_contents()
+    assert retired == ["Session alice retired: http_403_with_session", "Session bob retired: max_uses"]
+    assert tab.page.input_value("#live-login-url") == "https://shop.example/a"
+    tab.page.click("#live-login-open")  # no worker and no crawl runs: the reviewer is told
+    error = tab.page.wait_for_selector("#live-login-error:not([hidden])")
+    assert "hitl worker" in error.text_content()
+    assert tab.errors == []
