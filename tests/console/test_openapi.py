@@ -25,6 +25,7 @@ from openapi_core.validation.request.exceptions import (
     RequestBodyValidationError,
     SecurityValidationError,
 )
+from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 from werkzeug.wrappers import Request, Response
 
@@ -105,7 +106,16 @@ class Recorder:
 
         chunks = self.wsgi_app(environ, start)
         try:
-            data = b"".join(chunks)
+            if any(k.lower() == "content-type" and v.startswith("text/event-stream") for k, v in answer["headers"]):
+                # An event stream is open until the client leaves: keep it up to its first
+                # events (call it with events to replay), then leave, as a client would.
+                data = b""
+                for chunk in chunks:
+                    data += chunk
+                    if b"data:" in chunk:
+                        break
+            else:
+                data = b"".join(chunks)
         finally:
             getattr(chunks, "close", lambda: None)()
         self.calls.append((request, Response(data, status=answer["status"], headers=answer["headers"])))
@@ -233,6 +243,15 @@ def _describe(exc: BaseException) -> str:
     return "\n    ".join(parts)
 
 
+def event_errors(response) -> list[str]:
+    """Each message of a recorded event stream against the document's ``Event``, strictly."""
+    event = OAS31Validator({"$ref": "#/components/schemas/Event", "unevaluatedProperties": False,
+                            "components": strict(SPEC)["components"]})
+    lines = [line for line in response.get_data(as_text=True).splitlines() if line.startswith("data:")]
+    return [f"{e.message[:300]} at {list(e.absolute_path)}"
+            for line in lines for e in event.iter_errors(json.loads(line[5:]))] if lines else ["no message"]
+
+
 def mismatches(openapi, recorder, refused):
     """Every recorded call checked against the document; a list of what does not match."""
     published, strict_ = openapi
@@ -249,6 +268,8 @@ def mismatches(openapi, recorder, refused):
             problems += [f"{name}: request: {_describe(e)}" for e in errors]
         problems += [f"{name}: response: {_describe(e)}"
                      for e in strict_.iter_response_errors(req, WerkzeugOpenAPIResponse(response))]
+        if response.status_code == 200 and response.mimetype == "text/event-stream":
+            problems += [f"{name}: event: {e}" for e in event_errors(response)]
     return problems
 
 
@@ -417,6 +438,10 @@ def test_a_whole_session_matches_the_document(app, api, world, openapi, users):
         json={"url": f"https://{NEWS}/account", "selector": "a.logout"})
     api("PUT", f"/api/v1/sessions/{NEWS}/probe", 422, as_=reviewer, json={"url": f"https://{NEWS}/", "selector": "a["})
     api("POST", f"/api/v1/sessions/{NEWS}/login", 503, as_=reviewer, json={"url": f"https://{NEWS}/login"})
+    from hitl_console import login_pages
+
+    hitl.redis.set(login_pages.ALIVE_KEY, "a-worker", ex=60)  # what a `hitl worker` serving login pages sets
+    api("POST", f"/api/v1/sessions/{NEWS}/login", 202, as_=reviewer, json={"url": f"https://{NEWS}/login"})
     api("DELETE", f"/api/v1/sessions/{NEWS}/alice", 204, as_=reviewer)
 
     # domains: pages, one, its history, an admin edit
@@ -682,6 +707,44 @@ def test_a_whole_session_matches_the_document(app, api, world, openapi, users):
     api("GET", f"/api/v1/selectors/history?spider=quotes&domain={SELECTORS_DOMAIN}&field=_rows", 200, as_=reviewer)
     api("GET", "/api/v1/selectors/export?spider=quotes", 200, as_=reviewer)
     api("POST", "/api/v1/selectors/revert", 200, as_=reviewer, json=override)
+
+    # notifications (docs/notifications.md): an admin adds a channel (201, or 422: a scheme
+    # Apprise does not know), tests it (a closed local port: answered 200, outcome failed),
+    # manages a rule; anyone reads the messages sent and their attempts
+    hook = api("POST", "/api/v1/notify/channels", 201, as_=admin,
+               json={"url": f"json://127.0.0.1:{free_port()}/hook", "name": "hook"}).json
+    api("POST", "/api/v1/notify/channels", 422, as_=admin, json={"url": "foo://bar"})
+    api("GET", "/api/v1/notify/channels", 200, as_=admin)
+    api("POST", f"/api/v1/notify/channels/{hook['id']}/test", 200, as_=admin)
+    rule = api("POST", "/api/v1/notify/rules", 201, as_=admin, json={
+        "event": "intervention.created", "name": "captchas", "channels": ["hook"],
+        "filters": {"types": ["captcha_solve"]}, "escalate": [{"after": 900, "channel": "hook"}]}).json
+    api("POST", "/api/v1/notify/rules", 422, as_=admin, json={"event": "intervention.exploded"})
+    api("PATCH", f"/api/v1/notify/rules/{rule['id']}", 200, as_=admin, json={"enabled": False})
+    api("GET", "/api/v1/notify/rules", 200, as_=admin)
+    api("DELETE", f"/api/v1/notify/rules/{rule['id']}", 200, as_=admin)
+    sent = api("GET", "/api/v1/notifications?limit=1", 200, as_=reviewer).json["items"][0]
+    api("GET", f"/api/v1/notifications/{sent['id']}/attempts", 200, as_=reviewer)
+    api("DELETE", f"/api/v1/notify/channels/{hook['id']}", 200, as_=admin)
+    # "I'm on it": an open intervention and a pending consultation taken, read owned, given
+    # back; an answered one cannot be taken (409)
+    api("POST", f"/api/v1/interventions/{pending}/owner", 200, as_=reviewer)
+    api("GET", f"/api/v1/interventions/{pending}", 200, as_=reviewer)
+    api("DELETE", f"/api/v1/interventions/{pending}/owner", 200, as_=reviewer)
+    api("POST", f"/api/v1/consultations/{again['id']}/owner", 200, as_=reviewer)
+    api("GET", f"/api/v1/consultations/{again['id']}", 200, as_=reviewer)
+    api("DELETE", f"/api/v1/consultations/{again['id']}/owner", 200, as_=reviewer)
+    api("POST", f"/api/v1/consultations/{asked['id']}/owner", 409, as_=reviewer)
+
+    # the event stream (docs/events.md), read up to its first events (the recorder leaves a
+    # stream there): a script's ?after=, the old path with Last-Event-ID, a malformed after
+    api("GET", "/api/v1/events?after=0", 200, as_=reviewer)
+    api("GET", "/events/runs/events", 200, as_=reviewer, headers={"Last-Event-ID": hitl.events.range(count=1)[0].id})
+    api("GET", "/api/v1/events?after=nope", 400, as_=reviewer)
+    # the metrics: off (404) until HITL_METRICS_TOKEN is set, then read with that token
+    api("GET", "/metrics", 404)
+    app.config["HITL"] = dataclasses.replace(app.config["HITL"], metrics_token="m" * 32)
+    api("GET", "/metrics", 200, headers={"Authorization": "Bearer " + "m" * 32})
 
     problems = mismatches(openapi, api.recorder, api.refused)
     assert problems == [], "answers that do not match hitl_console/openapi.json:\n" + "\n".join(problems)
