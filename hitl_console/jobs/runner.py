@@ -160,7 +160,10 @@ def build_command(job: dict[str, Any], config: JobsConfig, jobdir: Path) -> tupl
     for key, value in (job["args"] or {}).items():
         cmd += ["-a", f"{key}={value}"]
     caps, capped = limit_settings(job["settings"] or {}, config)
-    settings = {**(job["settings"] or {}), **caps, "HITL_RUN_ID": job["run_id"], "JOBDIR": str(jobdir)}
+    # Scrapy's telnet console (on by default) is a Python shell in the crawl, and its password
+    # goes into the log every user can read: off for jobs, unless the job (an admin) asks.
+    settings = {"TELNETCONSOLE_ENABLED": False, **(job["settings"] or {}), **caps, "HITL_RUN_ID": job["run_id"],
+                "JOBDIR": str(jobdir)}
     for key, value in settings.items():
         cmd += ["-s", f"{key}={setting_text(value)}"]
     return cmd, capped

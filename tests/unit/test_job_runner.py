@@ -73,7 +73,8 @@ def test_build_command_passes_args_settings_run_and_jobdir():
     cmd, capped = build_command(job, JobsConfig(pages=3), Path("/data/jobs/r1"))
     assert cmd[1:5] == ["-m", "scrapy", "crawl", "shop"]
     pairs = list(zip(cmd[5::2], cmd[6::2], strict=True))
-    assert pairs == [("-a", "category=a b"), ("-s", 'FEEDS={"/x.jsonl": {"format": "jsonlines"}}'),
+    assert pairs == [("-a", "category=a b"), ("-s", "TELNETCONSOLE_ENABLED=False"),
+                     ("-s", 'FEEDS={"/x.jsonl": {"format": "jsonlines"}}'),
                      ("-s", "DOWNLOAD_DELAY=0.5"), ("-s", "CLOSESPIDER_PAGECOUNT=3"),
                      ("-s", "HITL_BROWSER_MAX_PAGES=4"), ("-s", "HITL_RUN_ID=r1"), ("-s", "JOBDIR=/data/jobs/r1")]
     assert capped == {"closespider_pagecount": "page_limit"}
