@@ -436,6 +436,10 @@ class HitlRuntime:
             domain = request_domain(request)
             held = self.held_reason(domain)
             if held:
+                from scrapy_hitl.middlewares.robots import refuses
+
+                if refuses(self.crawler, request):
+                    return  # robots.txt drops it on its way out: never parked for a human
                 self.park(request, domain, held)
                 raise IgnoreRequest(f"parked ({held}): {request}")
 

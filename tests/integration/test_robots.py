@@ -78,3 +78,29 @@ def test_a_challenged_robots_txt_is_not_a_block_and_is_never_parked(crawl, chall
               for p in state.parking.peek(spider, domain, 100)]
     assert parked and not any(url.endswith("/robots.txt") for url in parked)
     assert "NO_CALLBACK" not in result.log
+
+
+@pytest.fixture
+def vip_robots_sandbox():
+    from sandbox.control import SandboxServer
+
+    server = SandboxServer(pages=6, robots_disallow="/vip/page/4")
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_a_request_robots_txt_refuses_is_not_parked_while_its_domain_is_held(crawl, vip_robots_sandbox, state):
+    """vip answers 403: the domain is held, and the pages scheduled after are parked for a
+    human, except the one robots.txt refuses, which is dropped and counted as usual."""
+    result = crawl(spider="vip_fanout", args={"pages": "6", "delay": "0.3"},
+                   settings={"ROBOTSTXT_OBEY": True, "CONCURRENT_REQUESTS": 1, "HITL_PAUSE_TIMEOUT": 1},
+                   site=vip_robots_sandbox).wait()
+
+    assert result.returncode == 0, result.log[-3000:]
+    stats = result.stats
+    assert stats["hitl/robots/refused"] == 1 and urlsplit(stats["hitl/robots/refused_urls"]).path == "/vip/page/4"
+    parked = sorted(urlsplit(p["request"]["url"]).path for (spider, domain) in state.parking.pairs()
+                    for p in state.parking.peek(spider, domain, 100))
+    assert parked == [f"/vip/page/{n}" for n in (1, 2, 3, 5, 6)]
+    assert "/vip/page/4" not in vip_robots_sandbox.hits()

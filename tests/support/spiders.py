@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,13 +15,16 @@ class VipFanoutSpider(scrapy.Spider):
 
     name = "vip_fanout"
 
-    def __init__(self, base: str = "", pages: str = "12", **kwargs: Any) -> None:
+    def __init__(self, base: str = "", pages: str = "12", delay: str = "0", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.port = urlsplit(base).port
         self.pages = int(pages)
+        self.delay = float(delay)  # seconds between two pages: the later ones meet a paused domain
 
     async def start(self) -> AsyncIterator[scrapy.Request]:
         for n in range(1, self.pages + 1):
+            if n > 1 and self.delay:
+                await asyncio.sleep(self.delay)
             yield scrapy.Request(f"http://vip.sandbox.test:{self.port}/vip/page/{n}", callback=self.parse)
 
     def parse(self, response: Any) -> Any:
