@@ -107,6 +107,13 @@ def _open_with_artifacts(
     return data, created
 
 
+# How long the event listener's XREAD blocks when nothing happens. An event ends the block
+# at once, and so does the close (EventStream.wake): the length only sets how often an idle
+# crawler asks Redis again. 200 ms was five round trips a second, for nothing, and under
+# valgrind (50x slower, more on a loaded machine) it inflated the add-on's instructions per
+# page (bench/overhead.py --instructions). Well under the client's 30 s socket timeout.
+_LISTEN_BLOCK_MS = 2000
+
 _DOMAINS: dict[str, str] = {}  # netloc -> domain: a crawl sees few hosts, and each request asks 3 times
 _MAX_DOMAINS = 10_000
 _NO_PLAN: dict[str, Any] = {}
@@ -323,7 +330,7 @@ class HitlRuntime:
         if self._io.started:
             self._io.stop()
         if self._listener is not None:
-            try:  # end its 200 ms XREAD BLOCK now, not at its timeout
+            try:  # end its XREAD BLOCK now, not at its timeout
                 self.state.events.wake(f"hitl:wake:{self.run_id}")
             except Exception:  # Redis away: the read times out instead
                 logger.debug("Could not wake the event listener", exc_info=True)
@@ -343,7 +350,7 @@ class HitlRuntime:
         stream = EventStream(client)
         while not self._stopping.is_set():
             try:
-                events = stream.read(last_id, block_ms=200, wake_key=f"hitl:wake:{self.run_id}")
+                events = stream.read(last_id, block_ms=_LISTEN_BLOCK_MS, wake_key=f"hitl:wake:{self.run_id}")
             except Exception:  # Redis restarting: keep trying, nothing is lost
                 if self._stopping.wait(0.5):
                     return
