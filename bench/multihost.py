@@ -10,7 +10,9 @@ item per page, the add-on and its quality gate on, every item stored in PostgreS
 - **one host**: `hitl worker` on host a only;
 - **two hosts**: `hitl worker` on hosts a and b.
 
-Each worker runs ``--crawls`` crawls at once (HITL_JOB_LIMIT_CRAWLS). Workers are started and
+Each worker runs ``--crawls`` crawls at once (HITL_JOB_LIMIT_CRAWLS, 1 by default: the
+namespace "hosts" share this machine's cores, and at 2 crawls per host a 2-core machine is
+CPU-bound, which real hosts are not; ``--crawls 2`` shows that). Workers are started and
 idle before a side's jobs are queued, and stopped after; time = the first job queued -> the
 last job finished (the jobs' own timestamps). A round is one host, two hosts, two hosts, one
 host (so a machine that slows down weighs on both sides alike); ratio = one host's time / two
@@ -188,7 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=8)
     parser.add_argument("--pages", type=int, default=2000, help="pages per job (default 2,000)")
     parser.add_argument("--rounds", type=int, default=1, help="rounds of one, two, two, one host(s)")
-    parser.add_argument("--crawls", type=int, default=2, help="crawls at once per host (HITL_JOB_LIMIT_CRAWLS)")
+    parser.add_argument("--crawls", type=int, default=1,
+                        help="crawls at once per host (HITL_JOB_LIMIT_CRAWLS; 1: the namespace hosts share "
+                             "this machine's cores, and two crawls per host saturate 2 of them)")
     parser.add_argument("--concurrency", type=int, default=8, help="CONCURRENT_REQUESTS of each crawl")
     parser.add_argument("--latency-ms", type=int, default=100, help="the sandbox's answer delay (a remote site)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 jobs of 100 pages, one pair")
