@@ -315,11 +315,32 @@ class CrawlerLoginHost(LoginServer):
             self._task = asyncio.ensure_future(self._run())
 
     async def _run(self) -> None:
+        """Serve login pages until the spider closes. Redis going away pauses it (retried
+        with capped backoff; the crawl's park buffer already says Redis is down, so these are
+        debug lines), never ends it: the crawl outlives a Redis outage, so its login pages must
+        too."""
+        import redis.exceptions
+
         client = relay.async_client(self.state.redis)
+        delay, down_since = 1.0, None
         try:
-            await self._main_loop(client, run_queue(self.holder_id))
-        except Exception:
-            logger.exception("This crawl's login pages stopped; login pages go to `hitl worker`")
+            while not self.stopping_loop:
+                try:
+                    if down_since is not None:
+                        await client.ping()
+                        logger.debug("Login pages: Redis is back after %.0f s", time.monotonic() - down_since)
+                        down_since, delay = None, 1.0
+                    await self._main_loop(client, run_queue(self.holder_id))
+                    return
+                except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+                    if down_since is None:
+                        down_since = time.monotonic()
+                        logger.debug("Login pages wait for Redis (%s); retrying with backoff", exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 30.0)
+                except Exception:
+                    logger.exception("This crawl's login pages stopped; login pages go to `hitl worker`")
+                    return
         finally:
             with contextlib.suppress(Exception):
                 await client.delete(run_alive_key(self.holder_id))
