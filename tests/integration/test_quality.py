@@ -126,8 +126,11 @@ def test_exports_of_one_run_hold_the_same_records_in_every_format(catalog_run, c
     header = list(rows[0])
     assert rows == [{name: csv_cell(f.get(name)) for name in header} for f in flat]
 
-    sheet = load_workbook(files["xlsx"], read_only=True)["items"]
-    values = list(sheet.iter_rows(values_only=True))
+    book = load_workbook(files["xlsx"], read_only=True)  # read-only keeps the file open: close it
+    try:
+        values = list(book["items"].iter_rows(values_only=True))
+    finally:
+        book.close()
     assert list(values[0]) == header
     assert [dict(zip(header, row)) for row in values[1:]] == [{name: f.get(name) for name in header} for f in flat]
 
