@@ -46,8 +46,13 @@ def _uses_postgres(item) -> bool:
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own, which turns the marks into groups
 def pytest_collection_modifyitems(config, items):
-    """Under ``--dist loadgroup``, keep the PostgreSQL tests on one worker: each worker that
-    runs one starts its own cluster (initdb), which costs seconds of CPU."""
+    """The benchmarks' smoke runs are ``slow`` (``make test-slow``; ``make test`` and CI
+    keep under 10 minutes without them). Under ``--dist loadgroup``, keep the PostgreSQL
+    tests on one worker: each worker that runs one starts its own cluster (initdb), which
+    costs seconds of CPU."""
+    for item in items:
+        if item.path.parent.name == "bench":
+            item.add_marker(pytest.mark.slow)
     if not config.pluginmanager.has_plugin("xdist"):
         return
     for item in items:

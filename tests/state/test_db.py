@@ -369,6 +369,7 @@ def test_0010_gives_existing_users_token_version_0_and_downgrades(db):
     with db.engine.connect() as conn:
         assert conn.execute(text("SELECT email FROM users")).scalar_one() == "a@example.com"
 
+
 NOTIFY_TABLES = {"notify_channels", "notify_rules", "notifications", "notification_attempts", "notify_escalations"}
 
 
