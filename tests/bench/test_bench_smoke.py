@@ -74,6 +74,12 @@ def test_list_api_quick(run_bench):
     assert len(result["samples_ms"][deep]) == result["params"]["reps"]
 
 
+def test_resume_job_quick(run_bench):
+    stdout, result = run_bench("resume_job")
+    assert "RESULT resume_job: p50 " in stdout
+    assert all(r["queued_again"] and r["cookie_sent"] and r["status"] == "finished" for r in result["reps"])
+
+
 def test_jobs_quick(run_bench):
     stdout, result = run_bench("jobs")
     assert "RESULT jobs: 2 one-page jobs through the queue " in stdout
