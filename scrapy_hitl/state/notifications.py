@@ -24,13 +24,13 @@ the message's new state in one transaction.
 from __future__ import annotations
 
 import logging
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, or_, select, update
 
+from scrapy_hitl.state import leases
 from scrapy_hitl.state.models import Notification, NotificationAttempt, NotifyChannel, NotifyEscalation, iso, utcnow
 
 if TYPE_CHECKING:
@@ -161,23 +161,10 @@ def claim(db: Database, notification_id: int, *, lease_seconds: float, now: date
     """Start an attempt if the message is pending, due and not leased (or its lease
     expired); None otherwise."""
     now = now or utcnow()
-    token = secrets.token_hex(16)
-    due = (Notification.id == notification_id, Notification.state == "pending", Notification.next_attempt_at <= now)
-    values = {"attempts": Notification.attempts + 1, "lease_token": token,
-              "lease_until": now + timedelta(seconds=lease_seconds), "updated_at": now}
     with db.session() as s:
-        won = s.execute(update(Notification).where(*due, Notification.lease_token.is_(None)).values(**values)
-                        .execution_options(synchronize_session=False)).rowcount
-        interrupted = False
-        if not won:
-            won = s.execute(update(Notification)
-                            .where(*due, Notification.lease_token.is_not(None), Notification.lease_until <= now)
-                            .values(**values).execution_options(synchronize_session=False)).rowcount
-            interrupted = bool(won)
-        if not won:
+        row, token, interrupted = leases.take(s, Notification, notification_id, lease_seconds=lease_seconds, now=now)
+        if row is None:
             return None
-        row = s.get(Notification, notification_id, populate_existing=True)
-        assert row is not None
         if interrupted:
             s.add(NotificationAttempt(notification_id=row.id, channel_id=row.channel_id, event_type=row.event_type,
                                       attempt=row.attempts - 1, outcome="interrupted", error=INTERRUPTED,

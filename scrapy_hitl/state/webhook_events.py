@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select, update
 
-from scrapy_hitl.state import deliveries
+from scrapy_hitl.state import deliveries, leases
 from scrapy_hitl.state.models import ConsultationEvent, WebhookEvent, iso, utcnow
 
 if TYPE_CHECKING:
@@ -158,25 +158,10 @@ def claim(db: Database, event_id: int, *, lease_seconds: float, now: datetime | 
     another worker has it). Taking over an expired lease records that attempt as
     interrupted."""
     now = now or utcnow()
-    token = secrets.token_hex(16)
-    due = (WebhookEvent.id == event_id, WebhookEvent.state == "pending", WebhookEvent.next_attempt_at <= now)
-    values = {"attempts": WebhookEvent.attempts + 1, "lease_token": token,
-              "lease_until": now + timedelta(seconds=lease_seconds), "updated_at": now}
     with db.session() as s:
-        # UPDATE first, read after: on SQLite a read that turns into a write can fail with
-        # SQLITE_BUSY_SNAPSHOT under a concurrent writer; a write-first transaction waits.
-        won = s.execute(update(WebhookEvent).where(*due, WebhookEvent.lease_token.is_(None)).values(**values)
-                        .execution_options(synchronize_session=False)).rowcount
-        interrupted = False
-        if not won:
-            won = s.execute(update(WebhookEvent)
-                            .where(*due, WebhookEvent.lease_token.is_not(None), WebhookEvent.lease_until <= now)
-                            .values(**values).execution_options(synchronize_session=False)).rowcount
-            interrupted = bool(won)
-        if not won:
+        row, token, interrupted = leases.take(s, WebhookEvent, event_id, lease_seconds=lease_seconds, now=now)
+        if row is None:
             return None
-        row = s.get(WebhookEvent, event_id, populate_existing=True)
-        assert row is not None
         if interrupted:
             s.add(deliveries.attempt_row(
                 consultation_id=row.consultation_id, api_key_id=row.api_key_id, webhook_id=row.webhook_id,
