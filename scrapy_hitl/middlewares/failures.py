@@ -52,14 +52,15 @@ class HitlFailureMiddleware:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        limit = crawler.settings.getint("HITL_FAILING_REQUESTS", 2)
-        if limit <= 0:
+        limit = max(0, crawler.settings.getint("HITL_FAILING_REQUESTS", 2))
+        if not limit and not crawler.settings.getbool("ROBOTSTXT_OBEY"):
             raise NotConfigured("HITL_FAILING_REQUESTS is 0")
+        # With the guardrail off but robots.txt obeyed, it stays to count the refusals.
         return cls(crawler, HitlRuntime.of(crawler), limit)
 
     def process_response(self, request: Request, response: Response,
                          spider: Spider | None = None) -> Response:
-        if request.meta.get("dont_hitl"):
+        if not self.limit or request.meta.get("dont_hitl"):
             return response
         if is_failing_status(response.status):
             self.rt.snapshots.download_failed(request, request_domain(request), response=response)
@@ -74,7 +75,7 @@ class HitlFailureMiddleware:
             if robots.is_refusal(exception):
                 robots.record_refusal(self.stats, request)
             return None  # parked, refused by robots.txt, or dropped on purpose: not a failure of the site
-        if request.meta.get("dont_hitl"):
+        if not self.limit or request.meta.get("dont_hitl"):
             return None
         self.rt.snapshots.download_failed(request, request_domain(request), exception=exception)
         self._failed(request, f"{type(exception).__name__}: {exception}"[:200], None)

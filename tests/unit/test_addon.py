@@ -221,6 +221,29 @@ def test_failure_guardrail_off_with_zero(monkeypatch, tmp_path):
         HitlFailureMiddleware.from_crawler(crawler)
 
 
+def test_with_the_guardrail_off_robots_refusals_are_still_counted_and_failures_are_not(hitl_env):
+    from scrapy import Request
+    from scrapy.exceptions import IgnoreRequest
+    from scrapy.http import Response
+
+    crawler = get_crawler(Spider, settings_dict={"ADDONS": ADDON, "HITL_FAILING_REQUESTS": 0,
+                                                 "ROBOTSTXT_OBEY": True})
+    try:
+        mw = HitlFailureMiddleware.from_crawler(crawler)
+        refused = Request("http://example.com/private")
+        assert mw.process_exception(refused, IgnoreRequest("Forbidden by robots.txt")) is None
+        for _ in range(3):
+            failed = Request("http://example.com/down")
+            mw.process_response(failed, Response(failed.url, status=503))
+            assert mw.process_exception(failed, TimeoutError("timed out")) is None
+        stats = crawler.stats
+        assert stats.get_value("hitl/robots/refused") == 1
+        assert stats.get_value("hitl/robots/refused_urls") == "http://example.com/private"
+        assert stats.get_value("hitl/failing_requests") is None and not mw.streaks
+    finally:
+        crawler._hitl_runtime.state.close()
+
+
 def test_enabled_extension_opens_the_configured_state(hitl_env):
     """The counterpart: enabled, the extension is built and opens the state from the env."""
     crawler = get_crawler(Spider, settings_dict={"ADDONS": ADDON})
