@@ -42,6 +42,7 @@ class ConsoleServer(BaseApplication):  # type: ignore[misc]
         from hitl_console.api.consultations import MAX_WAITS_KEY
         from hitl_console.app import create_app
         from hitl_console.live import MAX_LIVE_KEY
+        from hitl_console.slots import SLOW_CALLS_KEY
 
         app = create_app()
         # A websocket or an event stream (SSE) holds its thread for as long as it is open:
@@ -52,6 +53,8 @@ class ConsoleServer(BaseApplication):  # type: ignore[misc]
         # A long-poll (GET /api/v1/consultations/<id>?wait=N) holds its thread up to 60 s:
         # an eighth of them, so websockets and long-polls together leave threads for the rest.
         app.config[MAX_WAITS_KEY] = max(1, threads // 8)
+        # robots.txt checks (up to 10 s) and project refreshes (`scrapy list`, up to 2 min)
+        app.config[SLOW_CALLS_KEY] = max(1, threads // 16)
         return app
 
 

@@ -14,7 +14,6 @@ take the threads the pages and the other API calls need.
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, current_app, g, jsonify, request
@@ -23,6 +22,7 @@ from hitl_console import api
 from hitl_console.auth.guard import require, require_agent, require_user_or_agent
 from hitl_console.bounds import MAX_ID
 from hitl_console.errors import ApiError
+from hitl_console.slots import Slots, busy
 from hitl_console.webhooks import ssrf
 from scrapy_hitl.state import consultations as service
 from scrapy_hitl.state.models import CONSULTATION_STATES
@@ -30,7 +30,6 @@ from scrapy_hitl.state.models import CONSULTATION_STATES
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from flask import Flask
     from flask.blueprints import BlueprintSetupState
 
 bp = Blueprint("api_consultations", __name__)
@@ -42,32 +41,9 @@ CREATE_FIELDS = {"title", "description", "context", "options", "response_schema"
                  "timeout_seconds", "priority", "metadata"}
 
 
-class _Waits:
-    """Counts this process's long-polls against the cap."""
-
-    def __init__(self, app: Flask) -> None:
-        self.app = app
-        self.open = 0
-        self._lock = threading.Lock()
-
-    def limit(self) -> int:
-        return int(self.app.config.get(MAX_WAITS_KEY) or DEFAULT_MAX_WAITS)
-
-    def acquire(self) -> bool:
-        with self._lock:
-            if self.open >= self.limit():
-                return False
-            self.open += 1
-            return True
-
-    def release(self) -> None:
-        with self._lock:
-            self.open -= 1
-
-
 @bp.record_once
 def _setup(setup: BlueprintSetupState) -> None:
-    setup.app.extensions["hitl_long_polls"] = _Waits(setup.app)
+    setup.app.extensions["hitl_long_polls"] = Slots(setup.app, MAX_WAITS_KEY, DEFAULT_MAX_WAITS)
 
 
 def _actor() -> str:
@@ -169,13 +145,10 @@ def detail(consultation_id: int) -> Any:
     wait = _int_arg("wait", 0, service.MAX_WAIT, " (seconds)")
     if not wait:
         return jsonify(_call(service.current, api.state(), consultation_id, owner=_owner()))
-    waits: _Waits = current_app.extensions["hitl_long_polls"]
+    waits: Slots = current_app.extensions["hitl_long_polls"]
     if not waits.acquire():
-        response = jsonify({"error": "too_many_waits",
-                            "detail": f"all {waits.limit()} long-polls of this console process are in use; "
-                                      f"retry in {RETRY_AFTER} s, or receive the answer by webhook"})
-        response.headers["Retry-After"] = str(RETRY_AFTER)
-        return response, 429
+        return busy("too_many_waits", f"all {waits.limit()} long-polls of this console process are in use; "
+                                      f"retry in {RETRY_AFTER} s, or receive the answer by webhook", RETRY_AFTER)
     try:
         return jsonify(_call(service.wait_for_change, api.state(), consultation_id, timeout=wait,
                              owner=_owner()))

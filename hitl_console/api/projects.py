@@ -17,12 +17,14 @@ from flask import Blueprint, jsonify
 from hitl_console.api import json_object, state
 from hitl_console.auth.guard import require, require_user_or_agent
 from hitl_console.errors import ApiError
+from hitl_console.slots import install_slow_calls, slow_call
 from scrapy_hitl.state import projects
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 bp = Blueprint("api_projects", __name__)
+bp.record_once(install_slow_calls)
 
 
 def call(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -65,8 +67,10 @@ def projects_get(name: str) -> Any:
 @bp.post("/api/v1/projects/<name>/refresh")
 @require_user_or_agent()
 def projects_refresh(name: str) -> Any:
-    """List the project's spiders again (``scrapy list``), after a deploy added or removed one."""
-    return jsonify(call(projects.refresh, state().db, name))
+    """List the project's spiders again (``scrapy list``), after a deploy added or removed one.
+    It imports every spider module, so it holds its thread for seconds: a slow call."""
+    call(projects.get, state().db, name)  # an unknown project is 404, whatever the load
+    return slow_call("the refresh", lambda: jsonify(call(projects.refresh, state().db, name)))
 
 
 @bp.delete("/api/v1/projects/<name>")

@@ -31,9 +31,11 @@ from protego import Protego
 
 from hitl_console.auth.guard import require_user_or_agent
 from hitl_console.errors import ApiError
+from hitl_console.slots import install_slow_calls, slow_call
 from hitl_console.webhooks import ssrf, transport
 
 bp = Blueprint("api_robots", __name__)
+bp.record_once(install_slow_calls)
 
 TIMEOUT = 10.0  # seconds for robots.txt, redirects included
 MAX_BYTES = 500 * 1024  # what a robots.txt parser must read at least (RFC 9309: 500 KiB)
@@ -147,11 +149,13 @@ def robots() -> Any:
                                                           "e.g. mybot/1.0"})
     allow_private = current_app.config["HITL"].robots_allow_private
     try:
-        got = fetch(robots_url, user_agent, allow_private=allow_private)
+        got = slow_call("the check", lambda: fetch(robots_url, user_agent, allow_private=allow_private))
     except ssrf.UnsafeURL as exc:
         raise ApiError(422, "invalid", {"url": f"{_words(exc)}; the console does "
                                                "not fetch from its own network unless HITL_ROBOTS_ALLOW_PRIVATE "
                                                "is set"}) from None
+    if not isinstance(got, Fetched):
+        return got  # 429: this process already runs its share of slow calls
     answer: dict[str, Any] = {"url": url, "robots_url": robots_url, "user_agent": user_agent,
                               "robots_status": got.status, "robots_error": got.error}
     if urlsplit(url).path == "/robots.txt":

@@ -4,6 +4,7 @@ on 127.0.0.1 (allowed by HITL_ROBOTS_ALLOW_PRIVATE, refused without it)."""
 from __future__ import annotations
 
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -24,6 +25,8 @@ Disallow: /
 
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 - http.server's name
+        if self.server.gate is not None:
+            self.server.gate.wait(10)  # a slow site: holds the console's thread until opened
         if self.path == "/robots.txt" and self.server.robots is not None:
             self.send_response(301 if self.server.redirect else 200)
             if self.server.redirect:
@@ -49,7 +52,7 @@ class Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def site():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.robots, server.redirect = ROBOTS, False
+    server.robots, server.redirect, server.gate = ROBOTS, False, None
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield server
     server.shutdown()
@@ -128,3 +131,33 @@ def test_bad_or_internal_urls_are_refused(client, reviewer, url, status, words):
 def test_a_bad_user_agent_is_refused(client, reviewer, user_agent):
     answer = ask(client, reviewer, "https://example.com/x", user_agent=user_agent)
     assert answer.status_code == 400 and "user_agent" in answer.json["detail"]
+
+
+def test_slow_calls_beyond_the_cap_get_429_and_the_rest_of_the_api_stays_up(private_client, reviewer, site):
+    """A robots.txt check holds a thread while the site answers; past the process's share of
+    slow calls (robots checks and project refreshes together) the next gets 429 at once."""
+    from hitl_console.slots import SLOW_CALLS_KEY
+
+    app = private_client.application
+    app.config[SLOW_CALLS_KEY] = 1
+    site.gate = threading.Event()
+    url = f"http://127.0.0.1:{site.server_port}/private/page"
+    held = {}
+    thread = threading.Thread(target=lambda: held.update(response=ask(app.test_client(), reviewer, url)))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while app.extensions["hitl_slow_calls"].open < 1:
+            assert time.monotonic() < deadline, "the first check never started"
+            time.sleep(0.01)
+        refused = ask(private_client, reviewer, url)
+        assert refused.status_code == 429 and refused.headers["Retry-After"] == "5"
+        assert refused.json["error"] == "too_many_slow_calls" and "retry the check in 5 s" in refused.json["detail"]
+        assert private_client.get("/api/v1/projects", headers=reviewer).status_code == 200
+        assert private_client.post("/api/v1/projects/nope/refresh", headers=reviewer).status_code == 404
+    finally:
+        site.gate.set()
+        thread.join(15)
+    assert held["response"].status_code == 200 and held["response"].json["allowed"] is False
+    assert app.extensions["hitl_slow_calls"].open == 0
+    assert ask(private_client, reviewer, url).status_code == 200  # the slot is free again
