@@ -159,11 +159,20 @@ class _captured:  # noqa: N801 - used as a context manager
                 logger.propagate = _saved[1]
 
 
+def cap_timeouts(plugin: Any, timeout: float) -> None:
+    """Lower an Apprise plugin's connect and read timeouts (its own, or a URL's ``cto``/``rto``)
+    to ``timeout``; each bounds one socket operation, so a server that trickles can still
+    take longer, and the claim's 5 s margin and the audit's at-least-once cover that."""
+    for name in ("socket_connect_timeout", "socket_read_timeout"):
+        setattr(plugin, name, min(float(getattr(plugin, name)), timeout))
+
+
 def send(url: str, *, title: str, body: str, html: str | None = None,
-         attachments: Sequence[Attachment] = ()) -> SendResult:
+         attachments: Sequence[Attachment] = (), timeout: float | None = None) -> SendResult:
     """Send one message. Email gets ``html`` with images inline (Apprise's ``inline``);
     other services get ``body`` (Markdown-ish plain text) and the files as attachments where
-    the service takes them."""
+    the service takes them. ``timeout`` (HITL_NOTIFY_TIMEOUT) caps the plugin's own socket
+    timeouts (15 s for email), which would otherwise outlast a shorter claim on the message."""
     import apprise
     from apprise.attachment.memory import AttachMemory
 
@@ -173,6 +182,8 @@ def send(url: str, *, title: str, body: str, html: str | None = None,
         if plugin is None:
             return SendResult(False, masked("; ".join(lines), url) or "Apprise no longer accepts this channel's URL",
                               _ms(started))
+        if timeout:
+            cap_timeouts(plugin, timeout)
         is_email = hasattr(plugin, "inline")  # Apprise's email plugin: inline images (RFC 2387)
         attach = None
         if attachments and getattr(plugin, "attachment_support", False):

@@ -180,7 +180,8 @@ def deliver_notification(
             logger.exception("Notification %(id)s: could not write the message", {"id": claim.id})
             message, result = None, channels.SendResult(False, f"could not write the message: {exc!r}", 0)
         else:
-            result = send(url, title=message.title, body=message.text, html=message.html, attachments=files)
+            result = send(url, title=message.title, body=message.text, html=message.html, attachments=files,
+                          timeout=config.timeout)
     notify_channels.record_outcome(hitl, claim.channel_id, ok=result.ok, error=result.error)
     title = message.title if message else ""
     log = {"id": claim.id, "channel": claim.channel_id, "attempt": claim.attempt, "error": result.error}
