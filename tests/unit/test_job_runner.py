@@ -157,3 +157,50 @@ def test_the_go_between_kills_a_crawl_that_ignores_its_stop_after_the_grace():
         time.sleep(0.1)
     os.kill(crawl_pid, 9)
     raise AssertionError("the crawl outlived its dead worker and its go-between's grace")
+
+
+def test_the_go_between_sends_the_crawl_one_sigterm_whoever_asks_and_however_often(tmp_path):
+    """A worker with many threads SIGKILLed (Linux signals the go-between again each time it is
+    re-parented to another dying thread), a cancel and a Ctrl-C besides: the crawl gets one
+    SIGTERM, never the second one Scrapy takes as "force an unclean shutdown"."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from hitl_console.jobs.runner import CHILD
+
+    ready, counted = tmp_path / "ready", tmp_path / "sigterms"
+    crawl = ("import os, signal, time\n"
+             "got = []\n"
+             "signal.signal(signal.SIGTERM, lambda *_: got.append(1))\n"
+             f"open({str(ready)!r}, 'w').close()\n"
+             "while not got: time.sleep(0.01)\n"
+             "time.sleep(1)\n"  # a second SIGTERM would come meanwhile
+             f"open({str(counted)!r} + '.new', 'w').write(str(len(got)))\n"
+             f"os.replace({str(counted)!r} + '.new', {str(counted)!r})\n")
+    worker = ("import os, subprocess, sys, threading, time\n"
+              "for _ in range(20): threading.Thread(target=time.sleep, args=(300,), daemon=True).start()\n"
+              f"p = subprocess.Popen([sys.executable, '-I', '-S', {CHILD!r}, str(os.getpid()), '30', '--', "
+              f"sys.executable, '-c', {crawl!r}])\n"
+              "print(p.pid, flush=True)\n"
+              "time.sleep(300)\n")
+    proc = subprocess.Popen([sys.executable, "-c", worker], stdout=subprocess.PIPE)
+    try:
+        go_between = int(proc.stdout.readline())
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            assert time.monotonic() < deadline, "the crawl did not start"
+            time.sleep(0.01)
+        proc.kill()  # the worker dies: SIGUSR1 from each of its threads that was the parent
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):  # a cancel, Ctrl-C, the death again
+            time.sleep(0.1)  # apart: signals sent at once would merge into one pending signal
+            os.kill(go_between, sig)
+        while not counted.exists():
+            assert time.monotonic() < deadline, "the crawl did not stop"
+            time.sleep(0.05)
+        assert counted.read_text() == "1"
+    finally:
+        proc.kill()
+        proc.wait()
