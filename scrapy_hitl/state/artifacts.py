@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select
 
-from scrapy_hitl.state.models import ARTIFACT_KINDS, Artifact, Intervention, iso
+from scrapy_hitl.state.crawler_models import ARTIFACT_KINDS, Artifact, Intervention, iso
 
 if TYPE_CHECKING:
     from scrapy_hitl.state.db import Database

@@ -21,7 +21,7 @@ from scrapy_hitl.learning import (
     merge_tier_patterns,
     tier_floor,
 )
-from scrapy_hitl.state.models import DomainSample, DomainStats, Intervention, iso, utcnow
+from scrapy_hitl.state.crawler_models import DomainSample, DomainStats, Intervention, iso, utcnow
 from scrapy_hitl.tiers import MAX_PATTERNS
 
 if TYPE_CHECKING:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, func, insert, literal, select, tuple_, update
 
 from scrapy_hitl.state import bulk
-from scrapy_hitl.state.models import (
+from scrapy_hitl.state.crawler_models import (
     ITEM_STATUSES,
     ItemEvent,
     ItemEvidence,

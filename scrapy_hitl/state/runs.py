@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, or_, select
 
-from scrapy_hitl.state.models import Run, iso, utcnow
+from scrapy_hitl.state.crawler_models import Run, iso, utcnow
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

@@ -18,7 +18,7 @@ from parsel import Selector
 from sqlalchemy import delete, func, select
 
 from scrapy_hitl.fields import ROWS, Declaration, FieldsError, check_selector
-from scrapy_hitl.state.models import (
+from scrapy_hitl.state.crawler_models import (
     SelectorDeclaration,
     SelectorFingerprint,
     SelectorOverride,

@@ -10,7 +10,7 @@ import statistics
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from scrapy_hitl.state.models import SessionDomain, iso, utcnow
+from scrapy_hitl.state.crawler_models import SessionDomain, iso, utcnow
 from scrapy_hitl.state.vault import normalize_domain
 
 if TYPE_CHECKING:

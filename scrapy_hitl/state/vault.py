@@ -18,7 +18,7 @@ from cryptography.fernet import InvalidToken
 from sqlalchemy import select, tuple_
 
 from scrapy_hitl.cookies import Cookie, cookies_for_domain, earliest_expiry, to_scrapy_cookies
-from scrapy_hitl.state.models import CapturedSession, iso, utcnow
+from scrapy_hitl.state.crawler_models import CapturedSession, iso, utcnow
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

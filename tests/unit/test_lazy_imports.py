@@ -3,7 +3,9 @@
 The browser (scrapy-playwright, Playwright) is imported by the first browser-tier request,
 Alembic only when the schema is not at head, itemadapter (and with it pydantic) by the first
 item that is not a dict, the console's modules never, and the public suffix list (6 MB) only
-once the crawl has sessions, whose cookies need it. Each of them
+once the crawl has sessions, whose cookies need it. The state layer loads only the crawler's
+models (``state.crawler_models``), not the console's (``state.models``), and not SQLAlchemy's
+PostgreSQL dialect on SQLite. Each of them
 costs every crawl start-up time and memory. One real crawl, in a fresh interpreter (a
 test process has imported everything already): the add-on with its default ladder (the
 browser tiers included) fetches one static page from the sandbox, then the process reports
@@ -24,7 +26,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 NOT_IMPORTED = ("playwright", "scrapy_playwright", "playwright_stealth", "alembic", "flask", "hitl_console",
                 "scrapy_hitl.browser.pool", "scrapy_hitl.live.screencast",
-                "pydantic")  # itemadapter imports it, and the quality gate needs neither for dict items
+                "pydantic",  # itemadapter imports it, and the quality gate needs neither for dict items
+                "scrapy_hitl.state.models",  # every model: the console's too (0.07 s to map them)
+                "sqlalchemy.dialects.postgresql")  # 0.03 s; a partial index's option loaded it on SQLite
 
 CRAWL = """
 import json, sys
@@ -77,6 +81,8 @@ def test_a_static_crawl_loads_no_browser_alembic_or_console(hitl_env, hitl_schem
     assert report["suffix_list"] is False  # only sessions' cookies need it (HitlRuntime._warm_cookie_domains)
     if schema == "at head":
         assert report["loaded"] == []
-    else:  # migrations need Alembic; still nothing of the browser or the console
+    else:  # migrations need Alembic (and its env every model; 0001 names PostgreSQL options):
+        # still nothing of the browser or the console
         assert "alembic" in report["loaded"]
-        assert [m for m in report["loaded"] if m.split(".")[0] != "alembic"] == []
+        assert [m for m in report["loaded"] if m.split(".")[0] != "alembic" and not m.startswith(
+            ("scrapy_hitl.state.models", "sqlalchemy.dialects.postgresql"))] == []
