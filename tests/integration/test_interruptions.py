@@ -16,6 +16,7 @@ import pytest
 
 from hitl_console.server import free_port
 from tests.integration.conftest import wait_for
+from tests.support.processes import die_with_test, stop_tree
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,31 +52,36 @@ def test_hitl_up_runs_the_stack_until_ctrl_c(tmp_path):
     env = {**os.environ, "HITL_DATA_DIR": str(tmp_path / "data"), "HITL_REDIS_URL": "",
            "HITL_DATABASE_URL": "", "HITL_SECRET_KEY": ""}
     port = free_port(0)
+    # SIGTERM if this test process dies: `hitl up` stops its stack (its worker too)
     proc = subprocess.Popen([sys.executable, "-m", "hitl_console.cli", "up", "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines = []
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        lines.append(line)
-        if line.startswith("Ready"):
-            break
-    assert any("upgraded from empty" in x for x in lines), lines
-    assert any(f"Console   http://127.0.0.1:{port}/" in x for x in lines), lines
-    assert any(x.startswith("Project   demo (") and "spiders: sandbox" in x for x in lines), lines
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as resp:
-        assert json.loads(resp.read())["status"] == "ok"
-    assert (tmp_path / "data" / "redis.sock").exists()
-    status = subprocess.run([sys.executable, "-m", "hitl_console.cli", "status", "--json"],
-                            env=env, capture_output=True, text=True)
-    assert status.returncode == 0, status.stderr
-    assert '"ok": true' in status.stdout
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=30)
-    assert proc.returncode == 0
-    assert "Stopped." in out
-    with pytest.raises(OSError):  # the console went down with the stack
-        urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=die_with_test(signal.SIGTERM))
+    try:
+        lines = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line)
+            if line.startswith("Ready"):
+                break
+        assert any("upgraded from empty" in x for x in lines), lines
+        assert any(f"Console   http://127.0.0.1:{port}/" in x for x in lines), lines
+        assert any(x.startswith("Project   demo (") and "spiders: sandbox" in x for x in lines), lines
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as resp:
+            assert json.loads(resp.read())["status"] == "ok"
+        assert (tmp_path / "data" / "redis.sock").exists()
+        status = subprocess.run([sys.executable, "-m", "hitl_console.cli", "status", "--json"],
+                                env=env, capture_output=True, text=True)
+        assert status.returncode == 0, status.stderr
+        assert '"ok": true' in status.stdout
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0
+        assert "Stopped." in out
+        with pytest.raises(OSError):  # the console went down with the stack
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5)
+    finally:  # passed or failed: no `hitl up`, nor the worker it started, outlives the test
+        stop_tree(proc)
     assert not (tmp_path / "data" / "redis.sock").exists()
     assert (tmp_path / "data" / "appendonlydir").exists() or list((tmp_path / "data").glob("*.aof"))
 

@@ -11,6 +11,7 @@ import sys
 from hitl_console.app import create_app
 from tests.support.console import PASSWORD, create_fixture_user
 from tests.support.crawl import DEMO_PROJECT, ROOT
+from tests.support.processes import die_with_test
 
 
 def test_a_job_started_over_the_api_crawls_the_sandbox_and_finishes(hitl_env, hitl_schema, fresh_sandbox, tmp_path):
@@ -35,7 +36,7 @@ def test_a_job_started_over_the_api_crawls_the_sandbox_and_finishes(hitl_env, hi
             worker = subprocess.run(
                 [sys.executable, "-m", "hitl_console.cli", "worker", "--queues", "crawls", "--burst"],
                 env={**os.environ, **hitl_env, "PYTHONPATH": str(ROOT), "HITL_JOB_LIMIT_CRAWLS": "1"},
-                stdout=log, stderr=subprocess.STDOUT, timeout=180)
+                stdout=log, stderr=subprocess.STDOUT, timeout=180, preexec_fn=die_with_test())
         assert worker.returncode == 0, log_path.read_text()[-3000:]
 
         done = client.get(f"/api/v1/jobs/{job['id']}", headers=auth).json

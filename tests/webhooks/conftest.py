@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from sqlalchemy import select
 from hitl_console.webhooks import worker
 from scrapy_hitl.state import apikeys, consultations
 from scrapy_hitl.state.models import WebhookEvent
+from tests.support.processes import die_with_test
 from tests.support.receiver import Receiver
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,6 +91,16 @@ def event_ids(state, consultation_id: int) -> list[int]:
 class WorkerProcess(worker.WorkerProcess):
     """``hitl worker`` as a real subprocess (the one ``hitl up`` runs), in its own process
     group, so SIGKILL takes the RQ scheduler it forks along with it, as a machine dying would."""
+
+    def start(self) -> WorkerProcess:
+        """As ``hitl up`` starts it, plus SIGTERM if this test process dies without its teardown
+        (an xdist worker killed): RQ's warm shutdown also stops the scheduler it forked, which
+        a SIGKILL to the worker alone would leave running."""
+        cmd = [sys.executable, "-m", "hitl_console.cli", "worker"]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(cmd, env={**os.environ, **(self.env or {})}, stdout=log, stderr=log,
+                                         start_new_session=True, preexec_fn=die_with_test(signal.SIGTERM))
+        return self
 
     def kill(self) -> None:
         """SIGKILL the whole group: no clean-up runs."""

@@ -11,6 +11,7 @@ import time
 from rq import Worker
 
 from scrapy_hitl.state.redis_server import EmbeddedRedis
+from tests.support.processes import die_with_test, stop_tree
 from tests.webhooks.conftest import ROOT, wait_for
 
 
@@ -18,8 +19,10 @@ def test_hitl_up_runs_the_worker_and_stops_it(tmp_path):
     data = tmp_path / "data"
     env = {**os.environ, "HITL_DATA_DIR": str(data), "HITL_REDIS_URL": "", "HITL_DATABASE_URL": "",
            "HITL_SECRET_KEY": ""}
+    # SIGTERM if this test process dies: `hitl up` stops its stack (its worker too)
     proc = subprocess.Popen([sys.executable, "-m", "hitl_console.cli", "up", "--no-console"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=die_with_test(signal.SIGTERM))
     try:
         lines = []
         deadline = time.monotonic() + 60
@@ -38,7 +41,5 @@ def test_hitl_up_runs_the_worker_and_stops_it(tmp_path):
         for worker in workers:
             assert not os.path.exists(f"/proc/{worker.pid}"), "a worker outlived the stack"
         assert oct((data / "worker.log").stat().st_mode & 0o777) == oct(0o600)  # it holds request details
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    finally:  # a SIGKILL to `hitl up` alone would leave its worker (a session of its own) running
+        stop_tree(proc)

@@ -15,6 +15,7 @@ import pytest
 from scrapy_hitl.state import jobs, projects
 from tests.console.browser.conftest import ARTIFACTS, Tab
 from tests.support.crawl import DEMO_PROJECT, ROOT
+from tests.support.processes import die_with_test, stop_tree
 
 pytestmark = pytest.mark.browser
 
@@ -75,15 +76,13 @@ def test_start_cancel_and_watch_a_job_live(tab, users, state, hitl_env, sandbox_
         worker = subprocess.Popen(
             [sys.executable, "-m", "hitl_console.cli", "worker", "--queues", "crawls", "--burst"],
             env={**os.environ, **hitl_env, "PYTHONPATH": str(ROOT), "HITL_JOB_LIMIT_CRAWLS": "1"},
-            stdout=log, stderr=subprocess.STDOUT)
+            stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_test())
     try:
         page.wait_for_selector('#log:has-text("Spider closed (finished)")', timeout=LONG_MS)
         page.wait_for_selector('#job-status[data-status="finished"]', timeout=LONG_MS)
         assert worker.wait(timeout=120) == 0, log_path.read_text()[-3000:]
-    finally:
-        if worker.poll() is None:
-            worker.kill()
-            worker.wait()
+    finally:  # its crawl too, which runs in a session of its own
+        stop_tree(worker)
     assert page.inner_text("#job-status") == "finished" and page.is_hidden("#cancel-job")
     tab.screenshot("jobs-finished")
     exported = page.request.get(console_server.url + page.get_attribute('[data-format="json"]', "href")).json()
