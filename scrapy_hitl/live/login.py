@@ -60,6 +60,11 @@ def run_alive_key(run_id: str) -> str:
     return f"hitl:sessions:login:run:{run_id}:alive"
 
 
+def run_wake_key(run_id: str) -> str:
+    """Pushed to at the crawl's close: ends its host's BLPOP now, not at its 1 s timeout."""
+    return f"hitl:sessions:login:run:{run_id}:wake"
+
+
 @dataclass(eq=False)
 class LoginPage:
     intervention_id: int
@@ -91,17 +96,19 @@ class LoginServer:
     async def _beat(self, client: Any) -> None:
         """Say this host is alive (for ALIVE_TTL seconds)."""
 
-    async def _main_loop(self, client: Any, queue: str) -> None:
-        """Take requests from ``queue`` until :attr:`stopping_loop`; then close every page."""
+    async def _main_loop(self, client: Any, queue: str, wake: str = "") -> None:
+        """Take requests from ``queue`` until :attr:`stopping_loop`; then close every page. A
+        push to ``wake`` ends the wait for the next request at once (to stop, say)."""
         tasks: set[asyncio.Task[None]] = set()
         beat = 0.0
+        keys = [queue, wake] if wake else [queue]
         try:
             while not self.stopping_loop:
                 if time.monotonic() - beat > ALIVE_TTL / 3:
                     beat = time.monotonic()
                     await self._beat(client)
-                found = await client.blpop([queue], timeout=1)
-                if not found:
+                found = await client.blpop(keys, timeout=1)
+                if not found or found[0] in (wake, wake.encode()):
                     continue
                 try:
                     req = json.loads(found[1])
@@ -307,6 +314,7 @@ class CrawlerLoginHost(LoginServer):
         self.crawler = crawler
         self.pool_of = pool  # the browser pool, looked up (and imported) by the first page only
         self._task: asyncio.Task[None] | None = None
+        self._client: Any = None
         crawler.signals.connect(self.close, signal=signals.spider_closed)
 
     def start(self) -> None:
@@ -321,7 +329,7 @@ class CrawlerLoginHost(LoginServer):
         too."""
         import redis.exceptions
 
-        client = relay.async_client(self.state.redis)
+        client = self._client = relay.async_client(self.state.redis)
         delay, down_since = 1.0, None
         try:
             while not self.stopping_loop:
@@ -330,7 +338,7 @@ class CrawlerLoginHost(LoginServer):
                         await client.ping()
                         logger.debug("Login pages: Redis is back after %.0f s", time.monotonic() - down_since)
                         down_since, delay = None, 1.0
-                    await self._main_loop(client, run_queue(self.holder_id))
+                    await self._main_loop(client, run_queue(self.holder_id), run_wake_key(self.holder_id))
                     return
                 except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
                     if down_since is None:
@@ -371,5 +379,9 @@ class CrawlerLoginHost(LoginServer):
         """Spider close: stop taking pages, close the open ones (before the browser closes)."""
         self.stopping_loop = True
         if self._task is not None:
+            if self._client is not None and not self._task.done():
+                with contextlib.suppress(Exception):  # Redis away: the BLPOP times out instead
+                    await self._client.pipeline(transaction=False).rpush(
+                        run_wake_key(self.holder_id), "1").expire(run_wake_key(self.holder_id), 60).execute()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(self._task), 30)
