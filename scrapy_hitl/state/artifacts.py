@@ -31,7 +31,7 @@ def attach(db: Database, intervention_id: int, files: dict[str, tuple[str, bytes
     unknown = set(files) - set(ARTIFACT_KINDS)
     if unknown:
         raise ValueError(f"Unknown artifact kinds {sorted(unknown)}; use {', '.join(ARTIFACT_KINDS)}")
-    with db.session() as s:
+    with db.session(locked=True) as s:
         row = s.get(Intervention, intervention_id, with_for_update=True)
         if row is None:
             raise ArtifactNotFound(f"No intervention {intervention_id}")

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import create_engine, event, inspect
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -120,9 +120,16 @@ class Database:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextlib.contextmanager
-    def session(self) -> Iterator[Session]:
-        """A session that commits on success and rolls back on error."""
+    def session(self, *, locked: bool = False) -> Iterator[Session]:
+        """A session that commits on success and rolls back on error.
+
+        ``locked`` is for a read-modify-write (``with_for_update``): on SQLite, which ignores
+        FOR UPDATE and reads outside a transaction until the first write, the session takes
+        the database's write lock first (``BEGIN IMMEDIATE``, waiting out busy_timeout), so
+        two processes adding to one counter cannot both read the old value."""
         with self._sessions() as session, session.begin():
+            if locked and self.engine.dialect.name == "sqlite":
+                session.execute(text("BEGIN IMMEDIATE"))
             yield session
 
     # --- schema --------------------------------------------------------------------------

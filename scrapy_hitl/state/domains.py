@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from scrapy_hitl.learning import (
     access_class_for,
@@ -42,6 +43,30 @@ def _new(domain: str) -> DomainStats:
         domain=domain, attempts=0, successes=0, blocked_403=0, blocked_401=0, captchas=0,
         hard_blocks=0, engine_stats={}, access_class="public", requires_session="unknown", tiers={},
     )
+
+
+def _ensure_rows(db: Database, domains: list[str]) -> None:
+    """Create the missing rows of ``domains``. Crawlers, the CLI and the console add a
+    domain's row the first time they see it; when two do at once, the loser's INSERT fails,
+    and it must then update the winner's row, not fail itself. All in one transaction (a
+    broad crawl's first flush has thousands), and one by one only after a lost race."""
+    with db.session() as s:
+        missing = set(domains) - set(s.scalars(select(DomainStats.domain).where(DomainStats.domain.in_(domains))))
+    if not missing:
+        return
+    try:
+        with db.session() as s:
+            s.add_all(_new(d) for d in sorted(missing))
+        return
+    except IntegrityError:
+        pass
+    for domain in sorted(missing):
+        try:
+            with db.session() as s:
+                if s.get(DomainStats, domain) is None:
+                    s.add(_new(domain))
+        except IntegrityError:
+            pass  # another process made it first
 
 
 def _patterns(row: DomainStats) -> dict[str, Any]:
@@ -100,10 +125,11 @@ def apply_counters(
     """
     out = {}
     now = utcnow()
-    with db.session() as s:
+    _ensure_rows(db, list(counters))
+    with db.session(locked=True) as s:
         for domain, c in sorted(counters.items()):
             row = s.get(DomainStats, domain, with_for_update=True)
-            if row is None:
+            if row is None:  # removed since: made again
                 row = _new(domain)
                 s.add(row)
             row.attempts += c.attempts
@@ -151,9 +177,10 @@ def update(db: Database, domain: str, **fields: Any) -> dict[str, Any]:
     allowed = {"access_class", "requires_session"}
     if set(fields) - allowed:
         raise ValueError(f"Only {sorted(allowed)} can be set; got {sorted(fields)}")
-    with db.session() as s:
-        row = s.get(DomainStats, domain)
-        if row is None:
+    _ensure_rows(db, [domain])
+    with db.session(locked=True) as s:
+        row = s.get(DomainStats, domain, with_for_update=True)
+        if row is None:  # removed since: made again
             row = _new(domain)
             s.add(row)
         for k, v in fields.items():

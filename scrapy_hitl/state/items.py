@@ -372,7 +372,7 @@ def edit(state: HitlState, item_id: int, changes: Mapping[str, Any], *, actor: s
     """Apply ``changes`` (merged into the current data; the whole data with ``replace``) as a
     new version. ``expected_version`` guards against overwriting someone else's edit."""
     now = utcnow()
-    with state.db.session() as s:
+    with state.db.session(locked=True) as s:
         row = _locked(s, item_id)
         if expected_version is not None and row.version != expected_version:
             raise ItemConflict(f"Item {item_id} is at version {row.version}, not {expected_version}: "
@@ -393,7 +393,7 @@ def edit(state: HitlState, item_id: int, changes: Mapping[str, Any], *, actor: s
 def restore(state: HitlState, item_id: int, version: int, *, actor: str, note: str = "") -> dict[str, Any]:
     """Make an earlier version's data current again, as a new version (history is never rewritten)."""
     now = utcnow()
-    with state.db.session() as s:
+    with state.db.session(locked=True) as s:
         row = _locked(s, item_id)
         if version == 1 and row.version == 1:
             return item_to_dict(row)
@@ -414,7 +414,7 @@ def restore(state: HitlState, item_id: int, version: int, *, actor: str, note: s
 def _decide(state: HitlState, item_id: int, status: str, *, actor: str, note: str,
             changes: Mapping[str, Any] | None, expected_version: int | None = None) -> dict[str, Any]:
     now = utcnow()
-    with state.db.session() as s:
+    with state.db.session(locked=True) as s:
         row = _locked(s, item_id)
         if row.status == status:
             raise ItemConflict(f"Item {item_id} is already {status}")

@@ -55,7 +55,7 @@ class OverrideNotFound(LookupError):
 def publish_declaration(db: Database, spider: str, declarations: dict[str, Any]) -> None:
     """What the spider declares (prefix "" or "Class." -> Declaration.to_dict()), replacing
     what an earlier run published, merged so an item class seen once stays known."""
-    with db.session() as s:
+    with db.session(locked=True) as s:
         row = s.get(SelectorDeclaration, spider, with_for_update=True)
         if row is None:
             s.add(SelectorDeclaration(spider=spider, declaration=dict(declarations)))
@@ -210,7 +210,7 @@ def export(db: Database, spider: str) -> str:
 def save_fingerprints(db: Database, spider: str, domain: str, pattern: str,
                       samples: dict[str, list[dict[str, Any]]]) -> None:
     """Add fingerprints (field key -> new ones), keeping the newest SAMPLES_KEPT per key."""
-    with db.session() as s:
+    with db.session(locked=True) as s:
         for key, new in samples.items():
             row = s.scalars(select(SelectorFingerprint).where(
                 SelectorFingerprint.spider == spider, SelectorFingerprint.domain == domain,

@@ -185,3 +185,34 @@ def test_what_a_crawler_learns_is_what_the_next_run_starts_with(state):
     assert second.learned("a.example") == first.learned("a.example")
     assert second.plan("a.example", "/js/{n}") == Plan("browser", "browser", False, known=True)
     assert second.plan("a.example", "/new") == Plan("browser", "browser", False)  # the floor
+
+
+def test_crawlers_and_a_reviewer_adding_a_new_domain_at_once_all_succeed(state):
+    """The first flush of several crawlers and a CLI resolve that marks the domain as needing a
+    session, all for a domain nobody has seen: one row, every counter added, no error."""
+    import threading
+
+    n = 6
+    barrier = threading.Barrier(n)
+    errors = []
+
+    def worker(i):
+        barrier.wait()
+        try:
+            if i == 0:
+                domains.update(state.db, "new.example", requires_session="required")
+            else:
+                flush(state, {"new.example": counters(10), f"own{i}.example": counters(1)})
+        except Exception as exc:  # reported below, with the thread's own error
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    found = domains.get(state.db, "new.example")
+    assert found["attempts"] == 10 * (n - 1)
+    assert found["requires_session"] == "required"
+    assert len(domains.list_domains(state.db)) == n
