@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 quietly() {
-  local log="$logs/step.log"
+  local log
+  log=$(mktemp "$logs/step.XXXXXX")
   if ! "$@" >"$log" 2>&1; then
     echo "bootstrap: failed: $*" >&2
     cat "$log" >&2
@@ -26,10 +27,9 @@ command -v chromium >/dev/null || need+=(chromium)
 command -v npm >/dev/null || need+=(npm)
 [ -x /usr/bin/redis-server ] || need+=(redis-server)
 command -v ip >/dev/null || need+=(iproute2)  # the multi-host rig's network namespaces (tests/multihost)
-if [ ${#need[@]} -gt 0 ]; then
-  sudo=""
+system_packages() {
+  local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  echo "bootstrap: installing ${need[*]} with apt-get"
   quietly $sudo apt-get update -q
   quietly $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
   if [[ " ${need[*]} " == *" redis-server "* ]] && [ -d /run/systemd/system ]; then
@@ -37,6 +37,14 @@ if [ ${#need[@]} -gt 0 ]; then
     # also starts a system-wide Redis on port 6379 (without systemd it starts nothing).
     $sudo systemctl disable --now redis-server >/dev/null 2>&1 || true
   fi
+}
+# apt runs alongside the Python install (they share nothing): on a fresh machine that is
+# most of the set-up's time, spent once instead of twice. npm needs apt's npm, so it waits.
+apt_pid=""
+if [ ${#need[@]} -gt 0 ]; then
+  echo "bootstrap: installing ${need[*]} with apt-get"
+  system_packages &
+  apt_pid=$!
 fi
 
 python=${PYTHON:-python3}
@@ -52,6 +60,10 @@ if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ]; then
   quietly .venv/bin/python -m pip install -q uv
   quietly .venv/bin/python -m uv pip install --python .venv/bin/python -e '.[test]'
   touch "$stamp"
+fi
+
+if [ -n "$apt_pid" ] && ! wait "$apt_pid"; then
+  exit 1  # system_packages printed what failed
 fi
 
 # The sandbox's bot-detection section serves @fingerprintjs/botd from node_modules.
