@@ -81,7 +81,7 @@ class ConsoleProcess:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> ConsoleProcess:
+    def start(self, timeout: float = 60.0) -> ConsoleProcess:
         """Start and wait until ``GET /health`` answers; raises RuntimeError with the log tail."""
         cmd = [sys.executable, "-m", "hitl_console.cli", "console", "--host", self.host, "--port", str(self.port)]
         if self.threads is not None:
