@@ -57,3 +57,4 @@ def test_hitl_console_serves_with_gunicorn(hitl_env):
     finally:
         proc.terminate()
         proc.wait(timeout=15)
+        proc.stdout.close()

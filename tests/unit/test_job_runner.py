@@ -204,3 +204,4 @@ def test_the_go_between_sends_the_crawl_one_sigterm_whoever_asks_and_however_oft
     finally:
         proc.kill()
         proc.wait()
+        proc.stdout.close()  # or its pipe is reported unclosed in whichever test collects it
