@@ -7,22 +7,18 @@ own priority for it is kept.
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import sys
 from typing import TYPE_CHECKING, Any
 
 from scrapy.utils.misc import load_object
 
 from scrapy_hitl import defaults
-from scrapy_hitl.browser.handler import HitlDownloadHandler, HitlHttpsDownloadHandler
-from scrapy_hitl.extension import HitlExtension
-from scrapy_hitl.middlewares.blocks import HitlBlockMiddleware
-from scrapy_hitl.middlewares.escalation import HitlEscalationMiddleware
-from scrapy_hitl.middlewares.failures import HitlFailureMiddleware
-from scrapy_hitl.middlewares.session import HitlSessionMiddleware
-from scrapy_hitl.middlewares.start import HitlStartMiddleware
-from scrapy_hitl.quality.pipeline import HitlQualityPipeline
-from scrapy_hitl.quality.source import HitlItemSourceMiddleware
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from scrapy.settings import BaseSettings
 
 # Where, relative to Scrapy's built-ins, and why (see each module's docstring).
@@ -77,6 +73,29 @@ def _setdefault(settings: BaseSettings, name: str, cls: type, priority: int) -> 
     settings[name][cls] = priority
 
 
+@contextlib.contextmanager
+def _unscanned_imports(freeze: bool) -> Iterator[None]:
+    """With ``HITL_GC_FREEZE``, the first import of the components runs with the collector
+    off, then freezes every object alive (``gc.freeze``).
+
+    Those modules and what they bring (SQLAlchemy, redis-py, the models: some 50,000 objects
+    that live as long as the process) are frozen at spider open anyway; while they were
+    being created, the collector scanned them again and again: a full collection of every
+    object alive in the middle of the import, and the young generations every 700
+    allocations. Measured on a one-page crawl: 0.13-0.15 s of garbage collection in the
+    process, 0.06 s without (vanilla Scrapy: 0.05 s). Frozen, Scrapy's own start-up objects
+    also leave the collections before spider open, as they would at it."""
+    if not freeze or not gc.isenabled() or "scrapy_hitl.runtime" in sys.modules:
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+        gc.freeze()
+    finally:
+        gc.enable()
+
+
 class Addon:
     """Wires scrapy-hitl into a crawl."""
 
@@ -84,6 +103,16 @@ class Addon:
         for name in dir(defaults):
             if name.startswith("HITL_") and name not in _ENV_FALLBACK:
                 settings.set(name, getattr(defaults, name), priority="addon")
+        with _unscanned_imports(settings.getbool("HITL_GC_FREEZE")):
+            from scrapy_hitl.browser.handler import HitlDownloadHandler, HitlHttpsDownloadHandler
+            from scrapy_hitl.extension import HitlExtension
+            from scrapy_hitl.middlewares.blocks import HitlBlockMiddleware
+            from scrapy_hitl.middlewares.escalation import HitlEscalationMiddleware
+            from scrapy_hitl.middlewares.failures import HitlFailureMiddleware
+            from scrapy_hitl.middlewares.session import HitlSessionMiddleware
+            from scrapy_hitl.middlewares.start import HitlStartMiddleware
+            from scrapy_hitl.quality.pipeline import HitlQualityPipeline
+            from scrapy_hitl.quality.source import HitlItemSourceMiddleware
         _setdefault(settings, "DOWNLOADER_MIDDLEWARES", HitlSessionMiddleware, SESSION_MW_PRIORITY)
         _setdefault(settings, "DOWNLOADER_MIDDLEWARES", HitlBlockMiddleware, BLOCK_MW_PRIORITY)
         _setdefault(settings, "DOWNLOADER_MIDDLEWARES", HitlEscalationMiddleware, ESCALATION_MW_PRIORITY)

@@ -39,3 +39,34 @@ def opened_runtime(hitl_env):
 def test_startup_objects_are_frozen_unless_disabled(opened_runtime, setting, frozen):
     opened_runtime(**setting)
     assert (gc.get_freeze_count() > 0) is frozen
+
+
+FIRST_CRAWLER = """
+import gc, json, sys
+from scrapy import Spider
+from scrapy.utils.test import get_crawler
+
+settings = json.loads(sys.argv[1])
+get_crawler(Spider, settings_dict={"ADDONS": {"scrapy_hitl.Addon": 500}, **settings})  # runs update_settings
+print(json.dumps({"frozen": gc.get_freeze_count(), "enabled": gc.isenabled(),
+                  "imported": "scrapy_hitl.runtime" in sys.modules}))
+"""
+
+
+@pytest.mark.parametrize(("setting", "frozen"), [({}, True), ({"HITL_GC_FREEZE": False}, False)])
+def test_the_first_crawler_imports_the_components_unscanned_then_freezes(setting, frozen):
+    """A fresh process (this one imported everything long ago): the add-on imports its
+    components when it updates the settings, with the collector off, and freezes then;
+    the collector is on again afterwards either way."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-c", FIRST_CRAWLER, json.dumps(setting)], capture_output=True,
+                          text=True, timeout=120, cwd=root)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["imported"] and report["enabled"]
+    assert (report["frozen"] > 0) is frozen
