@@ -28,14 +28,22 @@ def _echo_json(data: Any) -> None:
 @click.argument("url", required=False, default="")
 @click.option("--selector", help="A CSS selector that a logged-in page shows (e.g. a.logout).")
 @click.option("--status", type=int, help="The HTTP status a logged-in page answers (default 200 without --selector).")
+@click.option("--browser", is_flag=True,
+              help="Check it in headless Chromium, started from each session's cookies and localStorage "
+                   "(for a site that keeps its login in localStorage). Default: a plain HTTP request.")
 @click.option("--json", "as_json", is_flag=True)
-def sessions_probe(domain: str, url: str, selector: str | None, status: int | None, as_json: bool) -> None:
+def sessions_probe(domain: str, url: str, selector: str | None, status: int | None, browser: bool,
+                   as_json: bool) -> None:
     """Set DOMAIN's health probe: URL, and what a logged-in page shows there. `hitl worker`
-    fetches it with each session every HITL_SESSION_PROBE_INTERVAL seconds. No URL removes it."""
+    fetches it with each session every HITL_SESSION_PROBE_INTERVAL seconds (in a browser with
+    --browser). No URL removes it."""
     from scrapy_hitl.state import session_health
 
+    if browser and not url:
+        raise click.UsageError("--browser needs the URL to probe; without a URL the probe is removed.")
     try:
-        info = session_health.set_probe(_ctx().state().db, domain, url=url, selector=selector, status=status)
+        info = session_health.set_probe(_ctx().state().db, domain, url=url, selector=selector, status=status,
+                                        browser=browser)
     except session_health.ProbeError as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
@@ -43,10 +51,7 @@ def sessions_probe(domain: str, url: str, selector: str | None, status: int | No
     elif info["probe"] is None:
         click.echo(f"Removed the probe of {info['domain']}.")
     else:
-        probe = info["probe"]
-        shows = " and ".join(x for x in (probe["selector"] and f"shows {probe['selector']!r}",
-                                         probe["status"] and f"answers HTTP {probe['status']}") if x)
-        click.echo(f"Probe of {info['domain']}: {probe['url']} {shows}.")
+        click.echo(f"Probe of {info['domain']}: {session_health.describe_probe(info['probe'])}.")
 
 
 @click.command("check")
@@ -65,7 +70,10 @@ def sessions_check(as_json: bool) -> None:
         return
     for p in result["probed"]:
         failed = ", ".join(f"{n} ({d})" for n, d in p["failed"].items())
-        click.echo(f"{p['domain']}: passed {', '.join(p['passed']) or 'none'}" + (f"; failed {failed}" if failed else ""))
+        errors = ", ".join(f"{n} ({d})" for n, d in p.get("errors", {}).items())
+        click.echo(f"{p['domain']}{' (checked in a browser)' if p.get('browser') else ''}: "
+                   f"passed {', '.join(p['passed']) or 'none'}" + (f"; failed {failed}" if failed else "")
+                   + (f"; not checked {errors}" if errors else ""))
     for i in result["refresh"]:
         click.echo(f"{i['domain']}: {i['evidence']['summary']} (intervention {i['id']})")
     if not result["probed"] and not result["refresh"]:

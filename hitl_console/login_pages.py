@@ -38,8 +38,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_SETTING_NAMES = ("HITL_BROWSER_EXECUTABLE", "HITL_LIVE_TIMEOUT", "HITL_LIVE_JPEG_QUALITY", "HITL_STEALTH_PROXIES",
-                  "PLAYWRIGHT_LAUNCH_OPTIONS")
+_SETTING_NAMES = ("HITL_BROWSER_EXECUTABLE", "HITL_BROWSER_SETTLE_TIMEOUT", "HITL_LIVE_TIMEOUT",
+                  "HITL_LIVE_JPEG_QUALITY", "HITL_STEALTH_PROXIES", "PLAYWRIGHT_LAUNCH_OPTIONS")
 
 
 class NoLoginWorker(RuntimeError):
@@ -81,8 +81,8 @@ def request_login(state: HitlState, *, intervention_id: int, domain: str, url: s
 
 
 def worker_settings() -> Any:
-    """The Scrapy settings the login pages use (browser, live view, stealth proxies), from
-    the worker's environment, as a crawl would read them from its own."""
+    """The Scrapy settings the login pages and the browser probes use (browser, settle, live
+    view, stealth proxies), from the worker's environment, as a crawl would read them from its own."""
     from scrapy.settings import Settings
 
     values: dict[str, Any] = {}
@@ -98,6 +98,18 @@ def worker_settings() -> Any:
         else:
             values[name] = raw
     return Settings(values)
+
+
+async def launch(playwright: Any, browser_config: Any) -> tuple[Any, str]:
+    """The worker's headless Chromium (``HITL_BROWSER_EXECUTABLE`` or the system one, with
+    ``PLAYWRIGHT_LAUNCH_OPTIONS``), as the crawl's browser tiers start theirs: (browser,
+    executable). Raises BrowserNotFound. The login pages and the browser probes
+    (:mod:`hitl_console.session_worker`) both start theirs here."""
+    from scrapy_hitl.browser.config import find_chromium
+
+    executable = find_chromium(browser_config.executable)
+    options = {"headless": True, **browser_config.launch_options, "executable_path": executable}
+    return await playwright.chromium.launch(**options), executable
 
 
 class LoginPages(LoginServer, threading.Thread):
@@ -157,15 +169,12 @@ class LoginPages(LoginServer, threading.Thread):
             if self._browser is None or not self._browser.is_connected():
                 from playwright.async_api import async_playwright
 
-                from scrapy_hitl.browser.config import find_chromium
                 from scrapy_hitl.browser.fingerprint import chrome_major
                 from scrapy_hitl.browser.pool import browser_version
 
-                executable = find_chromium(self.browser_config.executable)
                 if self._playwright is None:
                     self._playwright = await async_playwright().start()
-                options = {"headless": True, **self.browser_config.launch_options, "executable_path": executable}
-                self._browser = await self._playwright.chromium.launch(**options)
+                self._browser, executable = await launch(self._playwright, self.browser_config)
                 version = await asyncio.to_thread(browser_version, executable)
                 self._chrome_major = chrome_major(version)
         return self._browser

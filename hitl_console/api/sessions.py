@@ -12,7 +12,7 @@ import`` / ``delete``, so crawlers hear ``session.captured`` / ``session.invalid
 - ``POST /sessions/<domain>``: add a session ``name``; 409 if the domain has one by that name,
   unless ``replace`` is true.
 - ``GET`` / ``DELETE /sessions/<domain>/<name>``: one session; ``DELETE /sessions/<domain>``: all.
-- ``PUT /sessions/<domain>/probe``: the domain's health probe (``url``, ``selector``, ``status``);
+- ``PUT /sessions/<domain>/probe``: the domain's health probe (``url``, ``selector``, ``status``, ``browser``);
   an empty ``url`` removes it.
 """
 
@@ -148,10 +148,12 @@ def sessions_delete_one(domain: str, name: str) -> Any:
 @bp.put("/api/v1/sessions/<domain>/probe")
 @require()
 def sessions_probe(domain: str) -> Any:
-    """Set the domain's probe: ``{"url", "selector"?, "status"?}`` (an empty url removes it)."""
+    """Set the domain's probe: ``{"url", "selector"?, "status"?, "browser"?}`` (an empty url
+    removes it; ``browser``: checked in headless Chromium from each session's storage state)."""
     domain = _domain(domain)
-    data = json_object({"url", "selector", "status"})
+    data = json_object({"url", "selector", "status", "browser"})
     url, selector, status = data.get("url"), data.get("selector"), data.get("status")
+    browser = data.get("browser", False)
     if not isinstance(url, str):
         raise ApiError(422, "invalid", {"url": f"required: the URL to probe, e.g. https://{domain}/account "
                                                '("" removes the probe)'})
@@ -159,8 +161,11 @@ def sessions_probe(domain: str) -> Any:
         raise ApiError(422, "invalid", {"selector": "must be a CSS selector string"})
     if status is not None and (not isinstance(status, int) or isinstance(status, bool)):
         raise ApiError(422, "invalid", {"status": "must be an HTTP status number"})
+    if not isinstance(browser, bool):
+        raise ApiError(422, "invalid", {"browser": "must be true (check in a browser) or false (a plain HTTP request)"})
     try:
-        info = session_health.set_probe(state().db, domain, url=url, selector=selector or None, status=status)
+        info = session_health.set_probe(state().db, domain, url=url, selector=selector or None, status=status,
+                                        browser=browser)
     except session_health.ProbeError as exc:
         field = "selector" if "selector" in str(exc) else "status" if "status" in str(exc) else "url"
         raise ApiError(422, "invalid_probe", {field: str(exc)}) from None

@@ -401,13 +401,7 @@ class BrowserPool:
         entry = runtime.session_pools.find(domain, name) if runtime is not None else None
         if entry is None:
             return "", {}
-        session = entry.session
-        kwargs: dict[str, Any] = {"storage_state": session.storage_state()}
-        if session.user_agent:
-            kwargs["user_agent"] = session.user_agent
-        if session.proxy:
-            kwargs["proxy"] = _playwright_proxy(session.proxy)
-        return f"{domain}/{name}@{int(entry.born)}", kwargs
+        return f"{domain}/{name}@{int(entry.born)}", session_context_options(entry.session)
 
     # --- stealth -------------------------------------------------------------------------------
     def _stealth_context(self, domain: str) -> dict[str, Any]:
@@ -437,6 +431,18 @@ class BrowserPool:
         if start > now:
             self.stats.inc_value("hitl/stealth/paced")
             await asyncio.sleep(start - now)
+
+
+def session_context_options(session: Any) -> dict[str, Any]:
+    """Playwright ``new_context`` options that start a context as a vault session: its storage
+    state (cookies and each origin's localStorage), its user agent and its proxy. The crawl's
+    session contexts and ``hitl worker``'s browser probes both use them."""
+    kwargs: dict[str, Any] = {"storage_state": session.storage_state()}
+    if session.user_agent:
+        kwargs["user_agent"] = session.user_agent
+    if session.proxy:
+        kwargs["proxy"] = _playwright_proxy(session.proxy)
+    return kwargs
 
 
 def _playwright_proxy(url: str) -> dict[str, str]:

@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -215,6 +216,7 @@ class SessionDomain(Base):
     probe_url: Mapped[str] = mapped_column(Text, default="")
     probe_selector: Mapped[str] = mapped_column(Text, default="")
     probe_status: Mapped[int | None] = mapped_column(Integer)
+    probe_browser: Mapped[bool] = mapped_column(Boolean, default=False)  # opened in headless Chromium
     probe_result: Mapped[str] = mapped_column(String(16), default="")  # "", ok, failed, error
     probe_detail: Mapped[str] = mapped_column(Text, default="")
     probe_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

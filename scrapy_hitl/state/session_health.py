@@ -38,8 +38,8 @@ def check_selector(selector: str) -> None:
 def _row(s: Any, domain: str, create: bool = False) -> SessionDomain | None:
     row = s.get(SessionDomain, domain)
     if row is None and create:
-        row = SessionDomain(domain=domain, lifetimes=[], probe_url="", probe_selector="", probe_result="",
-                            probe_detail="", required_reason="")
+        row = SessionDomain(domain=domain, lifetimes=[], probe_url="", probe_selector="", probe_browser=False,
+                            probe_result="", probe_detail="", required_reason="")
         s.add(row)
     return row
 
@@ -58,7 +58,8 @@ def info(db: Database, domain: str) -> dict[str, Any]:
 def _info(row: SessionDomain) -> dict[str, Any]:
     probe = None
     if row.probe_url:
-        probe = {"url": row.probe_url, "selector": row.probe_selector or None, "status": row.probe_status}
+        probe = {"url": row.probe_url, "selector": row.probe_selector or None, "status": row.probe_status,
+                 "browser": bool(row.probe_browser)}
     result = None
     if row.probe_result:
         result = {"result": row.probe_result, "detail": row.probe_detail, "at": iso(row.probe_at)}
@@ -69,9 +70,12 @@ def _info(row: SessionDomain) -> dict[str, Any]:
 
 
 def set_probe(db: Database, domain: str, *, url: str, selector: str | None = None,
-              status: int | None = None) -> dict[str, Any]:
+              status: int | None = None, browser: bool = False) -> dict[str, Any]:
     """Set (``url``) or clear (``url`` empty) the domain's probe: the URL, and what a logged-in
-    page shows there: a CSS ``selector`` and/or a ``status``. Raises ProbeError."""
+    page shows there: a CSS ``selector`` and/or a ``status``. ``browser``: open it in headless
+    Chromium from each session's storage state (cookies and localStorage), so a login kept
+    only in localStorage can be checked; else a plain HTTP request with the cookies. Raises
+    ProbeError."""
     from urllib.parse import urlsplit
 
     domain = normalize_domain(domain)
@@ -94,9 +98,20 @@ def set_probe(db: Database, domain: str, *, url: str, selector: str | None = Non
         row.probe_url = url or ""
         row.probe_selector = (selector or "") if url else ""
         row.probe_status = status if url else None
+        row.probe_browser = bool(browser) if url else False
         row.probe_result, row.probe_detail, row.probe_at = "", "", None
         s.flush()
         return _info(row)
+
+
+def describe_probe(probe: dict[str, Any] | None) -> str:
+    """A probe in plain words: "https://shop.example/account shows 'a.logout', checked in a browser"."""
+    if not probe:
+        return "no probe"
+    shows = " and ".join(x for x in (probe.get("selector") and f"shows {probe['selector']!r}",
+                                     probe.get("status") and f"answers HTTP {probe['status']}") if x)
+    how = "checked in a browser" if probe.get("browser") else "checked with a plain HTTP request"
+    return f"{probe['url']} {shows}, {how}" if shows else f"{probe['url']}, {how}"
 
 
 def probes(db: Database) -> list[dict[str, Any]]:

@@ -253,7 +253,15 @@ def test_a_probe_is_set_and_shown_with_the_domain(client, reviewer, hitl):
                           json={"url": f"https://{DOMAIN}/account", "selector": "a.logout"})
     assert response.status_code == 200
     health = client.get(f"/api/v1/sessions/{DOMAIN}", headers=reviewer).json["domain_health"]
-    assert health["probe"] == {"url": f"https://{DOMAIN}/account", "selector": "a.logout", "status": None}
+    assert health["probe"] == {"url": f"https://{DOMAIN}/account", "selector": "a.logout", "status": None,
+                               "browser": False}
+    # checked in a browser (a login kept only in localStorage: docs/sessions.md)
+    response = client.put(f"/api/v1/sessions/{DOMAIN}/probe", headers=reviewer,
+                          json={"url": f"https://{DOMAIN}/account", "selector": "a.logout", "browser": True})
+    assert response.status_code == 200 and response.json["probe"]["browser"] is True
+    bad = client.put(f"/api/v1/sessions/{DOMAIN}/probe", headers=reviewer,
+                     json={"url": f"https://{DOMAIN}/account", "browser": "yes"})
+    assert (bad.status_code, bad.json["error"]) == (422, "invalid") and "browser" in bad.json["detail"]
 
 
 LOGIN_URL = f"https://{DOMAIN}/login"
@@ -316,4 +324,4 @@ def test_a_block_fixed_with_a_session_teaches_the_domain_at_once_and_its_page_sa
     health = domain["session_health"]
     assert f"intervention {data['id']}" in health["required_reason"] and "http_403" in health["required_reason"]
     assert (health["sessions"], health["usable_sessions"]) == (1, 1)
-    assert health["probe"] == {"url": f"https://{DOMAIN}/me", "selector": None, "status": 200}
+    assert health["probe"] == {"url": f"https://{DOMAIN}/me", "selector": None, "status": 200, "browser": False}

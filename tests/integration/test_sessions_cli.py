@@ -47,6 +47,10 @@ def test_bad_names_and_probes_are_refused(cli, tmp_path, state):
     code, out = cli("sessions", "probe", DOMAIN, "https://elsewhere.test/account")
     assert code == 1 and f"not on {DOMAIN}" in out
     code, out = cli("sessions", "probe", DOMAIN, f"https://{DOMAIN}/account", "--selector", "a.logout")
-    assert code == 0 and "shows 'a.logout'" in out
+    assert code == 0 and "shows 'a.logout', checked with a plain HTTP request" in out
+    code, out = cli("sessions", "probe", DOMAIN, f"https://{DOMAIN}/account", "--selector", "a.logout", "--browser")
+    assert code == 0 and "shows 'a.logout', checked in a browser" in out
+    code, out = cli("sessions", "probe", DOMAIN, "--browser")
+    assert code == 2 and "--browser needs the URL" in out
     code, out = cli("sessions", "delete", DOMAIN, "--name", "nobody")
     assert code == 1 and "No session named 'nobody'" in out

@@ -55,7 +55,8 @@ function render(d) {
   const probe = health.probe;
   const result = health.probe_result;
   $("d-probe").replaceChildren(!probe ? "none" : `${probe.url}${probe.selector ? ` shows ${probe.selector}` : ""}`
-    + `${probe.status ? ` answers ${probe.status}` : ""}: `,
+    + `${probe.status ? ` answers ${probe.status}` : ""}`
+    + `${probe.browser ? ", checked in a browser" : ", checked with a plain HTTP request"}: `,
   probe && result ? el("span", { dataset: { result: result.result } }, `${result.result} `) : (probe ? "not run yet" : ""),
   probe && result ? ago(result.at) : "",
   probe && result && result.detail ? el("span", { class: "hint" }, ` (${result.detail})`) : "");
