@@ -246,6 +246,30 @@ def test_members_redirect_variant(sandbox: SandboxServer) -> None:
     assert expired.status == 302
 
 
+# -- Account: login in localStorage, a token suspended after N uses ----------------------------------
+
+
+def test_an_account_token_with_a_limit_is_suspended_after_n_data_requests(sandbox: SandboxServer) -> None:
+    def token(**extra: str) -> str:
+        response = fetch(sandbox.url + "/account/api/login", form={"user": "demo", "password": "demo", **extra})
+        return json.loads(response.text)["token"]
+
+    def data(bearer: str) -> int:
+        request = urllib.request.Request(sandbox.url + "/account/data/1", headers={"Authorization": f"Bearer {bearer}"})
+        try:
+            with OPENER.open(request, timeout=10) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            with error:
+                return error.code
+
+    limited, unlimited = token(limit="2"), token()
+    assert limited.startswith("acct-limit2-") and not unlimited.startswith("acct-limit")
+    assert [data(limited) for _ in range(3)] == [200, 200, 403]
+    assert [data(unlimited) for _ in range(3)] == [200, 200, 200]
+    assert data("acct-limit9-00." + "0" * 32) == 401  # a made-up token: not signed
+
+
 # -- Protected: Cloudflare-like challenge -----------------------------------------------------------
 
 

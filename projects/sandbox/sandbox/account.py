@@ -11,6 +11,10 @@ as for ``/login``), stores the token it gets in localStorage and goes to ``next`
 HMAC-signed, so the data API checks it without server state. No cookie is ever set: a crawler
 with cookies alone sees the shell and the sign-in block, never the data; only a browser context
 started from the saved localStorage (a Playwright storage_state) gets through.
+
+A login posted with ``limit=<N>`` gets a token ``acct-limit<N>-...`` that the data API
+suspends after N requests (403), like a site suspending an account that crawls too much; the
+page then shows an "Account suspended" block (``div#suspended``) and keeps the token.
 """
 
 from __future__ import annotations
@@ -50,6 +54,14 @@ APP_JS = """(function () {
   if (!token) { signin(); return; }
   fetch(cfg.data, {headers: {'Authorization': 'Bearer ' + token}}).then(function (r) {
     if (r.status === 401) { window.localStorage.removeItem(cfg.key); signin(); return null; }
+    if (r.status === 403) {
+      var box = el('div', 'suspended');
+      box.id = 'suspended';
+      el('h1', '', 'Account suspended', box);
+      el('p', '', 'Too many requests from this account.', box);
+      document.documentElement.setAttribute('data-account', 'suspended');
+      return null;
+    }
     return r.json();
   }).then(function (data) {
     if (!data) { return; }
@@ -97,9 +109,20 @@ class Accounts:
     def __init__(self, secret: str) -> None:
         self.key = hashlib.sha256(b"account-token:" + secret.encode()).digest()
 
-    def issue(self) -> str:
+    def issue(self, limit: int | None = None) -> str:
+        """A new token; with ``limit``, one the data API suspends after that many requests."""
         nonce = secrets.token_hex(8)
+        if limit:
+            nonce = f"limit{limit}-{nonce}"
         return f"acct-{nonce}.{self._sign(nonce)}"
+
+    @staticmethod
+    def limit(token: str) -> int | None:
+        """The N of an ``acct-limit<N>-...`` token (None for any other)."""
+        if not token.startswith("acct-limit"):
+            return None
+        raw = token[len("acct-limit"):].split("-", 1)[0]
+        return int(raw) if raw.isdigit() else None
 
     def valid(self, token: str) -> bool:
         if not token.startswith("acct-") or "." not in token:

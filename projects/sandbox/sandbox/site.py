@@ -59,6 +59,7 @@ class SandboxResource(Resource):
         self.guard = Guard(secret=config.secret)
         self.accounts = account.Accounts(config.secret)
         self.member_uses: dict[bytes, int] = {}  # member_session "valid-limit<N>-..." -> requests seen
+        self.account_uses: dict[str, int] = {}  # account token "acct-limit<N>-..." -> data requests seen
         self._botd: tuple[int, bytes] | None = None  # BotD's bundle, read at the first request
         self.hits: dict[bytes, int] = {}
         self.total = 0
@@ -268,6 +269,12 @@ class SandboxResource(Resource):
             if not (auth.startswith("Bearer ") and self.accounts.valid(auth[7:])):
                 request.setResponseCode(401)
                 return _json(request, {"error": "sign in first"})
+            limit = self.accounts.limit(auth[7:])
+            if limit is not None:
+                used = self.account_uses[auth[7:]] = self.account_uses.get(auth[7:], 0) + 1
+                if used > limit:
+                    request.setResponseCode(403)
+                    return _json(request, {"error": "account suspended: too many requests"})
             return _json(request, account.list_data(n, cfg.pages) if listing else account.detail_data(n))
         parts = path.split(b"/")
         if len(parts) == 4 and parts[2] in (b"page", b"detail") and parts[3].isdigit():
@@ -288,7 +295,8 @@ class SandboxResource(Resource):
         if not (hmac.compare_digest(password.encode(), self.config.login_password.encode()) and valid_user):
             request.setResponseCode(401)
             return _json(request, {"error": "Invalid username or password."})
-        return _json(request, {"token": self.accounts.issue()})
+        limit = _arg(request, b"limit")
+        return _json(request, {"token": self.accounts.issue(int(limit) if limit.isdigit() else None)})
 
     # -- plain routes ---------------------------------------------------------------------------
 
@@ -346,6 +354,7 @@ class SandboxResource(Resource):
         self.hits.clear()
         self.records.clear()
         self.member_uses.clear()
+        self.account_uses.clear()
         self.total = 0
         return _json(request, {"ok": True})
 
