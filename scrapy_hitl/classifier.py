@@ -177,11 +177,13 @@ class BlockClassifier:
         :class:`~scrapy_hitl.signatures.SignatureError` for a malformed entry.
         """
         if extra is None:
-            return cls()
+            extra = ()
         if isinstance(extra, (str, bytes, Mapping)) or not isinstance(extra, Sequence):
             raise SignatureError(
                 f"HITL_BLOCK_SIGNATURES must be a list of dicts, one per signature; got {type(extra).__name__}."
             )
+        if not extra and cls is BlockClassifier:
+            return _DEFAULT  # the built-in signatures' screens, built once per process (at import)
         user = tuple(
             spec if isinstance(spec, Signature) else compile_signature(spec, index=i)
             for i, spec in enumerate(extra)
