@@ -442,6 +442,7 @@ $("redeliver").addEventListener("click", async () => {
 // --- start ------------------------------------------------------------------------------------
 
 new Live().on((ev) => {
+  document.dispatchEvent(new CustomEvent("hitl:event", { detail: ev })); // for ownership.js
   if (ev.type.startsWith("consultation.") && ev.payload && ev.payload.consultation_id === id) {
     reload();
     loadDeliveries();

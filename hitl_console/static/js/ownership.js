@@ -48,5 +48,12 @@ if (box) {
   $("owner-take").addEventListener("click", act("POST"));
   $("owner-release").addEventListener("click", act("DELETE"));
   document.addEventListener("visibilitychange", () => { if (!document.hidden) refresh(); });
+  // Someone else taking or giving it back shows at once: the page's own event stream
+  // (intervention.js, consultation.js) hands each event on as "hitl:event".
+  document.addEventListener("hitl:event", ({ detail: ev }) => {
+    if (ev.type === `${kind}.owned` && ev.payload && String(ev.payload[`${kind}_id`]) === box.dataset.itemId) {
+      refresh();
+    }
+  });
   refresh();
 }

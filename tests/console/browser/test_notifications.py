@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from scrapy_hitl.state import interventions, notify_channels
+from scrapy_hitl.state import interventions, notify_channels, ownership
 from tests.notify.conftest import free_port
 
 pytestmark = pytest.mark.browser
@@ -74,5 +74,9 @@ def test_im_on_it_on_an_intervention_and_the_owner_in_the_list(tab, users, state
     page.goto(f"{tab.base_url}/interventions/{opened['id']}")
     page.click("#owner-release")
     expect(page.locator("#owner-text")).to_have_text("Nobody has taken this yet.")
+    # someone else takes it (another tab, the API, the CLI): this open page shows it at once
+    ownership.take(state, "intervention", opened["id"], owner="ann@example.com")
+    expect(page.locator("#owner-text")).to_have_text("ann@example.com is on it.")
+    expect(page.locator("#owner-take")).to_have_text("Take it over")
     assert tab.errors == []
     assert notify_channels.list_(state) == []  # nothing here needed a channel
