@@ -132,3 +132,36 @@ def test_a_literal_is_in_the_folded_body_wherever_a_case_insensitive_regex_match
 
     if re.search(re.escape(literal), body, re.IGNORECASE):
         assert literal.encode("ascii") in fold_for_literals(body)
+
+
+# --- the screen's joined patterns ----------------------------------------------------------------
+
+_TEXTS = ("", "Access Denied", "access denied", "Just a moment...", "Robot Check", "shoes and socks",
+          "aa", "abab", "x-1-1", "cloudflare-nginx", "AKAMAI GHost", "Sucuri/Cloudproxy", "line\nAccess denied")
+
+
+@pytest.mark.parametrize(
+    ("patterns", "searches"),
+    [
+        pytest.param([r"(?i)^access denied$", r"(?i)robot check", r"(?i)^(?:amazon\.[a-z.]+)$"], 1,
+                     id="same-flags-one-search"),
+        pytest.param([r"(?i)^access denied$", r"^Just a moment\.\.\.$"], 2, id="two-flag-sets"),
+        pytest.param([r"(?i)^cloudflare", r"(?i)akamai", r"(?i)^sucuri"], 1, id="leading-flags-dropped"),
+        pytest.param([r"(a)\1", r"(?i)^access"], 2, id="numbered-backreference-alone"),
+        pytest.param([r"(?P<x>a)b(?P=x)", r"shoes"], 2, id="named-backreference-alone"),
+        pytest.param([r"(?P<x>a)", r"(?P<x>b)"], 2, id="duplicate-group-names-do-not-compile"),
+        pytest.param([r"(?x) access \s denied  # a comment", r"(?x) robot"], 2, id="verbose-alone"),
+        pytest.param([r"(?m)^access denied$", r"(?m)^never$"], 1, id="multiline-kept"),
+        pytest.param([r"", r"(?i)^x"], 2, id="presence-and-pattern"),
+        pytest.param([r"shoes"], 1, id="one-pattern"),
+        pytest.param([], 0, id="none"),
+    ],
+)
+def test_joined_patterns_find_what_any_of_them_finds(patterns, searches):
+    from scrapy_hitl.classifier import _joined
+
+    compiled = [re.compile(p) for p in patterns]
+    joined = _joined(compiled)
+    assert len(joined) == searches
+    for text in _TEXTS:
+        assert any(p.search(text) for p in joined) == any(p.search(text) for p in compiled), text
