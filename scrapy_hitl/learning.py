@@ -23,14 +23,19 @@ class DomainCounters:
 
     def record(self, *, engine: str, ok: bool, status: int, reason: str = "", kind: str = "") -> None:
         self.attempts += 1
-        self.successes += ok
+        eng = self.engines.get(engine)
+        if eng is None:
+            eng = self.engines[engine] = {"attempts": 0, "successes": 0}
+        eng["attempts"] += 1
+        if ok:
+            self.successes += 1
+            eng["successes"] += 1
+            if status != 403 and status != 401 and not kind and not reason:
+                return  # once per page: nothing else to count
         self.blocked_403 += status == 403 and kind != "captcha_solve" and reason != "hard_block"
         self.blocked_401 += status == 401
         self.captchas += kind == "captcha_solve"
         self.hard_blocks += reason == "hard_block"
-        eng = self.engines.setdefault(engine, {"attempts": 0, "successes": 0})
-        eng["attempts"] += 1
-        eng["successes"] += ok
 
     def learn_tier(self, pattern: str, entry: dict[str, Any]) -> None:
         """Keep a learned tier entry for the flush; of two for one pattern, the later wins."""

@@ -129,7 +129,7 @@ class Ladder:
     request with nothing known starts. Tiers that are not configured are skipped by every move.
     """
 
-    __slots__ = ("_caps", "_nexts", "automated", "first", "human", "tiers")
+    __slots__ = ("_caps", "_lowers", "_nexts", "automated", "first", "human", "tiers")
 
     def __init__(self, tiers: Sequence[str]) -> None:
         self.tiers = parse_tiers(tiers)
@@ -138,6 +138,7 @@ class Ladder:
         self.first = self.automated[0]
         self._caps: dict[tuple[str, str | None], str] = {}
         self._nexts: dict[tuple[str, str | None], str | None] = {}
+        self._lowers: dict[str, str | None] = {}
 
     def __repr__(self) -> str:
         return f"Ladder({self.tiers!r})"
@@ -183,6 +184,12 @@ class Ladder:
 
     def lower(self, tier: str) -> str | None:
         """The configured automated tier just below ``tier``, or None."""
+        if tier in self._lowers:  # asked for every request of a known pattern
+            return self._lowers[tier]
+        found = self._lowers[tier] = self._lower(tier)
+        return found
+
+    def _lower(self, tier: str) -> str | None:
         rank = _check(tier, "hitl_tier")
         below = [t for t in self.automated if TIERS.index(t) < rank]
         return below[-1] if below else None
@@ -225,6 +232,13 @@ def _segment(segment: str) -> str:
     return segment.lower()
 
 
+# segment -> what _segment() makes of it: a site's paths repeat the same words ("product",
+# "page"), and every request's path is turned into its pattern. Numbers are not kept (each is
+# new, and "{n}" is one isdigit() away).
+_SEGMENTS: dict[str, str] = {}
+_MAX_CACHED_SEGMENTS = 4096
+
+
 def path_pattern(url_or_path: str) -> str:
     """The page template a URL belongs to: ``https://x/shop/item/17?a=1`` -> ``/shop/item/{n}``.
 
@@ -240,7 +254,20 @@ def path_pattern(url_or_path: str) -> str:
         path = url_or_path  # already a path (the middleware passes Scrapy's cached parse)
     if "%" in path:
         path = unquote(path)
-    segments = [_segment(s) for s in path.split("/") if s]
+    segments = []
+    cache = _SEGMENTS
+    for s in path.split("/"):
+        if not s:
+            continue
+        if s.isdigit():
+            segments.append("{n}")
+            continue
+        found = cache.get(s)
+        if found is None:
+            if len(cache) >= _MAX_CACHED_SEGMENTS:
+                cache.clear()
+            found = cache[s] = _segment(s)
+        segments.append(found)
     if not segments:
         return "/"
     more = len(segments) > _MAX_SEGMENTS

@@ -68,6 +68,11 @@ def without_browser_meta(request: Request) -> Request:
     return request.replace(meta={k: v for k, v in meta.items() if not k.startswith("playwright")})
 
 
+# b"Content-Type" -> "content-type": a crawl meets a few dozen header names, on every response
+_HEADER_NAMES: dict[bytes, str] = {}
+_MAX_HEADER_NAMES = 1024
+
+
 def header_dict(headers: Headers) -> dict[str, str]:
     """Scrapy's headers as the classifier's ``{lower-case name: str}`` (the last value of
     each; Set-Cookie keeps every value, one per line, so a vendor cookie is seen wherever
@@ -78,10 +83,15 @@ def header_dict(headers: Headers) -> dict[str, str]:
     ``Headers.getlist`` would normalise and encode the name again.
     """
     out = {}
+    names = _HEADER_NAMES
     for key, values in dict.items(headers):  # keys: title-cased bytes; values: lists of bytes
         if not values:
             continue
-        name = key.decode("latin-1").lower()
+        name = names.get(key)
+        if name is None:
+            if len(names) >= _MAX_HEADER_NAMES:
+                names.clear()
+            name = names[key] = key.decode("latin-1").lower()
         if name == "set-cookie":
             out[name] = "\n".join(v.decode("latin-1") for v in values)
         else:
@@ -107,8 +117,8 @@ class HitlBlockMiddleware:
             raise NotConfigured("HITL_BLOCKS_ENABLED is False")
         return cls(crawler, HitlRuntime.of(crawler))
 
-    def _expect(self, request: Request) -> str | None:
-        expect = request.meta.get("hitl_expect")
+    def _expect(self, request: Request, meta: dict[str, Any] | None = None) -> str | None:
+        expect = (request.meta if meta is None else meta).get("hitl_expect")
         if expect is None and self.rt.spider is not None:
             expect = getattr(self.rt.spider, "hitl_expect", None)
             book = self.rt.selectors
@@ -124,25 +134,27 @@ class HitlBlockMiddleware:
         if found is not None:
             return found
         rt = self.rt
+        meta = request.meta
+        status = response.status
         domain = request_domain(request)
         headers = header_dict(response.headers)
         is_text = isinstance(response, TextResponse)
-        expect = self._expect(request) if is_text and 200 <= response.status < 300 else None
+        expect = self._expect(request, meta) if is_text and 200 <= status < 300 else None
         expect_missing = bool(expect) and not response.css(expect)  # type: ignore[attr-defined]
         obs = Observation(
             url=response.url,
-            status=response.status,
+            status=status,
             headers=headers,
             body=response.text[: self.max_body] if is_text else "",  # type: ignore[attr-defined]
-            has_session="hitl_session" in request.meta,
+            has_session="hitl_session" in meta,
             access_class=rt.access_class(domain),
             expect_missing=expect_missing,
             expect_met=bool(expect) and not expect_missing,  # then a generic in-page refusal is not one
             # The spider's own expectation is met: the page is content, nothing to climb for
             # (and the JavaScript-shell heuristics need not run).
-            can_escalate=bool(request.meta.get("hitl_can_escalate")) and not (expect and not expect_missing),
-            rendered=request.meta.get("hitl_tier") in _RENDERED_TIERS,
-            shell_check=(request.meta.get("hitl_escalation") or _NO_PLAN).get("shell_check", True),
+            can_escalate=bool(meta.get("hitl_can_escalate")) and not (expect and not expect_missing),
+            rendered=meta.get("hitl_tier") in _RENDERED_TIERS,
+            shell_check=(meta.get("hitl_escalation") or _NO_PLAN).get("shell_check", True),
         )
         judgement = cache[response] = Judgement(rt.classifier.classify(obs), domain, headers, expect, expect_missing)
         return judgement
@@ -150,23 +162,32 @@ class HitlBlockMiddleware:
     def process_response(
         self, request: Request, response: Response, spider: Spider | None = None
     ) -> Request | Response:
-        if request.meta.get("dont_hitl"):
+        meta = request.meta
+        if meta.get("dont_hitl"):
             return response
         rt = self.rt
         judgement = self.judge(request, response)
         rt.judgements.pop(response, None)
         verdict, domain = judgement.verdict, judgement.domain
+        action = verdict.action
         if judgement.expect:  # for the quality pipeline's extraction score (response.meta)
-            request.meta["hitl_expect_matched"] = not judgement.expect_missing
-        tier = request.meta.get("hitl_tier", "static")
-        rt.record(domain, engine=tier, ok=verdict.action == "ok", status=response.status,
+            meta["hitl_expect_matched"] = not judgement.expect_missing
+        tier = meta.get("hitl_tier", "static")
+        rt.record(domain, engine=tier, ok=action == "ok", status=response.status,
                   reason=verdict.reason, kind=verdict.type or "")
-        if verdict.action in ("pause", "escalate", "retry"):  # a 404 is not a block
+        if action == "ok":  # the common case: nothing to count, keep or park
+            if judgement.expect and not judgement.expect_missing and self.drift.pending:
+                self.drift.matched(domain, _pattern(request))
+            if "hitl_session" in meta:
+                rt.session_pools.good(meta["hitl_session"], meta.get("hitl_session_name", ""))
+            rt.ack(request)
+            return response
+        if action in ("pause", "escalate", "retry"):  # a 404 is not a block
             self.stats.inc_value(f"hitl/blocks/{verdict.reason}")
-        if verdict.action in ("pause", "fail"):  # the first of its kind keeps the page (snapshots.py)
+        if action in ("pause", "fail"):  # the first of its kind keeps the page (snapshots.py)
             rt.snapshots.verdict(request, response, judgement)
 
-        if verdict.action == "pause":
+        if action == "pause":
             if not rt.ladder.human:
                 # HITL_TIERS leaves out "human": behave as Scrapy would without the add-on.
                 self.stats.inc_value("hitl/blocks/not_paused")
@@ -180,8 +201,6 @@ class HitlBlockMiddleware:
             self._pause(request, response, domain, verdict, judgement)
         if judgement.expect and not judgement.expect_missing and self.drift.pending:
             self.drift.matched(domain, _pattern(request))
-        if verdict.action == "ok" and "hitl_session" in request.meta:
-            rt.session_pools.good(request.meta["hitl_session"], request.meta.get("hitl_session_name", ""))
         rt.ack(request)
         return response
 

@@ -28,7 +28,7 @@ from scrapy_hitl.browser.handler import BROWSER_TIERS
 from scrapy_hitl.live.config import LiveConfig
 from scrapy_hitl.middlewares.blocks import HitlBlockMiddleware
 from scrapy_hitl.middlewares.robots import is_robots_fetch
-from scrapy_hitl.runtime import HitlRuntime, request_domain, stats_method
+from scrapy_hitl.runtime import HitlRuntime, request_domain, stats_counter
 from scrapy_hitl.tiers import TIERS, Ladder, TierMemory, parse_tiers, path_pattern, plan_of
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ class HitlEscalationMiddleware:
         self._live: LiveHolder | None = None
         self._loaded: set[str] = set()
         self._confirmed = 0
-        self._inc_stat = stats_method(crawler.stats, "inc_value")  # per request and response
+        self._inc_stat = stats_counter(crawler.stats)  # per request and response
         self._request_stat = {t: f"hitl/tier/{t}/requests" for t in TIERS}
         self._response_stat = {t: f"hitl/tier/{t}/responses" for t in TIERS}
         self._shell_sample = max(1, round(1 / recheck_share)) if recheck_share > 0 else 1

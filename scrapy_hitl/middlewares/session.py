@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from scrapy.exceptions import NotConfigured
 
 from scrapy_hitl.middlewares.robots import is_robots_fetch
-from scrapy_hitl.runtime import HitlRuntime, request_domain, stats_method
+from scrapy_hitl.runtime import HitlRuntime, request_domain, stats_counter
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider
@@ -37,7 +37,7 @@ class HitlSessionMiddleware:
         self.crawler = crawler
         self.rt = runtime
         self.stats = crawler.stats
-        self._inc = stats_method(crawler.stats, "inc_value")
+        self._inc = stats_counter(crawler.stats)  # per request with a session
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:

@@ -21,7 +21,7 @@ from scrapy_hitl.quality.routing import DELIVERED, PENDING_REVIEW, STAT_KEYS
 from scrapy_hitl.quality.scorer import ItemScorer
 from scrapy_hitl.quality.source import ItemSources
 from scrapy_hitl.quality.writer import ItemWriter
-from scrapy_hitl.runtime import HitlRuntime, stats_method
+from scrapy_hitl.runtime import HitlRuntime, stats_counter
 from scrapy_hitl.state import items as items_service
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ class HitlQualityPipeline:
         self.writer = ItemWriter(runtime, interval=config.flush_interval,
                                  review_timeout=config.review_timeout, timeout_action=config.timeout_action)
         self.scorer = ItemScorer(config)  # replaced at open_spider, with the spider's declarations
-        self._inc_stat = stats_method(crawler.stats, "inc_value")  # two counters per item
+        self._inc_stat = stats_counter(crawler.stats)  # two counters per item
         self._stat_keys = {r: f"hitl/quality/{k}" for r, k in STAT_KEYS.items()}
         self._bucket_keys = [f"hitl/quality/score_bucket/{n}" for n in range(10)]
         self.held = 0

@@ -188,6 +188,16 @@ PATTERNS = [
 @pytest.mark.parametrize(("url", "expected"), PATTERNS)
 def test_path_pattern(url, expected):
     assert path_pattern(url) == expected
+    assert path_pattern(url) == expected  # its segments now from the cache
+
+
+def test_path_pattern_segment_cache_is_bounded():
+    from scrapy_hitl import tiers
+
+    for i in range(tiers._MAX_CACHED_SEGMENTS + 10):  # that many different words
+        word = "".join(chr(97 + (i // 26**k) % 26) for k in range(3))
+        assert path_pattern(f"/{word.upper()}/a") == f"/{word}/a"
+    assert 0 < len(tiers._SEGMENTS) <= tiers._MAX_CACHED_SEGMENTS
 
 
 # --- TierMemory ---------------------------------------------------------------------------
