@@ -125,13 +125,17 @@ class RunConsistency:
         self._random = random.Random(seed)
 
     def check(self, item_type: str, data: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """The failing checks of one item (``{"check", "field", "message"}``)."""
+        """The failing checks of one item (``{"check", "field", "message"}``).
+
+        Runs for every field of every item: the type and shape checks are written out here
+        rather than called per value (what :func:`shape` computes, inline)."""
         fields = self._fields.get(item_type)
         if fields is None:
             if len(self._fields) >= MAX_TYPES:
                 return []
             fields = self._fields[item_type] = {}
         failures: list[dict[str, Any]] = []
+        min_samples = self.min_samples
         for name, value in data.items():
             if value is None or (not value and isinstance(value, (str, list, dict))):  # empty: nothing to judge
                 continue
@@ -140,46 +144,41 @@ class RunConsistency:
                 if len(fields) >= MAX_FIELDS:
                     continue
                 f = fields[name] = _Field()
-            self._check_value(name, f, value, failures)
+            # the type: one that under RARE of the earlier values had, while one type dominates
+            jtype = _JSON_TYPES.get(type(value)) or json_type(value)  # (the common types without a call)
+            types = f.types
+            n = f.n
+            seen = types.get(jtype, 0)
+            if seen != n and n >= min_samples:  # (seen == n: the field's only type so far)
+                if seen < RARE * n and max(types.values()) >= DOMINANT * n:
+                    usual = max(types, key=types.__getitem__)
+                    failures.append({"check": "type_changed", "field": name,
+                                     "message": f"a {jtype}, where earlier items had a {usual}"})
+            n += 1
+            f.n = n
+            types[jtype] = seen + 1
+            # the shape of a string, until the field turns out to be free text
+            if jtype == "string" and f.shapes is not None:
+                shapes = f.shapes
+                sh = LONG if len(value) > SHORT else _DIGITS.sub("9", _WORDS.sub("a", value.strip().translate(_SHAPE_TABLE)))
+                count = shapes.get(sh, 0)
+                shape_n = f.shape_n
+                if shape_n >= min_samples and shapes.get(LONG, 0) >= RARE * shape_n:
+                    f.shapes = None  # prose: a short value in it is no format change
+                else:
+                    if shape_n >= min_samples and count < RARE * shape_n:
+                        usual = max(shapes, key=shapes.__getitem__)
+                        failures.append({"check": "format_changed", "field": name,
+                                         "message": f"{_clip(value)!r} is shaped {sh!r}, earlier values {usual!r}"})
+                    shapes[sh] = count + 1
+                    f.shape_n = shape_n + 1
+                    if len(shapes) > MAX_SHAPES:
+                        f.shapes = None
+            if f.num_n or n <= min_samples:  # a field with no number in its first values has none
+                number = as_number(value)
+                if number is not None:
+                    self._check_number(name, f, number, failures)
         return failures
-
-    def _check_value(self, name: str, f: _Field, value: Any, failures: list[dict[str, Any]]) -> None:
-        jtype = _JSON_TYPES.get(type(value)) or json_type(value)  # (the common types without a call)
-        types = f.types
-        seen = types.get(jtype, 0)
-        if seen != f.n and f.n >= self.min_samples:  # (seen == n: the field's only type so far)
-            if seen < RARE * f.n and max(types.values()) >= DOMINANT * f.n:
-                usual = max(types, key=types.__getitem__)
-                failures.append({"check": "type_changed", "field": name,
-                                 "message": f"a {jtype}, where earlier items had a {usual}"})
-        f.n += 1
-        types[jtype] = seen + 1
-        if jtype == "string":
-            self._check_shape(name, f, value, failures)
-        if f.num_n or f.n <= self.min_samples:  # a field with no number in its first values has none
-            number = as_number(value)
-            if number is not None:
-                self._check_number(name, f, number, failures)
-
-    def _check_shape(self, name: str, f: _Field, value: str, failures: list[dict[str, Any]]) -> None:
-        shapes = f.shapes
-        if shapes is None:
-            return
-        sh = shape(value)
-        count = shapes.get(sh, 0)
-        n = f.shape_n
-        if n >= self.min_samples:
-            if shapes.get(LONG, 0) >= RARE * n:  # prose: a short value in it is no format change
-                f.shapes = None
-                return
-            if count < RARE * n:
-                usual = max(shapes, key=shapes.__getitem__)
-                failures.append({"check": "format_changed", "field": name,
-                                 "message": f"{_clip(value)!r} is shaped {sh!r}, earlier values {usual!r}"})
-        shapes[sh] = count + 1
-        f.shape_n += 1
-        if len(shapes) > MAX_SHAPES:
-            f.shapes = None
 
     def _check_number(self, name: str, f: _Field, x: float, failures: list[dict[str, Any]]) -> None:
         if f.num_n >= self.min_samples:

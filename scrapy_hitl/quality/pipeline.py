@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from scrapy.exceptions import DropItem, NotConfigured
 
 from scrapy_hitl.quality import scoring
-from scrapy_hitl.quality.config import QualitySettings
+from scrapy_hitl.quality.config import PARTS, QualitySettings
 from scrapy_hitl.quality.late import LateDelivery
 from scrapy_hitl.quality.routing import DELIVERED, PENDING_REVIEW, STAT_KEYS
 from scrapy_hitl.quality.scorer import ItemScorer
@@ -34,6 +34,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _RENDERED = ("browser", "stealth")
+# What a clean item's row holds, the same objects for all of them (never changed: the I/O
+# thread converts a run of rows holding the same object to JSON once, see state/bulk.py).
+_CLEAN_PARTS: dict[str, float] = dict.fromkeys(PARTS, 1.0)
+_NO_CHECKS: list[dict[str, Any]] = []
 
 
 class HitlQualityPipeline:
@@ -86,10 +90,13 @@ class HitlQualityPipeline:
             item, data=data, expect_matched=source.expect_matched if source is not None else None)
         self._inc_stat(self._stat_keys[status])
         self._inc_stat(self._bucket_keys[scoring.bucket(score.confidence)])
+        breakdown, failing = score.parts, score.failing
+        if not failing and breakdown == _CLEAN_PARTS:  # a clean item: the rows share one of each
+            breakdown, failing = _CLEAN_PARTS, _NO_CHECKS
         row = {
             "run_id": self.rt.run_id if self.rt.managed else None, "spider": self.rt.spider_name,
             "item_type": type_name, "url": source.url if source else "", "status": status,
-            "score": score.confidence, "breakdown": score.parts, "failing": score.failing,
+            "score": score.confidence, "breakdown": breakdown, "failing": failing,
             "data": items_service.dumps(data),  # a snapshot: later pipelines may change the item
         }
         evidence = None

@@ -61,7 +61,14 @@ def completeness(data: Mapping[str, Any], required: Sequence[str]) -> tuple[floa
     for name in required:
         value = data.get(name)
         # is_empty(), inlined: this runs for every field of every item
-        if value is None or (isinstance(value, _EMPTY_TYPES) and not (value.strip() if isinstance(value, str) else value)):
+        kind = type(value)
+        if kind is str:  # (not value.strip(), without the copy)
+            if not value or value.isspace():
+                missing.append(name)
+        elif kind is list or kind is dict:
+            if not value:
+                missing.append(name)
+        elif value is None or (isinstance(value, _EMPTY_TYPES) and not (value.strip() if isinstance(value, str) else value)):
             missing.append(name)
     return (len(required) - len(missing)) / len(required), missing
 

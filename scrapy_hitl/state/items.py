@@ -23,6 +23,7 @@ from __future__ import annotations
 import gzip
 import json
 from datetime import datetime, timedelta
+from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, insert, literal, select, tuple_, update
@@ -68,11 +69,25 @@ class ItemConflict(ValueError):
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+try:  # the C encoder JSONEncoder.encode builds for each call, built here without the Python around it
+    from _json import make_encoder as _make_c_encoder
+except ImportError:  # pragma: no cover - CPython always has it
+    _make_c_encoder = None
+
+
+_NONE: dict[str, Any] = {}  # never changed: see record()
+_NO_CHECKS: list[dict[str, Any]] = []
 
 
 def dumps(data: Any) -> str:
-    """Item data as stored and exported: compact JSON, non-ASCII kept, unknown types as str."""
-    return _ENCODER.encode(data)  # one encoder: json.dumps() with options builds one per call
+    """Item data as stored and exported: compact JSON, non-ASCII kept, unknown types as str.
+
+    Once per scraped item, on the reactor thread: ``_ENCODER.encode(data)`` exactly (a fresh
+    circular-reference guard each time, ``default=str``, NaN allowed), minus JSONEncoder's
+    Python layers (json.dumps() with options would also build an encoder per call)."""
+    if _make_c_encoder is None or isinstance(data, str):
+        return _ENCODER.encode(data)
+    return "".join(_make_c_encoder({}, str, encode_basestring, None, ":", ",", False, False, True)(data, 0))
 
 
 # --- the crawler's side -------------------------------------------------------------------------
@@ -109,13 +124,16 @@ def record(
                 data=gzip.compress(raw, compresslevel=6) if compress else raw, created_at=now,
             ).returning(ItemEvidence.id)).scalar_one()
         values = []
+        # One object for every row without failing checks (and for every clean item's
+        # breakdown, shared by the pipeline): bulk.insert_rows converts a column's value to
+        # JSON once for a run of rows holding the same object.
         for row in rows:
             status = row["status"]
             counts[status] = counts.get(status, 0) + 1
             data = row["data"]
             values.append((
                 row.get("run_id"), row.get("spider", ""), row.get("item_type", ""), row.get("url", ""), status,
-                DELIVERABLE[status], row.get("score", 1.0), row.get("breakdown") or {}, row.get("failing") or [],
+                DELIVERABLE[status], row.get("score", 1.0), row.get("breakdown") or _NONE, row.get("failing") or _NO_CHECKS,
                 evidence_ids.get(row.get("evidence_key")), data if isinstance(data, str) else dumps(data), 1,
                 deadline if status in REVIEW_STATUSES else None, timeout_action, now, now,
             ))
