@@ -106,3 +106,17 @@ def test_a_failing_chunk_rolls_the_whole_batch_back(state, run_id):
         with state.db.session() as s:
             bulk.insert_rows(s.connection(), ScrapedItem.__table__, COLUMNS, rows)
     assert stored(state, run_id) == []
+
+
+@pytest.mark.parametrize(("total", "limit", "sizes"), [
+    (0, 500, []),
+    (1, 500, [1]),
+    (37, 500, [32, 4, 1]),
+    (500, 500, [500]),
+    (600, 500, [500, 64, 32, 4]),
+    (1001, 500, [500, 500, 1]),
+    (50, 2, [2] * 25),
+    (5, 1, [1] * 5),
+])
+def test_chunk_sizes_are_few_and_fixed(total, limit, sizes):
+    assert bulk.chunk_sizes(total, limit) == sizes
