@@ -115,8 +115,10 @@ def _open_with_artifacts(
 # at once, and so does the close (EventStream.wake): the length only sets how often an idle
 # crawler asks Redis again. 200 ms was five round trips a second, for nothing, and under
 # valgrind (50x slower, more on a loaded machine) it inflated the add-on's instructions per
-# page (bench/overhead.py --instructions). Well under the client's 30 s socket timeout.
-_LISTEN_BLOCK_MS = 2000
+# page (bench/overhead.py --instructions); at 2 s its polls still counted ~17,000 instructions
+# per page there. 5 s: no longer than the close's join (5 s) waits for it when Redis is away
+# and the wake cannot reach it; well under the client's 30 s socket timeout.
+_LISTEN_BLOCK_MS = 5_000
 
 # "scheme://netloc" (or a netloc) -> domain: a crawl sees few hosts, and each request asks five times
 _DOMAINS: dict[str, str] = {}

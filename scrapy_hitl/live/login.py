@@ -98,7 +98,11 @@ class LoginServer:
 
     async def _main_loop(self, client: Any, queue: str, wake: str = "") -> None:
         """Take requests from ``queue`` until :attr:`stopping_loop`; then close every page. A
-        push to ``wake`` ends the wait for the next request at once (to stop, say)."""
+        push to ``wake`` ends the wait for the next request at once (to stop, say).
+
+        Without ``wake`` the wait is 1 s, so a stop is seen within a second. With it, the wait
+        lasts until the next beat is due (a request or the wake ends it at once): a crawl's
+        host asked Redis every second on the reactor for nothing, five times per beat."""
         tasks: set[asyncio.Task[None]] = set()
         beat = 0.0
         keys = [queue, wake] if wake else [queue]
@@ -107,7 +111,8 @@ class LoginServer:
                 if time.monotonic() - beat > ALIVE_TTL / 3:
                     beat = time.monotonic()
                     await self._beat(client)
-                found = await client.blpop(keys, timeout=1)
+                wait = max(1, round(beat + ALIVE_TTL / 3 - time.monotonic())) if wake else 1
+                found = await client.blpop(keys, timeout=wait)
                 if not found or found[0] in (wake, wake.encode()):
                     continue
                 try:
