@@ -21,7 +21,6 @@
 from __future__ import annotations
 
 import collections
-import ctypes
 import json
 import logging
 import os
@@ -55,7 +54,6 @@ RUN_STATUS_EVERY = 1.0  # seconds between two reads of the run's status (waiting
 LOG_BATCH = 500  # lines that make the runner send its buffer to Redis at once
 LOG_FLUSH = 0.5  # seconds between two sends of the log buffer to Redis
 TAIL_LINES = 60  # last lines kept to explain a failure
-PR_SET_PDEATHSIG = 1
 HOST = socket.gethostname()
 STARTED_MARK = ".hitl-started"  # touched in the JOBDIR as each crawl starts: see saved_cleanly()
 CHILD = str(Path(__file__).with_name("child.py"))  # stops the crawl once if the worker dies
@@ -591,20 +589,3 @@ def _killpg(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def _die_with_parent(parent: int) -> Any:
-    """In the child, before exec: SIGTERM when the worker dies (Linux), so a killed worker's
-    crawl stops gracefully instead of crawling on unwatched."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        prctl = libc.prctl
-    except (OSError, AttributeError):  # not Linux: the crawl outlives a killed worker
-        return None
-
-    def setup() -> None:
-        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent:  # the worker died before prctl
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    return setup

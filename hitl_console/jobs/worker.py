@@ -22,7 +22,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -32,6 +31,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from hitl_console.jobs import runner
+from hitl_console.lifetime import die_with_parent
 from scrapy_hitl.state import jobs
 
 if TYPE_CHECKING:
@@ -208,7 +208,7 @@ class CrawlWorkers:
         cmd = [sys.executable, "-m", "hitl_console.jobs.worker"]
         if self.name:  # a suffix: a crashed child's name stays registered in RQ until its TTL
             cmd += ["--name", f"{self.name}-crawl{slot}-{uuid.uuid4().hex[:6]}"]
-        return subprocess.Popen(cmd, preexec_fn=runner._die_with_parent(os.getpid()))
+        return subprocess.Popen(cmd, preexec_fn=die_with_parent(signal.SIGTERM))
 
     def start(self) -> CrawlWorkers:
         for slot in range(len(self.procs)):

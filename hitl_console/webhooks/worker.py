@@ -27,6 +27,7 @@ import threading
 import uuid
 from typing import TYPE_CHECKING
 
+from hitl_console.lifetime import die_with_parent
 from hitl_console.webhooks import delivery
 from scrapy_hitl.config import private_opener
 from scrapy_hitl.state import consultations, items, rerun, schedules, webhook_events
@@ -167,7 +168,8 @@ def worker_class() -> type:
 
 class WorkerProcess:
     """``hitl worker`` as a child process, for ``hitl up``. Its own process group, so stopping
-    it also stops the RQ scheduler it forks."""
+    it also stops the RQ scheduler it forks; SIGTERM if ``hitl up`` dies, even by SIGKILL,
+    so no worker is left running behind a stack that is gone."""
 
     def __init__(self, *, log_path: str, env: dict[str, str] | None = None) -> None:
         self.log_path = log_path
@@ -178,7 +180,7 @@ class WorkerProcess:
         cmd = [sys.executable, "-m", "hitl_console.cli", "worker"]
         with open(self.log_path, "ab", opener=private_opener) as log:
             self.proc = subprocess.Popen(cmd, env={**os.environ, **(self.env or {})}, stdout=log, stderr=log,
-                                         start_new_session=True)
+                                         start_new_session=True, preexec_fn=die_with_parent(signal.SIGTERM))
         return self
 
     def running(self) -> bool:

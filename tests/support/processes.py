@@ -12,8 +12,6 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import os
 import signal
 import subprocess
 import time
@@ -21,7 +19,7 @@ from collections.abc import Callable
 
 import psutil
 
-PR_SET_PDEATHSIG = 1
+from hitl_console.lifetime import die_with_parent
 
 
 def die_with_test(sig: int = signal.SIGKILL) -> Callable[[], None] | None:
@@ -29,18 +27,7 @@ def die_with_test(sig: int = signal.SIGKILL) -> Callable[[], None] | None:
 
     SIGKILL for a ``hitl worker`` (its crawl's go-between then stops the crawl); SIGTERM for
     ``hitl up``, whose own stop takes its worker down (a SIGKILL would leave that running)."""
-    parent = os.getpid()
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):  # not Linux: only the teardown stops it
-        return None
-
-    def setup() -> None:
-        prctl(PR_SET_PDEATHSIG, sig)
-        if os.getppid() != parent:  # the test process died before prctl
-            os.kill(os.getpid(), sig)
-
-    return setup
+    return die_with_parent(sig)
 
 
 def family(pid: int) -> list[psutil.Process]:

@@ -8,10 +8,11 @@ import subprocess
 import sys
 import time
 
+import psutil
 from rq import Worker
 
 from scrapy_hitl.state.redis_server import EmbeddedRedis
-from tests.support.processes import die_with_test, stop_tree
+from tests.support.processes import die_with_test, running, stop_tree
 from tests.webhooks.conftest import ROOT, wait_for
 
 
@@ -43,3 +44,31 @@ def test_hitl_up_runs_the_worker_and_stops_it(tmp_path):
         assert oct((data / "worker.log").stat().st_mode & 0o777) == oct(0o600)  # it holds request details
     finally:  # a SIGKILL to `hitl up` alone would leave its worker (a session of its own) running
         stop_tree(proc)
+
+
+def test_the_worker_of_a_killed_hitl_up_stops_too(webhook_env, state, tmp_path):
+    """``hitl up`` SIGKILLed (the OOM killer, a closed terminal's session): its worker, in a
+    session of its own, gets SIGTERM and drains instead of running on behind a stack that is
+    gone."""
+    parent = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\n"
+         "from hitl_console.webhooks.worker import WorkerProcess\n"
+         "w = WorkerProcess(log_path=sys.argv[1]).start()\n"
+         "print(w.proc.pid, flush=True)\n"
+         "time.sleep(300)\n", str(tmp_path / "worker.log")],
+        env={**os.environ, **webhook_env}, stdout=subprocess.PIPE, text=True, preexec_fn=die_with_test())
+    worker = None
+    try:
+        worker = psutil.Process(int(parent.stdout.readline()))
+        log = tmp_path / "worker.log"
+        # its first maintenance comes after RQ took over SIGTERM (before, SIGTERM just ends it)
+        wait_for(lambda: "cleaning registries for queue: hitl-notify" in log.read_text(), what="the worker to listen")
+        parent.kill()
+        parent.wait()
+        wait_for(lambda: not running(worker), timeout=60, what="the orphaned worker to stop")
+        assert "warm shut down requested" in log.read_text()  # drained, not killed
+    finally:
+        stop_tree(parent)
+        parent.stdout.close()
+        if worker is not None and running(worker):
+            worker.kill()
