@@ -6,6 +6,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -15,6 +16,7 @@ from pathlib import Path
 import redis
 
 from scrapy_hitl.state.redis_server import redis_server_binary
+from tests.support.processes import die_with_test
 
 
 def free_port() -> int:
@@ -51,6 +53,7 @@ class RedisServer:
              "--dir", str(self.dir), "--appendonly", "yes", "--appendfsync", "everysec",
              "--save", ""],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_test(signal.SIGTERM),  # not left running if pytest is killed
         )
         client = redis.Redis.from_url(self.url)
         try:
