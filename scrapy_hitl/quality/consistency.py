@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import random
 import re
+from itertools import repeat
+from operator import sub
 from statistics import median
 from typing import TYPE_CHECKING, Any
 
@@ -160,7 +162,12 @@ class RunConsistency:
             # the shape of a string, until the field turns out to be free text
             if jtype == "string" and f.shapes is not None:
                 shapes = f.shapes
-                sh = LONG if len(value) > SHORT else _DIGITS.sub("9", _WORDS.sub("a", value.strip().translate(_SHAPE_TABLE)))
+                if len(value) > SHORT:
+                    sh = LONG
+                elif value.isdigit() and value.isascii():  # an id, a count: what shape() makes of it
+                    sh = "9"
+                else:
+                    sh = _DIGITS.sub("9", _WORDS.sub("a", value.strip().translate(_SHAPE_TABLE)))
                 count = shapes.get(sh, 0)
                 shape_n = f.shape_n
                 if shape_n >= min_samples and shapes.get(LONG, 0) >= RARE * shape_n:
@@ -175,7 +182,10 @@ class RunConsistency:
                     if len(shapes) > MAX_SHAPES:
                         f.shapes = None
             if f.num_n or n <= min_samples:  # a field with no number in its first values has none
-                number = as_number(value)
+                if jtype == "string" and value.isdigit() and value.isascii() and len(value) <= SHORT:
+                    number = float(value)  # what as_number() reads in it, without the regex
+                else:
+                    number = as_number(value)
                 if number is not None:
                     self._check_number(name, f, number, failures)
         return failures
@@ -204,7 +214,7 @@ def _refresh(f: _Field) -> None:
     f.stale = 0
     values = f.nums
     center = median(values)
-    deviations = [abs(v - center) for v in values]
+    deviations = list(map(abs, map(sub, values, repeat(center))))  # [abs(v - center) ...], in C
     mad = median(deviations)
     if mad > 0:
         spread = mad / 0.6745
