@@ -34,8 +34,6 @@ from scrapy_hitl.learning import DomainCounters
 from scrapy_hitl.parkbuffer import ParkBuffer
 from scrapy_hitl.selectorbook import SelectorBook
 from scrapy_hitl.state import HitlState, domains, missed, pauses, runs, spill
-from scrapy_hitl.state import artifacts as artifacts_service
-from scrapy_hitl.state import interventions as interventions_service
 from scrapy_hitl.state.events import make_event
 from scrapy_hitl.state.parking import ParkEntry
 from scrapy_hitl.state.serialization import UnserializableRequest, request_to_json
@@ -101,6 +99,11 @@ def _open_with_artifacts(
     """I/O thread: open (or touch) the intervention, then keep the evidence files with it.
     A file that cannot be stored is logged; the intervention and the parked request are
     what must not be lost."""
+    # Imported (and their models mapped) by the first block, on this thread: a crawl that
+    # meets none does not pay for them (state/incident_models.py).
+    from scrapy_hitl.state import artifacts as artifacts_service
+    from scrapy_hitl.state import interventions as interventions_service
+
     data, created = interventions_service.open_or_update(state, **fields)
     if artifacts:
         try:

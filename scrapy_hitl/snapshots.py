@@ -26,7 +26,6 @@ from scrapy.http import TextResponse
 
 from scrapy_hitl import defaults
 from scrapy_hitl.runtime import request_domain
-from scrapy_hitl.state import snapshots as snapshots_state
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -36,6 +35,7 @@ if TYPE_CHECKING:
 
     from scrapy_hitl.middlewares.blocks import Judgement
     from scrapy_hitl.runtime import HitlRuntime
+    from scrapy_hitl.state.db import Database
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +92,15 @@ class SnapshotKinds:
 
 def _tier(request: Request) -> str:
     return request.meta.get("hitl_tier", "static")
+
+
+def _store(db: Database, **fields: Any) -> None:
+    """I/O thread: store one snapshot. The service (and with it the snapshot's model) is
+    imported by the first one, here, where the crawl's ORM work runs: a crawl without
+    failures does not map it (state/incident_models.py)."""
+    from scrapy_hitl.state import snapshots as snapshots_state
+
+    snapshots_state.store(db, **fields)
 
 
 class ErrorSnapshots:
@@ -182,7 +191,7 @@ class ErrorSnapshots:
             screenshot = None  # a cut PNG is no image
         self.stats.inc_value("hitl/snapshots/kept")
         self.stats.inc_value(f"hitl/snapshots/{source}")
-        d = rt.io(snapshots_state.store, rt.state.db, run_id=rt.run_id, spider=rt.spider_name,
+        d = rt.io(_store, rt.state.db, run_id=rt.run_id, spider=rt.spider_name,
                   domain=domain, source=source, code=code, message=message[:_MESSAGE_CHARS],
                   url=request.url, tier=_tier(request), status=status, html=html, screenshot=screenshot)
         d.addErrback(self._failed, domain, code)

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select
 
-from scrapy_hitl.state.crawler_models import ARTIFACT_KINDS, Artifact, Intervention, iso
+from scrapy_hitl.state.crawler_models import iso
+from scrapy_hitl.state.incident_models import ARTIFACT_KINDS, Artifact, Intervention
 
 if TYPE_CHECKING:
     from scrapy_hitl.state.db import Database

@@ -22,7 +22,7 @@ from scrapy_hitl.learning import (
     merge_tier_patterns,
     tier_floor,
 )
-from scrapy_hitl.state.crawler_models import DomainSample, DomainStats, Intervention, iso, utcnow
+from scrapy_hitl.state.crawler_models import DomainSample, DomainStats, iso, utcnow
 from scrapy_hitl.tiers import MAX_PATTERNS
 
 if TYPE_CHECKING:
@@ -199,6 +199,8 @@ def list_domains(db: Database, *, after: str | None = None, limit: int | None = 
 
 
 def open_intervention_count(db: Database, domain: str) -> int:
+    from scrapy_hitl.state.incident_models import Intervention  # here: a crawl maps it on its first block only
+
     with db.session() as s:
         q = select(func.count()).select_from(Intervention).where(
             Intervention.domain == domain, Intervention.status == "open")

@@ -21,7 +21,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from scrapy_hitl.state import pauses, vault
-from scrapy_hitl.state.crawler_models import Intervention, InterventionEvent, iso, utcnow
+from scrapy_hitl.state.crawler_models import iso, utcnow
+from scrapy_hitl.state.incident_models import Intervention, InterventionEvent
 from scrapy_hitl.state.runs import get_run
 
 logger = logging.getLogger(__name__)

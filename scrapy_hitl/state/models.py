@@ -1,11 +1,11 @@
 """Every SQLAlchemy model: the records people query, filter, page and audit.
 
-The crawler's models live in ``crawler_models`` and are re-exported here; this module adds
-the console's own: users, API keys, consultations and their webhooks, projects, jobs and
-schedules, notifications. A crawl imports only ``crawler_models`` (its start-up would
-otherwise pay for mapping every class here: tests/unit/test_lazy_imports.py); everything
-else imports from here, and this module's ``Base.metadata`` has every table (Alembic's
-``env.py`` and the schema tests use it). One ``Base``, so the two modules share one registry.
+The crawler's models live in ``crawler_models`` and ``incident_models`` and are re-exported
+here; this module adds the console's own: users, API keys, consultations and their webhooks,
+projects, jobs and schedules, notifications. A crawl imports only the crawler's modules (its
+start-up would otherwise pay for mapping every class here: tests/unit/test_lazy_imports.py);
+everything else imports from here, and this module's ``Base.metadata`` has every table
+(Alembic's ``env.py`` and the schema tests use it). One ``Base``: one registry for all.
 
 Schema changes need an Alembic migration in ``state/migrations/versions``.
 """
@@ -19,22 +19,14 @@ from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, LargeBinary, 
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from scrapy_hitl.state.crawler_models import (
-    ARTIFACT_KINDS,
-    INTERVENTION_STATUSES,
     ITEM_STATUSES,
     REQUIRES_SESSION,
     RUN_STATUSES,
     SESSION_HEALTH,
-    SNAPSHOT_FILES,
-    SNAPSHOT_SOURCES,
-    Artifact,
     Base,
     CapturedSession,
     DomainSample,
     DomainStats,
-    ErrorSnapshot,
-    Intervention,
-    InterventionEvent,
     ItemEvent,
     ItemEvidence,
     ItemVersion,
@@ -47,6 +39,16 @@ from scrapy_hitl.state.crawler_models import (
     SessionDomain,
     iso,
     utcnow,
+)
+from scrapy_hitl.state.incident_models import (
+    ARTIFACT_KINDS,
+    INTERVENTION_STATUSES,
+    SNAPSHOT_FILES,
+    SNAPSHOT_SOURCES,
+    Artifact,
+    ErrorSnapshot,
+    Intervention,
+    InterventionEvent,
 )
 
 __all__ = [  # every model: the crawler's (re-exported) and the console's

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from scrapy_hitl.state.crawler_models import SNAPSHOT_FILES, SNAPSHOT_SOURCES, ErrorSnapshot, iso
+from scrapy_hitl.state.crawler_models import iso
+from scrapy_hitl.state.incident_models import SNAPSHOT_FILES, SNAPSHOT_SOURCES, ErrorSnapshot
 
 if TYPE_CHECKING:
     from scrapy_hitl.state.db import Database
