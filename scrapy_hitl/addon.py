@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy.utils.misc import load_object
 
-from scrapy_hitl import defaults
+from scrapy_hitl import defaults, logredact
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -100,6 +100,7 @@ class Addon:
     """Wires scrapy-hitl into a crawl."""
 
     def update_settings(self, settings: BaseSettings) -> None:
+        logredact.install()  # before Scrapy logs the overridden settings, credentials included
         for name in dir(defaults):
             if name.startswith("HITL_") and name not in _ENV_FALLBACK:
                 settings.set(name, getattr(defaults, name), priority="addon")
