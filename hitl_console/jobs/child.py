@@ -63,7 +63,8 @@ def main(argv: list[str]) -> int:
         asked = asked or sig in STOP
     code = crawl.returncode
     if code < 0:  # killed by a signal: die the same way, so the worker sees it
-        signal.signal(-code, signal.SIG_DFL)
+        if -code not in (signal.SIGKILL, signal.SIGSTOP):  # those have no handler to reset (OSError)
+            signal.signal(-code, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {-code})
         os.kill(os.getpid(), -code)
     return code

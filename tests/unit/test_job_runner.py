@@ -205,3 +205,20 @@ def test_the_go_between_sends_the_crawl_one_sigterm_whoever_asks_and_however_oft
         proc.kill()
         proc.wait()
         proc.stdout.close()  # or its pipe is reported unclosed in whichever test collects it
+
+
+@pytest.mark.parametrize("sig", [9, 15])  # SIGKILL (the OOM killer, the grace) cannot be handled; SIGTERM can
+def test_the_go_between_dies_of_the_signal_that_killed_the_crawl(sig):
+    """The worker reads "killed by signal N" from the go-between's exit (outcome()), not a
+    crash with the go-between's own traceback."""
+    import os
+    import subprocess
+    import sys
+
+    from hitl_console.jobs.runner import CHILD
+
+    dies = f"import os; os.kill(os.getpid(), {sig})"
+    proc = subprocess.run([sys.executable, "-I", "-S", CHILD, str(os.getpid()), "--", sys.executable, "-c", dies],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -sig, proc.stderr[-2000:]
+    assert proc.stderr == ""
