@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -25,9 +24,9 @@ from flask_sock import Sock
 from hitl_console.auth import tokens
 from hitl_console.auth.guard import _token_from_request, authenticate, check_token
 from hitl_console.errors import ApiError
+from hitl_console.slots import Slots
 
 if TYPE_CHECKING:
-    from flask import Flask
     from flask.blueprints import BlueprintSetupState
     from simple_websocket import Server
 
@@ -48,38 +47,21 @@ _STREAM_ID = re.compile(r"(\d{1,20})-(\d{1,20})|0")
 _MAX_U64 = 2**64 - 1
 
 
-class _Slots:
-    """Counts this process's open websockets against ``app.config[MAX_LIVE_KEY]``."""
-
-    def __init__(self, app: Flask) -> None:
-        self.app = app
-        self.open = 0
-        self._lock = threading.Lock()
+class _LiveSlots(Slots):
+    """This process's open websockets and event streams, against ``app.config[MAX_LIVE_KEY]``
+    and the Redis pool: each blocked reader holds a pooled connection, some stay for the API."""
 
     def limit(self) -> int | None:
         configured = self.app.config.get(MAX_LIVE_KEY)
-        # each blocked reader holds a pooled Redis connection: leave some for the API
         pool_max = getattr(self.app.extensions["hitl"].redis.connection_pool, "max_connections", None)
         caps = [c for c in (configured, pool_max and max(1, pool_max - 8)) if c]
         return min(caps) if caps else None
-
-    def acquire(self) -> bool:
-        limit = self.limit()
-        with self._lock:
-            if limit is not None and self.open >= limit:
-                return False
-            self.open += 1
-            return True
-
-    def release(self) -> None:
-        with self._lock:
-            self.open -= 1
 
 
 @bp.record_once
 def _setup(setup: BlueprintSetupState) -> None:
     setup.app.config.setdefault("SOCK_SERVER_OPTIONS", dict(SERVER_OPTIONS))
-    setup.app.extensions["hitl_live"] = _Slots(setup.app)
+    setup.app.extensions["hitl_live"] = _LiveSlots(setup.app, MAX_LIVE_KEY, 0)
 
 
 def parse_after(value: str | None) -> str | None:
@@ -122,7 +104,7 @@ def _handshake() -> None:
     # Taken before the 101 answer, so an event added once the client is connected is sent.
     g.live_after = after if after is not None else state.events.last_id()
     g.live_token = _token_from_request()[0]
-    slots: _Slots = current_app.extensions["hitl_live"]
+    slots: Slots = current_app.extensions["hitl_live"]
     if not slots.acquire():
         raise ApiError(503, "too_many_live_connections",
                        f"all {slots.limit()} live connections of this console process are in use; "

@@ -36,12 +36,13 @@ class Slots:
         self.open = 0
         self._lock = threading.Lock()
 
-    def limit(self) -> int:
+    def limit(self) -> int | None:
         return int(self.app.config.get(self.key) or self.default)
 
     def acquire(self) -> bool:
+        limit = self.limit()  # None: no cap
         with self._lock:
-            if self.open >= self.limit():
+            if limit is not None and self.open >= limit:
                 return False
             self.open += 1
             return True
