@@ -136,12 +136,22 @@ class EventStream:
     def read(self, after: str = "0-0", *, count: int = 500, block_ms: int | None = None,
              wake_key: str = "") -> list[Event]:
         """Events strictly after stream id ``after`` ("$" means only new ones). A blocking read
-        with a ``wake_key`` also returns, with no events, once ``wake(wake_key)`` was called."""
+        with a ``wake_key`` also returns, with no events, once ``wake(wake_key)`` was called.
+
+        The read that sees a wake removes it: a run's next process (a job continued after a
+        drain) listens on the same key, and a wake left there would end each of its reads at
+        once, a busy loop until the key expired."""
         streams = {self.key: after}
         if wake_key:
             streams[wake_key] = "0-0"
         resp = self.client.xread(streams, count=count, block=block_ms)
-        return [ev for key, entries in resp or () if key in (self.key, self._key_bytes) for ev in _decode(entries)]
+        events: list[Event] = []
+        for key, entries in resp or ():
+            if key in (self.key, self._key_bytes):
+                events.extend(_decode(entries))
+            else:  # the wake key
+                self.client.delete(wake_key)
+        return events
 
     @property
     def _key_bytes(self) -> bytes:

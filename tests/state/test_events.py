@@ -92,9 +92,21 @@ def test_wake_ends_a_blocking_read_with_no_events(stream, state):
     stream.wake("hitl:wake:t")
     reader.join(timeout=30)
     assert not reader.is_alive() and got == [[]]
+    assert not state.redis.exists("hitl:wake:t")  # the read that saw it took it
+    stream.wake("hitl:wake:t")  # and one nobody read expires by itself
     assert 0 < state.redis.ttl("hitl:wake:t") <= 60
     stream.emit("spider.paused", spider="shop")  # the wake key's entries never read as events
     assert [e.type for e in stream.read("0-0", wake_key="hitl:wake:t")] == ["spider.paused"]
+
+
+def test_a_wake_left_by_the_previous_process_of_a_run_ends_one_read_only(stream, state):
+    """A job's run continues in a new process (a drained worker's job, queued again) with the
+    same run id, so the same wake key, which the last one's close woke within the minute:
+    the new listener's first read finds that wake. Left there, every read of the listener
+    would end at once, thousands a second, until the key expired."""
+    stream.wake("hitl:wake:r")  # the previous process's close
+    assert stream.read("$", block_ms=5000, wake_key="hitl:wake:r") == []  # ends at once, once
+    assert not state.redis.exists("hitl:wake:r")  # so the next read blocks again
 
 
 def test_blocking_read_times_out_empty(stream):
