@@ -65,11 +65,15 @@ def decode_fields(fields: dict[Any, Any]) -> dict[str, str]:
 
 
 def async_client(client: redis.Redis) -> redis.asyncio.Redis:
-    """An asyncio client for the server ``client`` talks to (a URL or the embedded socket)."""
+    """An asyncio client for the server ``client`` talks to (a URL or the embedded socket), with
+    its timeouts: redis-py's own default socket timeout (5 s in the redis-py installed here) cut
+    short a blocking read as long (the crawl's login-page host waits up to 5 s between two
+    beats), and redis-py then retried the read for about a minute."""
     import redis.asyncio as aredis
 
     kwargs = dict(client.connection_pool.connection_kwargs)
     common = {k: kwargs[k] for k in ("db", "username", "password") if kwargs.get(k) is not None}
+    common.update({k: kwargs[k] for k in ("socket_timeout", "socket_connect_timeout") if k in kwargs})
     if "path" in kwargs:
         return aredis.Redis(unix_socket_path=kwargs["path"], **common)
     return aredis.Redis(host=kwargs.get("host", "localhost"), port=kwargs.get("port", 6379), **common)

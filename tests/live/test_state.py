@@ -70,3 +70,26 @@ def test_one_live_page_per_intervention_across_crawlers(state):
 
     with ThreadPoolExecutor(1) as pool:  # a thread of its own: no event loop of another test in the way
         pool.submit(lambda: asyncio.run(go())).result()
+
+
+def test_the_login_hosts_wait_between_two_beats_ends_empty_not_in_a_socket_timeout(state):
+    """A crawl's login-page host waits for a request with BLPOP until its next alive beat is
+    due (ALIVE_TTL / 3 seconds). Its asyncio client must wait that long for the answer: with
+    redis-py's default 5 s socket timeout the read timed out, redis-py retried it for about a
+    minute, and meanwhile the host's alive key (ALIVE_TTL) expired, so the console sent the
+    crawl's login pages to `hitl worker` instead."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from scrapy_hitl.live import relay
+    from scrapy_hitl.live.login import ALIVE_TTL
+
+    async def go():
+        client = relay.async_client(state.redis)
+        try:
+            return await client.blpop(["hitl:test:nobody-pushes-here"], timeout=round(ALIVE_TTL / 3))
+        finally:
+            await client.aclose()
+
+    with ThreadPoolExecutor(1) as pool:  # a thread of its own: no event loop of another test in the way
+        assert pool.submit(lambda: asyncio.run(go())).result(timeout=120) is None
