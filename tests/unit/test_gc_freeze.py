@@ -31,6 +31,7 @@ def opened_runtime(hitl_env):
                 loop.stop()
         rt._stopping.set()
         if rt._listener is not None:
+            rt.state.events.wake(f"hitl:wake:{rt.run_id}")  # as the close does: not its 5 s block
             rt._listener.join(timeout=5)
         rt.state.close()
 
