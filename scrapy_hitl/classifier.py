@@ -535,26 +535,39 @@ _GROUP_REFERENCES = re.compile(r"\\[1-9]|\(\?P=|\(\?\(")
 def _joined(patterns: Sequence[re.Pattern[str]]) -> tuple[re.Pattern[str], ...]:
     """Patterns that find something in a text exactly when one of ``patterns`` does: those with
     the same flags joined into one alternation, ``(?:a)|(?:b)``, which ``search`` finds wherever
-    either one would. A pattern that refers to its own groups, a verbose one (a comment would
-    swallow the rest), a bytes one, or a group whose joined form does not compile, is kept as is."""
-    by_flags: dict[int, list[re.Pattern[str]]] = {}
+    either one would. Patterns anchored at the start (``^a``) are joined apart, as
+    ``^(?:(?:a)|(?:b))``, so the search still tries only the first position. A pattern that
+    refers to its own groups, a verbose one (a comment would swallow the rest), a bytes one, or
+    a group whose joined form does not compile, is kept as is."""
+    groups: dict[tuple[int, bool], list[tuple[re.Pattern[str], str]]] = {}
     out: list[re.Pattern[str]] = []
     for pattern in dict.fromkeys(patterns):
         if (not isinstance(pattern.pattern, str) or pattern.flags & re.VERBOSE
                 or (pattern.groups and _GROUP_REFERENCES.search(pattern.pattern))):
             out.append(pattern)
-        else:
-            by_flags.setdefault(pattern.flags, []).append(pattern)
-    for flags, group in by_flags.items():
-        if len(group) == 1:
-            out.extend(group)
             continue
-        source = "|".join(f"(?:{_LEADING_FLAGS.sub('', p.pattern, count=1)})" for p in group)
+        source = _LEADING_FLAGS.sub("", pattern.pattern, count=1)
+        anchored = source.startswith("^") and _starts_anchored(source, pattern.flags)
+        groups.setdefault((pattern.flags, anchored), []).append((pattern, source[1:] if anchored else source))
+    for (flags, anchored), group in groups.items():
+        if len(group) == 1:
+            out.append(group[0][0])
+            continue
+        source = "|".join(f"(?:{s})" for _, s in group)
         try:
-            out.append(re.compile(source, flags))
+            out.append(re.compile(f"^(?:{source})" if anchored else source, flags))
         except re.error:
-            out.extend(group)
+            out.extend(p for p, _ in group)
     return tuple(out)
+
+
+def _starts_anchored(source: str, flags: int) -> bool:
+    """Whether the whole pattern starts with ``^`` (not ``^a|b``, where only one branch does)."""
+    try:
+        parsed = _sre_parser.parse(source, flags)
+    except Exception:  # an internal parser change must not break matching
+        return False
+    return len(parsed) > 0 and parsed[0] == (_sre_constants.AT, _sre_constants.AT_BEGINNING)
 
 
 # --- literal prefilter -------------------------------------------------------------------
@@ -584,7 +597,7 @@ def fold_for_literals(body: str) -> bytes:
     and above) match no literal. Bytes, because the Aho-Corasick screen searches bytes."""
     if body.isascii():
         return body.encode("ascii").lower()
-    if any(c in body for c in _ASCII_ALIKES):
+    if "\u0130" in body or "\u0131" in body or "\u017f" in body or "\u212a" in body:  # _ASCII_ALIKES
         body = body.translate(_ALIKE_TABLE)
     return body.encode("utf-8", "surrogatepass").lower()
 

@@ -180,7 +180,8 @@ class HitlBlockMiddleware:
                 self.drift.matched(domain, _pattern(request))
             if "hitl_session" in meta:
                 rt.session_pools.good(meta["hitl_session"], meta.get("hitl_session_name", ""))
-            rt.ack(request)
+            if "hitl_park_id" in meta:  # a resumed request (rt.ack looks no further)
+                rt.ack(request)
             return response
         if action in ("pause", "escalate", "retry"):  # a 404 is not a block
             self.stats.inc_value(f"hitl/blocks/{verdict.reason}")

@@ -143,10 +143,15 @@ _TEXTS = ("", "Access Denied", "access denied", "Just a moment...", "Robot Check
 @pytest.mark.parametrize(
     ("patterns", "searches"),
     [
-        pytest.param([r"(?i)^access denied$", r"(?i)robot check", r"(?i)^(?:amazon\.[a-z.]+)$"], 1,
-                     id="same-flags-one-search"),
+        pytest.param([r"(?i)^access denied$", r"(?i)^(?:amazon\.[a-z.]+)$", r"(?i)^robot"], 1,
+                     id="anchored-same-flags-one-search"),
+        pytest.param([r"(?i)robot check", r"(?i)shoes", r"(?i)x-\d"], 1, id="unanchored-same-flags-one-search"),
+        pytest.param([r"(?i)^access denied$", r"(?i)robot check", r"(?i)^(?:amazon\.[a-z.]+)$"], 2,
+                     id="anchored-apart-from-unanchored"),
         pytest.param([r"(?i)^access denied$", r"^Just a moment\.\.\.$"], 2, id="two-flag-sets"),
-        pytest.param([r"(?i)^cloudflare", r"(?i)akamai", r"(?i)^sucuri"], 1, id="leading-flags-dropped"),
+        pytest.param([r"(?i)^cloudflare", r"(?i)akamai", r"(?i)^sucuri"], 2, id="leading-flags-dropped"),
+        pytest.param([r"^shoes|access", r"^robot"], 2, id="caret-in-one-branch-is-not-anchored"),
+        pytest.param([r"(?:^shoes)", r"^robot", r"\^a"], 2, id="caret-in-a-group-or-escaped"),
         pytest.param([r"(a)\1", r"(?i)^access"], 2, id="numbered-backreference-alone"),
         pytest.param([r"(?P<x>a)b(?P=x)", r"shoes"], 2, id="named-backreference-alone"),
         pytest.param([r"(?P<x>a)", r"(?P<x>b)"], 2, id="duplicate-group-names-do-not-compile"),
