@@ -10,7 +10,10 @@ cd "$(dirname "$0")/.."
 # Each step's own output goes to a log and is shown only when the step fails, so a set-up
 # that works prints one line per step, not pages of package-manager chatter.
 logs=$(mktemp -d)
-trap 'rm -rf "$logs"' EXIT
+apt_pid=""
+# A step that fails while apt-get runs in the background waits for it: an apt-get killed, or
+# left holding dpkg's lock, would break the next run.
+trap '[ -z "$apt_pid" ] || wait "$apt_pid" 2>/dev/null; rm -rf "$logs"' EXIT
 quietly() {
   local log
   log=$(mktemp "$logs/step.XXXXXX")
@@ -40,7 +43,6 @@ system_packages() {
 }
 # apt runs alongside the Python install (they share nothing): on a fresh machine that is
 # most of the set-up's time, spent once instead of twice. npm needs apt's npm, so it waits.
-apt_pid=""
 if [ ${#need[@]} -gt 0 ]; then
   echo "bootstrap: installing ${need[*]} with apt-get"
   system_packages &
@@ -53,12 +55,15 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
 # uv installs the same packages as pip (same resolver inputs, same wheels from PyPI) in about
-# a quarter of the time: 16 s instead of 60 s for a fresh .venv, most of CI's set-up.
+# a quarter of the time: 16 s instead of 60 s for a fresh .venv, most of CI's set-up. uv reads
+# PyPI only (not pip.conf's extra indexes): where that fails, pip does it.
 stamp=.venv/.scrapy-hitl-installed
 if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ]; then
   echo "bootstrap: installing Python packages"
-  quietly .venv/bin/python -m pip install -q uv
-  quietly .venv/bin/python -m uv pip install --python .venv/bin/python -e '.[test]'
+  if ! { .venv/bin/python -m pip install -q uv \
+         && .venv/bin/python -m uv pip install --python .venv/bin/python -e '.[test]'; } >"$logs/uv.log" 2>&1; then
+    quietly .venv/bin/python -m pip install -e '.[test]'
+  fi
   touch "$stamp"
 fi
 
