@@ -16,6 +16,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from hitl_console.lifetime import die_with_parent
 from scrapy_hitl.config import private_opener
 
 
@@ -88,8 +89,10 @@ class ConsoleProcess:
             cmd += ["--threads", str(self.threads)]
         log = open(self.log_path, "ab", opener=private_opener) if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
-            self.proc = subprocess.Popen(cmd, env={**os.environ, **(self.env or {})},
-                                         stdout=log, stderr=log, start_new_session=True)
+            # SIGTERM (gunicorn's graceful stop) if the starter dies: a killed `hitl up`
+            # leaves no console behind it, holding its port
+            self.proc = subprocess.Popen(cmd, env={**os.environ, **(self.env or {})}, stdout=log, stderr=log,
+                                         start_new_session=True, preexec_fn=die_with_parent(signal.SIGTERM))
         finally:
             if log is not subprocess.DEVNULL:
                 log.close()
