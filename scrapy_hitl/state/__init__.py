@@ -11,12 +11,16 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from scrapy_hitl.state.crypto import fernet_for
-from scrapy_hitl.state.db import Database, SchemaError
-from scrapy_hitl.state.events import EventStream
-from scrapy_hitl.state.parking import ParkingLot
-from scrapy_hitl.state.redis_server import RedisUnavailable, connect, persistence_warning
-from scrapy_hitl.state.vault import SessionVault
+from scrapy_hitl.state import lazy_mapping
+
+lazy_mapping.install()  # before any model module is imported: see lazy_mapping
+
+from scrapy_hitl.state.crypto import fernet_for  # noqa: E402
+from scrapy_hitl.state.db import Database, SchemaError  # noqa: E402
+from scrapy_hitl.state.events import EventStream  # noqa: E402
+from scrapy_hitl.state.parking import ParkingLot  # noqa: E402
+from scrapy_hitl.state.redis_server import RedisUnavailable, connect, persistence_warning  # noqa: E402
+from scrapy_hitl.state.vault import SessionVault  # noqa: E402
 
 if TYPE_CHECKING:
     import redis
