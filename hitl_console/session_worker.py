@@ -111,14 +111,16 @@ class ProbeRound:
     """One round of probes (a worker pass, ``hitl sessions check``, the probes before a job).
 
     HTTP probes run as they come. Browser probes share one headless Chromium, launched by the
-    first (as the worker's login pages launch theirs) on a private event loop, and closed by
-    :meth:`close`; each session gets a fresh context from its storage state. A browser that
+    first (as the worker's login pages launch theirs) on a private event loop in a thread of
+    its own (so any caller may run a round, one already inside an event loop too), and closed
+    by :meth:`close`; each session gets a fresh context from its storage state. A browser that
     cannot start makes the round's browser probes "error": they say why and judge no session.
     """
 
     def __init__(self, settings: Any = None) -> None:
         self.settings = settings
         self._loop: Any = None
+        self._thread: threading.Thread | None = None
         self._playwright: Any = None
         self._browser: Any = None
         self._config: Any = None
@@ -139,7 +141,9 @@ class ProbeRound:
 
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
-        return self._loop.run_until_complete(self._browser_probe(probe, session))
+            self._thread = threading.Thread(target=self._loop.run_forever, name="hitl-probe-browser", daemon=True)
+            self._thread.start()
+        return asyncio.run_coroutine_threadsafe(self._browser_probe(probe, session), self._loop).result()
 
     async def _ensure_browser(self) -> Any:
         if self._launch_error:
@@ -222,10 +226,16 @@ class ProbeRound:
                     await asyncio.wait_for(self._playwright.stop(), CLOSE_TIMEOUT)
 
         try:
-            self._loop.run_until_complete(_close())
+            asyncio.run_coroutine_threadsafe(_close(), self._loop).result(2 * CLOSE_TIMEOUT + 5)
+        except Exception:  # noqa: BLE001 - a browser that will not close must not keep the round
+            logger.warning("The browser probe's Chromium did not close in time")
         finally:
-            self._loop.close()
-            self._loop = self._browser = self._playwright = None
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            if self._thread is not None:
+                self._thread.join(10)
+            if not self._loop.is_running():
+                self._loop.close()
+            self._loop = self._thread = self._browser = self._playwright = None
 
 
 def probe_domain(state: HitlState, info: dict[str, Any], probes: ProbeRound | None = None) -> dict[str, Any]:
