@@ -61,7 +61,8 @@ def run_alive_key(run_id: str) -> str:
 
 
 def run_wake_key(run_id: str) -> str:
-    """Pushed to at the crawl's close: ends its host's BLPOP now, not at its 1 s timeout."""
+    """Pushed to at the crawl's close: ends its host's BLPOP now, not at its next beat (up to
+    ALIVE_TTL / 3 later)."""
     return f"hitl:sessions:login:run:{run_id}:wake"
 
 

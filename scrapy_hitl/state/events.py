@@ -159,8 +159,8 @@ class EventStream:
 
     def wake(self, wake_key: str) -> None:
         """End the blocking ``read(..., wake_key=wake_key)`` of another thread now, instead of
-        at its timeout (a crawl's close waited out the listener's 200 ms block). The key
-        expires after a minute."""
+        at its timeout (a crawl's close would wait out the listener's 5 s block). The read
+        that sees it removes it; one nobody read expires after a minute."""
         pipe = self.client.pipeline(transaction=False)
         pipe.xadd(wake_key, {"wake": "1"})
         pipe.expire(wake_key, 60)
