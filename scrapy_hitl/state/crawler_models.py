@@ -1,177 +1,133 @@
-"""The SQLAlchemy models a crawl process reads and writes: runs, the session vault and its
-probes, what is learned per domain, scored items with their versions and evidence, and the
-selector book.
+"""The ORM classes of the tables a crawl process reads and writes (``tables``): runs, the
+session vault and its probes, what is learned per domain, scored items with their versions
+and evidence, and the selector book.
 
-A crawl imports this module at start; ``incident_models`` (interventions and their history
-and evidence, error snapshots) only on its first block or error. The console's own models
-(users, API keys, consultations, webhooks, projects, jobs and schedules, notifications) are
-in ``models``, which re-exports all: declaring every ORM class cost each crawl's start-up
-about 0.15 s, half of it for classes a crawl never touches. All share one ``Base`` (one
-metadata, one registry), so ``models.Base.metadata`` has every table for Alembic and the
-console. A relationship or foreign key of a model here must stay among the models here.
+The tables are declared in SQLAlchemy Core (``tables``), and a static crawl works on them
+with Core statements only: it never imports this module, nor SQLAlchemy's ORM (0.09 s and
+7 MB of each crawl's start-up). The console, the CLI and the rarer crawl paths (a resolve,
+a block) use these classes, declared over those tables (``__table__``). ``incident_models``
+(interventions and their history and evidence, error snapshots) and ``models`` (the
+console's own) declare their tables with their classes, on the same ``Base`` and so in the
+same ``tables.metadata``: Alembic and the console see one schema. A relationship of a
+model here must stay among the models here.
 
 Schema changes need an Alembic migration in ``state/migrations/versions``.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    Boolean,
-    DateTime,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    LargeBinary,
-    String,
-    Text,
-    text,
+from sqlalchemy import JSON
+from sqlalchemy.orm import DeclarativeBase, Mapped
+
+from scrapy_hitl.state import tables
+from scrapy_hitl.state.tables import (  # noqa: F401  (re-exported: the models' users import them from here)
+    ITEM_STATUSES,
+    OPEN_INTERVENTION_INDEX,
+    OPEN_INTERVENTION_WHERE,
+    REQUIRES_SESSION,
+    RUN_STATUSES,
+    SESSION_HEALTH,
+    add_dialect_options,
+    iso,
+    utcnow,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def iso(dt: datetime | None) -> str | None:
-    """ISO 8601 in UTC. SQLite hands back naive datetimes even for timezone=True columns."""
-    if dt is None:
-        return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.isoformat()
 
 
 class Base(DeclarativeBase):
+    metadata = tables.metadata
     type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
-
-
-# At most one open intervention per (domain, type): a partial unique index on SQLite and
-# PostgreSQL alike (migration 0001 creates it so). Its WHERE is a dialect option, and
-# SQLAlchemy imports a dialect to validate an option given for it: declared here as
-# ``postgresql_where=``, it made every process import the PostgreSQL dialect, each crawl on
-# SQLite too (0.03 s and 2-3 MB of its start-up). ``add_dialect_options`` gives the index its
-# WHERE for the dialect a ``Database`` connects with, imported by then anyway.
-OPEN_INTERVENTION_INDEX = Index("uq_interventions_open_domain_type", "domain", "type", unique=True)
-OPEN_INTERVENTION_WHERE = "status = 'open'"
-
-
-def add_dialect_options(dialect_name: str) -> None:
-    """Complete the models' DDL for ``dialect_name`` (``Database`` calls it for its engine):
-    what ``Base.metadata`` then describes is what the migrations created on that database."""
-    if dialect_name in ("sqlite", "postgresql"):
-        options = OPEN_INTERVENTION_INDEX.dialect_options[dialect_name]
-        if options.get("where") is None:
-            options["where"] = text(OPEN_INTERVENTION_WHERE)
 
 
 class Run(Base):
     """One ``scrapy crawl`` process."""
 
-    __tablename__ = "runs"
-    __table_args__ = (Index("ix_runs_created_at_id", "created_at", "id"),)  # newest-first pages
+    __table__ = tables.runs
 
-    id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    spider: Mapped[str] = mapped_column(String(200), index=True)
-    status: Mapped[str] = mapped_column(String(32), index=True)  # see RUN_STATUSES
-    args: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    project_dir: Mapped[str] = mapped_column(Text, default="")
-    host: Mapped[str] = mapped_column(String(255), default="")
-    pid: Mapped[int] = mapped_column(Integer, default=0)
-    stats: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    finish_reason: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, onupdate=utcnow
-    )
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-
-
-RUN_STATUSES = ("queued", "running", "waiting_for_human", "completed", "failed")
+    id: Mapped[str]
+    spider: Mapped[str]
+    status: Mapped[str]
+    args: Mapped[dict[str, Any]]
+    project_dir: Mapped[str]
+    host: Mapped[str]
+    pid: Mapped[int]
+    stats: Mapped[dict[str, Any]]
+    finish_reason: Mapped[str | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
 
 
 class CapturedSession(Base):
     """One named session of a domain's pool in the vault. ``secret`` is a Fernet token
     (cookies, localStorage per origin, UA, proxy); the rest is its health record."""
 
-    __tablename__ = "sessions"
+    __table__ = tables.sessions
 
-    domain: Mapped[str] = mapped_column(String(255), primary_key=True)
-    name: Mapped[str] = mapped_column(String(100), primary_key=True, default="default")
-    secret: Mapped[bytes] = mapped_column(LargeBinary)
-    cookie_names: Mapped[list[Any]] = mapped_column(default=list)
-    origins: Mapped[list[Any]] = mapped_column(default=list)  # origins with localStorage (names, no values)
-    source_format: Mapped[str] = mapped_column(String(32), default="")
-    health: Mapped[str] = mapped_column(String(16), default="unknown")  # SESSION_HEALTH
-    health_reason: Mapped[str] = mapped_column(String(255), default="")
-    captured_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    last_validated: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    captured_by: Mapped[str] = mapped_column(String(255), default="")
-    uses: Mapped[int] = mapped_column(Integer, default=0)
-    errors: Mapped[int] = mapped_column(Integer, default=0)
-    error_score: Mapped[float] = mapped_column(Float, default=0.0)
-    last_used: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-
-
-SESSION_HEALTH = ("valid", "invalid", "unknown", "expired", "retired")
+    domain: Mapped[str]
+    name: Mapped[str]
+    secret: Mapped[bytes]
+    cookie_names: Mapped[list[Any]]
+    origins: Mapped[list[Any]]
+    source_format: Mapped[str]
+    health: Mapped[str]
+    health_reason: Mapped[str]
+    captured_at: Mapped[datetime]
+    last_validated: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+    captured_by: Mapped[str]
+    uses: Mapped[int]
+    errors: Mapped[int]
+    error_score: Mapped[float]
+    last_used: Mapped[datetime | None]
+    retired_at: Mapped[datetime | None]
 
 
 class SessionDomain(Base):
     """Per domain: its session probe, the probe's last result, and how long its sessions lasted."""
 
-    __tablename__ = "session_domains"
+    __table__ = tables.session_domains
 
-    domain: Mapped[str] = mapped_column(String(255), primary_key=True)
-    probe_url: Mapped[str] = mapped_column(Text, default="")
-    probe_selector: Mapped[str] = mapped_column(Text, default="")
-    probe_status: Mapped[int | None] = mapped_column(Integer)
-    probe_browser: Mapped[bool] = mapped_column(Boolean, default=False)  # opened in headless Chromium
-    probe_result: Mapped[str] = mapped_column(String(16), default="")  # "", ok, failed, error
-    probe_detail: Mapped[str] = mapped_column(Text, default="")
-    probe_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    lifetimes: Mapped[list[Any]] = mapped_column(default=list)  # seconds, the newest last
-    required_reason: Mapped[str] = mapped_column(Text, default="")
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    domain: Mapped[str]
+    probe_url: Mapped[str]
+    probe_selector: Mapped[str]
+    probe_status: Mapped[int | None]
+    probe_browser: Mapped[bool]
+    probe_result: Mapped[str]
+    probe_detail: Mapped[str]
+    probe_at: Mapped[datetime | None]
+    lifetimes: Mapped[list[Any]]
+    required_reason: Mapped[str]
+    updated_at: Mapped[datetime]
 
 
 class DomainStats(Base):
     """What the crawler has learned about one domain, across runs."""
 
-    __tablename__ = "domains"
+    __table__ = tables.domains
 
-    domain: Mapped[str] = mapped_column(String(255), primary_key=True)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    successes: Mapped[int] = mapped_column(Integer, default=0)
-    blocked_403: Mapped[int] = mapped_column(Integer, default=0)
-    blocked_401: Mapped[int] = mapped_column(Integer, default=0)
-    captchas: Mapped[int] = mapped_column(Integer, default=0)
-    hard_blocks: Mapped[int] = mapped_column(Integer, default=0)
-    engine_stats: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    access_class: Mapped[str] = mapped_column(String(16), default="public")
-    requires_session: Mapped[str] = mapped_column(String(16), default="unknown")
-    # escalation tiers learned per URL path pattern: {"patterns": {pattern: entry}} (domains.py)
-    tiers: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, onupdate=utcnow
-    )
+    domain: Mapped[str]
+    attempts: Mapped[int]
+    successes: Mapped[int]
+    blocked_403: Mapped[int]
+    blocked_401: Mapped[int]
+    captchas: Mapped[int]
+    hard_blocks: Mapped[int]
+    engine_stats: Mapped[dict[str, Any]]
+    access_class: Mapped[str]
+    requires_session: Mapped[str]
+    tiers: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]
 
     @property
     def block_rate_403(self) -> float:
-        return self.blocked_403 / self.attempts if self.attempts else 0.0
+        return tables.block_rate_403(self)
 
     @property
     def captcha_rate(self) -> float:
-        return self.captchas / self.attempts if self.attempts else 0.0
-
-
-REQUIRES_SESSION = ("unknown", "required", "not_required")
+        return tables.captcha_rate(self)
 
 
 class DomainSample(Base):
@@ -180,106 +136,92 @@ class DomainSample(Base):
     Pruned by age as new ones arrive (see ``domains.SAMPLE_RETENTION``).
     """
 
-    __tablename__ = "domain_samples"
-    __table_args__ = (Index("ix_domain_samples_domain_at", "domain", "at"),)
+    __table__ = tables.domain_samples
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    domain: Mapped[str] = mapped_column(ForeignKey("domains.domain", ondelete="CASCADE"))
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    successes: Mapped[int] = mapped_column(Integer, default=0)
-    blocked_403: Mapped[int] = mapped_column(Integer, default=0)
-    blocked_401: Mapped[int] = mapped_column(Integer, default=0)
-    captchas: Mapped[int] = mapped_column(Integer, default=0)
-    hard_blocks: Mapped[int] = mapped_column(Integer, default=0)
+    id: Mapped[int]
+    domain: Mapped[str]
+    at: Mapped[datetime]
+    attempts: Mapped[int]
+    successes: Mapped[int]
+    blocked_403: Mapped[int]
+    blocked_401: Mapped[int]
+    captchas: Mapped[int]
+    hard_blocks: Mapped[int]
 
 
 class ItemEvidence(Base):
     """The page items under review came from (the response body, or the rendered HTML of a
     browser tier), once per page; gzip-compressed, capped at HITL_EVIDENCE_MAX_BYTES."""
 
-    __tablename__ = "item_evidence"
+    __table__ = tables.item_evidence
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
-    url: Mapped[str] = mapped_column(Text, default="")
-    kind: Mapped[str] = mapped_column(String(32))  # ARTIFACT_KINDS: body | html | screenshot
-    tier: Mapped[str] = mapped_column(String(16), default="static")
-    content_type: Mapped[str] = mapped_column(String(100))
-    encoding: Mapped[str] = mapped_column(String(16), default="gzip")  # identity | gzip
-    size: Mapped[int] = mapped_column(Integer)  # bytes of the page before it was cut and compressed
-    data: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    id: Mapped[int]
+    run_id: Mapped[str | None]
+    url: Mapped[str]
+    kind: Mapped[str]
+    tier: Mapped[str]
+    content_type: Mapped[str]
+    encoding: Mapped[str]
+    size: Mapped[int]
+    data: Mapped[bytes]
+    created_at: Mapped[datetime]
 
 
 class ScrapedItem(Base):
     """One item the quality pipeline scored (see ``items.py``). ``data`` is its current
     version as JSON text; ``deliverable`` says whether exports include it."""
 
-    __tablename__ = "items"
-    __table_args__ = (
-        Index("ix_items_run_id_status_id", "run_id", "status", "id"),
-        Index("ix_items_run_id_deliverable_id", "run_id", "deliverable", "id"),
-        Index("ix_items_status_deadline", "status", "review_deadline"),
-        Index("ix_items_status_score_id", "status", "score", "id"),
-        Index("ix_items_run_id_status_score_id", "run_id", "status", "score", "id"),
-    )
+    __table__ = tables.items
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
-    spider: Mapped[str] = mapped_column(String(200), default="")
-    item_type: Mapped[str] = mapped_column(String(200), default="")
-    url: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(16))  # ITEM_STATUSES
-    deliverable: Mapped[bool] = mapped_column(default=True)
-    score: Mapped[float] = mapped_column(default=1.0)
-    breakdown: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    failing: Mapped[list[Any]] = mapped_column(default=list)
-    evidence_id: Mapped[int | None] = mapped_column(ForeignKey("item_evidence.id", ondelete="SET NULL"))
-    data: Mapped[str] = mapped_column(Text)  # JSON
-    version: Mapped[int] = mapped_column(Integer, default=1)
-    review_deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    on_timeout: Mapped[str] = mapped_column(String(8), default="drop")  # deliver | drop
-    reviewed_by: Mapped[str | None] = mapped_column(String(255))
-    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=utcnow, onupdate=utcnow
-    )
-
-
-ITEM_STATUSES = ("delivered", "optional_review", "pending_review", "approved", "rejected", "skipped")
+    id: Mapped[int]
+    run_id: Mapped[str | None]
+    spider: Mapped[str]
+    item_type: Mapped[str]
+    url: Mapped[str]
+    status: Mapped[str]
+    deliverable: Mapped[bool]
+    score: Mapped[float]
+    breakdown: Mapped[dict[str, Any]]
+    failing: Mapped[list[Any]]
+    evidence_id: Mapped[int | None]
+    data: Mapped[str]
+    version: Mapped[int]
+    review_deadline: Mapped[datetime | None]
+    on_timeout: Mapped[str]
+    reviewed_by: Mapped[str | None]
+    reviewed_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
 
 
 class ItemVersion(Base):
     """One version of an item's data: who, when, the field-level diff against the previous
     one. Version 1 (what the crawler extracted) is written with the first edit."""
 
-    __tablename__ = "item_versions"
-    __table_args__ = (Index("uq_item_versions_item_id_version", "item_id", "version", unique=True),)
+    __table__ = tables.item_versions
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"))
-    version: Mapped[int] = mapped_column(Integer)
-    data: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    actor: Mapped[str] = mapped_column(String(255), default="")
-    diff: Mapped[list[Any]] = mapped_column(default=list)
-    note: Mapped[str] = mapped_column(Text, default="")
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    id: Mapped[int]
+    item_id: Mapped[int]
+    version: Mapped[int]
+    data: Mapped[dict[str, Any]]
+    actor: Mapped[str]
+    diff: Mapped[list[Any]]
+    note: Mapped[str]
+    at: Mapped[datetime]
 
 
 class ItemEvent(Base):
     """The audit trail of one item: edited, restored, approved, rejected, skipped (with the
     timeout action: deliver or drop)."""
 
-    __tablename__ = "item_events"
+    __table__ = tables.item_events
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), index=True)
-    action: Mapped[str] = mapped_column(String(32))
-    actor: Mapped[str] = mapped_column(String(255), default="")
-    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    id: Mapped[int]
+    item_id: Mapped[int]
+    action: Mapped[str]
+    actor: Mapped[str]
+    detail: Mapped[dict[str, Any]]
+    at: Mapped[datetime]
 
 
 class SelectorOverride(Base):
@@ -288,49 +230,47 @@ class SelectorOverride(Base):
     version with neither css nor xpath sends the field back to the spider's declaration.
     Each row is also its audit record: who, when, the selector before and after."""
 
-    __tablename__ = "selector_overrides"
-    __table_args__ = (Index("uq_selector_overrides_version", "spider", "domain", "field", "version", unique=True),)
+    __table__ = tables.selector_overrides
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    spider: Mapped[str] = mapped_column(String(200))
-    domain: Mapped[str] = mapped_column(String(255))
-    field: Mapped[str] = mapped_column(String(200))
-    version: Mapped[int] = mapped_column(Integer)
-    css: Mapped[str | None] = mapped_column(Text)
-    xpath: Mapped[str | None] = mapped_column(Text)
-    action: Mapped[str] = mapped_column(String(16))  # set | revert
-    before: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"css", "xpath", "version"} replaced
-    actor: Mapped[str] = mapped_column(String(255), default="")
-    note: Mapped[str] = mapped_column(Text, default="")
-    intervention_id: Mapped[int | None] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    id: Mapped[int]
+    spider: Mapped[str]
+    domain: Mapped[str]
+    field: Mapped[str]
+    version: Mapped[int]
+    css: Mapped[str | None]
+    xpath: Mapped[str | None]
+    action: Mapped[str]
+    before: Mapped[dict[str, Any]]
+    actor: Mapped[str]
+    note: Mapped[str]
+    intervention_id: Mapped[int | None]
+    created_at: Mapped[datetime]
 
 
 class SelectorDeclaration(Base):
     """The fields a spider declares (``hitl_fields`` / ``hitl_rows``), as its last run
     published them, so the console knows them without the spider's code."""
 
-    __tablename__ = "selector_declarations"
+    __table__ = tables.selector_declarations
 
-    spider: Mapped[str] = mapped_column(String(200), primary_key=True)
-    declaration: Mapped[dict[str, Any]] = mapped_column(default=dict)  # key ("" | "Class.") -> Declaration
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    spider: Mapped[str]
+    declaration: Mapped[dict[str, Any]]
+    updated_at: Mapped[datetime]
 
 
 class SelectorFingerprint(Base):
     """Fingerprints of elements a field matched on good pages (scrapy_hitl.fingerprints):
     the newest few per spider, domain, path pattern and field."""
 
-    __tablename__ = "selector_fingerprints"
-    __table_args__ = (Index("uq_selector_fingerprints_key", "spider", "domain", "pattern", "field", unique=True),)
+    __table__ = tables.selector_fingerprints
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    spider: Mapped[str] = mapped_column(String(200))
-    domain: Mapped[str] = mapped_column(String(255))
-    pattern: Mapped[str] = mapped_column(String(255))
-    field: Mapped[str] = mapped_column(String(200))
-    samples: Mapped[list[Any]] = mapped_column(default=list)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    id: Mapped[int]
+    spider: Mapped[str]
+    domain: Mapped[str]
+    pattern: Mapped[str]
+    field: Mapped[str]
+    samples: Mapped[list[Any]]
+    updated_at: Mapped[datetime]
 
 
 class SelectorPage(Base):
@@ -338,15 +278,14 @@ class SelectorPage(Base):
     (kind "good", one kept) or a page that missed its data (kind "missed", the newest kept),
     its HTML gzip-compressed and capped."""
 
-    __tablename__ = "selector_pages"
-    __table_args__ = (Index("ix_selector_pages_key", "spider", "domain", "kind"),)
+    __table__ = tables.selector_pages
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    spider: Mapped[str] = mapped_column(String(200))
-    domain: Mapped[str] = mapped_column(String(255))
-    pattern: Mapped[str] = mapped_column(String(255))
-    kind: Mapped[str] = mapped_column(String(16))  # good | missed
-    url: Mapped[str] = mapped_column(Text)
-    size: Mapped[int] = mapped_column(Integer)
-    html: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    id: Mapped[int]
+    spider: Mapped[str]
+    domain: Mapped[str]
+    pattern: Mapped[str]
+    kind: Mapped[str]
+    url: Mapped[str]
+    size: Mapped[int]
+    html: Mapped[bytes]
+    created_at: Mapped[datetime]

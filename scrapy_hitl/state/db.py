@@ -1,8 +1,10 @@
 """The SQL database: engine, sessions, and schema checks (Alembic).
 
 SQLite (the default, a file in HITL_DATA_DIR) and PostgreSQL (HITL_DATABASE_URL) behave the
-same. Every caller opens a short session per unit of work, so the crawler can run these
-functions in Twisted's thread pool.
+same. Every caller opens a short session (ORM) or transaction (Core, ``begin``) per unit of
+work, so the crawler can run these functions in Twisted's thread pool. What a static crawl
+does goes through ``begin`` with the Core tables (``tables``): the ORM is imported by the
+first ``session``, which such a crawl never opens.
 """
 
 from __future__ import annotations
@@ -16,16 +18,16 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session, sessionmaker
 
 from scrapy_hitl.config import make_private_dir
-from scrapy_hitl.state.crawler_models import add_dialect_options
+from scrapy_hitl.state.tables import add_dialect_options
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from alembic.config import Config
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.orm import Session, sessionmaker
 
 # Alembic is imported where it is used: it costs a crawl 0.4 s of start-up otherwise.
 
@@ -117,20 +119,36 @@ class Database:
         else:
             self.engine = create_engine(self.url, pool_pre_ping=True, pool_size=5)
         add_dialect_options(self.engine.dialect.name)  # the models' partial index, for this database
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._sessions: sessionmaker[Session] | None = None
 
     @contextlib.contextmanager
     def session(self, *, locked: bool = False) -> Iterator[Session]:
-        """A session that commits on success and rolls back on error.
+        """An ORM session that commits on success and rolls back on error.
 
         ``locked`` is for a read-modify-write (``with_for_update``): on SQLite, which ignores
         FOR UPDATE and reads outside a transaction until the first write, the session takes
         the database's write lock first (``BEGIN IMMEDIATE``, waiting out busy_timeout), so
         two processes adding to one counter cannot both read the old value."""
+        if self._sessions is None:
+            from sqlalchemy.orm import sessionmaker
+
+            import scrapy_hitl.state.crawler_models  # noqa: F401  (maps the crawler's classes)
+
+            self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         with self._sessions() as session, session.begin():
             if locked and self.engine.dialect.name == "sqlite":
                 session.execute(text("BEGIN IMMEDIATE"))
             yield session
+
+    @contextlib.contextmanager
+    def begin(self, *, locked: bool = False) -> Iterator[Connection]:
+        """A Core connection in a transaction that commits on success and rolls back on error:
+        ``session`` without the ORM, for the Core statements of what every crawl does.
+        ``locked`` as for ``session``."""
+        with self.engine.begin() as conn:
+            if locked and self.engine.dialect.name == "sqlite":
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            yield conn
 
     # --- schema --------------------------------------------------------------------------
     def _alembic_config(self) -> Config:

@@ -1,8 +1,9 @@
 """The model modules a crawl maps late are mapped whole, never seen half-done.
 
-A crawl maps ``crawler_models`` at start, ``incident_models`` on its first block or error, and
-``models`` (the console's own) only if it reaches one of their services (a resolve made in
-the crawl queues re-runs). Meanwhile its other threads use the ORM, and any query may
+A static crawl works on the Core tables and maps no class. It maps ``crawler_models`` when it
+first needs the ORM, ``incident_models`` on its first block or error, and ``models`` (the
+console's own) only if it reaches one of their services (a resolve made in the crawl queues
+re-runs). Meanwhile its other threads use the ORM, and any query may
 configure the mappers. A configure that runs while one of those modules is half executed
 finds a class whose relationship names a class not defined yet (``Intervention.history`` ->
 ``InterventionEvent``), fails, and poisons every later ORM call of the process: the crawl
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from types import ModuleType
 
-LATE = frozenset({"scrapy_hitl.state.incident_models", "scrapy_hitl.state.models"})
+LATE = frozenset({"scrapy_hitl.state.crawler_models", "scrapy_hitl.state.incident_models",
+                  "scrapy_hitl.state.models"})
 
 
 class _LockedLoader(importlib.abc.Loader):
