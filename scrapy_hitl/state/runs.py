@@ -1,4 +1,7 @@
-"""Runs: one row per ``scrapy crawl``, plus a Redis heartbeat that says it is alive."""
+"""Runs: one row per ``scrapy crawl``, plus a Redis heartbeat that says it is alive.
+
+SQLAlchemy Core on ``tables.runs``: every crawl records its run, and a static crawl never
+imports the ORM (``tables``)."""
 
 from __future__ import annotations
 
@@ -9,14 +12,15 @@ import uuid
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, insert, or_, select, update
 
-from scrapy_hitl.state.crawler_models import Run, iso, utcnow
+from scrapy_hitl.state.tables import iso, runs, utcnow
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     import redis
+    from sqlalchemy.engine import Connection
 
     from scrapy_hitl.state.db import Database
     from scrapy_hitl.state.events import Event, EventStream
@@ -29,7 +33,8 @@ def new_run_id() -> str:
     return uuid.uuid4().hex
 
 
-def run_to_dict(run: Run) -> dict[str, Any]:
+def run_to_dict(run: Any) -> dict[str, Any]:
+    """A ``runs`` row (Core) or a ``Run`` (ORM) as the API shows it."""
     stats = dict(run.stats or {})
     monitors = stats.pop(MONITORS_STAT, None)
     return {
@@ -49,19 +54,22 @@ def run_to_dict(run: Run) -> dict[str, Any]:
     }
 
 
+def _read(conn: Connection, run_id: str) -> dict[str, Any] | None:
+    row = conn.execute(select(runs).where(runs.c.id == run_id)).first()
+    return run_to_dict(row) if row is not None else None
+
+
 def create_run(db: Database, run_id: str, spider: str, args: dict[str, Any], project_dir: str) -> dict[str, Any]:
     """Record the run as running: a new row, or the row a job created ``queued`` (or a
     re-run resumes), now on this host and process."""
-    with db.session() as s:
-        run = s.get(Run, run_id)
-        if run is None:
-            run = Run(id=run_id, spider=spider, args=args, project_dir=project_dir, stats={})
-            s.add(run)
-        run.status, run.finished_at, run.finish_reason = "running", None, None
-        run.args, run.project_dir = args, project_dir
-        run.host, run.pid = socket.gethostname(), os.getpid()
-        s.flush()
-        return run_to_dict(run)
+    values = {"status": "running", "finished_at": None, "finish_reason": None, "args": args,
+              "project_dir": project_dir, "host": socket.gethostname(), "pid": os.getpid()}
+    with db.begin() as conn:
+        if not conn.execute(update(runs).where(runs.c.id == run_id).values(**values)).rowcount:
+            conn.execute(insert(runs).values(id=run_id, spider=spider, stats={}, **values))
+        run = _read(conn, run_id)
+        assert run is not None
+        return run
 
 
 def update_run(
@@ -72,26 +80,24 @@ def update_run(
     stats: dict[str, Any] | None = None,
     finish_reason: str | None = None,
 ) -> dict[str, Any] | None:
-    with db.session() as s:
-        run = s.get(Run, run_id)
-        if run is None:
+    values: dict[str, Any] = {}
+    if status is not None:
+        values["status"] = status
+        if status in FINAL_STATUSES:
+            values["finished_at"] = utcnow()
+    if stats is not None:
+        values["stats"] = stats
+    if finish_reason is not None:
+        values["finish_reason"] = finish_reason
+    with db.begin() as conn:
+        if values and not conn.execute(update(runs).where(runs.c.id == run_id).values(**values)).rowcount:
             return None
-        if status is not None:
-            run.status = status
-            if status in FINAL_STATUSES:
-                run.finished_at = utcnow()
-        if stats is not None:
-            run.stats = stats
-        if finish_reason is not None:
-            run.finish_reason = finish_reason
-        s.flush()
-        return run_to_dict(run)
+        return _read(conn, run_id)
 
 
 def get_run(db: Database, run_id: str) -> dict[str, Any] | None:
-    with db.session() as s:
-        run = s.get(Run, run_id)
-        return run_to_dict(run) if run else None
+    with db.begin() as conn:
+        return _read(conn, run_id)
 
 
 def list_runs(
@@ -108,27 +114,29 @@ def list_runs(
     runs started in the same microsecond, so no run is skipped or repeated across pages.
     Ask for ``limit + 1`` to learn whether another page exists.
     """
-    q = select(Run).order_by(Run.created_at.desc(), Run.id.desc()).limit(limit)
+    c = runs.c
+    q = select(runs).order_by(c.created_at.desc(), c.id.desc()).limit(limit)
     if status:
-        q = q.where(Run.status == status)
+        q = q.where(c.status == status)
     if spider:
-        q = q.where(Run.spider == spider)
+        q = q.where(c.spider == spider)
     if cursor is not None:
         at, run_id = cursor
-        q = q.where(or_(Run.created_at < at, and_(Run.created_at == at, Run.id < run_id)))
-    with db.session() as s:
-        return [run_to_dict(r) for r in s.scalars(q)]
+        q = q.where(or_(c.created_at < at, and_(c.created_at == at, c.id < run_id)))
+    with db.begin() as conn:
+        return [run_to_dict(r) for r in conn.execute(q)]
 
 
 def completed_history(db: Database, spider: str, *, exclude: str, limit: int) -> list[dict[str, Any]]:
     """The spider's last ``limit`` completed runs before ``exclude`` (the run closing), newest
     first: ``{"id", "stats", "finish_reason", "finished_at"}``. One query, for the run monitors."""
-    q = (select(Run.id, Run.stats, Run.finish_reason, Run.finished_at)
-         .where(Run.spider == spider, Run.status == "completed", Run.id != exclude)
-         .order_by(Run.created_at.desc(), Run.id.desc()).limit(limit))
-    with db.session() as s:
+    c = runs.c
+    q = (select(c.id, c.stats, c.finish_reason, c.finished_at)
+         .where(c.spider == spider, c.status == "completed", c.id != exclude)
+         .order_by(c.created_at.desc(), c.id.desc()).limit(limit))
+    with db.begin() as conn:
         return [{"id": r.id, "stats": r.stats or {}, "finish_reason": r.finish_reason or "",
-                 "finished_at": iso(r.finished_at)} for r in s.execute(q)]
+                 "finished_at": iso(r.finished_at)} for r in conn.execute(q)]
 
 
 # Stream ids are Redis's clock; created_at / finished_at are the crawler host's. The margin

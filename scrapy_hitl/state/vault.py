@@ -3,6 +3,9 @@
 Only the cookie *names* are stored in clear (the console lists them); values, the user agent
 and the proxy (which may hold credentials) live in one Fernet token. A database dump shows no
 cookie value.
+
+SQLAlchemy Core on ``tables.sessions``: a crawl loads the vault at start, and a static crawl
+never imports the ORM (``tables``).
 """
 
 from __future__ import annotations
@@ -15,15 +18,16 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from cryptography.fernet import InvalidToken
-from sqlalchemy import select, tuple_
+from sqlalchemy import delete, insert, select, tuple_, update
 
 from scrapy_hitl.cookies import Cookie, cookies_for_domain, earliest_expiry, to_scrapy_cookies
-from scrapy_hitl.state.crawler_models import CapturedSession, iso, utcnow
+from scrapy_hitl.state.tables import iso, sessions, utcnow
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from cryptography.fernet import Fernet
+    from sqlalchemy.engine import Connection, Row
 
     from scrapy_hitl.state import HitlState
     from scrapy_hitl.state.db import Database
@@ -129,8 +133,9 @@ def _aware(dt: datetime | None) -> datetime | None:
     return dt
 
 
-def session_info(row: CapturedSession) -> dict[str, Any]:
-    """What the CLI and console may show: never a cookie or localStorage value."""
+def session_info(row: Any) -> dict[str, Any]:
+    """What the CLI and console may show of a ``sessions`` row (or a ``CapturedSession``):
+    never a cookie or localStorage value."""
     expires = _aware(row.expires_at)
     captured = _aware(row.captured_at)
     health = row.health
@@ -198,33 +203,31 @@ class SessionVault:
              "proxy": proxy}
         ).encode()
         expiry = earliest_expiry(kept)
-        with self.db.session() as s:
-            row = s.get(CapturedSession, (domain, name))
-            if row is not None and not replace:
+        values = {
+            "secret": self.fernet.encrypt(secret),
+            "cookie_names": sorted({c.name for c in kept}),
+            "origins": [{"origin": o["origin"], "keys": sorted({i["name"] for i in o["localStorage"]})}
+                        for o in kept_origins],
+            "source_format": source_format, "health": "unknown", "health_reason": "",
+            "captured_at": utcnow(), "last_validated": None,
+            "expires_at": datetime.fromtimestamp(expiry, timezone.utc) if expiry is not None else None,
+            "captured_by": captured_by, "uses": 0, "errors": 0, "error_score": 0.0,
+            "last_used": None, "retired_at": None,
+        }
+        with self.db.begin() as conn:
+            if _one(conn, domain, name) is None:
+                conn.execute(insert(sessions).values(domain=domain, name=name, **values))
+            elif not replace:
                 raise SessionExists(
                     f"{domain} already has a session named {name!r}. Pass --replace (API: "
                     "\"replace\": true) to replace it, or choose another --name.")
-            row = row or CapturedSession(domain=domain, name=name)
-            row.secret = self.fernet.encrypt(secret)
-            row.cookie_names = sorted({c.name for c in kept})
-            row.origins = [{"origin": o["origin"], "keys": sorted({i["name"] for i in o["localStorage"]})}
-                           for o in kept_origins]
-            row.source_format = source_format
-            row.health = "unknown"
-            row.health_reason = ""
-            row.captured_at = utcnow()
-            row.last_validated = None
-            row.expires_at = (
-                datetime.fromtimestamp(expiry, timezone.utc) if expiry is not None else None
-            )
-            row.captured_by = captured_by
-            row.uses, row.errors, row.error_score = 0, 0, 0.0
-            row.last_used = row.retired_at = None
-            s.add(row)
-            s.flush()
+            else:
+                conn.execute(update(sessions).where(*_key(domain, name)).values(**values))
+            row = _one(conn, domain, name)
+            assert row is not None
             return session_info(row)
 
-    def _decrypt(self, row: CapturedSession) -> Session:
+    def _decrypt(self, row: Row[Any]) -> Session:
         try:
             data = json.loads(self.fernet.decrypt(row.secret))
         except InvalidToken:
@@ -249,30 +252,34 @@ class SessionVault:
             error_score=row.error_score or 0.0,
         )
 
-    def _rows(self, s: Any, domain: str) -> list[CapturedSession]:
-        q = select(CapturedSession).where(CapturedSession.domain == normalize_domain(domain))
-        return list(s.scalars(q.order_by(CapturedSession.name)))
+    def _rows(self, conn: Connection, domain: str, name: str | None = None) -> list[Row[Any]]:
+        """The domain's sessions by name, or only ``name``'s."""
+        if name is not None:
+            row = _one(conn, normalize_domain(domain), name)
+            return [row] if row is not None else []
+        q = select(sessions).where(sessions.c.domain == normalize_domain(domain))
+        return list(conn.execute(q.order_by(sessions.c.name)))
 
     def get(self, domain: str, name: str | None = None) -> Session | None:
         """One session: ``name``'s, or (None) the domain's first usable one by name, else its first."""
-        with self.db.session() as s:
-            if name is not None:
-                row = s.get(CapturedSession, (normalize_domain(domain), name))
-                return self._decrypt(row) if row else None
-            sessions = [self._decrypt(r) for r in self._rows(s, domain)]
-        return next((x for x in sessions if x.usable), sessions[0] if sessions else None)
+        with self.db.begin() as conn:
+            found = [self._decrypt(r) for r in self._rows(conn, domain, name)]
+        if name is not None:
+            return found[0] if found else None
+        return next((x for x in found if x.usable), found[0] if found else None)
 
     def pool(self, domain: str) -> list[Session]:
         """Every session of the domain, usable or not, by name."""
-        with self.db.session() as s:
-            return [self._decrypt(r) for r in self._rows(s, domain)]
+        with self.db.begin() as conn:
+            return [self._decrypt(r) for r in self._rows(conn, domain)]
 
     def load_usable(self) -> dict[str, list[Session]]:
         """Every session that may be attached (not invalid, retired or expired), by domain."""
         out: dict[str, list[Session]] = {}
-        with self.db.session() as s:
-            q = select(CapturedSession).where(CapturedSession.health.not_in(UNUSABLE))
-            for row in s.scalars(q.order_by(CapturedSession.domain, CapturedSession.name)):
+        q = (select(sessions).where(sessions.c.health.not_in(UNUSABLE))
+             .order_by(sessions.c.domain, sessions.c.name))
+        with self.db.begin() as conn:
+            for row in conn.execute(q):
                 session = self._decrypt(row)
                 if session.usable:
                     out.setdefault(session.domain, []).append(session)
@@ -280,64 +287,66 @@ class SessionVault:
 
     def mark(self, domain: str, health: str, reason: str = "", name: str | None = None) -> bool:
         """Set the health of one session (``name``) or of every session of the domain."""
-        changed = False
-        with self.db.session() as s:
-            rows = self._rows(s, domain) if name is None else \
-                [r for r in [s.get(CapturedSession, (normalize_domain(domain), name))] if r]
-            for row in rows:
-                row.health = health
-                row.health_reason = reason[:255]
-                if health == "valid":
-                    row.last_validated = utcnow()
-                elif health in UNUSABLE and row.retired_at is None:
-                    row.retired_at = utcnow()
-                changed = True
+        where = [sessions.c.domain == normalize_domain(domain)]
+        if name is not None:
+            where.append(sessions.c.name == name)
+        values: dict[str, Any] = {"health": health, "health_reason": reason[:255]}
+        if health == "valid":
+            values["last_validated"] = utcnow()
+        with self.db.begin() as conn:
+            changed = bool(conn.execute(update(sessions).where(*where).values(**values)).rowcount)
+            if health in UNUSABLE:  # retired when it first became unusable
+                conn.execute(update(sessions).where(*where, sessions.c.retired_at.is_(None))
+                             .values(retired_at=utcnow()))
         return changed
 
     def record_use(self, batch: dict[tuple[str, str], tuple[int, int, float]]) -> None:
         """Add uses and errors, and set the error score, of sessions (a crawler's batch)."""
         now = utcnow()
-        with self.db.session() as s:
+        c = sessions.c
+        with self.db.begin() as conn:
             for (domain, name), (uses, errors, score) in batch.items():
-                row = s.get(CapturedSession, (domain, name))
-                if row is None:
-                    continue
-                row.uses = (row.uses or 0) + uses
-                row.errors = (row.errors or 0) + errors
-                row.error_score = score
+                values: dict[str, Any] = {"uses": c.uses + uses, "errors": c.errors + errors, "error_score": score}
                 if uses:
-                    row.last_used = now
+                    values["last_used"] = now
+                conn.execute(update(sessions).where(*_key(domain, name)).values(**values))
 
     def delete(self, domain: str, name: str | None = None) -> bool:
         """Delete one session (``name``) or every session of the domain."""
-        with self.db.session() as s:
-            rows = self._rows(s, domain) if name is None else \
-                [r for r in [s.get(CapturedSession, (normalize_domain(domain), name))] if r]
-            for row in rows:
-                s.delete(row)
-            return bool(rows)
+        where = [sessions.c.domain == normalize_domain(domain)]
+        if name is not None:
+            where.append(sessions.c.name == name)
+        with self.db.begin() as conn:
+            return bool(conn.execute(delete(sessions).where(*where)).rowcount)
 
     def info(self, domain: str, name: str | None = None) -> dict[str, Any] | None:
         """What may be shown about one session (``name``, or the one :meth:`get` picks), or None."""
-        with self.db.session() as s:
-            if name is not None:
-                row = s.get(CapturedSession, (normalize_domain(domain), name))
-                return session_info(row) if row else None
-            infos = [session_info(r) for r in self._rows(s, domain)]
+        with self.db.begin() as conn:
+            infos = [session_info(r) for r in self._rows(conn, domain, name)]
+        if name is not None:
+            return infos[0] if infos else None
         usable = [i for i in infos if i["health"] not in UNUSABLE]
         return (usable or infos or [None])[0]
 
     def pool_info(self, domain: str) -> list[dict[str, Any]]:
-        with self.db.session() as s:
-            return [session_info(r) for r in self._rows(s, domain)]
+        with self.db.begin() as conn:
+            return [session_info(r) for r in self._rows(conn, domain)]
 
     def list(self, *, after: tuple[str, str] | None = None, limit: int | None = None) -> list[dict[str, Any]]:
         """Sessions by domain and name; keyset-paginated with ``after`` (the last (domain, name) seen)."""
-        q = select(CapturedSession).order_by(CapturedSession.domain, CapturedSession.name).limit(limit)
+        q = select(sessions).order_by(sessions.c.domain, sessions.c.name).limit(limit)
         if after is not None:
-            q = q.where(tuple_(CapturedSession.domain, CapturedSession.name) > tuple_(*after))
-        with self.db.session() as s:
-            return [session_info(r) for r in s.scalars(q)]
+            q = q.where(tuple_(sessions.c.domain, sessions.c.name) > tuple_(*after))
+        with self.db.begin() as conn:
+            return [session_info(r) for r in conn.execute(q)]
+
+
+def _key(domain: str, name: str) -> tuple[Any, Any]:
+    return sessions.c.domain == domain, sessions.c.name == name
+
+
+def _one(conn: Connection, domain: str, name: str) -> Row[Any] | None:
+    return conn.execute(select(sessions).where(*_key(domain, name))).first()
 
 
 # The CLI, the console and interventions.resolve store and drop sessions through these two,
@@ -391,8 +400,9 @@ def check_key(database_url: str, secret_key: str) -> None:
 
     db = Database(database_url)
     try:
-        with db.session() as s:
-            row = s.scalars(select(CapturedSession).order_by(CapturedSession.captured_at.desc()).limit(1)).first()
+        with db.begin() as conn:
+            row = conn.execute(select(sessions.c.domain, sessions.c.secret)
+                               .order_by(sessions.c.captured_at.desc()).limit(1)).first()
             if row is None:
                 return
             domain, secret = row.domain, row.secret
