@@ -5,6 +5,10 @@ block-rate history the console charts.
 
 ``domains.tiers`` holds the escalation tiers learned per URL path pattern (see
 ``scrapy_hitl.tiers``): ``{"patterns": {pattern: {"tier", "recheck_failures", "updated"}}}``.
+
+Everything here is SQLAlchemy Core on ``tables.domains`` and ``tables.domain_samples``
+(``Database.begin``): every crawl loads and flushes domains, and a static crawl must never
+import the ORM (issue 14). Rows read here are Core rows, read-only.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, update as sql_update
 from sqlalchemy.exc import IntegrityError
 
 from scrapy_hitl.learning import (
@@ -22,10 +26,13 @@ from scrapy_hitl.learning import (
     merge_tier_patterns,
     tier_floor,
 )
-from scrapy_hitl.state.crawler_models import DomainSample, DomainStats, iso, utcnow
+from scrapy_hitl.state import tables
+from scrapy_hitl.state.tables import block_rate_403, captcha_rate, iso, utcnow
 from scrapy_hitl.tiers import MAX_PATTERNS
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Row
+
     from scrapy_hitl.learning import DomainCounters
     from scrapy_hitl.state.db import Database
 
@@ -36,46 +43,57 @@ if TYPE_CHECKING:
 SAMPLE_RETENTION = timedelta(days=7)
 _SAMPLE_FIELDS = ("attempts", "successes", "blocked_403", "blocked_401", "captchas", "hard_blocks")
 
-
-def _new(domain: str) -> DomainStats:
-    # Column defaults apply only at flush; counters are added to before that.
-    return DomainStats(
-        domain=domain, attempts=0, successes=0, blocked_403=0, blocked_401=0, captchas=0,
-        hard_blocks=0, engine_stats={}, access_class="public", requires_session="unknown", tiers={},
-    )
+_D = tables.domains
+_S = tables.domain_samples
+# What a domain's row starts with (its columns' defaults)
+_NEW: dict[str, Any] = {**dict.fromkeys(_SAMPLE_FIELDS, 0), "engine_stats": {}, "access_class": "public",
+                        "requires_session": "unknown", "tiers": {}}
 
 
 def _ensure_rows(db: Database, domains: list[str]) -> None:
-    """Create the missing rows of ``domains``. Crawlers, the CLI and the console add a
-    domain's row the first time they see it; when two do at once, the loser's INSERT fails,
-    and it must then update the winner's row, not fail itself. All in one transaction (a
-    broad crawl's first flush has thousands), and one by one only after a lost race."""
-    with db.session() as s:
-        missing = set(domains) - set(s.scalars(select(DomainStats.domain).where(DomainStats.domain.in_(domains))))
+    """Create the missing rows of ``domains`` (the columns' defaults: zero counters, public,
+    unknown). Crawlers, the CLI and the console add a domain's row the first time they see it;
+    when two do at once, the loser's INSERT fails, and it must then update the winner's row,
+    not fail itself. All in one transaction (a broad crawl's first flush has thousands), and
+    one by one only after a lost race."""
+    with db.begin() as conn:
+        missing = set(domains) - set(conn.scalars(select(_D.c.domain).where(_D.c.domain.in_(domains))))
     if not missing:
         return
     try:
-        with db.session() as s:
-            s.add_all(_new(d) for d in sorted(missing))
+        with db.begin() as conn:
+            conn.execute(insert(_D), [{"domain": d} for d in sorted(missing)])
         return
     except IntegrityError:
         pass
     for domain in sorted(missing):
         try:
-            with db.session() as s:
-                if s.get(DomainStats, domain) is None:
-                    s.add(_new(domain))
+            with db.begin() as conn:
+                if conn.scalar(select(_D.c.domain).where(_D.c.domain == domain)) is None:
+                    conn.execute(insert(_D).values(domain=domain))
         except IntegrityError:
             pass  # another process made it first
 
 
-def _patterns(row: DomainStats) -> dict[str, Any]:
-    patterns = (row.tiers or {}).get("patterns")
+def _write(conn: Connection, domain: str, values: dict[str, Any]) -> Row[Any]:
+    """Set ``values`` on the domain's row and return it as stored; a row removed since
+    ``_ensure_rows`` is made again."""
+    row = conn.execute(
+        sql_update(_D).where(_D.c.domain == domain).values(**values).returning(*_D.c)).one_or_none()
+    if row is None:
+        row = conn.execute(insert(_D).values(domain=domain, **values).returning(*_D.c)).one()
+    return row
+
+
+def _patterns(tiers: dict[str, Any] | None) -> dict[str, Any]:
+    """The patterns of a ``tiers`` column's value."""
+    patterns = (tiers or {}).get("patterns")
     return patterns if isinstance(patterns, dict) else {}
 
 
-def domain_to_dict(row: DomainStats) -> dict[str, Any]:
-    patterns = _patterns(row)
+def domain_to_dict(row: Any) -> dict[str, Any]:
+    """A ``domains`` row (a Core row, or a ``DomainStats`` of the console) as the API gives it."""
+    patterns = _patterns(row.tiers)
     return {
         "domain": row.domain,
         "attempts": row.attempts,
@@ -84,8 +102,8 @@ def domain_to_dict(row: DomainStats) -> dict[str, Any]:
         "blocked_401": row.blocked_401,
         "captchas": row.captchas,
         "hard_blocks": row.hard_blocks,
-        "block_rate_403": round(row.block_rate_403, 4),
-        "captcha_rate": round(row.captcha_rate, 4),
+        "block_rate_403": round(block_rate_403(row), 4),
+        "captcha_rate": round(captcha_rate(row), 4),
         "engine_stats": row.engine_stats,
         "access_class": row.access_class,
         "requires_session": row.requires_session,
@@ -96,14 +114,14 @@ def domain_to_dict(row: DomainStats) -> dict[str, Any]:
 
 
 def load_all(db: Database) -> dict[str, dict[str, Any]]:
-    with db.session() as s:
-        return {r.domain: domain_to_dict(r) for r in s.scalars(select(DomainStats))}
+    with db.begin() as conn:
+        return {r.domain: domain_to_dict(r) for r in conn.execute(select(_D))}
 
 
 def get(db: Database, domain: str) -> dict[str, Any] | None:
-    with db.session() as s:
-        row = s.get(DomainStats, domain)
-        return domain_to_dict(row) if row else None
+    with db.begin() as conn:
+        row = conn.execute(select(_D).where(_D.c.domain == domain)).one_or_none()
+    return domain_to_dict(row) if row else None
 
 
 def apply_counters(
@@ -114,6 +132,9 @@ def apply_counters(
     block_rate: float,
 ) -> dict[str, dict[str, Any]]:
     """Add a batch of counters and apply the learning rules; returns the updated domains.
+
+    A read-modify-write under a lock (``FOR UPDATE`` on PostgreSQL, ``BEGIN IMMEDIATE`` on
+    SQLite): two crawlers flushing one domain at once both add their counts.
 
     Learned tiers are merged per pattern (the later ``updated`` wins, the MAX_PATTERNS most
     recent are kept); once a domain has learned tiers, its floor moves the access class
@@ -126,49 +147,39 @@ def apply_counters(
     out = {}
     now = utcnow()
     _ensure_rows(db, list(counters))
-    with db.session(locked=True) as s:
+    with db.begin(locked=True) as conn:
         for domain, c in sorted(counters.items()):
-            row = s.get(DomainStats, domain, with_for_update=True)
-            if row is None:  # removed since: made again
-                row = _new(domain)
-                s.add(row)
-            row.attempts += c.attempts
-            row.successes += c.successes
-            row.blocked_403 += c.blocked_403
-            row.blocked_401 += c.blocked_401
-            row.captchas += c.captchas
-            row.hard_blocks += c.hard_blocks
-            engines = {k: dict(v) for k, v in (row.engine_stats or {}).items()}
+            row = conn.execute(select(_D).where(_D.c.domain == domain).with_for_update()).one_or_none()
+            old = row._mapping if row is not None else _NEW  # removed since: made again
+            totals = {k: old[k] + getattr(c, k) for k in _SAMPLE_FIELDS}
+            engines = {k: dict(v) for k, v in (old["engine_stats"] or {}).items()}
             for name, e in c.engines.items():
                 slot = engines.setdefault(name, {"attempts": 0, "successes": 0})
                 slot["attempts"] += e["attempts"]
                 slot["successes"] += e["successes"]
-            row.engine_stats = engines
-            row.requires_session = decide_requires_session(
-                row.requires_session,
-                attempts=row.attempts,
-                blocked_403=row.blocked_403,
+            requires_session = decide_requires_session(
+                old["requires_session"],
+                attempts=totals["attempts"],
+                blocked_403=totals["blocked_403"],
                 min_attempts=min_attempts,
                 block_rate=block_rate,
             )
-            row.access_class = access_class_for(row.access_class, row.requires_session)
+            access_class = access_class_for(old["access_class"], requires_session)
+            values = {**totals, "engine_stats": engines, "requires_session": requires_session}
+            tiers = old["tiers"]
             if c.tiers:
-                # a new dict: JSON columns do not track changes made in place
-                row.tiers = {"patterns": merge_tier_patterns(_patterns(row), c.tiers, limit=MAX_PATTERNS)}
-            floor = tier_floor(_patterns(row))
+                tiers = values["tiers"] = {"patterns": merge_tier_patterns(_patterns(tiers), c.tiers, limit=MAX_PATTERNS)}
+            floor = tier_floor(_patterns(tiers))
             if floor is not None:
-                row.access_class = access_class_for_tiers(row.access_class, floor)
-            s.flush()
-            out[domain] = domain_to_dict(row)
+                access_class = access_class_for_tiers(access_class, floor)
+            out[domain] = domain_to_dict(_write(conn, domain, {**values, "access_class": access_class}))
         sampled = [d for d in out if counters[d].attempts]
         if sampled:
-            s.execute(insert(DomainSample), [
+            conn.execute(insert(_S), [
                 {"domain": d, "at": now, **{k: getattr(counters[d], k) for k in _SAMPLE_FIELDS}}
                 for d in sampled
             ])
-            s.execute(delete(DomainSample).where(
-                DomainSample.domain.in_(list(out)), DomainSample.at < now - SAMPLE_RETENTION,
-            ))
+            conn.execute(delete(_S).where(_S.c.domain.in_(list(out)), _S.c.at < now - SAMPLE_RETENTION))
     return out
 
 
@@ -178,28 +189,22 @@ def update(db: Database, domain: str, **fields: Any) -> dict[str, Any]:
     if set(fields) - allowed:
         raise ValueError(f"Only {sorted(allowed)} can be set; got {sorted(fields)}")
     _ensure_rows(db, [domain])
-    with db.session(locked=True) as s:
-        row = s.get(DomainStats, domain, with_for_update=True)
-        if row is None:  # removed since: made again
-            row = _new(domain)
-            s.add(row)
-        for k, v in fields.items():
-            setattr(row, k, v)
-        s.flush()
-        return domain_to_dict(row)
+    with db.begin(locked=True) as conn:
+        return domain_to_dict(_write(conn, domain, fields))
 
 
 def list_domains(db: Database, *, after: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
     """Domains by name; keyset-paginated with ``after`` (the last domain seen)."""
-    q = select(DomainStats).order_by(DomainStats.domain).limit(limit)
+    q = select(_D).order_by(_D.c.domain).limit(limit)
     if after is not None:
-        q = q.where(DomainStats.domain > after)
-    with db.session() as s:
-        return [domain_to_dict(r) for r in s.scalars(q)]
+        q = q.where(_D.c.domain > after)
+    with db.begin() as conn:
+        return [domain_to_dict(r) for r in conn.execute(q)]
 
 
 def open_intervention_count(db: Database, domain: str) -> int:
-    from scrapy_hitl.state.incident_models import Intervention  # here: a crawl maps it on its first block only
+    # The ORM, and the console's: interventions are declared with their class (incident_models)
+    from scrapy_hitl.state.incident_models import Intervention
 
     with db.session() as s:
         q = select(func.count()).select_from(Intervention).where(
@@ -213,10 +218,9 @@ def history(db: Database, domain: str, *, limit: int = 100) -> list[dict[str, An
     ``block_rate`` is the 403 rate of that flush, the rate the learning rule compares with
     HITL_SESSION_REQUIRED_BLOCK_RATE.
     """
-    q = (select(DomainSample).where(DomainSample.domain == domain)
-         .order_by(DomainSample.at.desc(), DomainSample.id.desc()).limit(limit))
-    with db.session() as s:
-        rows = list(s.scalars(q))
+    q = select(_S).where(_S.c.domain == domain).order_by(_S.c.at.desc(), _S.c.id.desc()).limit(limit)
+    with db.begin() as conn:
+        rows = conn.execute(q).all()
     return [
         {"at": iso(r.at), **{k: getattr(r, k) for k in _SAMPLE_FIELDS},
          "block_rate": round(r.blocked_403 / r.attempts, 4) if r.attempts else 0.0}
