@@ -16,6 +16,9 @@ first edit on (version 1, what the crawler extracted, is written with it). Statu
 | skipped | per HITL_REVIEW_TIMEOUT_ACTION | nobody reviewed it in time (``skip_overdue``) |
 
 Every human action is in ``item_events`` (the audit trail), with who and when.
+
+Core statements on ``tables`` (``Database.begin``), no ORM: a crawl stores its items here,
+and a static crawl never imports SQLAlchemy's ORM.
 """
 
 from __future__ import annotations
@@ -28,19 +31,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, insert, literal, select, tuple_, update
 
-from scrapy_hitl.state import bulk
-from scrapy_hitl.state.crawler_models import (
-    ITEM_STATUSES,
-    ItemEvent,
-    ItemEvidence,
-    ItemVersion,
-    ScrapedItem,
-    iso,
-    utcnow,
-)
+from scrapy_hitl.state import bulk, tables
+from scrapy_hitl.state.tables import ITEM_STATUSES, iso, utcnow
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
+
+    from sqlalchemy import Connection, Row
 
     from scrapy_hitl.state import HitlState
     from scrapy_hitl.state.db import Database
@@ -50,6 +47,7 @@ DELIVERABLE = {"delivered": True, "optional_review": True, "pending_review": Fal
                "rejected": False}
 _STORED_AS_IS = ("image/png", "image/jpeg", "image/webp")
 # The columns ``record`` writes, in the order of its value tuples.
+_ITEMS, _EVIDENCE, _VERSIONS, _EVENTS = tables.items, tables.item_evidence, tables.item_versions, tables.item_events
 _RECORD_COLUMNS = ("run_id", "spider", "item_type", "url", "status", "deliverable", "score", "breakdown",
                    "failing", "evidence_id", "data", "version", "review_deadline", "on_timeout", "created_at",
                    "updated_at")
@@ -109,7 +107,7 @@ def record(
     now = utcnow()
     deadline = now + timedelta(seconds=review_timeout)
     counts: dict[str, int] = {}
-    with db.session() as s:
+    with db.begin() as conn:
         evidence_ids: dict[Any, int] = {}
         run_of = {row.get("evidence_key"): row.get("run_id") for row in rows if row.get("evidence_key")}
         for key, ev in (evidence or {}).items():
@@ -117,12 +115,12 @@ def record(
                 continue
             raw = ev["data"]
             compress = not str(ev["content_type"]).startswith(_STORED_AS_IS)
-            evidence_ids[key] = s.execute(insert(ItemEvidence).values(
+            evidence_ids[key] = conn.execute(insert(_EVIDENCE).values(
                 run_id=run_of[key], url=ev.get("url", ""), kind=ev.get("kind", "body"),
                 tier=ev.get("tier", "static"), content_type=ev["content_type"],
                 encoding="gzip" if compress else "identity", size=ev.get("size", len(raw)),
                 data=gzip.compress(raw, compresslevel=6) if compress else raw, created_at=now,
-            ).returning(ItemEvidence.id)).scalar_one()
+            ).returning(_EVIDENCE.c.id)).scalar_one()
         values = []
         # One object for every row without failing checks (and for every clean item's
         # breakdown, shared by the pipeline): bulk.insert_rows converts a column's value to
@@ -137,12 +135,13 @@ def record(
                 evidence_ids.get(row.get("evidence_key")), data if isinstance(data, str) else dumps(data), 1,
                 deadline if status in REVIEW_STATUSES else None, timeout_action, now, now,
             ))
-        bulk.insert_rows(s.connection(), ScrapedItem.__table__, _RECORD_COLUMNS, values)
+        bulk.insert_rows(conn, _ITEMS, _RECORD_COLUMNS, values)
     return counts
 
 
 # --- reading ------------------------------------------------------------------------------------
-def item_to_dict(row: ScrapedItem, *, with_data: bool = True) -> dict[str, Any]:
+def item_to_dict(row: Row[Any], *, with_data: bool = True) -> dict[str, Any]:
+    """An ``items`` row (a Core row, or anything with its columns as attributes) as the API shows it."""
     out = {
         "id": row.id,
         "run_id": row.run_id,
@@ -168,12 +167,18 @@ def item_to_dict(row: ScrapedItem, *, with_data: bool = True) -> dict[str, Any]:
     return out
 
 
+def _item(conn: Connection, item_id: int, *, for_update: bool = False) -> Row[Any]:
+    """The item's row; ``for_update`` locks it (PostgreSQL) for a read-modify-write."""
+    q = select(_ITEMS).where(_ITEMS.c.id == item_id)
+    row = conn.execute(q.with_for_update() if for_update else q).first()
+    if row is None:
+        raise ItemNotFound(item_id)
+    return row
+
+
 def get(db: Database, item_id: int) -> dict[str, Any]:
-    with db.session() as s:
-        row = s.get(ScrapedItem, item_id)
-        if row is None:
-            raise ItemNotFound(item_id)
-        return item_to_dict(row)
+    with db.begin() as conn:
+        return item_to_dict(_item(conn, item_id))
 
 
 ORDERS = ("id", "score")  # list_items: scraped order, or the review queue's lowest score first
@@ -197,22 +202,23 @@ def list_items(
         raise ValueError(f"Unknown status {status!r}; use one of {', '.join(ITEM_STATUSES)}")
     if order not in ORDERS:
         raise ValueError(f"Unknown order {order!r}; use one of {', '.join(ORDERS)}")
-    q = select(ScrapedItem).limit(limit)
-    q = q.order_by(ScrapedItem.score, ScrapedItem.id) if order == "score" else q.order_by(ScrapedItem.id)
+    t = _ITEMS.c
+    q = select(_ITEMS).limit(limit)
+    q = q.order_by(t.score, t.id) if order == "score" else q.order_by(t.id)
     if run_id:
-        q = q.where(ScrapedItem.run_id == run_id)
+        q = q.where(t.run_id == run_id)
     if status:
-        q = q.where(ScrapedItem.status == status)
+        q = q.where(t.status == status)
     if spider:
-        q = q.where(ScrapedItem.spider == spider)
+        q = q.where(t.spider == spider)
     if cursor is not None:
         if order == "score":
             score, last_id = cursor  # type: ignore[misc]
-            q = q.where(tuple_(ScrapedItem.score, ScrapedItem.id) > tuple_(literal(float(score)), literal(int(last_id))))
+            q = q.where(tuple_(t.score, t.id) > tuple_(literal(float(score)), literal(int(last_id))))
         else:
-            q = q.where(ScrapedItem.id > int(cursor))  # type: ignore[arg-type]
-    with db.session() as s:
-        return [item_to_dict(r, with_data=with_data) for r in s.scalars(q)]
+            q = q.where(t.id > int(cursor))  # type: ignore[arg-type]
+    with db.begin() as conn:
+        return [item_to_dict(r, with_data=with_data) for r in conn.execute(q)]
 
 
 def next_in_queue(db: Database, item_id: int, *, status: str | None = None, run_id: str | None = None,
@@ -234,16 +240,17 @@ def next_in_queue(db: Database, item_id: int, *, status: str | None = None, run_
 def queue(db: Database, *, run_id: str | None = None, spider: str | None = None) -> list[dict[str, Any]]:
     """Items waiting for a review, per run and spider: ``{"run_id", "spider",
     "pending_review", "optional_review", "min_score"}``, the runs with held items first."""
-    q = (select(ScrapedItem.run_id, ScrapedItem.spider, ScrapedItem.status, func.count(), func.min(ScrapedItem.score))
-         .where(ScrapedItem.status.in_(REVIEW_STATUSES))
-         .group_by(ScrapedItem.run_id, ScrapedItem.spider, ScrapedItem.status))
+    t = _ITEMS.c
+    q = (select(t.run_id, t.spider, t.status, func.count(), func.min(t.score))
+         .where(t.status.in_(REVIEW_STATUSES))
+         .group_by(t.run_id, t.spider, t.status))
     if run_id:
-        q = q.where(ScrapedItem.run_id == run_id)
+        q = q.where(t.run_id == run_id)
     if spider:
-        q = q.where(ScrapedItem.spider == spider)
+        q = q.where(t.spider == spider)
     groups: dict[tuple[Any, str], dict[str, Any]] = {}
-    with db.session() as s:
-        for run, spider_name, status, n, low in s.execute(q).all():
+    with db.begin() as conn:
+        for run, spider_name, status, n, low in conn.execute(q).all():
             g = groups.setdefault((run, spider_name), {"run_id": run, "spider": spider_name, "pending_review": 0,
                                                         "optional_review": 0, "min_score": None})
             g[status] = int(n)
@@ -253,9 +260,10 @@ def queue(db: Database, *, run_id: str | None = None, spider: str | None = None)
 
 def counts(db: Database, run_id: str) -> dict[str, int]:
     """Items of the run per status (every status, 0 included)."""
-    q = select(ScrapedItem.status, func.count()).where(ScrapedItem.run_id == run_id).group_by(ScrapedItem.status)
-    with db.session() as s:
-        found = dict(s.execute(q).all())
+    t = _ITEMS.c
+    q = select(t.status, func.count()).where(t.run_id == run_id).group_by(t.status)
+    with db.begin() as conn:
+        found = dict(conn.execute(q).all())
     return {status: int(found.get(status, 0)) for status in ITEM_STATUSES}
 
 
@@ -263,30 +271,31 @@ def discard_unreviewed(db: Database, run_id: str) -> int:
     """Delete the run's items no person has touched (never edited nor decided); returns how
     many. For a job that starts its crawl over (its JOBDIR was lost with a host): the new
     attempt records those pages' items again, and the run must not hold them twice."""
-    with db.session() as s:
-        result = s.execute(delete(ScrapedItem).where(
-            ScrapedItem.run_id == run_id, ScrapedItem.version == 1, ScrapedItem.reviewed_by.is_(None)))
+    t = _ITEMS.c
+    with db.begin() as conn:
+        result = conn.execute(delete(_ITEMS).where(t.run_id == run_id, t.version == 1, t.reviewed_by.is_(None)))
         return int(result.rowcount or 0)
 
 
 def score_histogram(db: Database, run_id: str) -> list[int]:
     """How many of the run's items scored in each tenth: [0-0.1), ..., [0.9-1.0]."""
-    bucket = func.floor(ScrapedItem.score * 10)
-    q = select(bucket, func.count()).where(ScrapedItem.run_id == run_id).group_by(bucket)
+    bucket = func.floor(_ITEMS.c.score * 10)
+    q = select(bucket, func.count()).where(_ITEMS.c.run_id == run_id).group_by(bucket)
     out = [0] * 10
-    with db.session() as s:
-        for b, n in s.execute(q).all():
+    with db.begin() as conn:
+        for b, n in conn.execute(q).all():
             out[min(9, max(0, int(b)))] += int(n)
     return out
 
 
 def load_evidence(db: Database, item_id: int) -> tuple[str, bytes, dict[str, Any]]:
     """(content type, bytes, {kind, url, tier, size}) of the page the item came from."""
-    with db.session() as s:
-        row = s.get(ScrapedItem, item_id)
-        if row is None:
+    with db.begin() as conn:
+        item = conn.execute(select(_ITEMS.c.evidence_id).where(_ITEMS.c.id == item_id)).first()
+        if item is None:
             raise ItemNotFound(item_id)
-        ev = s.get(ItemEvidence, row.evidence_id) if row.evidence_id else None
+        ev = (conn.execute(select(_EVIDENCE).where(_EVIDENCE.c.id == item.evidence_id)).first()
+              if item.evidence_id else None)
         if ev is None:
             raise LookupError(f"Item {item_id} has no stored page (only items under review keep one)")
         data = gzip.decompress(ev.data) if ev.encoding == "gzip" else ev.data
@@ -295,12 +304,10 @@ def load_evidence(db: Database, item_id: int) -> tuple[str, bytes, dict[str, Any
 
 def versions(db: Database, item_id: int) -> list[dict[str, Any]]:
     """Every version, oldest first. An item never edited has one: what the crawler extracted."""
-    with db.session() as s:
-        row = s.get(ScrapedItem, item_id)
-        if row is None:
-            raise ItemNotFound(item_id)
-        found = list(s.scalars(select(ItemVersion).where(ItemVersion.item_id == item_id)
-                               .order_by(ItemVersion.version)))
+    with db.begin() as conn:
+        row = _item(conn, item_id)
+        found = list(conn.execute(select(_VERSIONS).where(_VERSIONS.c.item_id == item_id)
+                                  .order_by(_VERSIONS.c.version)))
         if not found:
             return [{"version": 1, "data": json.loads(row.data), "actor": "crawler", "diff": [],
                      "note": "", "at": iso(row.created_at)}]
@@ -309,12 +316,12 @@ def versions(db: Database, item_id: int) -> list[dict[str, Any]]:
 
 def history(db: Database, item_id: int) -> list[dict[str, Any]]:
     """The item's audit trail, oldest first."""
-    with db.session() as s:
-        q = select(ItemEvent).where(ItemEvent.item_id == item_id).order_by(ItemEvent.id)
-        return [{"action": e.action, "actor": e.actor, "detail": e.detail, "at": iso(e.at)} for e in s.scalars(q)]
+    q = select(_EVENTS).where(_EVENTS.c.item_id == item_id).order_by(_EVENTS.c.id)
+    with db.begin() as conn:
+        return [{"action": e.action, "actor": e.actor, "detail": e.detail, "at": iso(e.at)} for e in conn.execute(q)]
 
 
-def _version_to_dict(v: ItemVersion) -> dict[str, Any]:
+def _version_to_dict(v: Row[Any]) -> dict[str, Any]:
     return {"version": v.version, "data": v.data, "actor": v.actor, "diff": v.diff, "note": v.note,
             "at": iso(v.at)}
 
@@ -324,7 +331,7 @@ def iter_export(db: Database, run_id: str, *, raw: bool = False, batch: int = 10
     in the order they were scraped, each at its latest version. Streams ``batch`` rows at a
     time (server-side cursor on PostgreSQL), so memory stays flat for any run size. ``raw``
     yields the stored JSON text instead of dicts (JSON lines need nothing else)."""
-    t = ScrapedItem.__table__.c  # Core, not ORM: no per-row ORM work for 100,000 rows
+    t = _ITEMS.c
     q = (select(t.data)
          .where(t.run_id == run_id, t.deliverable.is_(True))
          .order_by(t.id)
@@ -350,30 +357,28 @@ def diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[dict[str, Any]]
     return out
 
 
-def _locked(s: Any, item_id: int) -> ScrapedItem:
-    row = s.get(ScrapedItem, item_id, with_for_update=True)
-    if row is None:
-        raise ItemNotFound(item_id)
-    return row
-
-
-def _new_version(s: Any, row: ScrapedItem, data: dict[str, Any], *, actor: str, note: str,
+def _new_version(conn: Connection, row: Row[Any], data: dict[str, Any], *, actor: str, note: str,
                  at: datetime) -> dict[str, Any] | None:
-    """Write ``data`` as the item's next version; None when it changes nothing."""
+    """Write ``data`` as the item's next version (``row``: the item, read locked); None when
+    it changes nothing."""
     current = json.loads(row.data)
     data = json.loads(dumps(data))  # what will be stored, so the diff is of stored values
     changes = diff(current, data)
     if not changes:
         return None
-    if row.version == 1 and not s.scalar(select(ItemVersion.id).where(ItemVersion.item_id == row.id).limit(1)):
-        s.add(ItemVersion(item_id=row.id, version=1, data=current, actor="crawler", diff=[], note="",
-                          at=row.created_at))
-    row.version += 1
-    row.data = dumps(data)
-    row.updated_at = at
-    s.add(ItemVersion(item_id=row.id, version=row.version, data=data, actor=actor, diff=changes,
-                      note=note, at=at))
-    return {"version": row.version, "diff": changes}
+    v = _VERSIONS.c
+    if row.version == 1 and not conn.scalar(select(v.id).where(v.item_id == row.id).limit(1)):
+        conn.execute(insert(_VERSIONS).values(item_id=row.id, version=1, data=current, actor="crawler", diff=[],
+                                              note="", at=row.created_at))
+    version = row.version + 1
+    conn.execute(update(_ITEMS).where(_ITEMS.c.id == row.id).values(version=version, data=dumps(data), updated_at=at))
+    conn.execute(insert(_VERSIONS).values(item_id=row.id, version=version, data=data, actor=actor, diff=changes,
+                                          note=note, at=at))
+    return {"version": version, "diff": changes}
+
+
+def _event(conn: Connection, item_id: int, action: str, actor: str, detail: dict[str, Any], at: datetime) -> None:
+    conn.execute(insert(_EVENTS).values(item_id=item_id, action=action, actor=actor, detail=detail, at=at))
 
 
 def _emit(state: HitlState, row: dict[str, Any], action: str, was: str | None = None) -> None:
@@ -390,18 +395,17 @@ def edit(state: HitlState, item_id: int, changes: Mapping[str, Any], *, actor: s
     """Apply ``changes`` (merged into the current data; the whole data with ``replace``) as a
     new version. ``expected_version`` guards against overwriting someone else's edit."""
     now = utcnow()
-    with state.db.session(locked=True) as s:
-        row = _locked(s, item_id)
+    with state.db.begin(locked=True) as conn:
+        row = _item(conn, item_id, for_update=True)
         if expected_version is not None and row.version != expected_version:
             raise ItemConflict(f"Item {item_id} is at version {row.version}, not {expected_version}: "
                                "someone edited it meanwhile; reload it")
         data = dict(changes) if replace else {**json.loads(row.data), **changes}
-        made = _new_version(s, row, data, actor=actor, note=note, at=now)
+        made = _new_version(conn, row, data, actor=actor, note=note, at=now)
         if made:
-            s.add(ItemEvent(item_id=row.id, action="edited", actor=actor, at=now,
-                            detail={"version": made["version"], "fields": [c["field"] for c in made["diff"]],
-                                    "note": note}))
-        s.flush()
+            _event(conn, row.id, "edited", actor, {"version": made["version"],
+                                                   "fields": [c["field"] for c in made["diff"]], "note": note}, now)
+            row = _item(conn, item_id)
         out = item_to_dict(row)
     if made:
         _emit(state, out, "edited")
@@ -411,18 +415,19 @@ def edit(state: HitlState, item_id: int, changes: Mapping[str, Any], *, actor: s
 def restore(state: HitlState, item_id: int, version: int, *, actor: str, note: str = "") -> dict[str, Any]:
     """Make an earlier version's data current again, as a new version (history is never rewritten)."""
     now = utcnow()
-    with state.db.session(locked=True) as s:
-        row = _locked(s, item_id)
+    v = _VERSIONS.c
+    with state.db.begin(locked=True) as conn:
+        row = _item(conn, item_id, for_update=True)
         if version == 1 and row.version == 1:
             return item_to_dict(row)
-        old = s.scalar(select(ItemVersion).where(ItemVersion.item_id == item_id, ItemVersion.version == version))
+        old = conn.execute(select(v.data).where(v.item_id == item_id, v.version == version)).first()
         if old is None:
             raise ItemConflict(f"Item {item_id} has no version {version} (it is at version {row.version})")
-        made = _new_version(s, row, dict(old.data), actor=actor, note=note or f"restored version {version}", at=now)
+        made = _new_version(conn, row, dict(old.data), actor=actor, note=note or f"restored version {version}", at=now)
         if made:
-            s.add(ItemEvent(item_id=row.id, action="restored", actor=actor, at=now,
-                            detail={"from_version": version, "version": made["version"], "note": note}))
-        s.flush()
+            _event(conn, row.id, "restored", actor, {"from_version": version, "version": made["version"],
+                                                     "note": note}, now)
+            row = _item(conn, item_id)
         out = item_to_dict(row)
     if made:
         _emit(state, out, "restored")
@@ -432,8 +437,8 @@ def restore(state: HitlState, item_id: int, version: int, *, actor: str, note: s
 def _decide(state: HitlState, item_id: int, status: str, *, actor: str, note: str,
             changes: Mapping[str, Any] | None, expected_version: int | None = None) -> dict[str, Any]:
     now = utcnow()
-    with state.db.session(locked=True) as s:
-        row = _locked(s, item_id)
+    with state.db.begin(locked=True) as conn:
+        row = _item(conn, item_id, for_update=True)
         if row.status == status:
             raise ItemConflict(f"Item {item_id} is already {status}")
         if expected_version is not None and row.version != expected_version:
@@ -441,18 +446,14 @@ def _decide(state: HitlState, item_id: int, status: str, *, actor: str, note: st
                                "someone edited it meanwhile; reload it")
         detail: dict[str, Any] = {"from": row.status, "note": note}
         if changes:
-            made = _new_version(s, row, {**json.loads(row.data), **changes}, actor=actor, note=note, at=now)
+            made = _new_version(conn, row, {**json.loads(row.data), **changes}, actor=actor, note=note, at=now)
             if made:
                 detail["version"] = made["version"]
                 detail["fields"] = [c["field"] for c in made["diff"]]
-        row.status = status
-        row.deliverable = DELIVERABLE[status]
-        row.reviewed_by = actor
-        row.reviewed_at = now
-        row.updated_at = now
-        s.add(ItemEvent(item_id=row.id, action=status, actor=actor, detail=detail, at=now))
-        s.flush()
-        out = item_to_dict(row)
+        conn.execute(update(_ITEMS).where(_ITEMS.c.id == item_id).values(
+            status=status, deliverable=DELIVERABLE[status], reviewed_by=actor, reviewed_at=now, updated_at=now))
+        _event(conn, item_id, status, actor, detail, now)
+        out = item_to_dict(_item(conn, item_id))
     _emit(state, out, status, was=detail["from"])
     return out
 
@@ -478,28 +479,28 @@ def skip_overdue(state: HitlState, *, now: datetime | None = None, limit: int = 
     delivered already and stays in exports. The action is in each item's audit trail.
     """
     now = now or utcnow()
+    t = _ITEMS.c
     total = 0
     while True:
-        with state.db.session() as s:
-            q = (select(ScrapedItem)
-                 .where(ScrapedItem.status.in_(REVIEW_STATUSES), ScrapedItem.review_deadline < now)
-                 .order_by(ScrapedItem.id).limit(limit))
-            rows = list(s.scalars(q))
+        with state.db.begin() as conn:
+            q = (select(t.id, t.status, t.review_deadline, t.on_timeout)
+                 .where(t.status.in_(REVIEW_STATUSES), t.review_deadline < now)
+                 .order_by(t.id).limit(limit))
+            rows = list(conn.execute(q))
             for row in rows:
                 was, deadline = row.status, iso(row.review_deadline)
                 action = row.on_timeout if was == "pending_review" else "deliver"
-                won = s.execute(
-                    update(ScrapedItem)
-                    .where(ScrapedItem.id == row.id, ScrapedItem.status == was)
+                won = conn.execute(
+                    update(_ITEMS)
+                    .where(t.id == row.id, t.status == was)
                     .values(status="skipped", deliverable=action == "deliver", updated_at=now)
                 ).rowcount
                 if won:
-                    s.add(ItemEvent(item_id=row.id, action="skipped", actor="system", at=now,
-                                    detail={"from": was, "action": action, "deadline": deadline}))
+                    _event(conn, row.id, "skipped", "system", {"from": was, "action": action, "deadline": deadline},
+                           now)
                     total += 1
         if len(rows) < limit:
             break
     if total:
         state.events.emit("item.reviewed", {"action": "skipped", "count": total})
     return total
-

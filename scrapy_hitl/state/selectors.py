@@ -6,7 +6,9 @@ One writer of overrides for the console, the CLI and the API: :func:`set_overrid
 from the parked pages unless ``force``), write a new version and emit
 ``selector.overridden``, which running crawlers apply at once (scrapy_hitl.selectorbook).
 
-Blocking I/O: the console, the CLI, workers, or a crawler's I/O thread.
+Blocking I/O: the console, the CLI, workers, or a crawler's I/O thread. Core statements on
+``tables`` (``Database.begin``): a crawl reads the overrides in force and keeps pages and
+fingerprints here, and a static crawl never imports SQLAlchemy's ORM.
 """
 
 from __future__ import annotations
@@ -15,19 +17,15 @@ import gzip
 from typing import TYPE_CHECKING, Any
 
 from parsel import Selector
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select, update
 
 from scrapy_hitl.fields import ROWS, Declaration, FieldsError, check_selector
-from scrapy_hitl.state.crawler_models import (
-    SelectorDeclaration,
-    SelectorFingerprint,
-    SelectorOverride,
-    SelectorPage,
-    iso,
-    utcnow,
-)
+from scrapy_hitl.state import tables
+from scrapy_hitl.state.tables import iso, utcnow
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection, Row
+
     from scrapy_hitl.state import HitlState
     from scrapy_hitl.state.db import Database
 
@@ -35,6 +33,10 @@ MAX_PAGE_BYTES = 1_000_000  # HTML kept per page (the fixer shows and tests on i
 MISSED_KEPT = 20  # pages that missed their data, newest kept per spider and domain
 SAMPLES_KEPT = 5  # fingerprints per spider, domain, pattern and field
 EVENT = "selector.overridden"
+_DECLARATIONS = tables.selector_declarations
+_OVERRIDES = tables.selector_overrides
+_FINGERPRINTS = tables.selector_fingerprints
+_PAGES = tables.selector_pages
 
 
 class SelectorRefused(ValueError):
@@ -55,19 +57,21 @@ class OverrideNotFound(LookupError):
 def publish_declaration(db: Database, spider: str, declarations: dict[str, Any]) -> None:
     """What the spider declares (prefix "" or "Class." -> Declaration.to_dict()), replacing
     what an earlier run published, merged so an item class seen once stays known."""
-    with db.session(locked=True) as s:
-        row = s.get(SelectorDeclaration, spider, with_for_update=True)
-        if row is None:
-            s.add(SelectorDeclaration(spider=spider, declaration=dict(declarations)))
+    d = _DECLARATIONS.c
+    with db.begin(locked=True) as conn:
+        found = conn.execute(select(d.declaration).where(d.spider == spider).with_for_update()).first()
+        if found is None:
+            conn.execute(insert(_DECLARATIONS).values(spider=spider, declaration=dict(declarations)))
         else:
-            row.declaration = {**(row.declaration or {}), **declarations}
-            row.updated_at = utcnow()
+            conn.execute(update(_DECLARATIONS).where(d.spider == spider).values(
+                declaration={**(found.declaration or {}), **declarations}, updated_at=utcnow()))
 
 
 def declarations(db: Database, spider: str) -> dict[str, Declaration]:
-    with db.session() as s:
-        row = s.get(SelectorDeclaration, spider)
-        raw = dict(row.declaration) if row is not None else {}
+    d = _DECLARATIONS.c
+    with db.begin() as conn:
+        found = conn.execute(select(d.declaration).where(d.spider == spider)).scalar()
+    raw = dict(found) if found is not None else {}
     return {prefix: Declaration.from_dict(data, prefix) for prefix, data in raw.items()}
 
 
@@ -84,33 +88,30 @@ def _split(decls: dict[str, Declaration], key: str) -> tuple[Declaration, str]:
 
 
 # --- overrides ------------------------------------------------------------------------------
-def _row(o: SelectorOverride) -> dict[str, Any]:
+def _row(o: Row[Any]) -> dict[str, Any]:
     return {"id": o.id, "spider": o.spider, "domain": o.domain, "field": o.field, "version": o.version,
             "css": o.css, "xpath": o.xpath, "action": o.action, "before": o.before, "actor": o.actor,
             "note": o.note, "intervention_id": o.intervention_id, "created_at": iso(o.created_at)}
 
 
-def _newest(s: Any, spider: str | None = None, domain: str | None = None) -> list[SelectorOverride]:
-    newest = (select(SelectorOverride.spider, SelectorOverride.domain, SelectorOverride.field,
-                     func.max(SelectorOverride.version).label("v"))
-              .group_by(SelectorOverride.spider, SelectorOverride.domain, SelectorOverride.field))
+def _newest(conn: Connection, spider: str | None = None, domain: str | None = None) -> list[Row[Any]]:
+    o = _OVERRIDES.c
+    newest = select(o.spider, o.domain, o.field, func.max(o.version).label("v")).group_by(o.spider, o.domain, o.field)
     if spider:
-        newest = newest.where(SelectorOverride.spider == spider)
+        newest = newest.where(o.spider == spider)
     if domain:
-        newest = newest.where(SelectorOverride.domain == domain)
+        newest = newest.where(o.domain == domain)
     sub = newest.subquery()
-    q = (select(SelectorOverride).join(sub, (SelectorOverride.spider == sub.c.spider)
-                                       & (SelectorOverride.domain == sub.c.domain)
-                                       & (SelectorOverride.field == sub.c.field)
-                                       & (SelectorOverride.version == sub.c.v))
-         .order_by(SelectorOverride.spider, SelectorOverride.domain, SelectorOverride.field))
-    return list(s.scalars(q))
+    q = (select(_OVERRIDES).join(sub, (o.spider == sub.c.spider) & (o.domain == sub.c.domain)
+                                 & (o.field == sub.c.field) & (o.version == sub.c.v))
+         .order_by(o.spider, o.domain, o.field))
+    return list(conn.execute(q))
 
 
 def list_overrides(db: Database, *, spider: str | None = None, domain: str | None = None) -> list[dict[str, Any]]:
     """The overrides in force (newest version of each field, cleared ones left out)."""
-    with db.session() as s:
-        return [_row(o) for o in _newest(s, spider, domain) if o.css or o.xpath]
+    with db.begin() as conn:
+        return [_row(o) for o in _newest(conn, spider, domain) if o.css or o.xpath]
 
 
 def in_force(db: Database, spider: str) -> dict[str, dict[str, dict[str, Any]]]:
@@ -123,11 +124,10 @@ def in_force(db: Database, spider: str) -> dict[str, dict[str, dict[str, Any]]]:
 
 def history(db: Database, spider: str, domain: str, field: str) -> list[dict[str, Any]]:
     """Every version of one field's override, newest first."""
-    with db.session() as s:
-        rows = s.scalars(select(SelectorOverride).where(
-            SelectorOverride.spider == spider, SelectorOverride.domain == domain,
-            SelectorOverride.field == field).order_by(SelectorOverride.version.desc()))
-        found = [_row(o) for o in rows]
+    o = _OVERRIDES.c
+    with db.begin() as conn:
+        found = [_row(r) for r in conn.execute(select(_OVERRIDES).where(
+            o.spider == spider, o.domain == domain, o.field == field).order_by(o.version.desc()))]
     if not found:
         raise OverrideNotFound(f"No override of {field!r} for spider {spider!r} on {domain}")
     return found
@@ -177,16 +177,15 @@ def revert(state: HitlState, *, spider: str, domain: str, field: str, actor: str
 
 def _write(state: HitlState, spider: str, domain: str, field: str, css: str | None, xpath: str | None,
            action: str, actor: str, note: str, intervention_id: int | None) -> dict[str, Any]:
-    with state.db.session() as s:
-        last = s.scalars(select(SelectorOverride).where(
-            SelectorOverride.spider == spider, SelectorOverride.domain == domain,
-            SelectorOverride.field == field).order_by(SelectorOverride.version.desc()).limit(1)).first()
+    o = _OVERRIDES.c
+    with state.db.begin() as conn:
+        last = conn.execute(select(o.css, o.xpath, o.version).where(
+            o.spider == spider, o.domain == domain, o.field == field).order_by(o.version.desc()).limit(1)).first()
         before = {"css": last.css, "xpath": last.xpath, "version": last.version} if last else {}
-        row = SelectorOverride(spider=spider, domain=domain, field=field, version=(last.version + 1) if last else 1,
-                               css=css, xpath=xpath, action=action, before=before, actor=actor, note=note,
-                               intervention_id=intervention_id)
-        s.add(row)
-        s.flush()
+        row = conn.execute(insert(_OVERRIDES).values(
+            spider=spider, domain=domain, field=field, version=(last.version + 1) if last else 1, css=css,
+            xpath=xpath, action=action, before=before, actor=actor, note=note, intervention_id=intervention_id,
+        ).returning(*_OVERRIDES.c)).one()
         data = _row(row)
     state.events.emit(EVENT, {"field": field, "css": css, "xpath": xpath, "version": data["version"],
                               "action": action, "actor": actor}, spider=spider, domain=domain)
@@ -210,24 +209,24 @@ def export(db: Database, spider: str) -> str:
 def save_fingerprints(db: Database, spider: str, domain: str, pattern: str,
                       samples: dict[str, list[dict[str, Any]]]) -> None:
     """Add fingerprints (field key -> new ones), keeping the newest SAMPLES_KEPT per key."""
-    with db.session(locked=True) as s:
+    f = _FINGERPRINTS.c
+    with db.begin(locked=True) as conn:
         for key, new in samples.items():
-            row = s.scalars(select(SelectorFingerprint).where(
-                SelectorFingerprint.spider == spider, SelectorFingerprint.domain == domain,
-                SelectorFingerprint.pattern == pattern, SelectorFingerprint.field == key).with_for_update()).first()
+            row = conn.execute(select(f.id, f.samples).where(
+                f.spider == spider, f.domain == domain, f.pattern == pattern, f.field == key).with_for_update()).first()
             if row is None:
-                s.add(SelectorFingerprint(spider=spider, domain=domain, pattern=pattern, field=key,
-                                          samples=new[-SAMPLES_KEPT:]))
+                conn.execute(insert(_FINGERPRINTS).values(spider=spider, domain=domain, pattern=pattern, field=key,
+                                                          samples=new[-SAMPLES_KEPT:]))
             else:
-                row.samples = (list(row.samples or []) + new)[-SAMPLES_KEPT:]
-                row.updated_at = utcnow()
+                conn.execute(update(_FINGERPRINTS).where(f.id == row.id).values(
+                    samples=(list(row.samples or []) + new)[-SAMPLES_KEPT:], updated_at=utcnow()))
 
 
 def fingerprints(db: Database, spider: str, domain: str, pattern: str | None = None) -> dict[str, list[dict[str, Any]]]:
     """field key -> fingerprints; of ``pattern`` if it has any, else of every pattern."""
-    with db.session() as s:
-        rows = list(s.scalars(select(SelectorFingerprint).where(
-            SelectorFingerprint.spider == spider, SelectorFingerprint.domain == domain)))
+    f = _FINGERPRINTS.c
+    with db.begin() as conn:
+        rows = list(conn.execute(select(f.pattern, f.field, f.samples).where(f.spider == spider, f.domain == domain)))
     chosen = [r for r in rows if r.pattern == pattern] or rows
     out: dict[str, list[dict[str, Any]]] = {}
     for r in chosen:
@@ -239,31 +238,30 @@ def save_page(db: Database, spider: str, domain: str, pattern: str, kind: str, u
     """Keep a page: one good page per spider, domain and pattern; the newest MISSED_KEPT
     missed pages per spider and domain (a page missed again replaces its older copy)."""
     html = html[:MAX_PAGE_BYTES]
-    with db.session() as s:
-        same = (SelectorPage.spider == spider, SelectorPage.domain == domain, SelectorPage.kind == kind)
+    p = _PAGES.c
+    with db.begin() as conn:
+        same = (p.spider == spider, p.domain == domain, p.kind == kind)
         if kind == "good":
-            s.execute(delete(SelectorPage).where(*same, SelectorPage.pattern == pattern))
+            conn.execute(delete(_PAGES).where(*same, p.pattern == pattern))
         else:
-            s.execute(delete(SelectorPage).where(*same, SelectorPage.url == url))
-        s.add(SelectorPage(spider=spider, domain=domain, pattern=pattern, kind=kind, url=url, size=len(html),
-                           html=gzip.compress(html, compresslevel=6)))
-        s.flush()
+            conn.execute(delete(_PAGES).where(*same, p.url == url))
+        conn.execute(insert(_PAGES).values(spider=spider, domain=domain, pattern=pattern, kind=kind, url=url,
+                                           size=len(html), html=gzip.compress(html, compresslevel=6)))
         if kind == "missed":
-            old = list(s.scalars(select(SelectorPage.id).where(*same).order_by(SelectorPage.id.desc())
-                                 .offset(MISSED_KEPT)))
+            old = list(conn.execute(select(p.id).where(*same).order_by(p.id.desc()).offset(MISSED_KEPT)).scalars())
             if old:
-                s.execute(delete(SelectorPage).where(SelectorPage.id.in_(old)))
+                conn.execute(delete(_PAGES).where(p.id.in_(old)))
 
 
 def pages(db: Database, spider: str, domain: str, kind: str, urls: list[str] | None = None,
           pattern: str | None = None) -> list[dict[str, Any]]:
     """Kept pages, oldest first: ``{"id", "url", "pattern", "html"}`` (html decoded)."""
-    with db.session() as s:
-        q = select(SelectorPage).where(SelectorPage.spider == spider, SelectorPage.domain == domain,
-                                       SelectorPage.kind == kind)
-        if urls is not None:
-            q = q.where(SelectorPage.url.in_(urls))
-        rows = list(s.scalars(q.order_by(SelectorPage.id)))
+    p = _PAGES.c
+    q = select(p.id, p.url, p.pattern, p.html).where(p.spider == spider, p.domain == domain, p.kind == kind)
+    if urls is not None:
+        q = q.where(p.url.in_(urls))
+    with db.begin() as conn:
+        rows = list(conn.execute(q.order_by(p.id)))
     if pattern is not None and any(r.pattern == pattern for r in rows):
         rows = [r for r in rows if r.pattern == pattern]
     return [{"id": r.id, "url": r.url, "pattern": r.pattern,
