@@ -112,6 +112,14 @@ def crawl_worker_class() -> type:
                 self.slots.release(self.name)
             return result
 
+        @property
+        def dequeue_timeout(self) -> int:
+            """An idle worker runs its maintenance (which re-queues the job of a worker that
+            stopped beating) only between two blocking dequeues, and RQ blocks for
+            ``worker_ttl - 15`` s (25 s at a 1 s beat): a dead host's job waited that long, not
+            three beats. The block ends at the maintenance interval (three beats) instead."""
+            return max(1, min(super().dequeue_timeout, int(self.maintenance_interval)))
+
         def get_heartbeat_ttl(self, job: Any, working_time: float = 0.0) -> int:
             return max(2, math.ceil(self.beat_seconds * 3))
 
@@ -154,6 +162,16 @@ def crawl_worker_class() -> type:
     return CrawlWorker
 
 
+def new_crawl_worker(queues: list[Any], connection: Any, heartbeat: float, *, name: str | None = None) -> Any:
+    """A ``CrawlWorker`` that beats every ``heartbeat`` seconds and runs its maintenance
+    (re-queueing the jobs of workers that stopped beating) every three beats."""
+    beat = max(1, math.ceil(heartbeat))
+    worker = crawl_worker_class()(queues, connection=connection, name=name,
+                                  worker_ttl=max(WORKER_TTL, beat * 3 + 16), maintenance_interval=beat * 3)
+    worker.beat_seconds = heartbeat
+    return worker
+
+
 def run_crawl_worker(state_config: StateConfig, config: JobsConfig, *, burst: bool = False,
                      name: str | None = None, logging_level: str = "INFO") -> bool:
     """One RQ worker serving the crawl queues, in this process, until SIGTERM/SIGINT (drain)."""
@@ -163,11 +181,7 @@ def run_crawl_worker(state_config: StateConfig, config: JobsConfig, *, burst: bo
 
     state = HitlState.open(state_config)
     queues = [Queue(q, connection=state.redis) for q in jobs.CRAWL_QUEUES]
-    cls = crawl_worker_class()
-    beat = max(1, math.ceil(config.heartbeat))
-    worker = cls(queues, connection=state.redis, name=name, worker_ttl=max(WORKER_TTL, beat * 3 + 16),
-                 maintenance_interval=beat * 3)
-    worker.beat_seconds = config.heartbeat
+    worker = new_crawl_worker(queues, state.redis, config.heartbeat, name=name)
     worker.slots = slots = HostSlots(state.redis, host=runner.HOST, limit=config.crawls, ttl=config.lease)
     runner.use(state, config, worker=worker.name)
     stop = threading.Event()

@@ -209,7 +209,9 @@ def test_a_drained_hosts_job_continues_on_the_other_and_a_killed_hosts_job_start
         return wait_for(lambda: (j := job(state, started["id"]))["status"] == "running" and j["attempts"] == attempt
                         and j, timeout=240, interval=0.2, what=f"attempt {attempt} to run")
 
-    slow = ("-s", "CONCURRENT_REQUESTS=1", "-s", "DOWNLOAD_DELAY=0.3")
+    # one page at a time, slowly enough to drain and kill mid-crawl; a 1 s run heartbeat, so
+    # the third attempt waits 3 s (not 30) for the killed crawl's heartbeat to end
+    slow = ("-s", "CONCURRENT_REQUESTS=1", "-s", "DOWNLOAD_DELAY=0.15", "-s", "HITL_RUN_HEARTBEAT=1")
     started = run_job(rig, "-a", "section=drift", "-a", "first=1", "-a", "last=60", *slow)
     first = next(h for h in rig.hosts if h.hostname == running_on(1)["host"])
     other = next(h for h in rig.hosts if h is not first)

@@ -222,3 +222,24 @@ def test_the_go_between_dies_of_the_signal_that_killed_the_crawl(sig):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == -sig, proc.stderr[-2000:]
     assert proc.stderr == ""
+
+
+@pytest.mark.parametrize(("heartbeat", "maintenance"), [
+    (1.0, 3),  # the multi-host tests' beat: a dead host's job is queued again within ~3 s, not 25
+    (2.5, 9),  # whole seconds: three beats of 3 s
+    (10.0, 30),  # the default (RQ blocked 31 s)
+    (30.0, 90),
+])
+def test_an_idle_crawl_worker_blocks_no_longer_than_its_maintenance_interval(redis_server, heartbeat, maintenance):
+    """An idle RQ worker runs its maintenance (which re-queues the job of a worker that stopped
+    beating) only between two blocking dequeues, and RQ blocks ``worker_ttl - 15`` s: 25 s at a
+    1 s beat delayed a dead host's job by that much (hitl_console/jobs/worker.py)."""
+    import redis
+    from rq import Queue
+
+    from hitl_console.jobs.worker import new_crawl_worker
+
+    connection = redis.Redis.from_url(redis_server.url)
+    worker = new_crawl_worker([Queue("hitl-crawls", connection=connection)], connection, heartbeat)
+    assert (worker.maintenance_interval, worker.dequeue_timeout) == (maintenance, maintenance)
+    assert worker.beat_seconds == heartbeat
