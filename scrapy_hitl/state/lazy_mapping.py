@@ -13,10 +13,17 @@ So those modules execute while holding SQLAlchemy's configure lock (the lock a c
 takes, re-entrant for the class definitions, which take it too): a configure elsewhere
 waits for the module to be complete. A finder on ``sys.meta_path`` does it whatever imports
 them, and first; the package installs it before any model module can be imported.
+
+Each of them imports the ones before it in ``ORDER`` (``models`` imports both others,
+``incident_models`` imports ``crawler_models``). Those are imported before the configure lock
+is taken: importing one under it would wait for that module's import lock, which another
+thread may hold while it waits for the configure lock (a thread's first ``Database.session``
+importing ``crawler_models`` while another imports ``models``): both would wait forever.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.abc
 import importlib.machinery
 import sys
@@ -26,8 +33,8 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from types import ModuleType
 
-LATE = frozenset({"scrapy_hitl.state.crawler_models", "scrapy_hitl.state.incident_models",
-                  "scrapy_hitl.state.models"})
+ORDER = ("scrapy_hitl.state.crawler_models", "scrapy_hitl.state.incident_models", "scrapy_hitl.state.models")
+LATE = frozenset(ORDER)
 
 
 class _LockedLoader(importlib.abc.Loader):
@@ -40,6 +47,8 @@ class _LockedLoader(importlib.abc.Loader):
     def exec_module(self, module: ModuleType) -> None:
         from sqlalchemy.orm.mapper import _CONFIGURE_MUTEX
 
+        for name in ORDER[:ORDER.index(module.__name__)]:  # not under the lock: see the docstring
+            importlib.import_module(name)
         with _CONFIGURE_MUTEX:
             self.loader.exec_module(module)
 
