@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from parsel import Selector
 from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from scrapy_hitl.fields import ROWS, Declaration, FieldsError, check_selector
 from scrapy_hitl.state import tables
@@ -57,6 +58,16 @@ class OverrideNotFound(LookupError):
 def publish_declaration(db: Database, spider: str, declarations: dict[str, Any]) -> None:
     """What the spider declares (prefix "" or "Class." -> Declaration.to_dict()), replacing
     what an earlier run published, merged so an item class seen once stays known."""
+    try:
+        _publish(db, spider, declarations)
+    except IntegrityError:
+        # Another crawl of the spider published its first declaration at the same moment: on
+        # PostgreSQL FOR UPDATE locks no row that does not exist yet, and both inserted. Theirs
+        # is stored now: merge into it.
+        _publish(db, spider, declarations)
+
+
+def _publish(db: Database, spider: str, declarations: dict[str, Any]) -> None:
     d = _DECLARATIONS.c
     with db.begin(locked=True) as conn:
         found = conn.execute(select(d.declaration).where(d.spider == spider).with_for_update()).first()

@@ -105,3 +105,38 @@ def test_export_prints_a_python_dict(declared):
     namespace: dict = {}
     exec(text, namespace)  # noqa: S102 - the point: a developer pastes it
     assert namespace["HITL_OVERRIDES"] == {D: {"author": {"css": "span.q-author::text"}}}
+
+
+
+def test_a_first_declaration_published_meanwhile_is_merged_into(state, backend):
+    """Two crawls of a spider nobody has published yet publish their first declarations at
+    once: neither fails (PostgreSQL's FOR UPDATE locks no row before it exists), both are kept."""
+    import threading
+    import time
+
+    from sqlalchemy import insert, text
+
+    from scrapy_hitl.state import tables
+
+    errors = []
+
+    def publish():
+        try:
+            selectors.publish_declaration(state.db, "fresh", {"Item.": DECL[""]})
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=publish)
+    with state.db.begin() as conn:  # the other crawl's first publish, not committed yet
+        conn.execute(insert(tables.selector_declarations).values(spider="fresh", declaration={"Other.": DECL[""]}))
+        thread.start()
+        if backend == "postgres":  # until its INSERT waits for this one's (SQLite: its BEGIN IMMEDIATE waits)
+            with state.db.engine.connect() as watch:
+                for _ in range(3000):
+                    if watch.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                         "AND datname = current_database()")):
+                        break
+                    time.sleep(0.01)
+    thread.join(timeout=60)
+    assert errors == []
+    assert sorted(selectors.declarations(state.db, "fresh")) == ["Item.", "Other."]
