@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from cryptography.fernet import InvalidToken
 from sqlalchemy import delete, insert, select, tuple_, update
+from sqlalchemy.exc import IntegrityError
 
 from scrapy_hitl.cookies import Cookie, cookies_for_domain, earliest_expiry, to_scrapy_cookies
 from scrapy_hitl.state.tables import iso, sessions, utcnow
@@ -214,6 +215,12 @@ class SessionVault:
             "captured_by": captured_by, "uses": 0, "errors": 0, "error_score": 0.0,
             "last_used": None, "retired_at": None,
         }
+        try:
+            return self._store(domain, name, values, replace=replace)
+        except IntegrityError:  # stored by another capture between our look and our INSERT: now it is there
+            return self._store(domain, name, values, replace=replace)
+
+    def _store(self, domain: str, name: str, values: dict[str, Any], *, replace: bool) -> dict[str, Any]:
         with self.db.begin() as conn:
             if _one(conn, domain, name) is None:
                 conn.execute(insert(sessions).values(domain=domain, name=name, **values))

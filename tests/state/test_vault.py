@@ -78,6 +78,42 @@ def test_put_replaces_the_previous_session(vault):
     assert [s["domain"] for s in vault.list()] == ["a.example"]
 
 
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
+def test_a_session_stored_meanwhile_is_replaced_not_an_error(state, backend):
+    """Two captures of one session at once (two reviewers, a resolve and the CLI): the one
+    that looked before the other's INSERT was committed replaces it instead of failing."""
+    import threading
+    import time
+
+    from sqlalchemy import insert, text
+
+    from scrapy_hitl.state import tables
+
+    errors = []
+
+    def capture():
+        try:
+            state.vault.put("a.example", [Cookie("new", "2", "a.example")])
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=capture)
+    with state.db.begin() as conn:  # the other capture, not committed yet
+        conn.execute(insert(tables.sessions).values(domain="a.example", name="default", secret=b"x"))
+        thread.start()
+        if backend == "postgres":  # until our INSERT waits for this one's
+            with state.db.engine.connect() as watch:
+                for _ in range(3000):
+                    if watch.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                         "AND datname = current_database()")):
+                        break
+                    time.sleep(0.01)
+    thread.join(timeout=60)
+    assert errors == []
+    assert state.vault.get("a.example").cookies == (Cookie("new", "2", "a.example"),)
+
 def test_upload_with_no_cookie_for_the_domain_is_refused(vault):
     cookies = [Cookie("a", "1", ".evil.test"), Cookie("b", "2", "blog.example.com"), Cookie("c", "3", ".evil.test")]
     with pytest.raises(ValueError) as excinfo:
