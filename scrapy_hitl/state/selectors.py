@@ -188,8 +188,22 @@ def revert(state: HitlState, *, spider: str, domain: str, field: str, actor: str
 
 def _write(state: HitlState, spider: str, domain: str, field: str, css: str | None, xpath: str | None,
            action: str, actor: str, note: str, intervention_id: int | None) -> dict[str, Any]:
+    args = (state.db, spider, domain, field, css, xpath, action, actor, note, intervention_id)
+    try:
+        data = _insert_version(*args)
+    except IntegrityError:  # another reviewer's version of the field came first: ours follows it
+        data = _insert_version(*args)
+    state.events.emit(EVENT, {"field": field, "css": css, "xpath": xpath, "version": data["version"],
+                              "action": action, "actor": actor}, spider=spider, domain=domain)
+    return data
+
+
+def _insert_version(db: Database, spider: str, domain: str, field: str, css: str | None, xpath: str | None,
+                    action: str, actor: str, note: str, intervention_id: int | None) -> dict[str, Any]:
+    """The field's next version, after the newest one stored (IntegrityError if another
+    writer stores that version first)."""
     o = _OVERRIDES.c
-    with state.db.begin() as conn:
+    with db.begin() as conn:
         last = conn.execute(select(o.css, o.xpath, o.version).where(
             o.spider == spider, o.domain == domain, o.field == field).order_by(o.version.desc()).limit(1)).first()
         before = {"css": last.css, "xpath": last.xpath, "version": last.version} if last else {}
@@ -197,10 +211,7 @@ def _write(state: HitlState, spider: str, domain: str, field: str, css: str | No
             spider=spider, domain=domain, field=field, version=(last.version + 1) if last else 1, css=css,
             xpath=xpath, action=action, before=before, actor=actor, note=note, intervention_id=intervention_id,
         ).returning(*_OVERRIDES.c)).one()
-        data = _row(row)
-    state.events.emit(EVENT, {"field": field, "css": css, "xpath": xpath, "version": data["version"],
-                              "action": action, "actor": actor}, spider=spider, domain=domain)
-    return data
+        return _row(row)
 
 
 def export(db: Database, spider: str) -> str:

@@ -112,9 +112,8 @@ def test_a_first_declaration_published_meanwhile_is_merged_into(state, backend):
     """Two crawls of a spider nobody has published yet publish their first declarations at
     once: neither fails (PostgreSQL's FOR UPDATE locks no row before it exists), both are kept."""
     import threading
-    import time
 
-    from sqlalchemy import insert, text
+    from sqlalchemy import insert
 
     from scrapy_hitl.state import tables
 
@@ -131,12 +130,52 @@ def test_a_first_declaration_published_meanwhile_is_merged_into(state, backend):
         conn.execute(insert(tables.selector_declarations).values(spider="fresh", declaration={"Other.": DECL[""]}))
         thread.start()
         if backend == "postgres":  # until its INSERT waits for this one's (SQLite: its BEGIN IMMEDIATE waits)
-            with state.db.engine.connect() as watch:
-                for _ in range(3000):
-                    if watch.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                                         "AND datname = current_database()")):
-                        break
-                    time.sleep(0.01)
+            _until_a_statement_waits_for_a_lock(state.db)
     thread.join(timeout=60)
     assert errors == []
     assert sorted(selectors.declarations(state.db, "fresh")) == ["Item.", "Other."]
+
+
+
+def _until_a_statement_waits_for_a_lock(db):
+    """PostgreSQL: until another connection's statement waits for a lock (at most 30 s)."""
+    import time
+
+    from sqlalchemy import text
+
+    with db.engine.connect() as watch:
+        for _ in range(3000):
+            if watch.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                 "AND datname = current_database()")):
+                return
+            time.sleep(0.01)
+
+
+def test_two_reviewers_setting_one_field_at_once_both_get_a_version(declared, backend):
+    """The second one's version follows the first one's (and names it as ``before``): no
+    IntegrityError on the version's unique index."""
+    import threading
+
+    from sqlalchemy import insert
+
+    from scrapy_hitl.state import tables
+
+    errors, saved = [], []
+
+    def set_text():
+        try:
+            saved.append(selectors.set_override(declared, spider="quotes", domain=D, field="text",
+                                                css="p.body::text", actor="bob", force=True))
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=set_text)
+    with declared.db.begin() as conn:  # alice's version 1, not committed yet
+        conn.execute(insert(tables.selector_overrides).values(
+            spider="quotes", domain=D, field="text", version=1, css="div.text::text", action="set", actor="alice"))
+        thread.start()
+        if backend == "postgres":
+            _until_a_statement_waits_for_a_lock(declared.db)
+    thread.join(timeout=60)
+    assert errors == []
+    assert (saved[0]["version"], saved[0]["before"]) == (2, {"css": "div.text::text", "xpath": None, "version": 1})
