@@ -231,6 +231,14 @@ def export(db: Database, spider: str) -> str:
 def save_fingerprints(db: Database, spider: str, domain: str, pattern: str,
                       samples: dict[str, list[dict[str, Any]]]) -> None:
     """Add fingerprints (field key -> new ones), keeping the newest SAMPLES_KEPT per key."""
+    try:
+        _save_fingerprints(db, spider, domain, pattern, samples)
+    except IntegrityError:  # another crawl stored a key's first ones meanwhile (PostgreSQL: no row to lock)
+        _save_fingerprints(db, spider, domain, pattern, samples)
+
+
+def _save_fingerprints(db: Database, spider: str, domain: str, pattern: str,
+                       samples: dict[str, list[dict[str, Any]]]) -> None:
     f = _FINGERPRINTS.c
     with db.begin(locked=True) as conn:
         for key, new in samples.items():

@@ -179,3 +179,31 @@ def test_two_reviewers_setting_one_field_at_once_both_get_a_version(declared, ba
     thread.join(timeout=60)
     assert errors == []
     assert (saved[0]["version"], saved[0]["before"]) == (2, {"css": "div.text::text", "xpath": None, "version": 1})
+
+
+
+def test_crawls_saving_a_keys_first_fingerprints_at_once_keep_both(declared, backend):
+    import threading
+
+    from sqlalchemy import insert
+
+    from scrapy_hitl.state import tables
+
+    errors = []
+
+    def save():
+        try:
+            selectors.save_fingerprints(declared.db, "quotes", D, "/new/{n}", {"text": [{"n": 2}]})
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=save)
+    with declared.db.begin() as conn:  # another crawl's first fingerprints of the key, not committed yet
+        conn.execute(insert(tables.selector_fingerprints).values(
+            spider="quotes", domain=D, pattern="/new/{n}", field="text", samples=[{"n": 1}]))
+        thread.start()
+        if backend == "postgres":
+            _until_a_statement_waits_for_a_lock(declared.db)
+    thread.join(timeout=60)
+    assert errors == []
+    assert selectors.fingerprints(declared.db, "quotes", D, "/new/{n}") == {"text": [{"n": 1}, {"n": 2}]}
