@@ -137,8 +137,14 @@ def test_a_captcha_page_held_on_a_crawler_host_is_solved_live_from_the_console(r
         iid = wait_for(live, timeout=180, interval=0.5, what="a live captcha intervention")["id"]
         held_on = job(state, started["id"])["host"]
         assert held_on in {h.hostname for h in rig.hosts}
-        status, page = rig.api("GET", f"/api/v1/interventions/{iid}/live", token=token)
-        assert status == 200 and page["state"] == "live", page
+        # The intervention (with its evidence) is written before the crawler's page goes live
+        # (the screencast starts after): "none" until then, as the console's live view shows it.
+        def live_page():
+            status, page = rig.api("GET", f"/api/v1/interventions/{iid}/live", token=token)
+            assert status == 200, page
+            return page["state"] == "live" and page
+
+        page = wait_for(live_page, timeout=60, interval=0.2, what="the held page to go live")
         status, html = rig.api("GET", f"/api/v1/interventions/{iid}/artifacts/html", token=token)
         assert status == 200, html
         code = re.search(rb'id="cf-code">([A-Z0-9]+)<', html).group(1).decode()
