@@ -170,6 +170,10 @@ class Rig:
         self.stop()
 
     def start(self) -> Rig:
+        hidden = [str(p) for p in (ROOT, Path(sys.executable)) if Path("/tmp") in (p, *p.parents)]
+        if hidden:  # each host's /tmp is its own: a checkout or venv there is not in the hosts
+            raise RuntimeError(f"the multi-host rig gives each host its own /tmp, which hides {hidden[0]} from "
+                               "them: run the tests from a checkout (and venv) outside /tmp")
         self.clean_stale()
         try:
             self._network()
