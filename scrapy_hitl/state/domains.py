@@ -190,6 +190,9 @@ def update(db: Database, domain: str, **fields: Any) -> dict[str, Any]:
         raise ValueError(f"Only {sorted(allowed)} can be set; got {sorted(fields)}")
     _ensure_rows(db, [domain])
     with db.begin(locked=True) as conn:
+        row = conn.execute(select(_D).where(_D.c.domain == domain).with_for_update()).one_or_none()
+        if row is not None and all(getattr(row, k) == v for k, v in fields.items()):
+            return domain_to_dict(row)  # nothing changes: the row, its updated_at included, stays
         return domain_to_dict(_write(conn, domain, fields))
 
 

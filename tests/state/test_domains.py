@@ -167,6 +167,18 @@ def test_a_hand_set_class_stays_until_tiers_are_learned(state):
     assert domains.get(state.db, "a.example")["access_class"] == "infra"
 
 
+def test_setting_a_domain_to_what_it_is_does_not_touch_it(state):
+    """The domains pages say when a domain last changed: a set that changes nothing (a resolve
+    saying "required" again, the same class chosen twice) must not move it."""
+    domains.update(state.db, "a.example", requires_session="required")
+    before = domains.get(state.db, "a.example")
+    same = domains.update(state.db, "a.example", requires_session="required")
+    assert same == before
+    changed = domains.update(state.db, "a.example", requires_session="not_required", access_class="public")
+    assert changed["requires_session"] == "not_required"
+    assert changed["updated_at"] > before["updated_at"]
+
+
 def test_what_a_crawler_learns_is_what_the_next_run_starts_with(state):
     from scrapy_hitl.tiers import TIERS, Ladder, Plan, TierMemory
 
