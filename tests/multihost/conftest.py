@@ -17,7 +17,11 @@ PASSWORD = "rig reviewer password"
 REVIEWER = "reviewer@rig.test"
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which turns the marks into groups
 def pytest_collection_modifyitems(config, items):
+    """One xdist group, so one worker runs them all on one rig: spread over the workers
+    (as pytest 9.2 made them, see setup.cfg), each built a rig of its own (four namespaces,
+    PostgreSQL, Redis, the sandbox, a console) at the same time as the others, on two cores."""
     for item in items:
         if "tests/multihost/" in str(item.fspath).replace(os.sep, "/"):
             item.add_marker(pytest.mark.multihost)
