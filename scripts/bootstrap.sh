@@ -58,9 +58,9 @@ fi
 # a quarter of the time: 16 s instead of 60 s for a fresh .venv, most of CI's set-up. uv reads
 # PyPI only (not pip.conf's extra indexes): where that fails, pip does it.
 # --compile-bytecode: pip compiles what it installs, uv does not unless asked. Where
-# PYTHONDONTWRITEBYTECODE is set (CI and these machines set it), every Python process the
-# tests start (crawls, workers, consoles: hundreds) then compiled Scrapy, Twisted and
-# SQLAlchemy again: 1.5 s of CPU each, which took CI from 595 s to 868 s.
+# PYTHONDONTWRITEBYTECODE is set (these machines set it; CI's times say it does too), every
+# Python process the tests start (crawls, workers, consoles: hundreds) then compiled Scrapy,
+# Twisted and SQLAlchemy again: 1.5 s of CPU each (CI went from 595 s to 868 s with uv).
 stamp=.venv/.scrapy-hitl-installed-bytecode
 if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ]; then
   echo "bootstrap: installing Python packages"
