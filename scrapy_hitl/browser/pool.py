@@ -27,7 +27,8 @@ module adds what a long crawl needs around it:
 
 A crashed browser is relaunched by scrapy-playwright on the next page
 (``PLAYWRIGHT_RESTART_DISCONNECTED_BROWSER``); the escalation middleware retries the
-request that was in flight once.
+request that was in flight once. A download Playwright leaves waiting on the dead browser
+is failed by :mod:`scrapy_hitl.browser.watchdog`, so that no request waits forever.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 from scrapy_hitl.browser.config import BrowserConfig, find_chromium
 from scrapy_hitl.browser.fingerprint import DEFAULT_CHROME_MAJOR, Fingerprint, chrome_major, fingerprint_for
 from scrapy_hitl.browser.settle import add_settle
+from scrapy_hitl.browser.watchdog import BrowserGone, DownloadTimeout, watch
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -52,6 +54,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _CAPTURE_TIMEOUT_MS = 15_000
+_GONE_GRACE = 3.0  # seconds a download may still wait once its browser is gone (browser/watchdog.py)
 
 
 def browser_version(executable: str) -> str:
@@ -229,14 +232,21 @@ class BrowserPool:
         add_settle(meta, expect, self.config.settle_timeout)
         self.stats.inc_value("hitl/browser/pages")
         try:
-            response = await handler.download_request(request)
-        except BaseException:
+            response = await watch(handler.download_request(request), lambda: _browser_of(handler, meta),
+                                   grace=_GONE_GRACE, timeout=meta.get("download_timeout"), url=request.url)
+        except BaseException as exc:
             # The slot is free now, whatever closing the page does: after a browser crash
             # close() may never answer, and the request must still fail (and be retried).
             lease.release()
             page = meta.pop("playwright_page", None)
             if page is not None and not page.is_closed():
                 asyncio.ensure_future(_close_quietly(page))
+            if isinstance(exc, BrowserGone | DownloadTimeout) and slot.gen == gen:
+                # The cancelled call may have kept one of scrapy-playwright's per-context
+                # page permits: the next page starts a fresh context.
+                self._retire(slot, gen)
+                slot.gen += 1
+                slot.started = 0
             raise
         page = meta.get("playwright_page")
         if page is None or page.is_closed():
@@ -456,6 +466,16 @@ def _playwright_proxy(url: str) -> dict[str, str]:
         proxy["username"] = unquote(parts.username)
         proxy["password"] = unquote(parts.password or "")
     return proxy
+
+
+def _browser_of(handler: Any, meta: dict[str, Any]) -> Any:
+    """The Playwright browser a pending download is using: its page's, or before the page
+    exists, its context's (None when neither is known)."""
+    page = meta.get("playwright_page")
+    if page is not None and not page.is_closed():
+        return page.context.browser
+    wrapper = handler.context_wrappers.get(meta.get("playwright_context"))
+    return wrapper.context.browser if wrapper is not None else None
 
 
 _CLOSE_TIMEOUT = 30.0  # seconds; a page or context of a dead browser may never answer close()

@@ -25,6 +25,7 @@ from scrapy.utils.httpobj import urlparse_cached
 
 from scrapy_hitl.browser.config import BrowserConfig, BrowserNotFound, find_chromium
 from scrapy_hitl.browser.handler import BROWSER_TIERS
+from scrapy_hitl.browser.watchdog import BrowserGone
 from scrapy_hitl.live.config import LiveConfig
 from scrapy_hitl.middlewares.blocks import HitlBlockMiddleware
 from scrapy_hitl.middlewares.robots import is_robots_fetch
@@ -48,7 +49,10 @@ _CRASH_MARKERS = ("target crashed", "page crashed", "browser has been closed", "
 
 
 def is_browser_crash(exception: BaseException) -> bool:
-    """A Playwright error that means the page or browser died under the request."""
+    """A Playwright error that means the page or browser died under the request, or the
+    watchdog's BrowserGone (a download Playwright left waiting on a dead browser)."""
+    if isinstance(exception, BrowserGone):
+        return True
     if not type(exception).__module__.startswith("playwright"):
         return False
     message = str(exception).lower()

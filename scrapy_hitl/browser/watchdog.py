@@ -1,0 +1,74 @@
+"""A bound on every browser-tier download, so that no request waits forever on a dead browser.
+
+Playwright can leave a call unanswered when the browser dies under it: a
+``context.new_page()`` sent just as the browser was killed never returns, and nothing
+else fails it. scrapy-playwright relaunches the browser for the next page, so the crawl
+goes on, but that one request never finishes, and neither does the crawl.
+
+:func:`watch` runs the download as a task and looks at it every ``_POLL`` seconds:
+
+- Once the browser the request was using has disconnected (the browser of its page, or
+  of its context before the page exists) and the download is still pending ``grace``
+  seconds later, the download is cancelled and fails with :class:`BrowserGone`. The
+  escalation middleware retries that once, as it does any browser crash. A request that
+  scrapy-playwright has meanwhile moved to a new browser is left alone.
+- Past the request's ``download_timeout`` (Scrapy's ``DOWNLOAD_TIMEOUT``, 180 s by
+  default), it is cancelled and fails with Twisted's ``TimeoutError``, as a download by
+  Scrapy's own HTTP handler would, so ``RetryMiddleware`` retries it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.error import TimeoutError as DownloadTimeout  # what RetryMiddleware retries
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+_POLL = 0.25  # seconds between looks at a pending download
+_UNWIND = 5.0  # seconds a cancelled download gets to unwind before it is given up
+
+
+class BrowserGone(Exception):
+    """The browser died under a download, and Playwright left the download waiting."""
+
+
+async def watch(download: Awaitable[Any], browser_of: Callable[[], Any], *, grace: float,
+                timeout: float | None, url: str = "") -> Any:
+    """Await ``download``, failing it once ``browser_of()``'s browser has been gone for
+    ``grace`` seconds, or once ``timeout`` seconds have passed (None: no limit).
+
+    ``browser_of`` returns the Playwright ``Browser`` the download is using right now, or
+    None while that is not known (before its context exists, after a crash has cleared it).
+    """
+    task = asyncio.ensure_future(download)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout if timeout else None
+    browser: Any = None  # the last browser the download was seen using
+    gone_since: float | None = None
+    while True:
+        done, _ = await asyncio.wait((task,), timeout=_POLL)
+        if done:
+            return task.result()
+        now = loop.time()
+        browser = browser_of() or browser
+        if browser is not None and not browser.is_connected():
+            gone_since = gone_since if gone_since is not None else now
+            if now - gone_since >= grace:
+                await _cancel(task)
+                raise BrowserGone(f"The browser disconnected under {url or 'a request'}, "
+                                  f"and the download was still waiting {grace:g} s later")
+        else:
+            gone_since = None
+        if deadline is not None and now >= deadline:
+            await _cancel(task)
+            raise DownloadTimeout(f"Getting {url} took longer than {timeout:g} seconds.")
+
+
+async def _cancel(task: asyncio.Future[Any]) -> None:
+    task.cancel()
+    await asyncio.wait((task,), timeout=_UNWIND)
+    if task.done() and not task.cancelled():
+        task.exception()  # retrieved: nothing logs "exception was never retrieved"

@@ -1,0 +1,109 @@
+"""The browser watchdog's decisions, with stand-in browsers whose connection the test
+flips (the real Playwright hang it guards against runs in
+tests/integration/test_browser_watchdog.py)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from scrapy_hitl.browser import watchdog
+from scrapy_hitl.browser.watchdog import BrowserGone, DownloadTimeout, watch
+
+
+class Browser:
+    def __init__(self, connected: bool = True) -> None:
+        self.connected = connected
+
+    def is_connected(self) -> bool:
+        return self.connected
+
+
+@pytest.fixture(autouse=True)
+def fast_poll(monkeypatch):
+    monkeypatch.setattr(watchdog, "_POLL", 0.01)
+
+
+def run(download, browser_of, **kwargs):
+    kwargs = {"grace": 0.05, "timeout": None, "url": "https://example.test/p", **kwargs}
+
+    async def main():
+        return await watch(download(), browser_of, **kwargs)
+
+    return asyncio.run(main())
+
+
+async def never():
+    await asyncio.Event().wait()
+
+
+def test_a_finished_download_is_returned() -> None:
+    async def download():
+        await asyncio.sleep(0.03)
+        return "response"
+
+    assert run(download, lambda: Browser()) == "response"
+
+
+def test_a_failed_download_fails_with_its_own_error() -> None:
+    async def download():
+        raise ValueError("navigation failed")
+
+    with pytest.raises(ValueError, match="navigation failed"):
+        run(download, lambda: Browser())
+
+
+@pytest.mark.parametrize(
+    ("case", "browsers"),
+    [
+        ("its browser is gone", [Browser(connected=False)]),
+        # the crash cleared the context (browser_of says None): the last browser seen counts
+        ("gone, then unknown", [Browser(connected=False), None]),
+        ("connected, then gone", [Browser(), Browser(connected=False)]),
+    ],
+)
+def test_a_download_left_waiting_on_a_dead_browser_fails_as_a_crash(case, browsers) -> None:
+    seen = iter(browsers)
+    last = browsers[-1]
+    cancelled = asyncio.Event()
+
+    async def download():
+        try:
+            await never()
+        finally:
+            cancelled.set()
+
+    with pytest.raises(BrowserGone, match="example.test/p"):
+        run(download, lambda: next(seen, last))
+    assert cancelled.is_set()
+
+
+def test_a_download_moved_to_a_new_browser_within_the_grace_is_left_alone() -> None:
+    dead, relaunched = Browser(connected=False), Browser()
+    calls = 0
+
+    def browser_of():
+        nonlocal calls
+        calls += 1
+        return dead if calls <= 2 else relaunched
+
+    async def download():
+        await asyncio.sleep(0.3)  # longer than the grace, on the new browser
+        return "response"
+
+    assert run(download, browser_of, grace=0.1) == "response"
+
+
+@pytest.mark.parametrize("browser", [None, Browser()])
+def test_a_download_past_its_timeout_fails_as_scrapy_s_own_would(browser) -> None:
+    with pytest.raises(DownloadTimeout, match=r"took longer than 0\.1 seconds"):
+        run(never, lambda: browser, timeout=0.1)
+
+
+def test_no_timeout_and_no_browser_only_waits() -> None:
+    async def download():
+        await asyncio.sleep(0.2)
+        return "late"
+
+    assert run(download, lambda: None, timeout=None) == "late"
