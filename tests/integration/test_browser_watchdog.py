@@ -10,6 +10,7 @@ to end: with Playwright's own error when it answers, with BrowserGone when it do
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 import pytest
@@ -70,5 +71,6 @@ def test_a_call_left_waiting_by_a_killed_browser_ends() -> None:
                     outcomes.append("page made before the kill")
                 assert not browser.is_connected()
 
-    asyncio.run(main())
+    with ThreadPoolExecutor(1) as pool:  # a loop of its own: sync Playwright's may be running here
+        pool.submit(lambda: asyncio.run(main())).result(timeout=300)
     assert len(outcomes) == ROUNDS, outcomes

@@ -5,6 +5,7 @@ tests/integration/test_browser_watchdog.py)."""
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -26,12 +27,15 @@ def fast_poll(monkeypatch):
 
 
 def run(download, browser_of, **kwargs):
+    """Watch ``download()`` in a loop of its own thread (a test before may have left sync
+    Playwright's loop running in this one)."""
     kwargs = {"grace": 0.05, "timeout": None, "url": "https://example.test/p", **kwargs}
 
     async def main():
         return await watch(download(), browser_of, **kwargs)
 
-    return asyncio.run(main())
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(main())).result(timeout=30)
 
 
 async def never():
