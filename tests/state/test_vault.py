@@ -105,7 +105,7 @@ def test_a_session_stored_meanwhile_is_replaced_not_an_error(state, backend):
         thread.start()
         if backend == "postgres":  # until our INSERT waits for this one's
             with state.db.engine.connect() as watch:
-                for _ in range(3000):
+                for _ in range(1000):
                     if watch.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
                                          "AND datname = current_database()")):
                         break
