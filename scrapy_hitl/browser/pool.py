@@ -474,7 +474,7 @@ def _browser_of(handler: Any, meta: dict[str, Any]) -> Any:
     page = meta.get("playwright_page")
     if page is not None and not page.is_closed():
         return page.context.browser
-    wrapper = handler.context_wrappers.get(meta.get("playwright_context"))
+    wrapper = getattr(handler, "context_wrappers", {}).get(meta.get("playwright_context"))
     return wrapper.context.browser if wrapper is not None else None
 
 
