@@ -13,8 +13,8 @@ goes on, but that one request never finishes, and neither does the crawl.
   escalation middleware retries that once, as it does any browser crash. A request that
   scrapy-playwright has meanwhile moved to a new browser is left alone.
 - Past the request's ``download_timeout`` (Scrapy's ``DOWNLOAD_TIMEOUT``, 180 s by
-  default), it is cancelled and fails with Twisted's ``TimeoutError``, as a download by
-  Scrapy's own HTTP handler would, so ``RetryMiddleware`` retries it.
+  default), it is cancelled and fails with the timeout error a download by Scrapy's own
+  HTTP handler raises, so ``RetryMiddleware`` retries it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,10 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.error import TimeoutError as DownloadTimeout  # what RetryMiddleware retries
+try:  # what RetryMiddleware retries: Scrapy's own since 2.14, Twisted's before
+    from scrapy.exceptions import DownloadTimeoutError as DownloadTimeout
+except ImportError:  # pragma: no cover - Scrapy 2.13
+    from twisted.internet.error import TimeoutError as DownloadTimeout  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

@@ -111,3 +111,11 @@ def test_no_timeout_and_no_browser_only_waits() -> None:
         return "late"
 
     assert run(download, lambda: None, timeout=None) == "late"
+
+
+def test_the_timeout_is_an_error_scrapy_s_retry_middleware_retries() -> None:
+    from scrapy.settings.default_settings import RETRY_EXCEPTIONS
+    from scrapy.utils.misc import load_object
+
+    retried = tuple(load_object(e) if isinstance(e, str) else e for e in RETRY_EXCEPTIONS)
+    assert isinstance(DownloadTimeout("took longer"), retried)
