@@ -51,23 +51,27 @@ async def watch(download: Awaitable[Any], browser_of: Callable[[], Any], *, grac
     deadline = loop.time() + timeout if timeout else None
     browser: Any = None  # the last browser the download was seen using
     gone_since: float | None = None
-    while True:
-        done, _ = await asyncio.wait((task,), timeout=_POLL)
-        if done:
-            return task.result()
-        now = loop.time()
-        browser = browser_of() or browser
-        if browser is not None and not browser.is_connected():
-            gone_since = gone_since if gone_since is not None else now
-            if now - gone_since >= grace:
+    try:
+        while True:
+            done, _ = await asyncio.wait((task,), timeout=_POLL)
+            if done:
+                return task.result()
+            now = loop.time()
+            browser = browser_of() or browser
+            if browser is not None and not browser.is_connected():
+                gone_since = gone_since if gone_since is not None else now
+                if now - gone_since >= grace:
+                    await _cancel(task)
+                    raise BrowserGone(f"The browser disconnected under {url or 'a request'}, "
+                                      f"and the download was still waiting {grace:g} s later")
+            else:
+                gone_since = None
+            if deadline is not None and now >= deadline:
                 await _cancel(task)
-                raise BrowserGone(f"The browser disconnected under {url or 'a request'}, "
-                                  f"and the download was still waiting {grace:g} s later")
-        else:
-            gone_since = None
-        if deadline is not None and now >= deadline:
-            await _cancel(task)
-            raise DownloadTimeout(f"Getting {url} took longer than {timeout:g} seconds.")
+                raise DownloadTimeout(f"Getting {url} took longer than {timeout:g} seconds.")
+    finally:
+        if not task.done():  # the watch itself was cancelled (Scrapy dropped the request):
+            task.cancel()  # the download goes with it, as it would if awaited directly
 
 
 async def _cancel(task: asyncio.Future[Any]) -> None:

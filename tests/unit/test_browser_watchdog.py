@@ -119,3 +119,27 @@ def test_the_timeout_is_an_error_scrapy_s_retry_middleware_retries() -> None:
 
     retried = tuple(load_object(e) if isinstance(e, str) else e for e in RETRY_EXCEPTIONS)
     assert isinstance(DownloadTimeout("took longer"), retried)
+
+
+def test_cancelling_the_watch_cancels_the_download() -> None:
+    # As awaiting the download itself would: Scrapy cancelling the request must not leave
+    # the download running unwatched (its page would open after the pool gave its slot back).
+    cancelled = asyncio.Event()
+
+    async def download():
+        try:
+            await never()
+        finally:
+            cancelled.set()
+
+    async def main():
+        watcher = asyncio.ensure_future(watch(download(), lambda: Browser(), grace=0.05, timeout=None))
+        await asyncio.sleep(0.05)
+        watcher.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await watcher
+        await asyncio.sleep(0.05)
+        return cancelled.is_set()
+
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(lambda: asyncio.run(main())).result(timeout=30)
