@@ -235,6 +235,11 @@ class BrowserPool:
             response = await watch(handler.download_request(request), lambda: _browser_of(handler, meta),
                                    grace=_GONE_GRACE, timeout=meta.get("download_timeout"), url=request.url)
         except BaseException as exc:
+            wrapper = _context_wrapper(handler, meta)
+            if gen not in slot.contexts and wrapper is not None:
+                # No page of this context came back yet: the pool learns of it here, or it
+                # would never close it, and it would stay open until the crawl ends.
+                self._track_context(slot, gen, wrapper.context)
             # The slot is free now, whatever closing the page does: after a browser crash
             # close() may never answer, and the request must still fail (and be retried).
             lease.release()
@@ -474,8 +479,13 @@ def _browser_of(handler: Any, meta: dict[str, Any]) -> Any:
     page = meta.get("playwright_page")
     if page is not None and not page.is_closed():
         return page.context.browser
-    wrapper = getattr(handler, "context_wrappers", {}).get(meta.get("playwright_context"))
+    wrapper = _context_wrapper(handler, meta)
     return wrapper.context.browser if wrapper is not None else None
+
+
+def _context_wrapper(handler: Any, meta: dict[str, Any]) -> Any:
+    """scrapy-playwright's wrapper of the request's context, or None."""
+    return getattr(handler, "context_wrappers", {}).get(meta.get("playwright_context"))
 
 
 _CLOSE_TIMEOUT = 30.0  # seconds; a page or context of a dead browser may never answer close()

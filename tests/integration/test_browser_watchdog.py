@@ -10,6 +10,8 @@ to end: with Playwright's own error when it answers, with BrowserGone when it do
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import psutil
@@ -78,3 +80,58 @@ def test_a_call_left_waiting_by_a_killed_browser_ends() -> None:
     with ThreadPoolExecutor(1) as pool:  # a loop of its own: sync Playwright's may be running here
         pool.submit(lambda: asyncio.run(main())).result(timeout=300)
     assert len(outcomes) == ROUNDS, outcomes
+
+
+
+# In a process of its own: scrapy-playwright needs Scrapy's asyncio reactor installed, and
+# this worker's may be another. One site accepts connections and never answers; at the
+# other's address nothing listens. Every page starts a context of its own.
+FAILED_PAGES = """
+import asyncio, socket, threading
+from twisted.internet import asyncioreactor
+asyncioreactor.install()
+from scrapy import Request
+from scrapy.utils.test import get_crawler
+from scrapy_hitl.browser.pool import BrowserPool
+
+silent = socket.create_server(("127.0.0.1", 0))
+threading.Thread(target=lambda: [silent.accept() for _ in iter(int, 1)], daemon=True).start()
+refused = socket.create_server(("127.0.0.1", 0))
+port = refused.getsockname()[1]
+refused.close()
+urls = [f"http://127.0.0.1:{silent.getsockname()[1]}/", f"http://127.0.0.1:{port}/", f"http://127.0.0.1:{port}/again"]
+
+async def main():
+    pool = BrowserPool(get_crawler(settings_dict={"HITL_BROWSER_EXECUTABLE": %(executable)r,
+                                                  "HITL_BROWSER_CONTEXT_PAGES": 1}))
+    try:
+        for url in urls:
+            try:
+                await pool.download(Request(url, meta={"download_timeout": 1}), "browser", "127.0.0.1")
+            except Exception as exc:
+                print(type(exc).__name__)
+        browser = pool._handler.browser
+        for _ in range(100):  # contexts close in the background
+            if len(browser.contexts) <= 1:
+                break
+            await asyncio.sleep(0.1)
+        print("open contexts:", len(browser.contexts))
+    finally:
+        await pool.close()
+
+asyncio.run(main())
+"""
+
+
+def test_the_context_of_pages_that_all_failed_is_closed() -> None:
+    # A context no page had come back from was never seen by the pool, so neither a
+    # timeout's fresh context nor the recycling of contexts closed it: each stayed open
+    # until the crawl ended. Only the context the next page would use may stay.
+    executable = find_chromium()
+    if executable is None:
+        pytest.skip("no Chromium")
+    run = subprocess.run([sys.executable, "-c", FAILED_PAGES % {"executable": executable}],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.splitlines() == ["DownloadTimeoutError", "Error", "Error", "open contexts: 1"], \
+        run.stderr[-3000:]
