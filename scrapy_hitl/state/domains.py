@@ -196,6 +196,18 @@ def update(db: Database, domain: str, **fields: Any) -> dict[str, Any]:
         return domain_to_dict(_write(conn, domain, fields))
 
 
+def require_session(db: Database, domain: str) -> dict[str, Any]:
+    """Mark the domain as needing a session (a reviewer fixed it with one), unless a human has
+    said it does not: that "no" stands. Read and written in one locked transaction, so a "no"
+    set meanwhile is never overwritten, and a domain already marked keeps its updated_at."""
+    _ensure_rows(db, [domain])
+    with db.begin(locked=True) as conn:
+        row = conn.execute(select(_D).where(_D.c.domain == domain).with_for_update()).one_or_none()
+        if row is not None and row.requires_session in ("required", "not_required"):
+            return domain_to_dict(row)
+        return domain_to_dict(_write(conn, domain, {"requires_session": "required"}))
+
+
 def list_domains(db: Database, *, after: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
     """Domains by name; keyset-paginated with ``after`` (the last domain seen)."""
     q = select(_D).order_by(_D.c.domain).limit(limit)

@@ -268,9 +268,7 @@ def resolve(
         if row.type in SESSION_FIXED_TYPES:
             from scrapy_hitl.state import domains, session_health
 
-            known = domains.get(state.db, row.domain) or {}
-            if known.get("requires_session") != "not_required":  # a human's "no" stands
-                domains.update(state.db, row.domain, requires_session="required")
+            domains.require_session(state.db, row.domain)  # unless a human said "not required"
             session_health.mark_required(
                 state.db, row.domain, f"a reviewer fixed its {row.type} ({row.reason}) with a session "
                                       f"on intervention {row.id}")

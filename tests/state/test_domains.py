@@ -228,3 +228,22 @@ def test_crawlers_and_a_reviewer_adding_a_new_domain_at_once_all_succeed(state):
     assert found["attempts"] == 10 * (n - 1)
     assert found["requires_session"] == "required"
     assert len(domains.list_domains(state.db)) == n
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (None, "required"),  # no row yet
+        ("unknown", "required"),
+        ("required", "required"),
+        ("not_required", "not_required"),  # a human's "no" stands
+    ],
+)
+def test_a_fix_with_a_session_marks_the_domain_unless_a_human_said_no(state, before, after):
+    if before is not None:
+        domains.update(state.db, "a.example", requires_session=before)
+    stamped = (domains.get(state.db, "a.example") or {}).get("updated_at")
+    assert domains.require_session(state.db, "a.example")["requires_session"] == after
+    assert domains.get(state.db, "a.example")["requires_session"] == after
+    if before in ("required", "not_required"):
+        assert domains.get(state.db, "a.example")["updated_at"] == stamped  # nothing written
