@@ -292,6 +292,11 @@ class BrowserPool:
                 slot.started = 0
 
         context.once("close", _closed)
+        if gen != slot.gen:
+            # The slot has moved on: a crash closed this generation's first context, and
+            # scrapy-playwright made it again in the relaunched browser for a request in
+            # flight. No page starts in it any more: it closes once its pages are done.
+            slot.retired.add(gen)
 
     def _page_done(self, slot: _Slot, gen: int) -> None:
         assert self._pages is not None

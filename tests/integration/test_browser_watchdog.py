@@ -136,3 +136,86 @@ def test_the_context_of_pages_that_all_failed_is_closed() -> None:
     *failures, contexts = run.stdout.splitlines()
     assert len(failures) == 3 and failures[0] == "DownloadTimeoutError", run.stderr[-3000:]
     assert contexts == "open contexts: 1"
+
+
+# As above, in a process of its own. A page loads; the next one waits on a site that never
+# answers when the browser is killed, and scrapy-playwright makes its context again in the
+# relaunched browser, where it waits again, until its download_timeout.
+RELAUNCHED_CONTEXT = """
+import asyncio, http.server, socket, threading
+import psutil
+from twisted.internet import asyncioreactor
+asyncioreactor.install()
+from scrapy import Request
+from scrapy.utils.test import get_crawler
+from scrapy_hitl.browser.pool import BrowserPool
+
+accepted = threading.Event()
+silent = socket.create_server(("127.0.0.1", 0))
+held = []
+def hold():
+    while True:
+        held.append(silent.accept())
+        accepted.set()
+threading.Thread(target=hold, daemon=True).start()
+
+class Page(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.end_headers()
+        self.wfile.write(b"<html><body>ok</body></html>")
+
+    def log_message(self, *args):
+        pass
+
+site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+threading.Thread(target=site.serve_forever, daemon=True).start()
+
+def browser_process():
+    for child in psutil.Process().children(recursive=True):
+        cmdline = child.cmdline()
+        if "--remote-debugging-pipe" in cmdline and not any(a.startswith("--type=") for a in cmdline):
+            return child
+
+async def main():
+    pool = BrowserPool(get_crawler(settings_dict={"HITL_BROWSER_EXECUTABLE": %(executable)r}))
+    try:
+        first = Request(f"http://127.0.0.1:{site.server_address[1]}/")
+        await pool.download(first, "browser", "127.0.0.1")
+        pool.close_page(first)
+        waiting = asyncio.ensure_future(pool.download(
+            Request(f"http://127.0.0.1:{silent.getsockname()[1]}/", meta={"download_timeout": 8}),
+            "browser", "127.0.0.1"))
+        await asyncio.to_thread(accepted.wait, 30)
+        browser_process().kill()
+        try:
+            await waiting
+        except Exception as exc:
+            print(type(exc).__name__)
+        browser = pool._handler.browser
+        for _ in range(100):  # contexts close in the background
+            if not browser.contexts:
+                break
+            await asyncio.sleep(0.1)
+        print("browsers:", pool._handler.stats.get_value("playwright/browser_count"))
+        print("open contexts:", len(browser.contexts))
+    finally:
+        await pool.close()
+
+asyncio.run(main())
+"""
+
+
+def test_a_context_made_again_in_a_relaunched_browser_is_closed() -> None:
+    # The pool had moved on to a new context when the crash closed the first; the one
+    # scrapy-playwright made again, under the old name, was nobody's to close.
+    executable = find_chromium()
+    if executable is None:
+        pytest.skip("no Chromium")
+    run = subprocess.run([sys.executable, "-c", RELAUNCHED_CONTEXT % {"executable": executable}],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    *_, browsers, contexts = run.stdout.splitlines()
+    assert browsers == "browsers: 2", run.stdout
+    assert contexts == "open contexts: 0"
