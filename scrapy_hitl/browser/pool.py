@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 from scrapy_hitl.browser.config import BrowserConfig, find_chromium
 from scrapy_hitl.browser.fingerprint import DEFAULT_CHROME_MAJOR, Fingerprint, chrome_major, fingerprint_for
 from scrapy_hitl.browser.settle import add_settle
-from scrapy_hitl.browser.watchdog import BrowserGone, DownloadTimeout, watch
+from scrapy_hitl.browser.watchdog import RELAUNCHING, BrowserGone, DownloadTimeout, watch
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -480,12 +480,17 @@ def _playwright_proxy(url: str) -> dict[str, str]:
 
 def _browser_of(handler: Any, meta: dict[str, Any]) -> Any:
     """The Playwright browser a pending download is using: its page's, or before the page
-    exists, its context's (None when neither is known)."""
+    exists, its context's; RELAUNCHING while scrapy-playwright launches a new browser, None
+    when neither is known."""
     page = meta.get("playwright_page")
     if page is not None and not page.is_closed():
         return page.context.browser
     wrapper = _context_wrapper(handler, meta)
-    return wrapper.context.browser if wrapper is not None else None
+    if wrapper is not None:
+        return wrapper.context.browser
+    launching = getattr(handler, "browser_launch_lock", None)
+    # after a crash scrapy-playwright retries the request in a browser it launches now
+    return RELAUNCHING if launching is not None and launching.locked() else None
 
 
 def _context_wrapper(handler: Any, meta: dict[str, Any]) -> Any:

@@ -34,6 +34,9 @@ _POLL = 0.25  # seconds between looks at a pending download
 _UNWIND = 5.0  # seconds a cancelled download gets to unwind before it is given up
 
 
+RELAUNCHING = object()  # what ``browser_of`` returns while a new browser is being launched
+
+
 class BrowserGone(Exception):
     """The browser died under a download, and Playwright left the download waiting."""
 
@@ -44,7 +47,9 @@ async def watch(download: Awaitable[Any], browser_of: Callable[[], Any], *, grac
     ``grace`` seconds, or once ``timeout`` seconds have passed (None: no limit).
 
     ``browser_of`` returns the Playwright ``Browser`` the download is using right now, or
-    None while that is not known (before its context exists, after a crash has cleared it).
+    None while that is not known (before its context exists, after a crash has cleared it),
+    or :data:`RELAUNCHING` while a browser is being launched: the time that takes is not
+    counted, as the download may be waiting for that browser.
     """
     task = asyncio.ensure_future(download)
     loop = asyncio.get_running_loop()
@@ -57,8 +62,10 @@ async def watch(download: Awaitable[Any], browser_of: Callable[[], Any], *, grac
             if done:
                 return task.result()
             now = loop.time()
-            browser = browser_of() or browser
-            if browser is not None and not browser.is_connected():
+            seen = browser_of()
+            if seen is RELAUNCHING:
+                gone_since = None
+            elif (browser := seen or browser) is not None and not browser.is_connected():
                 gone_since = gone_since if gone_since is not None else now
                 if now - gone_since >= grace:
                     await _cancel(task)

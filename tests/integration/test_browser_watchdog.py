@@ -219,3 +219,70 @@ def test_a_context_made_again_in_a_relaunched_browser_is_closed() -> None:
     *_, browsers, contexts = run.stdout.splitlines()
     assert browsers == "browsers: 2", run.stdout
     assert contexts == "open contexts: 0"
+
+
+# As above, in a process of its own, with a Chromium that takes 5 s to start (more than the
+# watchdog's 3 s grace). The site never answers its first connection, and answers the next.
+SLOW_RELAUNCH = """
+import asyncio, os, socket, sys, tempfile, threading
+import psutil
+from twisted.internet import asyncioreactor
+asyncioreactor.install()
+from scrapy import Request
+from scrapy.utils.test import get_crawler
+from scrapy_hitl.browser.pool import BrowserPool
+
+slow = os.path.join(tempfile.mkdtemp(), "chromium")
+with open(slow, "w") as f:
+    f.write('#!/bin/sh\\nsleep 5\\nexec %(executable)s "$@"\\n')
+os.chmod(slow, 0o755)
+
+accepted = threading.Event()
+site = socket.create_server(("127.0.0.1", 0))
+held = []
+def serve():
+    held.append(site.accept()[0])
+    accepted.set()
+    while True:
+        conn, _ = site.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\\r\\nContent-Type: text/html\\r\\nContent-Length: 9\\r\\n"
+                     b"Connection: close\\r\\n\\r\\n<p>ok</p>")
+        conn.close()
+threading.Thread(target=serve, daemon=True).start()
+
+def browser_process():
+    for child in psutil.Process().children(recursive=True):
+        cmdline = child.cmdline()
+        if "--remote-debugging-pipe" in cmdline and not any(a.startswith("--type=") for a in cmdline):
+            return child
+
+async def main():
+    pool = BrowserPool(get_crawler(settings_dict={"HITL_BROWSER_EXECUTABLE": slow}))
+    try:
+        waiting = asyncio.ensure_future(pool.download(
+            Request(f"http://127.0.0.1:{site.getsockname()[1]}/", meta={"download_timeout": 60}),
+            "browser", "127.0.0.1"))
+        await asyncio.to_thread(accepted.wait, 60)
+        browser_process().kill()
+        try:
+            print("status", (await waiting).status)
+        except Exception as exc:
+            print(type(exc).__name__)
+    finally:
+        await pool.close()
+
+asyncio.run(main())
+"""
+
+
+def test_a_request_retried_in_a_browser_still_launching_is_left_alone() -> None:
+    # scrapy-playwright retries the request that was in flight in the browser it relaunches;
+    # the watchdog counted the launch as time on the dead browser and failed the request.
+    executable = find_chromium()
+    if executable is None:
+        pytest.skip("no Chromium")
+    run = subprocess.run([sys.executable, "-c", SLOW_RELAUNCH % {"executable": executable}],
+                         capture_output=True, text=True, timeout=180, check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.splitlines()[-1] == "status 200", run.stderr[-3000:]

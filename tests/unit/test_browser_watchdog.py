@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from scrapy_hitl.browser import watchdog
-from scrapy_hitl.browser.watchdog import BrowserGone, DownloadTimeout, watch
+from scrapy_hitl.browser.watchdog import RELAUNCHING, BrowserGone, DownloadTimeout, watch
 
 
 class Browser:
@@ -97,6 +97,33 @@ def test_a_download_moved_to_a_new_browser_within_the_grace_is_left_alone() -> N
         return "response"
 
     assert run(download, browser_of, grace=0.1) == "response"
+
+
+def test_the_time_a_new_browser_takes_to_launch_is_not_counted() -> None:
+    # scrapy-playwright retries the request in the browser it is launching: no page, no
+    # context, and the last browser seen is dead, for as long as the launch takes.
+    dead = Browser(connected=False)
+    calls = 0
+
+    def browser_of():
+        nonlocal calls
+        calls += 1
+        return dead if calls <= 2 else RELAUNCHING
+
+    async def download():
+        await asyncio.sleep(0.4)  # longer than the grace, launching
+        return "response"
+
+    assert run(download, browser_of, grace=0.1) == "response"
+
+
+def test_a_dead_browser_counts_again_once_another_launch_is_over() -> None:
+    # Another request's launch only holds the count: a call left waiting on the dead
+    # browser still fails once the launch is over.
+    seen = iter([Browser(connected=False), RELAUNCHING, RELAUNCHING, RELAUNCHING])
+
+    with pytest.raises(BrowserGone):
+        run(never, lambda: next(seen, None))
 
 
 @pytest.mark.parametrize("browser", [None, Browser()])
