@@ -221,8 +221,8 @@ def test_a_context_made_again_in_a_relaunched_browser_is_closed() -> None:
     assert contexts == "open contexts: 0"
 
 
-# As above, in a process of its own, with a Chromium that takes 5 s to start (more than the
-# watchdog's 3 s grace). The site never answers its first connection, and answers the next.
+# As above, in a process of its own, with a Chromium that takes 5 s to start again (more
+# than the watchdog's 3 s grace). The site never answers its first connection, and answers the next.
 SLOW_RELAUNCH = """
 import asyncio, os, socket, sys, tempfile, threading
 import psutil
@@ -234,7 +234,7 @@ from scrapy_hitl.browser.pool import BrowserPool
 
 slow = os.path.join(tempfile.mkdtemp(), "chromium")
 with open(slow, "w") as f:
-    f.write('#!/bin/sh\\nsleep 5\\nexec %(executable)s "$@"\\n')
+    f.write(f'#!/bin/sh\\n[ -e {slow}.ran ] && sleep 5\\ntouch {slow}.ran\\nexec %(executable)s "$@"\\n')
 os.chmod(slow, 0o755)
 
 accepted = threading.Event()
