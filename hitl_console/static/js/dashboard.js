@@ -168,14 +168,19 @@ function renderCounts(counts, more) {
   $("inbox-more").hidden = !more;
 }
 
+let inboxLoads = 0; // loads started: only the newest one's answer is shown
+
 async function loadInbox(freshId) {
+  const load = ++inboxLoads;
   try {
     const data = await api("/api/v1/inbox", { query: { limit: INBOX_LIMIT } });
+    if (load !== inboxLoads) return; // a later load is under way: this answer is older than it
     rows = data.items;
     renderInbox(freshId);
     renderCounts(data.counts, data.more);
     say($("inbox-error"), "");
   } catch (err) {
+    if (load !== inboxLoads) return;
     if (!(err instanceof ApiFailure && err.status === 401)) say($("inbox-error"), `Could not load the inbox: ${describeError(err)}`);
   }
 }

@@ -28,4 +28,5 @@ def test_the_dashboard_catches_up_after_the_console_restarts(tab, users, console
     assert page.evaluate("window.__sameDocument") is True
     toasts = page.eval_on_selector_all(".toast", "nodes => nodes.map(n => n.textContent)")
     assert sum(f"#{missed['id']}:" in t for t in toasts) == 1  # replayed once, not twice
-    assert len(page.query_selector_all("#inbox li")) == 2
+    # both rows, once the refresh the replayed event asked for has answered
+    page.wait_for_function("document.querySelectorAll('#inbox li').length === 2")
