@@ -4,6 +4,7 @@ was down shows up after the reconnect, once, without a reload."""
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from scrapy_hitl.state import interventions
 
@@ -29,4 +30,4 @@ def test_the_dashboard_catches_up_after_the_console_restarts(tab, users, console
     toasts = page.eval_on_selector_all(".toast", "nodes => nodes.map(n => n.textContent)")
     assert sum(f"#{missed['id']}:" in t for t in toasts) == 1  # replayed once, not twice
     # both rows, once the refresh the replayed event asked for has answered
-    page.wait_for_function("document.querySelectorAll('#inbox li').length === 2")
+    expect(page.locator("#inbox li")).to_have_count(2)
