@@ -42,6 +42,18 @@ def browser_processes() -> set[psutil.Process]:
     return found
 
 
+def run_script(script: str, *, timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` (with the system Chromium as ``%(executable)s``) in a process of its
+    own, which scrapy-playwright needs for Scrapy's asyncio reactor; it must exit 0."""
+    executable = find_chromium()
+    if executable is None:
+        pytest.skip("no Chromium")
+    run = subprocess.run([sys.executable, "-c", script % {"executable": executable}],
+                         capture_output=True, text=True, timeout=timeout, check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run
+
+
 def test_a_call_left_waiting_by_a_killed_browser_ends() -> None:
     from playwright.async_api import async_playwright
 
@@ -127,12 +139,7 @@ def test_the_context_of_pages_that_all_failed_is_closed() -> None:
     # A context no page had come back from was never seen by the pool, so neither a
     # timeout's fresh context nor the recycling of contexts closed it: each stayed open
     # until the crawl ended. Only the context the next page would use may stay.
-    executable = find_chromium()
-    if executable is None:
-        pytest.skip("no Chromium")
-    run = subprocess.run([sys.executable, "-c", FAILED_PAGES % {"executable": executable}],
-                         capture_output=True, text=True, timeout=120, check=False)
-    assert run.returncode == 0, run.stderr[-3000:]
+    run = run_script(FAILED_PAGES, timeout=120)
     *failures, contexts = run.stdout.splitlines()
     assert len(failures) == 3 and failures[0] == "DownloadTimeoutError", run.stderr[-3000:]
     assert contexts == "open contexts: 1"
@@ -210,12 +217,7 @@ asyncio.run(main())
 def test_a_context_made_again_in_a_relaunched_browser_is_closed() -> None:
     # The pool had moved on to a new context when the crash closed the first; the one
     # scrapy-playwright made again, under the old name, was nobody's to close.
-    executable = find_chromium()
-    if executable is None:
-        pytest.skip("no Chromium")
-    run = subprocess.run([sys.executable, "-c", RELAUNCHED_CONTEXT % {"executable": executable}],
-                         capture_output=True, text=True, timeout=120, check=False)
-    assert run.returncode == 0, run.stderr[-3000:]
+    run = run_script(RELAUNCHED_CONTEXT, timeout=120)
     *_, browsers, contexts = run.stdout.splitlines()
     assert browsers == "browsers: 2", run.stdout
     assert contexts == "open contexts: 0"
@@ -279,10 +281,5 @@ asyncio.run(main())
 def test_a_request_retried_in_a_browser_still_launching_is_left_alone() -> None:
     # scrapy-playwright retries the request that was in flight in the browser it relaunches;
     # the watchdog counted the launch as time on the dead browser and failed the request.
-    executable = find_chromium()
-    if executable is None:
-        pytest.skip("no Chromium")
-    run = subprocess.run([sys.executable, "-c", SLOW_RELAUNCH % {"executable": executable}],
-                         capture_output=True, text=True, timeout=180, check=False)
-    assert run.returncode == 0, run.stderr[-3000:]
+    run = run_script(SLOW_RELAUNCH, timeout=180)
     assert run.stdout.splitlines()[-1] == "status 200", run.stderr[-3000:]
