@@ -83,35 +83,27 @@ def test_a_download_left_waiting_on_a_dead_browser_fails_as_a_crash(case, browse
     assert cancelled.is_set()
 
 
-def test_a_download_moved_to_a_new_browser_within_the_grace_is_left_alone() -> None:
-    dead, relaunched = Browser(connected=False), Browser()
-    calls = 0
-
-    def browser_of():
-        nonlocal calls
-        calls += 1
-        return dead if calls <= 2 else relaunched
-
-    async def download():
-        await asyncio.sleep(0.3)  # longer than the grace, on the new browser
-        return "response"
-
-    assert run(download, browser_of, grace=0.1) == "response"
-
-
-def test_the_time_a_new_browser_takes_to_launch_is_not_counted() -> None:
-    # scrapy-playwright retries the request in the browser it is launching: no page, no
-    # context, and the last browser seen is dead, for as long as the launch takes.
+@pytest.mark.parametrize(
+    "then",
+    [
+        Browser(),  # scrapy-playwright moved the request to a relaunched browser
+        # ... or retries it in the browser it is still launching: no page, no context, and
+        # the last browser seen is dead, for as long as the launch takes (not counted)
+        RELAUNCHING,
+    ],
+    ids=["moved to a new browser", "waiting for a launch"],
+)
+def test_a_download_that_left_its_dead_browser_within_the_grace_is_left_alone(then) -> None:
     dead = Browser(connected=False)
     calls = 0
 
     def browser_of():
         nonlocal calls
         calls += 1
-        return dead if calls <= 2 else RELAUNCHING
+        return dead if calls <= 2 else then
 
     async def download():
-        await asyncio.sleep(0.4)  # longer than the grace, launching
+        await asyncio.sleep(0.4)  # longer than the grace
         return "response"
 
     assert run(download, browser_of, grace=0.1) == "response"
