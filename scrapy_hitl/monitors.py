@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from scrapy_hitl import defaults
+from scrapy_hitl.quality.consistency import median as median_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -153,7 +153,7 @@ def item_count_drop(run: RunFacts, history: Sequence[RunFacts], *, share: float,
     counts = [h.items for h in history[:runs]]
     if not counts:
         return Finding(name, SKIPPED, "No earlier completed run to compare with.")
-    median = statistics.median(counts)
+    median = median_of(counts)
     floor = share * median
     values = {"items": run.items, "median": median, "floor": floor, "share": share, "runs": len(counts),
               "history": counts}

@@ -221,6 +221,7 @@ class HitlRuntime:
         self.parked_fps: set[str] = set()  # parked or resumed this run: dedup at scheduling
         self.parked_domains: set[str] = set()  # domains with parked requests of this spider
         self.opening: set[tuple[str, str]] = set()  # (domain, type) being recorded
+        self._first_intervention_hooks: list[Callable[[], None]] = []
         self.counters: dict[str, DomainCounters] = defaultdict(DomainCounters)
         # The escalation middleware replaces these with the configured ladder and its memory.
         self.ladder = Ladder(TIERS)
@@ -381,6 +382,12 @@ class HitlRuntime:
     # --- events ------------------------------------------------------------------------
     def subscribe(self, fn: Callable[[Event], None]) -> None:
         self._subscribers.append(fn)
+
+    def on_first_intervention(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` once, on the reactor thread, when this crawl opens its first
+        intervention: for what only a crawl waiting for a human needs (hosting login pages),
+        so a crawl that is never blocked does not pay for it."""
+        self._first_intervention_hooks.append(hook)
 
     def _listen(self, last_id: str) -> None:
         """Background thread: block on the stream, hand events to the reactor."""
@@ -634,6 +641,10 @@ class HitlRuntime:
         """
         self.paused_domains.setdefault(domain, {"interventions": []})
         self._watch_scheduling()
+        if self._first_intervention_hooks:
+            hooks, self._first_intervention_hooks = self._first_intervention_hooks, []
+            for hook in hooks:
+                hook()
         key = (domain, type)
         if key in self.opening:
             return

@@ -233,9 +233,9 @@ class LoginServer:
 
     async def _save(self, login: LoginPage, actor: str) -> dict[str, Any]:
         """"Save session": the page's storage state into the vault, the intervention resolved."""
-        from scrapy_hitl.cookies import Cookie, CookieFormatError, parse_origins
+        from scrapy_hitl.cookies import Cookie, CookieFormatError, cookies_for_domain, parse_origins
         from scrapy_hitl.state import interventions
-        from scrapy_hitl.state.vault import cookies_for_domain, origin_host_matches
+        from scrapy_hitl.state.vault import origin_host_matches
 
         if login.done.done() or login.saving or login.page is None:
             return {"ok": False, "error": "closed", "message": "this login page is closing"}
@@ -298,8 +298,9 @@ def _live_page(page: Any, client: Any, intervention_id: int, quality: int, on_co
 class CrawlerLoginHost(LoginServer):
     """A running crawl's login pages, in its own browser: the pool's Chromium (started if the
     crawl has not needed it yet), from the crawl's host and IP, with its tier profile. Started
-    at spider open when the browser tiers and the live view are on; it takes the pages the
-    console routes to its run (:func:`run_queue`) while it says it is alive."""
+    with the run's first intervention when the browser tiers and the live view are on (the
+    console routes only those interventions' pages here); it takes the pages the console
+    routes to its run (:func:`run_queue`) while it says it is alive."""
 
     @classmethod
     def of(cls, crawler: Crawler, pool: Callable[[], BrowserPool]) -> CrawlerLoginHost:
@@ -324,7 +325,7 @@ class CrawlerLoginHost(LoginServer):
         crawler.signals.connect(self.close, signal=signals.spider_closed)
 
     def start(self) -> None:
-        """On the reactor's asyncio loop (spider open)."""
+        """On the reactor's asyncio loop (the run's first intervention)."""
         if self._task is None:
             self._task = asyncio.ensure_future(self._run())
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from scrapy import signals
 from scrapy.exceptions import NotConfigured
 from scrapy.utils.httpobj import urlparse_cached
 
@@ -89,17 +88,20 @@ class HitlEscalationMiddleware:
         self._response_stat = {t: f"hitl/tier/{t}/responses" for t in TIERS}
         self._shell_sample = max(1, round(1 / recheck_share)) if recheck_share > 0 else 1
         if self._browser and ladder.human and crawler.settings.getbool("HITL_LIVE_ENABLED", True):
-            crawler.signals.connect(self._host_login_pages, signal=signals.spider_opened)
+            runtime.on_first_intervention(self._host_login_pages)
 
-    def _host_login_pages(self, spider: Spider) -> None:
-        """Login pages for this crawl's interventions open in its own browser (docs/sessions.md)."""
+    def _host_login_pages(self) -> None:
+        """Login pages for this crawl's interventions open in its own browser (docs/sessions.md).
+        The console sends a crawl only the pages of interventions its run opened, so the host
+        starts with the first of them: a crawl that is never blocked neither imports it nor
+        polls its queue."""
         from scrapy_hitl.live.login import CrawlerLoginHost
 
         try:
             CrawlerLoginHost.of(self.crawler, lambda: self.pool).start()
         except RuntimeError as exc:  # no asyncio loop (another reactor): hitl worker opens them
             logger.info("This crawl does not host login pages (%s); `hitl worker` opens them", exc,
-                        extra={"spider": spider})
+                        extra={"spider": self.rt.spider})
 
     @property
     def pool(self) -> BrowserPool | None:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from scrapy_hitl.state import lazy_mapping
 
 lazy_mapping.install()  # before any model module is imported: see lazy_mapping
 
-from scrapy_hitl.state.crypto import fernet_for  # noqa: E402
 from scrapy_hitl.state.db import Database, SchemaError  # noqa: E402
 from scrapy_hitl.state.events import EventStream  # noqa: E402
 from scrapy_hitl.state.parking import ParkingLot  # noqa: E402
@@ -67,9 +67,15 @@ class HitlState:
             redis=client,
             events=EventStream(client, maxlen=events_maxlen),
             parking=ParkingLot(client),
-            vault=SessionVault(db, fernet_for(config.secret_key)),
+            vault=SessionVault(db, partial(_vault_fernet, config.secret_key)),
         )
 
     def close(self) -> None:
         self.db.dispose()
         self.redis.close()
+
+
+def _vault_fernet(secret_key: str) -> Any:
+    from scrapy_hitl.state.crypto import fernet_for  # cryptography: once a session is stored or read
+
+    return fernet_for(secret_key)

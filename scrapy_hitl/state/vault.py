@@ -5,7 +5,9 @@ and the proxy (which may hold credentials) live in one Fernet token. A database 
 cookie value.
 
 SQLAlchemy Core on ``tables.sessions``: a crawl loads the vault at start, and a static crawl
-never imports the ORM (``tables``).
+never imports the ORM (``tables``). Nor, while the vault has no session to decrypt, the cookie
+parsers or cryptography's Fernet: they are imported when a session is stored or loaded, which
+spares a crawl that never uses one about 0.2 MB (bench/overhead.py's start-up figures).
 """
 
 from __future__ import annotations
@@ -17,19 +19,18 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from cryptography.fernet import InvalidToken
 from sqlalchemy import delete, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 
-from scrapy_hitl.cookies import Cookie, cookies_for_domain, earliest_expiry, to_scrapy_cookies
 from scrapy_hitl.state.tables import iso, sessions, utcnow
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from cryptography.fernet import Fernet
     from sqlalchemy.engine import Connection, Row
 
+    from scrapy_hitl.cookies import Cookie
     from scrapy_hitl.state import HitlState
     from scrapy_hitl.state.db import Database
 
@@ -100,6 +101,8 @@ class Session:
     error_score: float = 0.0
 
     def scrapy_cookies(self) -> list[dict[str, Any]]:
+        from scrapy_hitl.cookies import to_scrapy_cookies
+
         return to_scrapy_cookies(self.cookies)
 
     @property
@@ -166,9 +169,23 @@ def session_info(row: Any) -> dict[str, Any]:
 class SessionVault:
     """Store and load encrypted sessions. Blocking DB I/O: call off the reactor thread."""
 
-    def __init__(self, db: Database, fernet: Fernet) -> None:
+    def __init__(self, db: Database, fernet: Fernet | Callable[[], Fernet]) -> None:
+        """``fernet``, or a function that makes it on first use (``HitlState.open`` passes one:
+        deriving the key imports cryptography, which a vault without sessions never needs)."""
         self.db = db
-        self.fernet = fernet
+        self._fernet: Fernet | None = None
+        self._make_fernet: Callable[[], Fernet] | None = None
+        if callable(fernet):  # (a Fernet is not callable)
+            self._make_fernet = fernet
+        else:
+            self._fernet = fernet
+
+    @property
+    def fernet(self) -> Fernet:
+        if self._fernet is None:
+            assert self._make_fernet is not None
+            self._fernet = self._make_fernet()
+        return self._fernet
 
     def put(
         self,
@@ -187,6 +204,8 @@ class SessionVault:
         localStorage origins of other domains are kept out, so one upload cannot leak a
         secret to the wrong site. Raises SessionExists, or ValueError if nothing is for
         ``domain``."""
+        from scrapy_hitl.cookies import cookies_for_domain, earliest_expiry
+
         domain = normalize_domain(domain)
         check_name(name)
         all_cookies = list(cookies)
@@ -235,6 +254,10 @@ class SessionVault:
             return session_info(row)
 
     def _decrypt(self, row: Row[Any]) -> Session:
+        from cryptography.fernet import InvalidToken
+
+        from scrapy_hitl.cookies import Cookie
+
         try:
             data = json.loads(self.fernet.decrypt(row.secret))
         except InvalidToken:
@@ -400,6 +423,7 @@ def check_key(database_url: str, secret_key: str) -> None:
     host started with another HITL_SECRET_KEY than the hosts that stored it. Workers and the
     console call it at start, so such a host refuses to start instead of failing on every
     session later. An empty vault, or a database without the schema yet, passes."""
+    from cryptography.fernet import InvalidToken
     from sqlalchemy.exc import SQLAlchemyError
 
     from scrapy_hitl.state.crypto import fernet_for

@@ -7,7 +7,9 @@ once the crawl has sessions, whose cookies need it. The state layer works on the
 tables (``state.tables``): it imports no ORM class and not SQLAlchemy's ORM itself
 (``state.crawler_models``, ``sqlalchemy.orm``), not the console's models (``state.models``),
 not the ones of interventions and error snapshots before the first block or error
-(``state.incident_models``), and not SQLAlchemy's PostgreSQL dialect on SQLite. Each of them
+(``state.incident_models``), and not SQLAlchemy's PostgreSQL dialect on SQLite. Nor does it
+import the vault's cookie parsers and Fernet before a session is stored or loaded, the
+``statistics`` module, or the login-page host before the run's first intervention. Each of them
 costs every crawl start-up time and memory. One real crawl, in a fresh interpreter (a
 test process has imported everything already): the add-on with its default ladder (the
 browser tiers included) fetches one static page from the sandbox, then the process reports
@@ -33,7 +35,12 @@ NOT_IMPORTED = ("playwright", "scrapy_playwright", "playwright_stealth", "alembi
                 "scrapy_hitl.state.crawler_models",  # the ORM classes of the crawler's tables (0.04 s, 2 MB)
                 "scrapy_hitl.state.models",  # every model: the console's too (0.07 s to map them)
                 "scrapy_hitl.state.incident_models",  # interventions, snapshots: the first block or error
-                "sqlalchemy.dialects.postgresql")  # 0.03 s; a partial index's option loaded it on SQLite
+                "sqlalchemy.dialects.postgresql",  # 0.03 s; a partial index's option loaded it on SQLite
+                # the vault's cookie parsers and Fernet: the first session stored or loaded (0.2 MB)
+                "scrapy_hitl.cookies", "scrapy_hitl.state.crypto", "cryptography.fernet",
+                "statistics",  # (with fractions) 0.2 MB for one median: quality.consistency.median
+                # the crawl's login-page host: the run's first intervention (runtime.on_first_intervention)
+                "scrapy_hitl.live.login", "scrapy_hitl.live.relay")
 
 CRAWL = """
 import json, sys

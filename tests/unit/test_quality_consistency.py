@@ -2,9 +2,29 @@
 
 from __future__ import annotations
 
+import statistics
+
 import pytest
 
-from scrapy_hitl.quality.consistency import RESERVOIR, RunConsistency, as_number, check_rules, json_type, shape
+from scrapy_hitl.quality.consistency import (
+    RESERVOIR,
+    RunConsistency,
+    as_number,
+    check_rules,
+    json_type,
+    median,
+    shape,
+)
+
+
+@pytest.mark.parametrize("values", [
+    [5], [1, 2], [3, 1, 2], [4, 1, 3, 2], [2.5, 2.5, 7.0], [-1, 10**6, 3, 3], [0.1, 0.2, 0.3, 0.4, 0.5, 0.6],
+    [7, 7, 7, 7], list(range(513, 0, -1)),
+])
+def test_median_is_statistics_median(values):
+    """``median`` stands in for ``statistics.median`` (not imported by a crawl): same values, types."""
+    got, expected = median(values), statistics.median(values)
+    assert got == expected and type(got) is type(expected)
 
 
 @pytest.mark.parametrize(("value", "expected"), [
