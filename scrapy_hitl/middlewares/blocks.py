@@ -16,6 +16,7 @@ from scrapy.http import TextResponse
 from scrapy.utils.httpobj import urlparse_cached
 
 from scrapy_hitl.classifier import Observation
+from scrapy_hitl.dispatch import response_method
 from scrapy_hitl.drift import SelectorDrift, without_stale_meta
 from scrapy_hitl.exceptions import RequestParked
 from scrapy_hitl.middlewares.session import strip_session
@@ -159,6 +160,7 @@ class HitlBlockMiddleware:
         judgement = cache[response] = Judgement(rt.classifier.classify(obs), domain, headers, expect, expect_missing)
         return judgement
 
+    @response_method
     def process_response(
         self, request: Request, response: Response, spider: Spider | None = None
     ) -> Request | Response:

@@ -25,6 +25,7 @@ from scrapy.utils.httpobj import urlparse_cached
 from scrapy_hitl.browser.config import BrowserConfig, BrowserNotFound, find_chromium
 from scrapy_hitl.browser.handler import BROWSER_TIERS
 from scrapy_hitl.browser.watchdog import BrowserGone
+from scrapy_hitl.dispatch import request_method, response_method
 from scrapy_hitl.live.config import LiveConfig
 from scrapy_hitl.middlewares.blocks import HitlBlockMiddleware
 from scrapy_hitl.middlewares.robots import is_robots_fetch
@@ -148,6 +149,7 @@ class HitlEscalationMiddleware:
         return cls(crawler, HitlRuntime.of(crawler), Ladder(tiers), share)
 
     # --- requests ------------------------------------------------------------------------------
+    @request_method
     def process_request(self, request: Request, spider: Spider | None = None) -> None:
         meta = request.meta
         if meta.get("dont_hitl"):
@@ -197,6 +199,7 @@ class HitlEscalationMiddleware:
                 self.memory.load(domain, info["tiers"])
 
     # --- responses ----------------------------------------------------------------------------
+    @response_method
     def process_response(
         self, request: Request, response: Response, spider: Spider | None = None
     ) -> Any:

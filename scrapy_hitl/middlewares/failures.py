@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from scrapy.exceptions import IgnoreRequest, NotConfigured
 
+from scrapy_hitl.dispatch import response_method
 from scrapy_hitl.middlewares import robots
 from scrapy_hitl.middlewares.blocks import without_browser_meta
 from scrapy_hitl.runtime import HitlRuntime, request_domain
@@ -58,6 +59,7 @@ class HitlFailureMiddleware:
         # With the guardrail off but robots.txt obeyed, it stays to count the refusals.
         return cls(crawler, HitlRuntime.of(crawler), limit)
 
+    @response_method
     def process_response(self, request: Request, response: Response,
                          spider: Spider | None = None) -> Response:
         if not self.limit or request.meta.get("dont_hitl"):

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from scrapy.exceptions import NotConfigured
 
+from scrapy_hitl.dispatch import request_method
 from scrapy_hitl.middlewares.robots import is_robots_fetch
 from scrapy_hitl.runtime import HitlRuntime, request_domain, stats_counter
 
@@ -45,6 +46,7 @@ class HitlSessionMiddleware:
             raise NotConfigured("HITL_SESSIONS_ENABLED is False")
         return cls(crawler, HitlRuntime.of(crawler))
 
+    @request_method
     def process_request(self, request: Request, spider: Spider | None = None) -> None:
         if request.meta.get("dont_hitl"):
             return None

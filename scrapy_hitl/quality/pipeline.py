@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy.exceptions import DropItem, NotConfigured
 
+from scrapy_hitl.dispatch import item_method
 from scrapy_hitl.quality import scoring
 from scrapy_hitl.quality.config import PARTS, QualitySettings
 from scrapy_hitl.quality.late import LateDelivery
@@ -74,6 +75,7 @@ class HitlQualityPipeline:
                         self.late.undecided, self.rt.run_id, extra={"spider": self.rt.spider})
 
     # --- per item ------------------------------------------------------------------------------
+    @item_method
     def process_item(self, item: Any, spider: Spider | None = None) -> Any:
         source = self.sources.pop(item)
         if type(item) is dict:

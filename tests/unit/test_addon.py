@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 from scrapy import Spider
 from scrapy.exceptions import NotConfigured
@@ -27,6 +29,18 @@ from scrapy_hitl.quality.pipeline import HitlQualityPipeline
 from scrapy_hitl.quality.source import HitlItemSourceMiddleware
 
 ADDON = {"scrapy_hitl.Addon": 500}
+
+
+def run_now(result):
+    """What a per-page method returned: on Scrapy 2.14+ it is a coroutine (scrapy_hitl.dispatch)
+    that awaits nothing, run here to its end."""
+    if not inspect.iscoroutine(result):
+        return result
+    try:
+        result.send(None)
+    except StopIteration as stop:
+        return stop.value
+    raise AssertionError("the method awaited something")
 STATE_NAMES = {"HITL_DATA_DIR", "HITL_DATABASE_URL", "HITL_REDIS_SERVER", "HITL_REDIS_URL", "HITL_SECRET_KEY"}
 TUNABLE_NAMES = sorted(n for n in dir(defaults) if n.startswith("HITL_") and n not in STATE_NAMES)
 
@@ -234,7 +248,7 @@ def test_with_the_guardrail_off_robots_refusals_are_still_counted_and_failures_a
         assert mw.process_exception(refused, IgnoreRequest("Forbidden by robots.txt")) is None
         for _ in range(3):
             failed = Request("http://example.com/down")
-            mw.process_response(failed, Response(failed.url, status=503))
+            assert run_now(mw.process_response(failed, Response(failed.url, status=503))).status == 503
             assert mw.process_exception(failed, TimeoutError("timed out")) is None
         stats = crawler.stats
         assert stats.get_value("hitl/robots/refused") == 1
