@@ -1,4 +1,4 @@
-"""request_domain(): the host name urlparse() gives, looked up by the URL's origin."""
+"""request_domain(): the host name urlparse() gives, looked up by the URL, then by its origin."""
 
 from __future__ import annotations
 
@@ -38,3 +38,12 @@ def test_requests_of_one_origin_share_an_entry_but_not_other_hosts():
     first = request_domain(Request("https://a.example.com/1"))
     assert request_domain(Request("https://a.example.com/2?x=//b.example.com/")) == first == "a.example.com"
     assert request_domain(Request("https://b.example.com/1")) == "b.example.com"
+
+
+def test_the_url_cache_stays_bounded_and_right_when_it_overflows():
+    from scrapy_hitl import runtime
+
+    urls = [f"https://h{n % 7}.example.com/page/{n}" for n in range(3 * runtime._MAX_URLS + 5)]
+    for url in urls:  # each asked twice, as the middlewares do
+        assert request_domain(Request(url)) == request_domain(Request(url)) == f"h{url[9]}.example.com"
+        assert len(runtime._DOMAIN_OF_URL) <= runtime._MAX_URLS
