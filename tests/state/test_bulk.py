@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import event, insert, select
 
 from scrapy_hitl.state import bulk, runs
 from scrapy_hitl.state.models import ScrapedItem, utcnow
@@ -51,7 +51,10 @@ def stored(state, run_id):
 def test_rows_are_stored_as_sqlalchemy_stores_them_in_order(state, run_id, monkeypatch, n, limit):
     if limit is not None:
         monkeypatch.setattr(bulk, "_parameter_limit", lambda connection: limit)
-    rows = values(run_id, n)
+    assert_stored_as_sqlalchemy_stores(state, run_id, values(run_id, n))
+
+
+def assert_stored_as_sqlalchemy_stores(state, run_id, rows):
     with state.db.session() as s:
         bulk.insert_rows(s.connection(), ScrapedItem.__table__, COLUMNS, rows)
     ours = stored(state, run_id)
@@ -62,9 +65,35 @@ def test_rows_are_stored_as_sqlalchemy_stores_them_in_order(state, run_id, monke
         s.execute(insert(ScrapedItem.__table__), [dict(zip(COLUMNS, (other, *r[1:]))) for r in rows])
     theirs = [(run_id, *r[1:]) for r in stored(state, other)]
 
-    assert len(ours) == n
+    assert len(ours) == len(rows)
     assert ours == theirs
-    assert [r[3] for r in ours] == [f"http://shop.example/p/{i}" for i in range(n)]
+    assert [r[3] for r in ours] == [f"http://shop.example/p/{i}" for i in range(len(rows))]
+
+
+@pytest.mark.parametrize("nulls", [
+    ("review_deadline",),  # NULL in every row: written NULL in the statement, not bound
+    ("review_deadline", "breakdown"),  # a JSON column's None is JSON null (bound), as SQLAlchemy has it
+])
+def test_columns_none_in_every_row_are_stored_as_sqlalchemy_stores_them(state, run_id, monkeypatch, nulls):
+    monkeypatch.setattr(bulk, "_parameter_limit", lambda connection: 100)  # several statements
+    rows = [tuple(None if c in nulls else v for c, v in zip(COLUMNS, r)) for r in values(run_id, 37)]
+    assert_stored_as_sqlalchemy_stores(state, run_id, rows)
+
+
+def test_a_column_null_in_every_row_is_not_a_parameter(state, run_id):
+    sent = []
+
+    def before(conn, cursor, statement, parameters, context, executemany):
+        sent.append((statement, parameters))
+
+    event.listen(state.db.engine, "before_cursor_execute", before)
+    try:
+        with state.db.session() as s:
+            bulk.insert_rows(s.connection(), ScrapedItem.__table__, COLUMNS, values(run_id, 8)[::2])  # deadline None
+    finally:
+        event.remove(state.db.engine, "before_cursor_execute", before)
+    ((statement, parameters),) = [(st, p) for st, p in sent if st.startswith("INSERT INTO items")]
+    assert statement.count("NULL") == 4 and len(parameters) == 4 * (len(COLUMNS) - 1)  # one statement of 4
 
 
 def test_a_value_shared_by_every_row_is_converted_once(state, run_id, monkeypatch):
