@@ -6,6 +6,7 @@ import inspect
 
 import pytest
 from scrapy import Spider
+from scrapy.downloadermiddlewares.httpcompression import HttpCompressionMiddleware
 from scrapy.exceptions import NotConfigured
 from scrapy.settings import Settings
 from scrapy.utils.test import get_crawler
@@ -49,7 +50,8 @@ BLOCK_PATH = "scrapy_hitl.middlewares.blocks.HitlBlockMiddleware"
 EXTENSION_PATH = "scrapy_hitl.extension.HitlExtension"
 MWS = "DOWNLOADER_MIDDLEWARES"
 ALL_MWS = {HitlSessionMiddleware: 540, HitlBlockMiddleware: 650, HitlEscalationMiddleware: 660,
-           HitlFailureMiddleware: 545}
+           HitlFailureMiddleware: 545, HttpCompressionMiddleware: 670}
+COMPRESSION_PATH = "scrapy.downloadermiddlewares.httpcompression.HttpCompressionMiddleware"
 
 
 @pytest.fixture
@@ -136,6 +138,8 @@ def test_components_sit_between_scrapy_builtins(crawler_settings):
     assert cookies > ESCALATION_MW_PRIORITY > BLOCK_MW_PRIORITY > redirect > retry
     # The failure guardrail sees responses and errors after Retry gave up on them.
     assert retry > ALL_MWS[HitlFailureMiddleware] > SESSION_MW_PRIORITY
+    # Bodies are decompressed before the escalation and block mws read them.
+    assert base[COMPRESSION_PATH] < BLOCK_MW_PRIORITY < ESCALATION_MW_PRIORITY < ALL_MWS[HttpCompressionMiddleware]
 
 
 @pytest.mark.parametrize(
@@ -148,6 +152,8 @@ def test_components_sit_between_scrapy_builtins(crawler_settings):
         pytest.param(MWS, HitlBlockMiddleware, HitlBlockMiddleware, 910, id="block-by-class"),
         pytest.param("EXTENSIONS", EXTENSION_PATH, HitlExtension, 0, id="extension-by-path"),
         pytest.param("EXTENSIONS", HitlExtension, HitlExtension, 0, id="extension-by-class"),
+        pytest.param(MWS, COMPRESSION_PATH, HttpCompressionMiddleware, 590, id="compression-kept-where-the-user-put-it"),
+        pytest.param(MWS, COMPRESSION_PATH, HttpCompressionMiddleware, None, id="compression-disabled"),
     ],
 )
 def test_user_listed_component_is_not_added_twice(crawler_settings, setting, user_key, cls, user_priority):
@@ -161,7 +167,8 @@ def test_user_listed_component_is_not_added_twice(crawler_settings, setting, use
 def test_user_listing_one_component_still_gets_the_others(crawler_settings):
     settings = crawler_settings(DOWNLOADER_MIDDLEWARES={SESSION_PATH: 100})
     assert dict(settings["DOWNLOADER_MIDDLEWARES"]) == {
-        SESSION_PATH: 100, HitlBlockMiddleware: 650, HitlEscalationMiddleware: 660, HitlFailureMiddleware: 545}
+        SESSION_PATH: 100, HitlBlockMiddleware: 650, HitlEscalationMiddleware: 660, HitlFailureMiddleware: 545,
+        HttpCompressionMiddleware: 670}
     assert dict(settings["EXTENSIONS"]) == {HitlExtension: 500}
 
 
