@@ -44,7 +44,7 @@ def stored(state, run_id):
 @pytest.mark.parametrize(("n", "limit"), [
     (1, None),      # one row
     (7, None),      # one statement
-    (1001, None),   # more rows than MAX_ROWS_PER_STATEMENT: three statements, the last one shorter
+    (1001, None),   # more rows than MAX_ROWS_PER_STATEMENT: 16 statements, the last ones shorter
     (50, 40),       # a tight parameter limit (2 rows of 15 columns per statement)
     (5, 10),        # a limit under one row's width: still one row per statement
 ])
