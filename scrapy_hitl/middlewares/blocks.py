@@ -140,6 +140,7 @@ class HitlBlockMiddleware:
         domain = request_domain(request)
         headers = header_dict(response.headers)
         is_text = isinstance(response, TextResponse)
+        content_type = headers.get("content-type", "").lower() if is_text else ""
         expect = self._expect(request, meta) if is_text and 200 <= status < 300 else None
         expect_missing = bool(expect) and not response.css(expect)  # type: ignore[attr-defined]
         obs = Observation(
@@ -147,6 +148,8 @@ class HitlBlockMiddleware:
             status=status,
             headers=headers,
             body=response.text[: self.max_body] if is_text else "",  # type: ignore[attr-defined]
+            utf8_body=(response.body[: 4 * self.max_body]  # (at least max_body characters)
+                       if "utf-8" in content_type or "utf8" in content_type else None),
             has_session="hitl_session" in meta,
             access_class=rt.access_class(domain),
             expect_missing=expect_missing,

@@ -127,11 +127,26 @@ def test_a_page_without_any_hint_skips_every_matcher():
     ],
 )
 @pytest.mark.parametrize("literal", ["captcha", "solved", "kelvin", "ikea", "ibm", "final", "strasse", "please"])
-def test_a_literal_is_in_the_folded_body_wherever_a_case_insensitive_regex_matches(body, literal):
+@pytest.mark.parametrize("raw", [
+    pytest.param(None, id="text"),
+    pytest.param(lambda body: body.encode("utf-8"), id="utf8-bytes"),
+    pytest.param(lambda body: body.encode("utf-8") + "<p>more CAPTCHA after the cut</p>".encode(), id="utf8-longer"),
+    pytest.param(lambda body: body.encode("utf-16"), id="utf16-bytes-declared-utf8"),  # NULs: not used
+])
+def test_a_literal_is_in_the_folded_body_wherever_a_case_insensitive_regex_matches(body, literal, raw):
     from scrapy_hitl.classifier import fold_for_literals
 
     if re.search(re.escape(literal), body, re.IGNORECASE):
-        assert literal.encode("ascii") in fold_for_literals(body)
+        assert literal.encode("ascii") in fold_for_literals(body, raw(body) if raw else None)
+
+
+def test_the_undecoded_utf8_body_is_lowered_as_it_is():
+    from scrapy_hitl.classifier import fold_for_literals
+
+    body = "<p>“Please complete the CAPTCHA”</p>"
+    raw = body.encode("utf-8")
+    assert fold_for_literals(body, raw) == raw.lower() == fold_for_literals(body)
+    assert fold_for_literals(body, raw + b"<p>TAIL</p>") == (raw + b"<p>TAIL</p>").lower()  # (only more to search)
 
 
 # --- the screen's joined patterns ----------------------------------------------------------------
