@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import re
 import threading
 import time
@@ -33,7 +34,7 @@ from scrapy_hitl.exceptions import RequestParked
 from scrapy_hitl.learning import DomainCounters
 from scrapy_hitl.parkbuffer import ParkBuffer
 from scrapy_hitl.selectorbook import SelectorBook
-from scrapy_hitl.state import HitlState, domains, missed, pauses, runs, spill
+from scrapy_hitl.state import HitlState, domains, missed, pauses, runs
 from scrapy_hitl.state.events import make_event
 from scrapy_hitl.state.parking import ParkEntry
 from scrapy_hitl.state.serialization import UnserializableRequest, request_to_json
@@ -122,6 +123,7 @@ def _open_with_artifacts(
 # per page there. 5 s: no longer than the close's join (5 s) waits for it when Redis is away
 # and the wake cannot reach it; well under the client's 30 s socket timeout.
 _LISTEN_BLOCK_MS = 5_000
+_SPILL_DIRNAME = "unwritten"  # scrapy_hitl.state.spill.DIRNAME, without importing it (a test checks)
 
 # "scheme://netloc" (or a netloc) -> domain: a crawl sees few hosts
 _DOMAINS: dict[str, str] = {}
@@ -298,6 +300,19 @@ class HitlRuntime:
         return self.buffer.flushing
 
     # --- lifecycle ---------------------------------------------------------------------
+    def _restore_spilled(self, spider: Spider) -> None:
+        """Park what a run here could not write to Redis at close (scrapy_hitl/state/spill.py).
+        The module is imported only when its folder exists: a crawl after a Redis outage."""
+        if not os.path.isdir(os.path.join(self.state.config.data_dir, _SPILL_DIRNAME)):
+            return
+        from scrapy_hitl.state import spill
+
+        for done in spill.restore(self.state):
+            logger.warning("Parked %d requests (%d already parked) and applied %d acks that run "
+                           "%s of spider %s could not write to Redis at close; removed %s",
+                           done.parked, done.duplicates, done.acked, done.run_id, done.spider,
+                           done.path, extra={"spider": spider})
+
     def _spider_opened(self, spider: Spider) -> None:
         """Load the snapshot the hot path works from. Blocking, once, at start."""
         self.spider = spider
@@ -309,11 +324,7 @@ class HitlRuntime:
         self.session_pools.load(st.vault.load_usable())
         self.domain_info = domains.load_all(st.db)
         # Before dead claims are taken back: a file's acks and re-parks settle its run's claims.
-        for done in spill.restore(st):
-            logger.warning("Parked %d requests (%d already parked) and applied %d acks that run "
-                           "%s of spider %s could not write to Redis at close; removed %s",
-                           done.parked, done.duplicates, done.acked, done.run_id, done.spider,
-                           done.path, extra={"spider": spider})
+        self._restore_spilled(spider)
         released = st.parking.release_dead_claims(
             spider.name, lambda run: run != self.run_id and runs.is_alive(st.redis, run)
         )

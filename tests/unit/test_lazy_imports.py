@@ -40,7 +40,8 @@ NOT_IMPORTED = ("playwright", "scrapy_playwright", "playwright_stealth", "alembi
                 "scrapy_hitl.cookies", "scrapy_hitl.state.crypto", "cryptography.fernet",
                 "statistics",  # (with fractions) 0.2 MB for one median: quality.consistency.median
                 # the crawl's login-page host: the run's first intervention (runtime.on_first_intervention)
-                "scrapy_hitl.live.login", "scrapy_hitl.live.relay")
+                "scrapy_hitl.live.login", "scrapy_hitl.live.relay",
+                "scrapy_hitl.state.spill")  # what a Redis outage left on disk: only when its folder exists
 
 CRAWL = """
 import json, sys
@@ -99,3 +100,10 @@ def test_a_static_crawl_loads_no_browser_alembic_or_console(hitl_env, hitl_schem
         assert [m for m in report["loaded"] if m.split(".")[0] != "alembic" and not m.startswith(
             ("scrapy_hitl.state.models", "scrapy_hitl.state.incident_models", "scrapy_hitl.state.crawler_models",
              "sqlalchemy.dialects.postgresql", "sqlalchemy.orm"))] == []
+
+
+def test_the_spill_folder_the_runtime_looks_for_is_the_one_spill_writes():
+    from scrapy_hitl import runtime
+    from scrapy_hitl.state import spill
+
+    assert runtime._SPILL_DIRNAME == spill.DIRNAME
