@@ -320,6 +320,11 @@ class HitlRuntime:
         self.buffer.bind(spider)
         st = self.state
         self.paused_domains = pauses.paused_domains(st.redis)
+        if self.settings.run_id and self.paused_domains and self._first_intervention_hooks:
+            # A job's run started again (`hitl worker` re-runs it under the same run id, from
+            # its JOBDIR): the interventions its first attempt opened are this run's, and the
+            # console routes their login pages here, so what they need starts now.
+            self._run_first_intervention_hooks()
         self.spider_paused = spider.name in pauses.paused_spiders(st.redis)
         self.session_pools.load(st.vault.load_usable())
         self.domain_info = domains.load_all(st.db)
@@ -412,6 +417,11 @@ class HitlRuntime:
         intervention: for what only a crawl waiting for a human needs (hosting login pages),
         so a crawl that is never blocked does not pay for it."""
         self._first_intervention_hooks.append(hook)
+
+    def _run_first_intervention_hooks(self) -> None:
+        hooks, self._first_intervention_hooks = self._first_intervention_hooks, []
+        for hook in hooks:
+            hook()
 
     def _listen(self, last_id: str) -> None:
         """Background thread: block on the stream, hand events to the reactor."""
@@ -666,9 +676,7 @@ class HitlRuntime:
         self.paused_domains.setdefault(domain, {"interventions": []})
         self._watch_scheduling()
         if self._first_intervention_hooks:
-            hooks, self._first_intervention_hooks = self._first_intervention_hooks, []
-            for hook in hooks:
-                hook()
+            self._run_first_intervention_hooks()
         key = (domain, type)
         if key in self.opening:
             return

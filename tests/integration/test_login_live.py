@@ -163,3 +163,27 @@ def test_while_the_crawl_runs_its_own_browser_opens_the_login_page(crawl, cli, s
     (session,) = state.vault.pool(DOMAIN)
     assert session.name == "bob" and [item["name"] for o in session.origins for item in o["localStorage"]] == [
         "account_token"]
+
+
+def test_a_jobs_rerun_hosts_the_login_pages_of_the_interventions_its_first_attempt_opened(crawl, state,
+                                                                                        fresh_sandbox):
+    """`hitl worker` runs a job again under the same run id: the console routes the login pages
+    of the interventions its first attempt opened to it, so it hosts them from its start, though
+    it opens no intervention itself (the domain is paused already: its requests just park)."""
+    import os
+    import uuid
+
+    from scrapy_hitl.state import pauses, runs
+
+    run_id = uuid.uuid4().hex
+    runs.create_run(state.db, run_id, "sandbox", {}, os.getcwd())  # the first attempt
+    data, _created = interventions.open_or_update(state, type="manual_access", reason="session_required",
+                                                  domain=DOMAIN, spider="sandbox", run_id=run_id)
+    pauses.set_domain(state.redis, DOMAIN, [data["id"]])
+    run = crawl(args={"sections": "account", "details": "0"},
+                settings={"HITL_PAUSE_TIMEOUT": 300, "HITL_RUN_ID": run_id})
+    try:
+        wait_for(lambda: login_pages.crawler_host(state, data["id"]) == run_id, timeout=60,
+                 what="the re-run to host the login pages of its run's interventions")
+    finally:
+        run.kill9()
