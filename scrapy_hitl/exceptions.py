@@ -34,3 +34,12 @@ class CaptchaExpired(IgnoreRequest):
         super().__init__(f"captcha_expired: nobody solved the challenge of {domain} within {timeout:.0f} s "
                          "(HITL_LIVE_TIMEOUT)")
         self.domain = domain
+
+
+class RedisUnavailable(RuntimeError):
+    """Raised when Redis cannot be reached; the message names HITL_REDIS_URL and the fix."""
+
+
+class AofTooNew(RedisUnavailable):
+    """Raised before the embedded Redis starts on an AOF its binary cannot read; nothing is
+    started (the server would have started empty), and the message says which Redis to use."""

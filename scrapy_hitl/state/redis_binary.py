@@ -19,21 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from scrapy_hitl.exceptions import AofTooNew, RedisUnavailable  # (defined there: see redis_server)
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
 logger = logging.getLogger(__name__)
 
 Version = tuple[int, int, int]
-
-
-class RedisUnavailable(RuntimeError):
-    """Raised when Redis cannot be reached; the message names HITL_REDIS_URL and the fix."""
-
-
-class AofTooNew(RedisUnavailable):
-    """Raised before the embedded Redis starts on an AOF its binary cannot read; nothing is
-    started (the server would have started empty), and the message says which Redis to use."""
 
 
 # --- which redis-server -------------------------------------------------------------------------

@@ -23,25 +23,26 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from scrapy_hitl.config import make_private_dir
-from scrapy_hitl.state.redis_binary import (
-    AofTooNew,
-    RedisBinary,
-    RedisUnavailable,
-    dotted,
-    check_aof_readable,
-    choose_redis_server,
-    redis_server_binary,
-)
+from scrapy_hitl.exceptions import AofTooNew, RedisUnavailable
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from scrapy_hitl.state.redis_binary import RedisBinary
+
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "AofTooNew", "EmbeddedRedis", "RedisBinary", "RedisUnavailable", "choose_redis_server",
-    "connect", "persistence_warning", "redis_server_binary",
-]
+__all__ = ["AofTooNew", "EmbeddedRedis", "RedisUnavailable", "connect", "persistence_warning"]
+
+
+def __getattr__(name: str) -> object:
+    """Which binary, and the AOF check, live in ``redis_binary``, imported only when the
+    embedded server is started: a crawl on ``HITL_REDIS_URL`` never needs them."""
+    if name in ("RedisBinary", "choose_redis_server", "redis_server_binary"):
+        from scrapy_hitl.state import redis_binary
+
+        return getattr(redis_binary, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class EmbeddedRedis:
@@ -69,6 +70,8 @@ class EmbeddedRedis:
     def binary(self) -> RedisBinary:
         """The redis-server this data dir's server runs (chosen on first use)."""
         if self._binary is None:
+            from scrapy_hitl.state.redis_binary import choose_redis_server
+
             self._binary = choose_redis_server(self._server)
         return self._binary
 
@@ -117,6 +120,8 @@ class EmbeddedRedis:
 
     def _prepare(self) -> None:
         """Before a start: refuse an AOF the binary cannot read, tighten old files' modes."""
+        from scrapy_hitl.state.redis_binary import check_aof_readable
+
         check_aof_readable(self.data_dir, self.binary)
         # The server runs with umask 077, so what it creates is 0600/0700; files an older
         # version of this code let it create 0644 are tightened here.
@@ -148,6 +153,8 @@ class EmbeddedRedis:
                     f"{(done.stdout + done.stderr).decode(errors='replace').strip()}"
                 )
             self._wait(timeout)
+            from scrapy_hitl.state.redis_binary import dotted
+
             logger.info("Started embedded Redis %s on %s (AOF in %s)",
                         dotted(self.binary.version), self.socket_path, self.data_dir)
             return True

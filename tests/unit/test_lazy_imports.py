@@ -41,7 +41,8 @@ NOT_IMPORTED = ("playwright", "scrapy_playwright", "playwright_stealth", "alembi
                 "statistics",  # (with fractions) 0.2 MB for one median: quality.consistency.median
                 # the crawl's login-page host: the run's first intervention (runtime.on_first_intervention)
                 "scrapy_hitl.live.login", "scrapy_hitl.live.relay",
-                "scrapy_hitl.state.spill")  # what a Redis outage left on disk: only when its folder exists
+                "scrapy_hitl.state.spill",  # what a Redis outage left on disk: only when its folder exists
+                "scrapy_hitl.state.redis_binary")  # which redis-server, and its AOF check: the embedded one only
 
 CRAWL = """
 import json, sys
