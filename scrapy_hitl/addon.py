@@ -28,9 +28,10 @@ ESCALATION_MW_PRIORITY = 660  # response side: just before the block middleware
 EXTENSION_PRIORITY = 500
 START_MW_PRIORITY = 50  # spider middleware; only its process_start matters
 FAILURE_MW_PRIORITY = 545  # response side: after Retry (550) gave up, so failures are final
-# Scrapy's HttpCompressionMiddleware, moved from 590: on the response side it must decompress
-# the body before the escalation and block middlewares read it (at 590 it came after them,
-# and a gzip-compressed block page was judged on its compressed bytes: never recognised).
+# Scrapy's HttpCompressionMiddleware (590) replaced by its subclass here: on the response side
+# the body must be decompressed before the escalation and block middlewares read it (at 590
+# it came after them, and a gzip-compressed block page was judged on its compressed bytes:
+# never recognised). See middlewares/compression.py.
 COMPRESSION_MW_PRIORITY = 670
 ITEM_SOURCE_MW_PRIORITY = 60  # spider middleware, after HttpError (50): sees what reaches the engine
 QUALITY_PIPELINE_PRIORITY = 950  # after the project's own pipelines: it scores what they made
@@ -75,6 +76,20 @@ def _setdefault(settings: BaseSettings, name: str, cls: type, priority: int) -> 
     if _listed(components, cls):
         return
     settings[name][cls] = priority
+
+
+def _move_compression(settings: BaseSettings) -> None:
+    """Scrapy's HttpCompressionMiddleware out of DOWNLOADER_MIDDLEWARES_BASE, the add-on's
+    subclass at COMPRESSION_MW_PRIORITY, unless the project lists either itself."""
+    from scrapy.downloadermiddlewares.httpcompression import HttpCompressionMiddleware
+
+    from scrapy_hitl.middlewares.compression import HitlHttpCompressionMiddleware
+
+    components = settings["DOWNLOADER_MIDDLEWARES"]
+    if _listed(components, HttpCompressionMiddleware) or _listed(components, HitlHttpCompressionMiddleware):
+        return
+    components[HttpCompressionMiddleware] = None
+    components[HitlHttpCompressionMiddleware] = COMPRESSION_MW_PRIORITY
 
 
 @contextlib.contextmanager
@@ -122,9 +137,7 @@ class Addon:
         _setdefault(settings, "DOWNLOADER_MIDDLEWARES", HitlBlockMiddleware, BLOCK_MW_PRIORITY)
         _setdefault(settings, "DOWNLOADER_MIDDLEWARES", HitlEscalationMiddleware, ESCALATION_MW_PRIORITY)
         _setdefault(settings, "DOWNLOADER_MIDDLEWARES", HitlFailureMiddleware, FAILURE_MW_PRIORITY)
-        from scrapy.downloadermiddlewares.httpcompression import HttpCompressionMiddleware
-
-        _setdefault(settings, "DOWNLOADER_MIDDLEWARES", HttpCompressionMiddleware, COMPRESSION_MW_PRIORITY)
+        _move_compression(settings)
         _install_handler(settings, "http", HitlDownloadHandler, "HITL_FALLBACK_HTTP_HANDLER")
         _install_handler(settings, "https", HitlHttpsDownloadHandler, "HITL_FALLBACK_HTTPS_HANDLER")
         _setdefault(settings, "SPIDER_MIDDLEWARES", HitlStartMiddleware, START_MW_PRIORITY)

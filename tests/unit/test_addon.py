@@ -22,6 +22,7 @@ from scrapy_hitl.addon import (
 from scrapy_hitl.browser.handler import HitlDownloadHandler, HitlHttpsDownloadHandler
 from scrapy_hitl.extension import HitlExtension
 from scrapy_hitl.middlewares.blocks import HitlBlockMiddleware
+from scrapy_hitl.middlewares.compression import HitlHttpCompressionMiddleware
 from scrapy_hitl.middlewares.escalation import HitlEscalationMiddleware
 from scrapy_hitl.middlewares.failures import HitlFailureMiddleware
 from scrapy_hitl.middlewares.session import HitlSessionMiddleware
@@ -50,7 +51,7 @@ BLOCK_PATH = "scrapy_hitl.middlewares.blocks.HitlBlockMiddleware"
 EXTENSION_PATH = "scrapy_hitl.extension.HitlExtension"
 MWS = "DOWNLOADER_MIDDLEWARES"
 ALL_MWS = {HitlSessionMiddleware: 540, HitlBlockMiddleware: 650, HitlEscalationMiddleware: 660,
-           HitlFailureMiddleware: 545, HttpCompressionMiddleware: 670}
+           HitlFailureMiddleware: 545, HttpCompressionMiddleware: None, HitlHttpCompressionMiddleware: 670}
 COMPRESSION_PATH = "scrapy.downloadermiddlewares.httpcompression.HttpCompressionMiddleware"
 
 
@@ -139,7 +140,7 @@ def test_components_sit_between_scrapy_builtins(crawler_settings):
     # The failure guardrail sees responses and errors after Retry gave up on them.
     assert retry > ALL_MWS[HitlFailureMiddleware] > SESSION_MW_PRIORITY
     # Bodies are decompressed before the escalation and block mws read them.
-    assert base[COMPRESSION_PATH] < BLOCK_MW_PRIORITY < ESCALATION_MW_PRIORITY < ALL_MWS[HttpCompressionMiddleware]
+    assert base[COMPRESSION_PATH] < BLOCK_MW_PRIORITY < ESCALATION_MW_PRIORITY < ALL_MWS[HitlHttpCompressionMiddleware]
 
 
 @pytest.mark.parametrize(
@@ -168,7 +169,7 @@ def test_user_listing_one_component_still_gets_the_others(crawler_settings):
     settings = crawler_settings(DOWNLOADER_MIDDLEWARES={SESSION_PATH: 100})
     assert dict(settings["DOWNLOADER_MIDDLEWARES"]) == {
         SESSION_PATH: 100, HitlBlockMiddleware: 650, HitlEscalationMiddleware: 660, HitlFailureMiddleware: 545,
-        HttpCompressionMiddleware: 670}
+        HttpCompressionMiddleware: None, HitlHttpCompressionMiddleware: 670}
     assert dict(settings["EXTENSIONS"]) == {HitlExtension: 500}
 
 
@@ -275,3 +276,32 @@ def test_enabled_extension_opens_the_configured_state(hitl_env):
         assert runtime.config.secret_key == hitl_env["HITL_SECRET_KEY"]
     finally:
         runtime.state.close()
+
+
+def test_a_resumed_request_whose_body_cannot_be_decompressed_is_done_not_parked_again(hitl_env):
+    """The compression middleware runs before the block middleware now: its failure (here a
+    body over DOWNLOAD_MAXSIZE once unpacked) is recorded as the block middleware records a
+    download error, then raised on as Scrapy raises it."""
+    import gzip
+
+    from scrapy import Request
+    from scrapy.exceptions import IgnoreRequest
+    from scrapy.http import HtmlResponse
+
+    crawler = get_crawler(Spider, settings_dict={"ADDONS": ADDON})
+    try:
+        mw = HitlHttpCompressionMiddleware.from_crawler(crawler)
+        rt = crawler._hitl_runtime
+        request = Request("http://shop.example.com/p/1", meta={"hitl_park_id": "p-1", "download_maxsize": 1000})
+        body = gzip.compress(b"<html>" + b"x" * 100_000 + b"</html>")
+        response = HtmlResponse(request.url, body=body, headers={"Content-Encoding": "gzip"}, request=request)
+        with pytest.raises(IgnoreRequest, match="exceeded DOWNLOAD_MAXSIZE"):
+            mw.process_response(request, response)
+        assert rt.errored_resumed == {"p-1"}
+        assert rt.counters["shop.example.com"].attempts == 1
+
+        fine = HtmlResponse(request.url, body=gzip.compress(b"<html>ok</html>"), headers={"Content-Encoding": "gzip"},
+                            request=Request(request.url))
+        assert mw.process_response(fine.request, fine).body == b"<html>ok</html>"
+    finally:
+        crawler._hitl_runtime.state.close()
