@@ -36,6 +36,11 @@ class Terminal:
     def __init__(self, cwd: Path, env: dict[str, str]) -> None:
         self.pid, self.fd = pty.fork()
         if self.pid == 0:  # the child: becomes the demo
+            # As a shell starts a foreground command: Ctrl-C and SIGTERM at their defaults. The
+            # test process may have inherited SIGINT ignored from a test before it, and an
+            # ignored SIGINT stays ignored across exec (Python then installs no handler).
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
             os.chdir(cwd)
             os.execve(sys.executable, [sys.executable, "-m", "hitl_console.cli", "demo"], env)
         self.out = ""

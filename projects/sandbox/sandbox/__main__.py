@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 from .config import SiteConfig
@@ -82,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     observer = FilteringLogObserver(textFileLogObserver(sys.stderr), [level])
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
 
+    # SIGINT stops the server even when it was started with SIGINT ignored (a background job,
+    # or a parent that ignores it): an ignored SIGINT is inherited across exec, and Twisted then
+    # installs no handler for it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if args.exit_with_parent:
         _exit_with_parent(reactor)
     site = build_site(config)
