@@ -5,6 +5,7 @@ tests/integration/test_browser_watchdog.py)."""
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -42,6 +43,14 @@ async def never():
     await asyncio.Event().wait()
 
 
+async def never_till_cancelled(cancelled: asyncio.Event):
+    """A download that never ends, and says when it is cancelled."""
+    try:
+        await never()
+    finally:
+        cancelled.set()
+
+
 def test_a_finished_download_is_returned() -> None:
     async def download():
         await asyncio.sleep(0.03)
@@ -72,11 +81,7 @@ def test_a_download_left_waiting_on_a_dead_browser_fails_as_a_crash(case, browse
     last = browsers[-1]
     cancelled = asyncio.Event()
 
-    async def download():
-        try:
-            await never()
-        finally:
-            cancelled.set()
+    download = partial(never_till_cancelled, cancelled)
 
     with pytest.raises(BrowserGone, match="example.test/p"):
         run(download, lambda: next(seen, last))
@@ -145,11 +150,7 @@ def test_cancelling_the_watch_cancels_the_download() -> None:
     # the download running unwatched (its page would open after the pool gave its slot back).
     cancelled = asyncio.Event()
 
-    async def download():
-        try:
-            await never()
-        finally:
-            cancelled.set()
+    download = partial(never_till_cancelled, cancelled)
 
     async def main():
         watcher = asyncio.ensure_future(watch(download(), lambda: Browser(), grace=0.05, timeout=None))
