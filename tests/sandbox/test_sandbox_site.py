@@ -576,6 +576,17 @@ def test_start_error_includes_stderr(options: dict[str, object], message: str) -
     assert server.process is not None and server.process.returncode == 2
 
 
+def test_a_silent_start_shows_where_the_server_stood(tmp_path: Path) -> None:
+    # A server that never prints its URL (here: stuck at interpreter start-up) is stopped, and
+    # the error carries its stack, not an empty stderr.
+    (tmp_path / "sitecustomize.py").write_text("import time\ntime.sleep(120)  # stuck_here\n")
+    server = SandboxServer(env={"PYTHONPATH": str(tmp_path)}, startup_timeout=1)
+    with pytest.raises(SandboxStartError, match="printed no SANDBOX_URL= line") as failed:
+        server.start()
+    assert "sitecustomize.py\", line 2" in str(failed.value)
+    assert server.process is not None and server.process.poll() is not None
+
+
 # -- throughput (reported, not asserted) ----------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -75,6 +76,9 @@ class SandboxServer:
             raise RuntimeError("SandboxServer already running")
         env = {**os.environ, **self.env}
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SANDBOX_DIR), env.get("PYTHONPATH")) if p)
+        # faulthandler on: a server that stays silent is sent SIGABRT, and the error then shows
+        # where each of its threads stood instead of an empty stderr.
+        env.setdefault("PYTHONFAULTHANDLER", "1")
         # Files, not pipes: nobody has to drain them, and stderr is still there if it dies.
         self._stdout, self._stderr = tempfile.TemporaryFile(), tempfile.TemporaryFile()
         self.process = subprocess.Popen(
@@ -97,8 +101,17 @@ class SandboxServer:
             if self.process.poll() is not None:
                 self._fail(f"sandbox server exited with status {self.process.returncode} before printing {URL_PREFIX}")
             if time.monotonic() > deadline:
+                self._dump_stacks()
                 self._fail(f"sandbox server printed no {URL_PREFIX} line within {self.startup_timeout:g} s")
             time.sleep(0.02)
+
+    def _dump_stacks(self) -> None:
+        """SIGABRT a silent server: faulthandler writes every thread's stack to its stderr."""
+        assert self.process is not None
+        with contextlib.suppress(ProcessLookupError):
+            self.process.send_signal(signal.SIGABRT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(5)
 
     def _fail(self, message: str) -> None:
         self.stop()
