@@ -28,6 +28,7 @@ from sandbox.control import SANDBOX_DIR
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
     from email.message import Message
+    from pathlib import Path
 
 pytestmark = pytest.mark.filterwarnings("error")
 
