@@ -577,6 +577,45 @@ def test_start_error_includes_stderr(options: dict[str, object], message: str) -
     assert server.process is not None and server.process.returncode == 2
 
 
+def test_reading_the_output_never_moves_the_servers_write_position() -> None:
+    # The server writes through the same open file as ours (its stdout is our temporary file),
+    # so they share one file position. Reading it must leave that position alone: a seek to 0
+    # that landed between the two writes of an unbuffered print() (text, then the newline) put
+    # the newline over the first byte, and the URL line never ended (a CI failure).
+    import tempfile
+
+    from sandbox.control import _read_all
+
+    with tempfile.TemporaryFile() as ours:
+        server_fd = os.dup(ours.fileno())  # what the child process holds as its stdout
+        try:
+            os.write(server_fd, b"SANDBOX_URL=http://127.0.0.1:1")
+            assert _read_all(ours) == "SANDBOX_URL=http://127.0.0.1:1"
+            os.lseek(server_fd, 7, os.SEEK_SET)  # wherever the writer is, ...
+            assert _read_all(ours) == "SANDBOX_URL=http://127.0.0.1:1"
+            assert os.lseek(server_fd, 0, os.SEEK_CUR) == 7  # ... reading leaves it there
+        finally:
+            os.close(server_fd)
+
+
+def test_the_url_line_is_read_however_the_server_writes_it(tmp_path: Path) -> None:
+    # A line written in parts, with our polls in between, is read whole.
+    (tmp_path / "sitecustomize.py").write_text(
+        "import sys, time\n"
+        "class TwoPartWrites:\n"
+        "    def __getattr__(self, name):\n"
+        "        return getattr(sys.__stdout__, name)\n"
+        "    def write(self, text):\n"
+        "        if text.endswith('\\n') and len(text) > 1:\n"
+        "            self.write(text[:-1]); time.sleep(0.5); return self.write('\\n') + len(text) - 1\n"
+        "        n = sys.__stdout__.write(text); sys.__stdout__.flush(); return n\n"
+        "sys.stdout = TwoPartWrites()\n"
+    )
+    with SandboxServer(env={"PYTHONPATH": str(tmp_path)}, startup_timeout=15) as server:
+        assert fetch(server.url + "/health").status == 200
+        assert server.stdout() == f"SANDBOX_URL={server.url}\n"
+
+
 def test_a_silent_start_shows_where_the_server_stood(tmp_path: Path) -> None:
     # A server that never prints its URL (here: stuck at interpreter start-up) is stopped, and
     # the error carries its stack, not an empty stderr.

@@ -93,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     port = reactor.listenTCP(args.port, site, backlog=1024, interface=args.host)  # type: ignore[attr-defined]
     address = port.getHost()
     host = f"[{address.host}]" if ":" in address.host else address.host
-    print(f"SANDBOX_URL=http://{host}:{address.port}", flush=True)
+    # One write, newline included: with PYTHONUNBUFFERED a print() is two (text, then "\n").
+    sys.stdout.write(f"SANDBOX_URL=http://{host}:{address.port}\n")
+    sys.stdout.flush()
     reactor.run()  # type: ignore[attr-defined]  # installs SIGINT/SIGTERM handlers that stop it
     return 0
 

@@ -171,5 +171,12 @@ class SandboxServer:
 
 
 def _read_all(handle: IO[bytes]) -> str:
-    handle.seek(0)
-    return handle.read().decode("utf-8", "replace")
+    """The whole file, read with pread: the server writes through the same open file, so a
+    seek here would move *its* write position too. (A seek back to 0 between the two writes
+    of an unbuffered ``print``, text then newline, put the newline over the first byte: the
+    URL line never ended, and the start timed out with an empty stderr.)"""
+    fd, chunks, offset = handle.fileno(), [], 0
+    while chunk := os.pread(fd, 65536, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks).decode("utf-8", "replace")
