@@ -41,8 +41,10 @@ def fresh_sandbox(sandbox):
 
 @pytest.fixture
 def crawl(hitl_env, fresh_sandbox, tmp_path):
-    """crawl(args=..., settings=..., spider=...) starts a real `scrapy crawl` subprocess."""
+    """crawl(args=..., settings=..., spider=...) starts a real `scrapy crawl` subprocess; any
+    still running when the test ends (it failed, or did not wait) is stopped."""
     counter = iter(range(100))
+    started: list[Crawl] = []
 
     def start(spider: str = "sandbox", args: dict | None = None, settings: dict | None = None,
               site=None) -> Crawl:
@@ -56,11 +58,14 @@ def crawl(hitl_env, fresh_sandbox, tmp_path):
             # after HITL_PAUSE_TIMEOUT, would take that long (tests/support/heartbeat.py).
             "TEST_ENGINE_HEARTBEAT": 0.1,
         }
-        return Crawl(tmp_path, hitl_env, spider=spider,
-                     args={"base": (site or fresh_sandbox).url, **(args or {})},
-                     settings={**base_settings, **(settings or {})}, name=f"crawl{next(counter)}")
+        started.append(Crawl(tmp_path, hitl_env, spider=spider,
+                             args={"base": (site or fresh_sandbox).url, **(args or {})},
+                             settings={**base_settings, **(settings or {})}, name=f"crawl{next(counter)}"))
+        return started[-1]
 
-    return start
+    yield start
+    for running in started:
+        running.stop()
 
 
 @pytest.fixture

@@ -74,6 +74,18 @@ class Crawl:
             time.sleep(0.05)
         raise AssertionError(f"{needle!r} not logged within {timeout}s:\n{self.log()[-4000:]}")
 
+    def stop(self, timeout: float = 10) -> None:
+        """End the crawl if it still runs (SIGTERM, Scrapy's graceful stop, then SIGKILL): a
+        test that failed half-way must not leave its crawl running beside the next tests."""
+        if self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
     def kill9(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
