@@ -92,6 +92,11 @@ def one_run(side: str, pages: int, base: str, redis_url: str, wd, i: int, seeds:
         "hitl_run_id": st.get("hitl/run_id"),
         "cpu_ms_per_page": 1000 * report["cpu_s"]["process"] / max(1, responses),
         "reactor_cpu_ms_per_page": 1000 * report["cpu_s"]["reactor_thread"] / max(1, responses),
+        # the add-on's own threads (the I/O writer, the events reader): CPU beside the reactor
+        "other_threads_cpu_ms_per_page": 1000 * (report["cpu_s"]["process"] - report["cpu_s"]["reactor_thread"])
+        / max(1, responses),
+        "threads": report.get("threads", []),
+        "rss_at_open_mb": (report.get("rss_open_kb") or 0) / 1024,
         "gc_collections": report["cpu_s"]["gc_collections"],
         "gc_ms_per_page": 1000 * report["cpu_s"]["gc_s"] / max(1, responses),
         "gc_frozen_objects": report.get("gc_frozen_objects", 0),

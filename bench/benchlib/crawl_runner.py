@@ -49,6 +49,8 @@ class ResponseClock:
             self.gc_s += time.perf_counter() - self._gc_started
 
     def spider_opened(self, spider: Any) -> None:
+        self.threads_at_open = thread_times()
+        self.rss_open_kb = _status_kb("VmRSS")
         self.opened = time.monotonic()
         self.gc_s = 0.0
         gc.callbacks.append(self._gc_callback)
@@ -62,12 +64,55 @@ class ResponseClock:
                     "gc_collections": sum(s["collections"] for s in gc.get_stats()) - self.cpu["gc_collections"],
                     "gc_s": self.gc_s}
         gc.callbacks.remove(self._gc_callback)
+        self.threads = thread_deltas(self.threads_at_open, thread_times())
 
     def response_received(self, *args: Any, **kwargs: Any) -> None:
         now = time.monotonic()
         if self.first is None:
             self.first = now
         self.last = now
+
+
+def thread_times() -> dict[int, dict[str, Any]]:
+    """Per OS thread of this process: its Python name, CPU seconds and context switches, from
+    /proc (where the CPU of a crawl goes besides the reactor, and how often it is taken off a
+    core: a thread that hands the GIL back and forth switches a lot)."""
+    import os
+    import threading
+
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    tick = os.sysconf("SC_CLK_TCK")
+    found: dict[int, dict[str, Any]] = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/self/task/{tid}/status") as fh:
+                status = dict(line.split(":", 1) for line in fh if ":" in line)
+        except OSError:  # the thread ended meanwhile
+            continue
+        found[int(tid)] = {
+            "name": names.get(int(tid), "?"),
+            "cpu_s": (int(fields[11]) + int(fields[12])) / tick,  # utime + stime
+            "system_s": int(fields[12]) / tick,
+            "minor_faults": int(fields[7]),
+            "switches": int(status["voluntary_ctxt_switches"]),
+            "preempted": int(status["nonvoluntary_ctxt_switches"]),
+        }
+    return found
+
+
+def thread_deltas(before: dict[int, dict[str, Any]], after: dict[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    """What each thread alive at the close spent since the open (a thread born in between from 0)."""
+    rows = []
+    for tid, now in after.items():
+        was = before.get(tid, {"cpu_s": 0.0, "system_s": 0.0, "minor_faults": 0, "switches": 0, "preempted": 0})
+        rows.append({"tid": tid, "name": now["name"], "cpu_s": round(now["cpu_s"] - was["cpu_s"], 3),
+                     "system_s": round(now["system_s"] - was["system_s"], 3),
+                     "minor_faults": now["minor_faults"] - was["minor_faults"],
+                     "switches": now["switches"] - was["switches"],
+                     "preempted": now["preempted"] - was["preempted"]})
+    return sorted(rows, key=lambda r: -r["cpu_s"])
 
 
 class GcFreeze:
@@ -187,7 +232,9 @@ def main(argv: list[str] | None = None) -> int:
         "first_to_last_response_s": (clock.last - clock.first) if clock.first and clock.last else None,
         "open_to_last_response_s": (clock.last - clock.opened) if clock.opened and clock.last else None,
         "cpu_s": clock.cpu,
+        "threads": getattr(clock, "threads", []),
         "rss_start_kb": rss_start_kb,
+        "rss_open_kb": getattr(clock, "rss_open_kb", None),
         "peak_rss_kb": _status_kb("VmHWM"),
         "ru_maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         "rss_end_kb": _status_kb("VmRSS"),
