@@ -246,6 +246,7 @@ class JobRunner:
         self.log_offset = 0
         self.log_path = Path()
         self.partial = b""
+        self.lost_note: str | None = None  # why the last attempt ended, when its worker did not say
 
     # claim ---------------------------------------------------------------------------------
     def run(self) -> str:
@@ -288,7 +289,11 @@ class JobRunner:
         st = self.state
         if job["status"] in ("running", "waiting_for_human"):
             # Its worker died mid-crawl and RQ queued it again (abandoned job): start again.
+            lost = (f"--- attempt {job['attempts']} ended without its worker: the worker stopped "
+                    f"(killed or crashed) before the crawl did (worker_lost)")
             if job["attempts"] >= self.config.max_attempts:
+                self._log_now([lost, f"--- not started again: that was attempt {job['attempts']} of "
+                                     f"HITL_JOB_MAX_ATTEMPTS ({self.config.max_attempts})"])
                 self._end("failed", "worker_lost", f"its worker died during each of its {job['attempts']} "
                                                    f"attempts (HITL_JOB_MAX_ATTEMPTS); look at the log")
                 return "failed: too many attempts"
@@ -298,6 +303,7 @@ class JobRunner:
             if back is None:
                 return "skipped: changed meanwhile"
             jobs._run_queued(st, back, "its worker died; started again")  # the run too (run.queued)
+            self.lost_note = lost  # at the top of the next attempt's log
             job = back
         if job["status"] != "queued":
             return f"skipped: {job['status']}"
@@ -372,8 +378,6 @@ class JobRunner:
         start_note = self._check_jobdir(job, jobdir)
         jobdir.mkdir(parents=True, exist_ok=True, mode=0o700)
         (jobdir / STARTED_MARK).touch()
-        log_dir = data_dir / "job-logs"
-        log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         cmd, capped = build_command(job, config, jobdir)
         # The run's finish reason is the crawl's to write; one left by an earlier attempt
         # must not be read as this one's.
@@ -384,12 +388,14 @@ class JobRunner:
                   f"({time.strftime('%Y-%m-%d %H:%M:%S %Z')}): scrapy crawl {job['spider']} in {folder}")
         # The child writes straight into the log file, which this worker tails: a crawl whose
         # worker was killed keeps a working stdout while it stops gracefully.
-        self.log_path = log_path = log_dir / f"job-{self.job_id}.log"
-        with open(log_path, "ab", opener=lambda p, f: os.open(p, f, 0o600)) as out:
-            out.write(f"{header}\n".encode())
+        self.log_path = log_path = self._log_file()
+        with open(log_path, "ab", opener=_private) as out:
+            for line in (self.lost_note, header):
+                if line:
+                    out.write(f"{line}\n".encode())
+                    self._line(line)
             out.flush()
             self.log_offset = out.tell()
-            self._line(header)
             if start_note:
                 self._line(start_note)
             try:
@@ -557,6 +563,20 @@ class JobRunner:
             if raw or not final:
                 self._line(raw.decode("utf-8", "replace").rstrip("\r"))
 
+    def _log_file(self) -> Path:
+        """The job's whole log on this worker: ``<HITL_DATA_DIR>/job-logs/job-<id>.log``."""
+        log_dir = Path(self.state.config.data_dir) / "job-logs"
+        log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return log_dir / f"job-{self.job_id}.log"
+
+    def _log_now(self, lines: list[str]) -> None:
+        """Lines of the runner's own, outside an attempt: into the log file and Redis now."""
+        with open(self._log_file(), "ab", opener=_private) as out:
+            out.write("".join(f"{line}\n" for line in lines).encode())
+        with self.buffer_lock:
+            self.buffer.extend(lines)
+        self._flush()
+
     def _note(self, line: str) -> None:
         """A line of the runner's own (a stop), into the log file the child writes too."""
         with open(self.log_path, "ab") as out:
@@ -578,6 +598,10 @@ class JobRunner:
                 jobs.append_log(self.state.redis, self.job_id, lines)
             except Exception:  # Redis down: the log file in the data dir still has them
                 logger.warning("Job %(id)s: %(n)s log line(s) not sent to Redis", {"id": self.job_id, "n": len(lines)})
+
+
+def _private(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)
 
 
 def _text(value: Any) -> str:

@@ -212,6 +212,10 @@ def test_a_killed_or_drained_worker_job_runs_again_and_delivers_every_item_once(
     assert (done["status"], done["attempts"]) == ("finished", 3), done
     log = log_of(state, job["id"])
     assert "attempt 2" in log and "attempt 3" in log
+    # Why each attempt ended is in the log: the killed worker's attempt by the next runner's
+    # line, right above the next attempt's header; the drained one by the runner that stopped it.
+    lost = "--- attempt 1 ended without its worker: the worker stopped (killed or crashed)"
+    assert log.index(lost) < log.index("--- job %d attempt 2" % job["id"]), log[-3000:]
     urls = [i["detail_url"] for i in items(feed)]
     assert len(urls) == 60 and len(set(urls)) == 60, (len(first), len(urls), len(set(urls)))
     with redis.Redis.from_url(hitl_env["HITL_REDIS_URL"]) as r:

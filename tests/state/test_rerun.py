@@ -334,3 +334,24 @@ def test_a_resolve_that_lands_as_the_crawl_exits_leaves_the_run_queued_not_faile
     assert "Spider closed (hitl_paused)" in "\n".join(jobs.log_tail(state.redis, job["id"], 100))
     assert jobs.get(state.db, job["id"])["status"] == "queued"
     assert runs.get_run(state.db, job["run_id"])["status"] == "queued"
+
+
+def test_a_job_whose_worker_died_too_often_fails_and_its_log_says_why(state, project):
+    """A job found still running (its worker died mid-crawl) at its last allowed attempt is not
+    started again: it ends failed (worker_lost), and `hitl jobs log` says which attempt ended
+    without its worker and why there is no next one."""
+    from hitl_console.jobs.config import JobsConfig
+    from hitl_console.jobs.runner import JobRunner
+
+    job = jobs.create(state, project="shop", spider="shop", args={}, enqueue=False)
+    jobs.transition(state, job["id"], "running", attempts=1)  # as the dead worker's runner left it
+
+    result = JobRunner(state, JobsConfig(heartbeat=0.5, max_attempts=1), job["id"]).run()
+
+    assert result == "failed: too many attempts"
+    done = jobs.get(state.db, job["id"])
+    assert (done["status"], done["reason"]) == ("failed", "worker_lost"), done
+    log = jobs.read_log(state.redis, job["id"])[0]
+    assert log == ["--- attempt 1 ended without its worker: the worker stopped (killed or crashed) before "
+                   "the crawl did (worker_lost)",
+                   "--- not started again: that was attempt 1 of HITL_JOB_MAX_ATTEMPTS (1)"]
