@@ -43,7 +43,7 @@ from re import _parser as _sre_parser  # type: ignore[attr-defined]
 from typing import Any
 from urllib.parse import urlsplit
 
-from ahocorasick_rs import BytesAhoCorasick
+from ahocorasick_rs import MATCHKIND_LEFTMOST_FIRST, BytesAhoCorasick
 
 from scrapy_hitl.signatures import (
     DEFAULT_SIGNATURES,
@@ -479,8 +479,12 @@ class _Screen:
         self.literals = literals
         # Aho-Corasick: all the literals in one pass over the body (ahocorasick-rs, Rust),
         # instead of one substring search per literal: ~4 µs for a 1 KB page and 38 literals,
-        # against ~16 µs, and the gap grows with the page.
-        self._any_literal = BytesAhoCorasick([lit.encode("ascii") for lit in literals]) if literals else None
+        # against ~16 µs, and the gap grows with the page. Leftmost-first: only whether some
+        # literal occurs matters, and a body has a leftmost-first match exactly when it has
+        # any; that search runs the crate's prefilters (0.8 µs for a 1 KB page and 44
+        # literals, against 2.2 µs for the standard, overlapping search).
+        self._any_literal = (BytesAhoCorasick([lit.encode("ascii") for lit in literals],
+                                              matchkind=MATCHKIND_LEFTMOST_FIRST) if literals else None)
 
     @classmethod
     def of(cls, matchers: Sequence[_Matcher]) -> _Screen | None:

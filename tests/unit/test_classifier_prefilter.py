@@ -185,3 +185,24 @@ def test_joined_patterns_find_what_any_of_them_finds(patterns, searches):
     assert len(joined) == searches
     for text in _TEXTS:
         assert any(p.search(text) for p in joined) == any(p.search(text) for p in compiled), text
+
+
+def test_the_literal_screen_finds_a_literal_wherever_one_occurs():
+    """The screen searches leftmost-first (the fast search): a body holds a match exactly when
+    it holds any literal, also where literals overlap, nest or share a start."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from scrapy_hitl.classifier import _Screen
+
+    literals = ("captcha", "captcha-delivery", "delivery", "_incapsula_resource", "pcha-d", "incap")
+    screen = _Screen((), (), (), (), literals)
+    pieces = st.sampled_from([*literals, "capt", "cha", "-", "deliver", "x", "incapsul", " ", "a_resource"])
+
+    @settings(max_examples=500, deadline=None)
+    @given(st.lists(pieces, max_size=8).map("".join))
+    def check(body: str) -> None:
+        found = screen._any_literal.find_matches_as_indexes(body.encode())
+        assert bool(found) == any(lit in body for lit in literals)
+
+    check()
