@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
@@ -26,7 +27,7 @@ from sandbox import pages as sandbox_pages
 from sandbox.control import SANDBOX_DIR
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Callable, Iterator, Mapping
     from email.message import Message
     from pathlib import Path
 
@@ -618,13 +619,38 @@ def test_the_url_line_is_read_however_the_server_writes_it(tmp_path: Path) -> No
 
 def test_a_silent_start_shows_where_the_server_stood(tmp_path: Path) -> None:
     # A server that never prints its URL (here: stuck at interpreter start-up) is stopped, and
-    # the error carries its stack, not an empty stderr.
+    # the error carries its stack, not an empty stderr. The SIGABRT leaves no core file in
+    # projects/sandbox (its working directory), also where cores are on (`ulimit -c unlimited`,
+    # as in many containers).
     (tmp_path / "sitecustomize.py").write_text("import time\ntime.sleep(120)  # stuck_here\n")
     server = SandboxServer(env={"PYTHONPATH": str(tmp_path)}, startup_timeout=1)
-    with pytest.raises(SandboxStartError, match="printed no SANDBOX_URL= line") as failed:
+    with _cores_on() as new_cores, pytest.raises(SandboxStartError, match="printed no SANDBOX_URL= line") as failed:
         server.start()
     assert "sitecustomize.py\", line 2" in str(failed.value)
     assert server.process is not None and server.process.poll() is not None
+    assert new_cores() == []
+
+
+@contextlib.contextmanager
+def _cores_on() -> Iterator[Callable[[], list[str]]]:
+    """Core files allowed for the processes started inside (the soft limit raised to the hard
+    one); yields what lists the core files that appeared in SANDBOX_DIR meanwhile, and removes
+    them. Where no core file could land there (a hard limit of 0, or a core_pattern that pipes
+    to a collector or names another directory), the list is empty and nothing is checked."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+    before = {p.name for p in SANDBOX_DIR.iterdir()}
+    found: list[str] = []
+    resource.setrlimit(resource.RLIMIT_CORE, (hard, hard))
+    try:
+        yield lambda: found
+    finally:
+        resource.setrlimit(resource.RLIMIT_CORE, (soft, hard))
+        for path in SANDBOX_DIR.iterdir():
+            if path.name not in before and path.name.startswith("core"):
+                found.append(path.name)
+                path.unlink()
 
 
 # -- throughput (reported, not asserted) ----------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -106,8 +107,14 @@ class SandboxServer:
             time.sleep(0.02)
 
     def _dump_stacks(self) -> None:
-        """SIGABRT a silent server: faulthandler writes every thread's stack to its stderr."""
+        """SIGABRT a silent server: faulthandler writes every thread's stack to its stderr.
+        Its core-file limit goes to 0 first: after the stacks, the abort would dump core, which
+        with ``ulimit -c unlimited`` (many containers) is a file of several MB in its working
+        directory, projects/sandbox."""
         assert self.process is not None
+        # OSError: it has exited meanwhile; AttributeError: no prlimit (not Linux)
+        with contextlib.suppress(OSError, AttributeError):
+            resource.prlimit(self.process.pid, resource.RLIMIT_CORE, (0, 0))
         with contextlib.suppress(ProcessLookupError):
             self.process.send_signal(signal.SIGABRT)
         with contextlib.suppress(subprocess.TimeoutExpired):
