@@ -267,6 +267,11 @@ class JobRunner:
                 return f"skipped: {now['status']} meanwhile"
             return self._run(now)
         finally:
+            if self.lost_note:  # its worker died, and no attempt followed (cancelled, failed): say so
+                try:
+                    self._log_now([self.lost_note])
+                except OSError as exc:
+                    logger.warning("Job %(id)s: could not write its log: %(exc)s", {"id": self.job_id, "exc": exc})
             if self.state.redis.get(lease_key(self.job_id)) in (self.token, self.token.encode()):
                 self.state.redis.delete(lease_key(self.job_id))
 
@@ -394,6 +399,7 @@ class JobRunner:
                 if line:
                     out.write(f"{line}\n".encode())
                     self._line(line)
+            self.lost_note = None  # written: above this attempt's header
             out.flush()
             self.log_offset = out.tell()
             if start_note:

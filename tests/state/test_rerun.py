@@ -355,3 +355,21 @@ def test_a_job_whose_worker_died_too_often_fails_and_its_log_says_why(state, pro
     assert log == ["--- attempt 1 ended without its worker: the worker stopped (killed or crashed) before "
                    "the crawl did (worker_lost)",
                    "--- not started again: that was attempt 1 of HITL_JOB_MAX_ATTEMPTS (1)"]
+
+
+def test_a_job_whose_worker_died_then_is_cancelled_says_in_its_log_how_the_attempt_ended(state, project):
+    """Found still running (its worker died mid-crawl) but cancelled meanwhile: no attempt
+    follows, and the log still says that the last one ended without its worker."""
+    from hitl_console.jobs.config import JobsConfig
+    from hitl_console.jobs.runner import JobRunner
+
+    job = jobs.create(state, project="shop", spider="shop", args={}, enqueue=False)
+    jobs.transition(state, job["id"], "running", attempts=1)  # as the dead worker's runner left it
+    state.redis.set(jobs.cancel_key(job["id"]), "someone")  # asked while that worker was dying
+
+    assert JobRunner(state, JobsConfig(heartbeat=0.5), job["id"]).run() == "cancelled"
+
+    assert jobs.get(state.db, job["id"])["status"] == "cancelled"
+    assert jobs.read_log(state.redis, job["id"])[0] == [
+        "--- attempt 1 ended without its worker: the worker stopped (killed or crashed) before the crawl did "
+        "(worker_lost)"]
