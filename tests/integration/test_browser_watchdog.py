@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import psutil
@@ -26,9 +27,10 @@ pytestmark = pytest.mark.browser
 ROUNDS = 6  # at these delays most rounds hang without the watchdog (2 to 11 of 12, measured)
 
 
-def browser_processes() -> set[psutil.Process]:
-    """The browsers themselves (not their zygotes or renderers) among this process's
-    children: the ones Playwright talks to over a pipe."""
+def browser_processes(marker: str) -> set[psutil.Process]:
+    """The browser launched with the argument ``marker`` (not its zygotes or renderers, which
+    inherit no such argument) among this process's children: the one Playwright talks to
+    over a pipe."""
     found = set()
     for child in psutil.Process().children(recursive=True):
         try:
@@ -38,7 +40,8 @@ def browser_processes() -> set[psutil.Process]:
         except psutil.Error:
             continue
         if "--remote-debugging-pipe" in cmdline and not any(a.startswith("--type=") for a in cmdline):
-            found.add(child)
+            if marker in cmdline:
+                found.add(child)
     return found
 
 
@@ -65,13 +68,16 @@ def test_a_call_left_waiting_by_a_killed_browser_ends() -> None:
     async def main() -> None:
         async with async_playwright() as playwright:
             for n in range(ROUNDS):
-                others = browser_processes()  # another test's browser may be open in this worker
-                browser = await playwright.chromium.launch(executable_path=executable, headless=True)
+                # This round's browser, told apart by an argument Chromium ignores: another
+                # test's browser may start or stop in this worker meanwhile.
+                marker = f"--hitl-watchdog-round={uuid.uuid4().hex}"
+                browser = await playwright.chromium.launch(executable_path=executable, headless=True,
+                                                           args=[marker])
                 disconnected = asyncio.Event()
                 browser.on("disconnected", lambda _: disconnected.set())
                 context = await browser.new_context()
                 await context.new_page()  # the browser is fully up
-                (process,) = browser_processes() - others
+                (process,) = browser_processes(marker)
                 call = context.new_page()
                 watched = asyncio.ensure_future(watch(call, lambda: context.browser, grace=0.5,
                                                       timeout=None, url=f"round {n}"))
