@@ -53,6 +53,17 @@ class Judgement:
     artifacts: dict[str, tuple[str, bytes]] | None = None
 
 
+def record_failed_download(rt: HitlRuntime, request: Request, *, status: int, reason: str) -> None:
+    """A download that ended in an error, not a response to judge: a resumed request is marked
+    done (failed), so it is not parked again at close to fail the same way in every later
+    run, and the domain's counters see a failure."""
+    park_id = request.meta.get("hitl_park_id")
+    if park_id:
+        rt.errored_resumed.add(park_id)
+    rt.record(request_domain(request), engine=request.meta.get("hitl_tier", "static"), ok=False,
+              status=status, reason=reason)
+
+
 def _pattern(request: Request) -> str:
     """The request's page template: the escalation plan's, else computed (a forced tier)."""
     plan = request.meta.get("hitl_escalation")
@@ -283,9 +294,5 @@ class HitlBlockMiddleware:
         # the resumed ones so a final failure is not mistaken for "still to do" at close.
         if isinstance(exception, RequestParked):
             return None
-        park_id = request.meta.get("hitl_park_id")
-        if park_id:
-            self.rt.errored_resumed.add(park_id)
-        self.rt.record(request_domain(request), engine=request.meta.get("hitl_tier", "static"),
-                       ok=False, status=0, reason="network_error")
+        record_failed_download(self.rt, request, status=0, reason="network_error")
         return None

@@ -43,10 +43,6 @@ class HitlHttpCompressionMiddleware(HttpCompressionMiddleware):
         rt = getattr(self._hitl_crawler, "_hitl_runtime", None)
         if rt is None or request.meta.get("dont_hitl"):
             return
-        from scrapy_hitl.runtime import request_domain
+        from scrapy_hitl.middlewares.blocks import record_failed_download
 
-        park_id = request.meta.get("hitl_park_id")
-        if park_id:
-            rt.errored_resumed.add(park_id)
-        rt.record(request_domain(request), engine=request.meta.get("hitl_tier", "static"), ok=False,
-                  status=response.status, reason="decompression_failed")
+        record_failed_download(rt, request, status=response.status, reason="decompression_failed")
