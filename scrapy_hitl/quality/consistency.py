@@ -123,7 +123,7 @@ class RunConsistency:
         self.min_samples = min_samples
         self.outlier_z = outlier_z
         self._fields: dict[str, dict[str, _Field]] = {}
-        self._random = random.Random(seed)
+        self._random = random.Random(seed).random  # in C: randrange() is Python, 4x the time
 
     def check(self, item_type: str, data: Mapping[str, Any]) -> list[dict[str, Any]]:
         """The failing checks of one item (``{"check", "field", "message"}``).
@@ -204,7 +204,7 @@ class RunConsistency:
         if len(f.nums) < RESERVOIR:
             f.nums.append(x)
         else:  # algorithm R: each of the n values seen so far is kept with probability k/n
-            j = self._random.randrange(f.num_n)
+            j = int(self._random() * f.num_n)  # uniform in [0, n): n is far below 2**53
             if j < RESERVOIR:
                 f.nums[j] = x
 

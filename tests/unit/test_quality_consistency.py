@@ -128,3 +128,16 @@ def test_rules():
     failed = check_rules(rules, {"price": 0})
     assert [(f["rule"], f["message"]) for f in failed] == [
         ("positive", "positive is false"), ("has sku", "has sku: KeyError: 'sku'")]
+
+
+def test_the_reservoir_is_a_uniform_sample_of_every_value_seen():
+    # Algorithm R keeps each of the n values seen with probability RESERVOIR / n: over values
+    # 0..n-1 in order, each quarter of the range holds about a quarter of the reservoir (a
+    # sample biased to the first or the latest values would not).
+    tracker = RunConsistency(min_samples=20, seed=3)
+    n = 40 * RESERVOIR
+    learn(tracker, [float(i) for i in range(n)])
+    kept = tracker._fields["Product"]["price"].nums
+    quarters = [sum(1 for v in kept if q * n / 4 <= v < (q + 1) * n / 4) for q in range(4)]
+    assert len(kept) == RESERVOIR
+    assert all(abs(count - RESERVOIR / 4) < RESERVOIR / 8 for count in quarters), quarters
