@@ -7,7 +7,14 @@ import statistics
 import pytest
 
 from scrapy_hitl.quality.consistency import (
+    _DIGITS,
+    _MAX_CACHED_SHAPES,
+    _SHAPE_TABLE,
+    _SHAPES,
+    _WORDS,
+    LONG,
     RESERVOIR,
+    SHORT,
     RunConsistency,
     as_number,
     check_rules,
@@ -41,6 +48,39 @@ def test_median_is_statistics_median(values):
 ])
 def test_shape(value, expected):
     assert shape(value) == expected
+    assert shape(value) == expected  # again: from the cache of translated values
+
+
+def _uncached_shape(value: str) -> str:
+    if len(value) > SHORT:
+        return LONG
+    return _DIGITS.sub("9", _WORDS.sub("a", value.strip().translate(_SHAPE_TABLE)))
+
+
+def test_the_shape_cache_gives_what_the_substitutions_give():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    # letters, digits, separators and spaces, in runs: the shapes' cases (and values that
+    # translate alike, "ab 12" and "xy 34", share a cache entry)
+    pieces = st.sampled_from(["a", "Zx", "é", "1", "42", ",", ".", "-", " ", "\t", "£", "://", "x" * 39])
+
+    @settings(max_examples=500, deadline=None)
+    @given(st.lists(pieces, max_size=10).map("".join))
+    def check(value: str) -> None:
+        assert shape(value) == _uncached_shape(value)
+        tracker = RunConsistency(min_samples=1)
+        tracker.check("T", {"f": value})
+        if value and value.strip() and not (value.isdigit() and value.isascii()):
+            assert list(tracker._fields["T"]["f"].shapes or {}) in ([_uncached_shape(value)], [])
+
+    check()
+
+
+def test_the_shape_cache_is_bounded():
+    for n in range(_MAX_CACHED_SHAPES + 10):
+        shape(format(n, "013b").replace("0", "x").replace("1", "-"))  # each translates apart
+    assert 0 < len(_SHAPES) <= _MAX_CACHED_SHAPES
 
 
 @pytest.mark.parametrize(("value", "expected"), [
