@@ -95,16 +95,13 @@ class HitlQualityPipeline:
         breakdown, failing = score.parts, score.failing
         if not failing and breakdown == _CLEAN_PARTS:  # a clean item: the rows share one of each
             breakdown, failing = _CLEAN_PARTS, _NO_CHECKS
-        row = {
-            "run_id": self.rt.run_id if self.rt.managed else None, "spider": self.rt.spider_name,
-            "item_type": type_name, "url": source.url if source else "", "status": status,
-            "score": score.confidence, "breakdown": breakdown, "failing": failing,
-            "data": items_service.dumps(data),  # a snapshot: later pipelines may change the item
-        }
         evidence = None
         if status != DELIVERED and source is not None and source.response is not None:
             evidence = self._evidence(source)
-        self.writer.add(row, evidence)
+        # items_service.ROW_FIELDS; data: a snapshot, later pipelines may change the item
+        self.writer.add((self.rt.run_id if self.rt.managed else None, self.rt.spider_name, type_name,
+                         source.url if source else "", status, score.confidence, breakdown, failing,
+                         items_service.dumps(data), evidence[0] if evidence is not None else None), evidence)
         if status == PENDING_REVIEW:
             self.held += 1
             self.late.held()

@@ -38,7 +38,7 @@ class ItemWriter:
         self.interval = interval
         self.review_timeout = review_timeout
         self.timeout_action = timeout_action
-        self.rows: list[dict[str, Any]] = []
+        self.rows: list[tuple[Any, ...]] = []  # items_service.ROW_FIELDS
         self.evidence: dict[Any, dict[str, Any]] = {}
         self.written = 0
         self._flushing: Deferred[Any] | None = None
@@ -48,11 +48,11 @@ class ItemWriter:
         self._loop = task.LoopingCall(self.flush)
         self._loop.start(self.interval, now=False)
 
-    def add(self, row: dict[str, Any], evidence: tuple[Any, dict[str, Any]] | None = None) -> None:
+    def add(self, row: tuple[Any, ...], evidence: tuple[Any, dict[str, Any]] | None = None) -> None:
+        """``row``: ``items_service.ROW_FIELDS``; its ``evidence_key`` is ``evidence``'s key."""
         if evidence is not None:
             key, ev = evidence
             self.evidence.setdefault(key, ev)
-            row["evidence_key"] = key
         self.rows.append(row)
         if len(self.rows) >= BATCH and self._flushing is None:
             self.flush()
@@ -106,8 +106,8 @@ class ItemWriter:
         path = self.rt.config.data_dir / f"unsaved-items-{self.rt.run_id}.jsonl"
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # the data dir
         with path.open("a", encoding="utf-8") as fh:
-            for row in self.rows:
-                row = {k: v for k, v in row.items() if k != "evidence_key"}
+            for values in self.rows:
+                row = dict(zip(items_service.ROW_FIELDS[:-1], values))  # without the evidence key
                 fh.write(json.dumps(row, default=str, ensure_ascii=False) + "\n")
         logger.error("%d scored items could not be stored; they are in %s", len(self.rows), path,
                      extra={"spider": self.rt.spider})

@@ -7,7 +7,8 @@ lookups), and SQLite's driver releases and retakes the GIL around every row of a
 ``executemany``: each retake makes the reactor thread hand the GIL over, so a batch of 1,000
 rows meant 1,000 interruptions of the crawl. Here a chunk of rows is one statement, ``INSERT
 INTO t (a, b) VALUES (?, ?), (?, ?), ...``, with all its values as parameters: one driver
-call and one GIL hand-over per chunk, and per row only a tuple. Chunks come in a few fixed
+call and one GIL hand-over per chunk. The values are handled column by column
+(``insert_columns``), so what is done per row happens in C. Chunks come in a few fixed
 sizes, so each size's statement is compiled once per connection (the driver caches it).
 They are at most 64 rows: SQLite compiles an INSERT at ~26,000 instructions per row of
 VALUES, so the sizes a process meets cost it at most 127 rows' worth (3.3 M instructions,
@@ -17,8 +18,9 @@ rows instead of per 500), under 1 % of what SQLite spends inserting the row.
 
 Values are converted by the columns' own SQLAlchemy bind processors (JSON, booleans, dates
 on SQLite; ``psycopg.Json`` on PostgreSQL), so what is stored is exactly what
-``insert(table)`` would have stored. A value that is the same object as the one above it in
-its column (a batch's timestamp, its run id) is converted once. Python-side column defaults
+``insert(table)`` would have stored. A column holding one object in every row (a batch's
+timestamp, its run id) is converted once, and elsewhere a value that is the same object as
+the one above it. Python-side column defaults
 are not applied: the caller names every column that has one, or that is NOT NULL without a
 server default (checked, once per table and column list).
 """
@@ -26,7 +28,8 @@ server default (checked, once per table and column list).
 from __future__ import annotations
 
 import sqlite3
-from operator import itemgetter
+from itertools import chain, repeat
+from operator import is_
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert
@@ -48,52 +51,70 @@ def insert_rows(connection: Connection, table: Table, columns: Sequence[str],
                 rows: Sequence[Sequence[Any]]) -> None:
     """INSERT ``rows`` (tuples of Python values in ``columns`` order) into ``table``, in the
     connection's current transaction."""
-    if not rows:
+    if rows:
+        insert_columns(connection, table, columns, list(zip(*rows)))
+
+
+def insert_columns(connection: Connection, table: Table, columns: Sequence[str],
+                   values: Sequence[Sequence[Any]]) -> None:
+    """INSERT rows given column by column: ``values[i]`` holds every row's value of
+    ``columns[i]`` (all of the same length), in the connection's current transaction.
+
+    Column-wise, the per-row work is C's: a column whose rows all hold the same object (a
+    batch's timestamp, the shared clean breakdown) is converted once, a column that is NULL
+    throughout is written NULL, and each statement's parameters are the columns' slices
+    zipped and chained."""
+    n = len(values[0]) if values else 0
+    if not n:
         return
     dialect = connection.dialect
     placeholder = _PLACEHOLDERS.get(dialect.paramstyle)
     if placeholder is None:  # a driver with named/numeric parameters: SQLAlchemy's own way
-        connection.execute(insert(table), [dict(zip(columns, row)) for row in rows])
+        connection.execute(insert(table), [dict(zip(columns, row)) for row in zip(*values)])
         return
     processors = _processors(table, columns, dialect)
     width = len(columns)
-    per_statement = max(1, min(MAX_ROWS_PER_STATEMENT, _parameter_limit(connection) // width))
-    prep = dialect.identifier_preparer
-    head = (f"INSERT INTO {prep.format_table(table)} ({', '.join(prep.quote(c) for c in columns)}) VALUES ")
-    converted = _Converter(processors)
-    values = [converted(row) for row in rows]
+    converted = [column if proc is None else _convert(column, proc) for column, proc in zip(values, processors)]
     # A column that is NULL in every row is written NULL in the statement instead of bound:
     # SQLite's driver sends each None parameter through its adapter lookup, which fails
     # twice and formats an AttributeError each time (~3,300 instructions per value), and
     # the crawler's clean items have two such columns (no evidence, no review deadline).
-    nulls = frozenset(i for i in range(width) if all(v[i] is None for v in values))
-    bound = [i for i in range(width) if i not in nulls]
+    nulls = frozenset(i for i, column in enumerate(converted) if _all_same(column, None))
+    bound = [converted[i] for i in range(width) if i not in nulls]
+    per_statement = max(1, min(MAX_ROWS_PER_STATEMENT, _parameter_limit(connection) // max(1, len(bound))))
+    prep = dialect.identifier_preparer
+    head = (f"INSERT INTO {prep.format_table(table)} ({', '.join(prep.quote(c) for c in columns)}) VALUES ")
     group = "(" + ", ".join("NULL" if i in nulls else placeholder for i in range(width)) + ")"
-    take = _taker(bound, width)
     statements: dict[int, str] = {}
     start = 0
-    for size in chunk_sizes(len(values), per_statement):
-        chunk = values[start:start + size]
-        start += size
+    for size in chunk_sizes(n, per_statement):
         sql = statements.get(size)
         if sql is None:
             sql = statements[size] = head + ", ".join([group] * size)
-        params: list[Any] = []
-        for row in chunk:
-            params.extend(take(row))
-        connection.exec_driver_sql(sql, tuple(params))
+        end = start + size
+        connection.exec_driver_sql(sql, tuple(chain.from_iterable(zip(*[c[start:end] for c in bound]))))
+        start = end
 
 
-def _taker(indexes: list[int], width: int) -> Callable[[Sequence[Any]], Sequence[Any]]:
-    """A function giving the values of a row at ``indexes`` (all of them: the row itself)."""
-    if len(indexes) == width:
-        return lambda row: row
-    if len(indexes) == 1:
-        (only,) = indexes
-        return lambda row: (row[only],)
-    if not indexes:
-        return lambda row: ()
-    return itemgetter(*indexes)  # a tuple, in C
+def _all_same(column: Sequence[Any], value: Any) -> bool:
+    """Whether every value of ``column`` is the object ``value`` (in C: no Python per row)."""
+    return all(map(is_, column, repeat(value, len(column))))
+
+
+def _convert(column: Sequence[Any], proc: Callable[[Any], Any]) -> Sequence[Any]:
+    """``column`` through its bind processor: once for a column of one object, else once per
+    run of rows holding the same object."""
+    first = column[0]
+    if _all_same(column, first):
+        return [proc(first)] * len(column)
+    out = []
+    last_in: Any = _UNSET
+    last_out: Any = None
+    for value in column:
+        if value is not last_in:
+            last_in, last_out = value, proc(value)
+        out.append(last_out)
+    return out
 
 
 def chunk_sizes(total: int, limit: int) -> list[int]:
@@ -110,29 +131,6 @@ def chunk_sizes(total: int, limit: int) -> list[int]:
         sizes.append(size)
         total -= size
     return sizes
-
-
-class _Converter:
-    """Apply each column's bind processor, reusing the result for a value that is the very
-    object the previous row had in that column. Runs for every row of every batch: only the
-    columns that have a processor are visited."""
-
-    def __init__(self, processors: Sequence[Callable[[Any], Any] | None]) -> None:
-        self.columns = [(i, proc) for i, proc in enumerate(processors) if proc is not None]
-        self.last_in: list[Any] = [_UNSET] * len(processors)
-        self.last_out: list[Any] = [None] * len(processors)
-
-    def __call__(self, row: Sequence[Any]) -> list[Any]:
-        out = list(row)
-        last_in, last_out = self.last_in, self.last_out
-        for i, proc in self.columns:
-            value = out[i]
-            if value is last_in[i]:
-                out[i] = last_out[i]
-            else:
-                last_in[i] = value
-                out[i] = last_out[i] = proc(value)
-        return out
 
 
 _UNSET = object()

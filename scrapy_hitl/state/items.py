@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from collections import Counter
 from datetime import datetime, timedelta
 from json.encoder import encode_basestring
 from typing import TYPE_CHECKING, Any
@@ -89,9 +90,23 @@ def dumps(data: Any) -> str:
 
 
 # --- the crawler's side -------------------------------------------------------------------------
+# One scored item as the quality pipeline hands it to ``record``: a tuple in this order, built
+# once per item on the reactor thread and read column by column on the I/O thread.
+ROW_FIELDS = ("run_id", "spider", "item_type", "url", "status", "score", "breakdown", "failing", "data",
+              "evidence_key")
+
+
+def scored_row(*, status: str, data: Any, run_id: str | None = None, spider: str = "", item_type: str = "",
+               url: str = "", score: float = 1.0, breakdown: dict[str, Any] | None = None,
+               failing: list[dict[str, Any]] | None = None, evidence_key: Any = None) -> tuple[Any, ...]:
+    """A ``ROW_FIELDS`` tuple, by name (``data``: a dict, or its JSON text as ``dumps`` makes it)."""
+    return (run_id, spider, item_type, url, status, score, breakdown or _NONE, failing or _NO_CHECKS,
+            data if isinstance(data, str) else dumps(data), evidence_key)
+
+
 def record(
     db: Database,
-    rows: list[dict[str, Any]],
+    rows: list[tuple[Any, ...]] | list[dict[str, Any]],
     evidence: Mapping[Any, Mapping[str, Any]] | None = None,
     *,
     review_timeout: float = 86400,
@@ -99,43 +114,45 @@ def record(
 ) -> dict[str, int]:
     """Store a batch of scored items (I/O thread). Returns how many of each status.
 
-    ``rows``: ``run_id, spider, item_type, url, status, score, breakdown, failing, data`` (a
-    dict, or its JSON text as ``dumps`` makes it) and
-    optionally ``evidence_key``, a key of ``evidence`` (``kind, content_type, url, tier,
-    data, size``): the page, stored once for all the rows that name it.
+    ``rows``: ``ROW_FIELDS`` tuples (``scored_row``), or dicts with those keys (the ones
+    ``scored_row`` has defaults for may be left out). ``evidence_key``, when set, is a key of
+    ``evidence`` (``kind, content_type, url, tier, data, size``): the page, stored once for
+    all the rows that name it.
     """
+    if not rows:
+        return {}
+    if isinstance(rows[0], dict):
+        rows = [scored_row(**row) for row in rows]  # type: ignore[arg-type]
     now = utcnow()
+    n = len(rows)
+    run_ids, spiders, item_types, urls, statuses, scores, breakdowns, failings, datas, keys = zip(*rows)
+    counts = dict(Counter(statuses))
     deadline = now + timedelta(seconds=review_timeout)
-    counts: dict[str, int] = {}
     with db.begin() as conn:
         evidence_ids: dict[Any, int] = {}
-        run_of = {row.get("evidence_key"): row.get("run_id") for row in rows if row.get("evidence_key")}
-        for key, ev in (evidence or {}).items():
-            if key not in run_of:
-                continue
-            raw = ev["data"]
-            compress = not str(ev["content_type"]).startswith(_STORED_AS_IS)
-            evidence_ids[key] = conn.execute(insert(_EVIDENCE).values(
-                run_id=run_of[key], url=ev.get("url", ""), kind=ev.get("kind", "body"),
-                tier=ev.get("tier", "static"), content_type=ev["content_type"],
-                encoding="gzip" if compress else "identity", size=ev.get("size", len(raw)),
-                data=gzip.compress(raw, compresslevel=6) if compress else raw, created_at=now,
-            ).returning(_EVIDENCE.c.id)).scalar_one()
-        values = []
-        # One object for every row without failing checks (and for every clean item's
-        # breakdown, shared by the pipeline): bulk.insert_rows converts a column's value to
-        # JSON once for a run of rows holding the same object.
-        for row in rows:
-            status = row["status"]
-            counts[status] = counts.get(status, 0) + 1
-            data = row["data"]
-            values.append((
-                row.get("run_id"), row.get("spider", ""), row.get("item_type", ""), row.get("url", ""), status,
-                DELIVERABLE[status], row.get("score", 1.0), row.get("breakdown") or _NONE, row.get("failing") or _NO_CHECKS,
-                evidence_ids.get(row.get("evidence_key")), data if isinstance(data, str) else dumps(data), 1,
-                deadline if status in REVIEW_STATUSES else None, timeout_action, now, now,
-            ))
-        bulk.insert_rows(conn, _ITEMS, _RECORD_COLUMNS, values)
+        if evidence:
+            run_of = {key: run_id for key, run_id in zip(keys, run_ids) if key is not None}
+            for key, ev in evidence.items():
+                if key not in run_of:
+                    continue
+                raw = ev["data"]
+                compress = not str(ev["content_type"]).startswith(_STORED_AS_IS)
+                evidence_ids[key] = conn.execute(insert(_EVIDENCE).values(
+                    run_id=run_of[key], url=ev.get("url", ""), kind=ev.get("kind", "body"),
+                    tier=ev.get("tier", "static"), content_type=ev["content_type"],
+                    encoding="gzip" if compress else "identity", size=ev.get("size", len(raw)),
+                    data=gzip.compress(raw, compresslevel=6) if compress else raw, created_at=now,
+                ).returning(_EVIDENCE.c.id)).scalar_one()
+        # Column by column, in _RECORD_COLUMNS order: bulk.insert_columns converts a column
+        # whose rows share one object (the clean items' breakdown, the batch's timestamps) once.
+        bulk.insert_columns(conn, _ITEMS, _RECORD_COLUMNS, [
+            run_ids, spiders, item_types, urls, statuses, list(map(DELIVERABLE.__getitem__, statuses)), scores,
+            breakdowns, failings, list(map(evidence_ids.get, keys)) if evidence_ids else [None] * n, datas,
+            [1] * n,
+            [deadline if s in REVIEW_STATUSES else None for s in statuses]
+            if not counts.keys().isdisjoint(REVIEW_STATUSES) else [None] * n,
+            [timeout_action] * n, [now] * n, [now] * n,
+        ])
     return counts
 
 

@@ -116,6 +116,29 @@ def test_a_value_shared_by_every_row_is_converted_once(state, run_id, monkeypatc
     assert len({r[COLUMNS.index("review_deadline")] for r in stored(state, run_id)}) == 1
 
 
+def test_a_run_of_rows_sharing_a_value_converts_it_once_per_run(state, run_id, monkeypatch):
+    a, b = {"completeness": 1.0}, {"completeness": 0.5}
+    calls = []
+    real = bulk._processors
+
+    def counting(table, columns, dialect):
+        procs = list(real(table, columns, dialect))
+        i = columns.index("breakdown")
+        inner = procs[i]
+        procs[i] = lambda v: (calls.append(v), inner(v))[1]
+        return procs
+
+    monkeypatch.setattr(bulk, "_processors", counting)
+    rows = values(run_id, 5)
+    shared = [a, a, b, b, a]
+    i = COLUMNS.index("breakdown")
+    rows = [row[:i] + (value,) + row[i + 1:] for row, value in zip(rows, shared)]
+    with state.db.session() as s:
+        bulk.insert_rows(s.connection(), ScrapedItem.__table__, COLUMNS, rows)
+    assert calls == [a, b, a]
+    assert [r[i] for r in stored(state, run_id)] == shared
+
+
 def test_a_column_whose_default_would_be_skipped_must_be_named(state):
     with state.db.session() as s, pytest.raises(ValueError, match="must name version, on_timeout"):
         bulk.insert_rows(s.connection(), ScrapedItem.__table__, [c for c in COLUMNS if c not in ("version", "on_timeout")],

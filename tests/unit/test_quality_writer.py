@@ -11,6 +11,9 @@ from twisted.internet import defer
 
 from scrapy_hitl.quality import writer as writer_module
 from scrapy_hitl.quality.writer import ItemWriter
+from scrapy_hitl.state.items import ROW_FIELDS, scored_row
+
+STATUS, DATA, KEY = (ROW_FIELDS.index(f) for f in ("status", "data", "evidence_key"))
 
 
 class FakeRuntime:
@@ -32,7 +35,7 @@ class FakeRuntime:
         self.calls.append((rows, evidence))
         counts: dict[str, int] = {}
         for r in rows:
-            counts[r["status"]] = counts.get(r["status"], 0) + 1
+            counts[r[STATUS]] = counts.get(r[STATUS], 0) + 1
         return defer.succeed(counts)
 
     def emit(self, type_, payload):
@@ -44,20 +47,20 @@ def make(tmp_path):
     return rt, ItemWriter(rt, interval=1.0, review_timeout=60, timeout_action="drop")  # type: ignore[arg-type]
 
 
-def row(status="delivered", n=0):
-    return {"status": status, "data": json.dumps({"n": n})}
+def row(status="delivered", n=0, key=None):
+    return scored_row(status=status, data=json.dumps({"n": n}), evidence_key=key)
 
 
 def test_rows_are_written_in_one_batch_with_shared_evidence(tmp_path):
     rt, w = make(tmp_path)
     page = {"kind": "body", "content_type": "text/html", "data": b"<p>", "url": "u", "tier": "static", "size": 3}
-    w.add(row("pending_review", 1), ("k", page))
-    w.add(row("optional_review", 2), ("k", page))
+    w.add(row("pending_review", 1, "k"), ("k", page))
+    w.add(row("optional_review", 2, "k"), ("k", page))
     w.add(row())
     w.flush()
     ((rows, evidence),) = rt.calls
-    assert [r["status"] for r in rows] == ["pending_review", "optional_review", "delivered"]
-    assert [r.get("evidence_key") for r in rows] == ["k", "k", None] and list(evidence) == ["k"]
+    assert [r[STATUS] for r in rows] == ["pending_review", "optional_review", "delivered"]
+    assert [r[KEY] for r in rows] == ["k", "k", None] and list(evidence) == ["k"]
     assert rt.events == [("item.review_required", {"pending_review": 1, "optional_review": 1})]
     assert w.rows == [] and w.written == 3
 
@@ -73,18 +76,18 @@ def test_a_full_batch_is_written_at_once(tmp_path, monkeypatch):
 def test_a_failed_write_keeps_the_rows_in_order_for_the_next_one(tmp_path):
     rt, w = make(tmp_path)
     rt.down = True
-    w.add(row(n=1), ("k", {"data": b""}))
+    w.add(row(n=1, key="k"), ("k", {"data": b""}))
     w.flush()
     w.add(row(n=2))
-    assert [json.loads(r["data"])["n"] for r in w.rows] == [1, 2] and "k" in w.evidence
+    assert [json.loads(r[DATA])["n"] for r in w.rows] == [1, 2] and "k" in w.evidence
     rt.down = False
     w.flush()
-    assert [json.loads(r["data"])["n"] for r in rt.calls[0][0]] == [1, 2]
+    assert [json.loads(r[DATA])["n"] for r in rt.calls[0][0]] == [1, 2]
 
 
 def test_rows_that_cannot_be_stored_go_to_a_file(tmp_path):
     rt, w = make(tmp_path)
-    w.add(row("pending_review", 5), ("k", {"data": b""}))
+    w.add(row("pending_review", 5, "k"), ("k", {"data": b""}))
     w._dump()
     dumped = (tmp_path / "unsaved-items-r1.jsonl").read_text().splitlines()
     assert [json.loads(line)["status"] for line in dumped] == ["pending_review"]
