@@ -42,7 +42,7 @@ from scrapy_hitl.classifier import Observation
 from scrapy_hitl.exceptions import CaptchaExpired, RequestAbandoned, RequestParked
 from scrapy_hitl.live import relay
 from scrapy_hitl.live.config import LiveConfig
-from scrapy_hitl.live.screencast import LivePage
+from scrapy_hitl.live.screencast import LivePage, read_settled
 from scrapy_hitl.runtime import HitlRuntime, _open_with_artifacts
 from scrapy_hitl.state import interventions as interventions_service
 from scrapy_hitl.state.parking import ParkEntry
@@ -264,8 +264,7 @@ class LiveHolder:
             return {"ok": False, "error": "closed", "message": "this live page is closing"}
         page = held.page
         try:
-            html = await page.content()
-            url = page.url
+            html, url = await read_settled(page)
         except Exception as exc:
             return {"ok": False, "error": "page_error", "message": f"could not read the page: {exc}"}
         verdict = self.rt.classifier.classify(self._observation(held, url, html))

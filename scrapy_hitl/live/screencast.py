@@ -38,8 +38,34 @@ SPECIAL_KEYS = {
 }  # fmt: skip
 MOUSE_TYPES = {"down": "mousePressed", "up": "mouseReleased", "move": "mouseMoved"}
 BUTTONS = {"left": 1, "right": 2, "middle": 4, "none": 0}
+
 MAX_TEXT = 10_000  # characters of one paste
 INPUT_BLOCK_MS = 500  # XREAD BLOCK for input: input is read at once, this only bounds stopping
+
+
+# A navigation in flight makes Playwright refuse to read the page ("Unable to retrieve content
+# because the page is navigating") or lose the script context ("Execution context was destroyed").
+_NAVIGATING = ("is navigating", "Execution context was destroyed")
+
+
+async def read_settled(page: Any, *, timeout: float = 10.0) -> tuple[str, str]:
+    """The page's HTML and URL once a navigation in flight has settled.
+
+    A reviewer presses Continue as the solved page loads: the held page is still navigating
+    then, and reading it fails. Retry while that is the failure, for up to ``timeout``
+    seconds; any other error is raised at once.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            return await page.content(), page.url
+        except Exception as exc:
+            if not any(marker in str(exc) for marker in _NAVIGATING) or loop.time() >= deadline:
+                raise
+        with contextlib.suppress(Exception):  # the new document, or at most a short wait
+            await page.wait_for_load_state("domcontentloaded", timeout=1000)
+        await asyncio.sleep(0.05)
 
 
 def _num(value: Any, default: float = 0.0, low: float = -1e6, high: float = 1e6) -> float:
