@@ -233,7 +233,8 @@ class BrowserPool:
         self.stats.inc_value("hitl/browser/pages")
         try:
             response = await watch(handler.download_request(request), lambda: _browser_of(handler, meta),
-                                   grace=_GONE_GRACE, timeout=meta.get("download_timeout"), url=request.url)
+                                   grace=_GONE_GRACE, timeout=meta.get("download_timeout"), url=request.url,
+                                   started_in=getattr(handler, "browser", None))
         except BaseException as exc:
             wrapper = _context_wrapper(handler, meta)
             if gen not in slot.contexts and wrapper is not None:

@@ -42,7 +42,7 @@ class BrowserGone(Exception):
 
 
 async def watch(download: Awaitable[Any], browser_of: Callable[[], Any], *, grace: float,
-                timeout: float | None, url: str = "") -> Any:
+                timeout: float | None, url: str = "", started_in: Any = None) -> Any:
     """Await ``download``, failing it once ``browser_of()``'s browser has been gone for
     ``grace`` seconds, or once ``timeout`` seconds have passed (None: no limit).
 
@@ -50,11 +50,15 @@ async def watch(download: Awaitable[Any], browser_of: Callable[[], Any], *, grac
     None while that is not known (before its context exists, after a crash has cleared it),
     or :data:`RELAUNCHING` while a browser is being launched: the time that takes is not
     counted, as the download may be waiting for that browser.
+
+    ``started_in`` is the browser the download starts in, counted until ``browser_of`` sees
+    one: a crash within the first look's ``_POLL`` can clear the download's context before
+    it was ever seen, and the download then waited out the whole ``timeout`` (180 s).
     """
     task = asyncio.ensure_future(download)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout if timeout else None
-    browser: Any = None  # the last browser the download was seen using
+    browser: Any = started_in  # the last browser the download was seen using
     gone_since: float | None = None
     try:
         while True:

@@ -114,6 +114,26 @@ def test_a_download_that_left_its_dead_browser_within_the_grace_is_left_alone(th
     assert run(download, browser_of, grace=0.1) == "response"
 
 
+@pytest.mark.parametrize("then", [None, RELAUNCHING], ids=["never seen", "a launch, then never seen"])
+def test_a_download_whose_browser_died_before_the_first_look_fails_as_a_crash(then) -> None:
+    # Its context was made and cleared by the crash within the first poll: browser_of never
+    # sees a browser, and the browser it started in is the one that counts.
+    seen = iter([then])
+    with pytest.raises(BrowserGone):
+        run(never, lambda: next(seen, None), started_in=Browser(connected=False), timeout=5)
+
+
+def test_a_download_that_started_in_a_dead_browser_and_moved_on_is_left_alone() -> None:
+    # scrapy-playwright relaunched and retried it in a new browser, within the grace.
+    seen = iter([None, RELAUNCHING, Browser()])
+
+    async def download():
+        await asyncio.sleep(0.4)  # longer than the grace
+        return "response"
+
+    assert run(download, lambda: next(seen, Browser()), started_in=Browser(connected=False), grace=0.1) == "response"
+
+
 def test_a_dead_browser_counts_again_once_another_launch_is_over() -> None:
     # Another request's launch only holds the count: a call left waiting on the dead
     # browser still fails once the launch is over.
