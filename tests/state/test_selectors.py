@@ -138,12 +138,16 @@ def test_a_first_declaration_published_meanwhile_is_merged_into(state, backend):
 
 
 def _until_a_statement_waits_for_a_lock(db):
-    """PostgreSQL: until another connection's statement waits for a lock (at most 30 s)."""
+    """PostgreSQL: until another connection's statement waits for a lock (at most 30 s).
+
+    Each look is its own transaction: pg_stat_activity is read once per transaction, so
+    looking again in the same one sees the same rows, and a wait that began after the first
+    look was never seen (the whole 30 s went by whenever the other thread started late)."""
     import time
 
     from sqlalchemy import text
 
-    with db.engine.connect() as watch:
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watch:
         for _ in range(3000):
             if watch.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
                                  "AND datname = current_database()")):

@@ -104,7 +104,8 @@ def test_a_session_stored_meanwhile_is_replaced_not_an_error(state, backend):
         conn.execute(insert(tables.sessions).values(domain="a.example", name="default", secret=b"x"))
         thread.start()
         if backend == "postgres":  # until our INSERT waits for this one's
-            with state.db.engine.connect() as watch:
+            # AUTOCOMMIT: pg_stat_activity is read once per transaction, each look needs its own
+            with state.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watch:
                 for _ in range(1000):
                     if watch.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
                                          "AND datname = current_database()")):
