@@ -57,6 +57,9 @@ def crawl(hitl_env, fresh_sandbox, tmp_path):
             # Scrapy re-checks an idle spider every 5 s: waiting for a human, and closing
             # after HITL_PAUSE_TIMEOUT, would take that long (tests/support/heartbeat.py).
             "TEST_ENGINE_HEARTBEAT": 0.1,
+            # No person's pause between stealth page loads (1-3 s each): no sandbox here
+            # watches the pace (tests/unit/test_stealth_pacing.py checks it).
+            "HITL_STEALTH_DELAY": "0,0",
         }
         started.append(Crawl(tmp_path, hitl_env, spider=spider,
                              args={"base": (site or fresh_sandbox).url, **(args or {})},
