@@ -58,6 +58,10 @@ class ConsoleConfig:
     secure_cookies: bool = False  # Secure flag on cookies; set behind HTTPS (HITL_SECURE_COOKIES)
     # seconds between keep-alive comments on an idle event stream (HITL_EVENTS_KEEPALIVE)
     events_keepalive: int = 15
+    # seconds between re-checks of an open websocket's or event stream's login: how soon a
+    # logout, a password change or a disabled account ends it, and a job's log stream sees
+    # that the job ended (HITL_STREAM_RECHECK)
+    stream_recheck: int = 5
     # the bearer token Prometheus sends to GET /metrics; empty: /metrics is off (HITL_METRICS_TOKEN)
     metrics_token: str = field(default="", repr=False)
     # GET /api/v1/robots may fetch robots.txt from loopback and private addresses (HITL_ROBOTS_ALLOW_PRIVATE)
@@ -83,7 +87,8 @@ class ConsoleConfig:
                           ("login_trust_ttl", "HITL_LOGIN_TRUST_TTL"),
                           ("jwt_max_age", "HITL_JWT_MAX_AGE"),
                           ("proxy_hops", "HITL_PROXY_HOPS"),
-                          ("events_keepalive", "HITL_EVENTS_KEEPALIVE")):
+                          ("events_keepalive", "HITL_EVENTS_KEEPALIVE"),
+                          ("stream_recheck", "HITL_STREAM_RECHECK")):
             if key in env:
                 values[name] = _int(key, env[key])
         if "HITL_SECURE_COOKIES" in env:
@@ -108,7 +113,8 @@ class ConsoleConfig:
                           ("login_attempts", "HITL_LOGIN_ATTEMPTS"), ("login_window", "HITL_LOGIN_WINDOW"),
                           ("login_account_attempts", "HITL_LOGIN_ACCOUNT_ATTEMPTS"),
                           ("login_trust_ttl", "HITL_LOGIN_TRUST_TTL"),
-                          ("events_keepalive", "HITL_EVENTS_KEEPALIVE")):
+                          ("events_keepalive", "HITL_EVENTS_KEEPALIVE"),
+                          ("stream_recheck", "HITL_STREAM_RECHECK")):
             if getattr(self, name) < 1:
                 raise ValueError(f"{key} must be at least 1; got {getattr(self, name)}.")
         if self.metrics_token and len(self.metrics_token) < 16:

@@ -38,7 +38,6 @@ sock = Sock()
 BATCH = 500  # events per XREAD (a replay is sent in batches this size)
 BLOCK_MS = 1000  # XREAD BLOCK: also how soon a closed socket's thread notices and ends
 MAX_LIVE_KEY = "HITL_LIVE_MAX_CONNECTIONS"  # app.config: open websockets per process (server.py)
-REAUTH_S = 5.0  # seconds between re-checks of the token (logout, expiry) and the account
 SERVER_OPTIONS = {
     "ping_interval": 25,  # seconds: keeps idle proxies from dropping the connection
     "max_message_size": 4096,  # bytes: clients have nothing to send
@@ -132,7 +131,8 @@ def events(ws: Server) -> None:
     """Send every event after ``g.live_after``, oldest first, then each new one as it comes."""
     stream = current_app.extensions["hitl"].events
     last = g.live_after
-    recheck_at = time.monotonic() + REAUTH_S
+    recheck = current_app.config["HITL"].stream_recheck  # the token (logout, expiry) and the account
+    recheck_at = time.monotonic() + recheck
     logger.debug("Live stream for user %s from %s", g.user["id"], last)
     while ws.connected:
         try:
@@ -142,7 +142,7 @@ def events(ws: Server) -> None:
                 if reason is not None:
                     ws.close(reason=1008, message=reason)
                     return
-                recheck_at = time.monotonic() + REAUTH_S
+                recheck_at = time.monotonic() + recheck
         except redis.RedisError as exc:
             logger.warning("Live stream stopped, Redis failed: %s", exc)
             ws.close(reason=1011, message="event stream unavailable; reconnect with the last id")

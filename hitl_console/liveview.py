@@ -48,7 +48,6 @@ ws_bp = Blueprint("live_view", __name__)
 sock = Sock()
 
 BLOCK_MS = 1000  # XREAD BLOCK on the frames: also how soon a closed socket's thread notices
-RECHECK_S = 5.0  # seconds between re-checks of the login and the live-view token
 INPUT_KEYS = frozenset(("op", "type", "x", "y", "button", "buttons", "clicks", "modifiers", "dx", "dy",
                         "key", "code", "text", "t"))
 
@@ -252,7 +251,8 @@ def live_view(ws: Server, intervention_id: int) -> None:
     pump = threading.Thread(target=_pump_input, args=(ws, client, intervention_id, stop),
                             name=f"live-input-{intervention_id}", daemon=True)
     pump.start()
-    recheck_at = time.monotonic() + RECHECK_S
+    recheck = current_app.config["HITL"].stream_recheck  # the login and the live-view token
+    recheck_at = time.monotonic() + recheck
     try:
         for msg in first:
             ws.send(_encode(msg))
@@ -266,7 +266,7 @@ def live_view(ws: Server, intervention_id: int) -> None:
                 if reason is not None:
                     ws.close(reason=1008, message=reason[:120])
                     return
-                recheck_at = time.monotonic() + RECHECK_S
+                recheck_at = time.monotonic() + recheck
     except redis.RedisError as exc:
         logger.warning("Live view %s stopped, Redis failed: %s", intervention_id, exc)
         ws.close(reason=1011, message="live view unavailable; open it again")

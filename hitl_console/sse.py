@@ -28,7 +28,7 @@ from flask import Blueprint, current_app, g, request, stream_with_context
 from hitl_console.auth import tokens
 from hitl_console.auth.guard import _token_from_request, authenticate, check_token
 from hitl_console.errors import ApiError
-from hitl_console.live import BATCH, BLOCK_MS, REAUTH_S, origin_allowed, parse_after
+from hitl_console.live import BATCH, BLOCK_MS, origin_allowed, parse_after
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -124,9 +124,9 @@ def events() -> Any:
                        f"all {slots.limit()} live connections of this console process are in use; "
                        "close unused tabs, or start the console with more --threads or --workers")
     token = _token_from_request()[0]
-    keepalive = current_app.config["HITL"].events_keepalive
+    keepalive, recheck = current_app.config["HITL"].events_keepalive, current_app.config["HITL"].stream_recheck
     sock = request.environ.get("gunicorn.socket")
-    body = _stream(state.events, after, warning, token or "", keepalive, sock)
+    body = _stream(state.events, after, warning, token or "", keepalive, recheck, sock)
     response = current_app.response_class(stream_with_context(body), mimetype="text/event-stream")
     response.call_on_close(slots.release)  # gunicorn closes the body when the client is gone
     response.headers["Cache-Control"] = "no-cache"
@@ -136,14 +136,14 @@ def events() -> Any:
 
 
 def _stream(stream: EventStream, after: str, warning: dict[str, Any] | None, token: str,
-            keepalive: int, sock: socket.socket | None) -> Iterator[str]:
+            keepalive: int, recheck: int, sock: socket.socket | None) -> Iterator[str]:
     yield f"retry: {RETRY_MS}\n: hitl event stream\n\n"  # sends the headers now
     if warning is not None:
         # Its id resets the client's Last-Event-ID to a good one for the next reconnect.
         yield frame(warning, after)
     last = after
     now = time.monotonic()
-    ping_at, recheck_at = now + keepalive, now + REAUTH_S
+    ping_at, recheck_at = now + keepalive, now + recheck
     while True:
         try:
             batch = stream.read(last, count=BATCH, block_ms=BLOCK_MS)
@@ -153,7 +153,7 @@ def _stream(stream: EventStream, after: str, warning: dict[str, Any] | None, tok
             now = time.monotonic()
             if now >= recheck_at:
                 check_token(token)  # a logout, a password change, a disable, HITL_JWT_MAX_AGE
-                recheck_at = now + REAUTH_S
+                recheck_at = now + recheck
         except tokens.TokenError as exc:
             yield frame(_warning("unauthorized", str(exc)), None)
             return

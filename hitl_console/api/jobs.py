@@ -42,7 +42,6 @@ sock = Sock()
 
 MAX_LOG_LINES = 1000  # lines per page of GET .../log
 BLOCK_MS = 1000  # XREAD BLOCK on the log: also how soon a closed socket's thread notices
-RECHECK_S = 5.0  # seconds between re-checks of the login and of the job's state
 
 
 def requested_by() -> str:
@@ -219,7 +218,7 @@ def job_log(ws: Server, job_id: int) -> None:
                     ws.close(reason=1008, message=str(exc)[:120])
                     return
                 status = jobs.get(st.db, job_id)["status"]
-                recheck_at = time.monotonic() + RECHECK_S
+                recheck_at = time.monotonic() + current_app.config["HITL"].stream_recheck
             while ws.receive(timeout=0) is not None:  # drop anything the client sends
                 pass
     except redis.RedisError as exc:

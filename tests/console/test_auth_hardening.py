@@ -393,6 +393,9 @@ def test_token_age_and_version_are_checked_on_decode(app, client, users, claims,
                      "HITL_LOGIN_ACCOUNT_WINDOW (60 s) must be longer than HITL_LOGIN_WINDOW (60 s)",
                      id="account-window-not-longer"),
         pytest.param({"HITL_LOGIN_TRUST_TTL": "0"}, "HITL_LOGIN_TRUST_TTL must be at least 1", id="no-trust"),
+        pytest.param({"HITL_STREAM_RECHECK": "0"}, "HITL_STREAM_RECHECK must be at least 1", id="no-recheck"),
+        pytest.param({"HITL_STREAM_RECHECK": "5s"}, "HITL_STREAM_RECHECK must be a whole number; got '5s'.",
+                     id="recheck-not-a-number"),
     ],
 )
 def test_bad_auth_settings_name_the_setting(env, message):

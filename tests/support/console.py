@@ -93,9 +93,14 @@ class LiveClient(Client):
 
 
 class RunningConsole:
-    """``hitl console`` started on the environment of one test."""
+    """``hitl console`` started on the environment of one test.
+
+    Open streams re-check their login every second, not every 5 (HITL_STREAM_RECHECK): a
+    test of a logout, or of a job's log stream ending, waits that long. A test's own value
+    wins."""
 
     def __init__(self, env: dict[str, str], log_path: str, *, threads: int | None = None) -> None:
+        env = {"HITL_STREAM_RECHECK": "1", **env}
         self.env = env
         self.key = signing_key(env["HITL_SECRET_KEY"])
         self.process = ConsoleProcess(port=free_port(0), env=env, log_path=log_path, threads=threads)
