@@ -208,4 +208,10 @@ class PostgresServer:
             subprocess.run(self._cmd(str(self.bindir / "pg_ctl"), "stop", "-D", str(self.dir / "data"),
                                      "-m", "immediate", "-w", "-t", "20"), capture_output=True, check=False)
             self._kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        # The cluster holds every database the tests made (~250 in a run: ~130,000 files,
+        # 3.6 GB, most of it not yet written back): removing it took 6-10 s, in the teardown
+        # of the worker's last test, with every other worker done. An rm of its own, left to
+        # finish after pytest exits, does it off the run's time. The server is stopped, so
+        # nothing writes there any more.
+        subprocess.run(["sh", "-c", 'rm -rf -- "$1" &', "sh", str(self.dir)], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, check=False)
