@@ -14,14 +14,17 @@ from scrapy_hitl.state import interventions
 from tests.integration.conftest import wait_for
 
 HELD = "held.sandbox.test"
-COUNT = 70  # pages crawled, each parking one request to HELD
 OUTAGE = 30.0  # seconds Redis is stopped (issue 14)
 DEADLINE = 5.0  # HITL_PARK_FLUSH_DEADLINE: well inside the outage, so the crawl pauses
 
 
-def test_redis_outage_backs_off_pauses_and_loses_nothing(crawl, own_redis, own_state, fresh_sandbox):
+def test_redis_outage_backs_off_pauses_and_loses_nothing(crawl, own_redis, own_state, fresh_sandbox, tmp_path):
+    """The crawl's pages go on until the test has brought Redis back (``stop_file``), so it
+    parks from before the outage, through the deadline, to after it, however fast it runs:
+    no page count to guess, and none crawled once the outage is over but for the last."""
     interventions.open_or_update(own_state, type="manual_access", reason="http_403", domain=HELD)
-    run = crawl(spider="trickle", args={"count": str(COUNT), "held": HELD}, settings={
+    stop_file = tmp_path / "stop-paging"
+    run = crawl(spider="trickle", args={"count": "1000", "held": HELD, "stop_file": str(stop_file)}, settings={
         "SPIDER_MODULES": ["demo.spiders", "tests.support.trickle"],
         # 5 pages a second at most: parking goes on well past the deadline into the outage
         "DOWNLOAD_DELAY": 0.2,
@@ -33,15 +36,17 @@ def test_redis_outage_backs_off_pauses_and_loses_nothing(crawl, own_redis, own_s
     wait_for(lambda: own_state.parking.count("trickle", HELD) >= 5, what="the first parks")
     own_redis.shutdown()
     time.sleep(OUTAGE)
+    stop_file.touch()  # the crawl is paused: its first page after the outage is its last
     own_redis.start_again()  # same port, its AOF loaded
     result = run.wait(timeout=180)
 
     assert result.returncode == 0, result.log[-3000:]
     assert result.stats["finish_reason"] == "hitl_paused"  # HELD waits for a human
-    assert sorted(i["n"] for i in result.items if "n" in i) == list(range(1, COUNT + 1))
-    # Every request the crawl parked is in Redis, once.
-    assert result.stats["hitl/parked"] == COUNT
-    assert own_state.parking.count("trickle", HELD) == COUNT
+    pages = sorted(i["n"] for i in result.items if "n" in i)
+    assert pages == list(range(1, len(pages) + 1))
+    # Every request the crawl parked (one a page) is in Redis, once.
+    assert result.stats["hitl/parked"] == len(pages)
+    assert own_state.parking.count("trickle", HELD) == len(pages)
     # One outage; long enough that the crawl paused until Redis was back.
     assert result.stats["hitl/redis/outages"] == 1
     assert result.stats["hitl/redis/paused"] == 1
@@ -67,7 +72,7 @@ def test_a_close_while_redis_is_away_saves_what_it_could_not_park_for_the_next_c
     settings = {
         "SPIDER_MODULES": ["demo.spiders", "tests.support.trickle"],
         "DOWNLOAD_DELAY": 0.05,
-        "HITL_PARK_FLUSH_DEADLINE": 2.0,
+        "HITL_PARK_FLUSH_DEADLINE": 1.0,  # the pause, and the final write at close, come after 1 s
         "HITL_PAUSE_TIMEOUT": 1,
     }
     run = crawl(spider="trickle", args={"count": "1000", "held": HELD}, settings=settings)
