@@ -8,8 +8,9 @@ test: bootstrap
 	.venv/bin/ruff check scrapy_hitl hitl_console projects tests bench
 	.venv/bin/pytest -m "not slow"
 
-# The benchmarks' --quick smoke runs (tests/bench): minutes of crawls that only check each
-# benchmark still runs; kept out of `make test` so it stays under 10 minutes on 2 cores.
+# Minutes of one scenario each, kept out of `make test` so it stays under 10 minutes on 2
+# cores: the benchmarks' --quick smoke runs (tests/bench), the multi-host rig of network
+# namespaces (tests/multihost, as root) and the 30-s Redis outage (pytest's "slow" marker).
 test-slow: bootstrap
 	.venv/bin/pytest -m slow
 

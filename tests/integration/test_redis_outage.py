@@ -10,6 +10,8 @@ import stat
 import time
 from pathlib import Path
 
+import pytest
+
 from scrapy_hitl.state import interventions
 from tests.integration.conftest import wait_for
 
@@ -18,6 +20,7 @@ OUTAGE = 30.0  # seconds Redis is stopped (issue 14)
 DEADLINE = 5.0  # HITL_PARK_FLUSH_DEADLINE: well inside the outage, so the crawl pauses
 
 
+@pytest.mark.slow  # a 30-s outage: `make test-slow`
 def test_redis_outage_backs_off_pauses_and_loses_nothing(crawl, own_redis, own_state, fresh_sandbox, tmp_path):
     """The crawl's pages go on until the test has brought Redis back (``stop_file``), so it
     parks from before the outage, through the deadline, to after it, however fast it runs:
