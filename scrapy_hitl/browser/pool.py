@@ -234,7 +234,7 @@ class BrowserPool:
         try:
             response = await watch(handler.download_request(request), lambda: _browser_of(handler, meta),
                                    grace=_GONE_GRACE, timeout=meta.get("download_timeout"), url=request.url,
-                                   started_in=getattr(handler, "browser", None))
+                                   started_in=_starts_in(handler, meta))
         except BaseException as exc:
             wrapper = _context_wrapper(handler, meta)
             if gen not in slot.contexts and wrapper is not None:
@@ -492,6 +492,14 @@ def _browser_of(handler: Any, meta: dict[str, Any]) -> Any:
     launching = getattr(handler, "browser_launch_lock", None)
     # after a crash scrapy-playwright retries the request in a browser it launches now
     return RELAUNCHING if launching is not None and launching.locked() else None
+
+
+def _starts_in(handler: Any, meta: dict[str, Any]) -> Any:
+    """The browser a download starts in (the watchdog counts it until it sees the download's
+    own); None for a persistent context (``user_data_dir``), which has a browser of its own."""
+    if (meta.get("playwright_context_kwargs") or {}).get("user_data_dir"):
+        return None
+    return getattr(handler, "browser", None)
 
 
 def _context_wrapper(handler: Any, meta: dict[str, Any]) -> Any:

@@ -42,7 +42,8 @@ class BrowserGone(Exception):
 
 
 async def watch(download: Awaitable[Any], browser_of: Callable[[], Any], *, grace: float,
-                timeout: float | None, url: str = "", started_in: Any = None) -> Any:
+                timeout: float | None, url: str = "", started_in: Any = None,
+                unseen_grace: float | None = None) -> Any:
     """Await ``download``, failing it once ``browser_of()``'s browser has been gone for
     ``grace`` seconds, or once ``timeout`` seconds have passed (None: no limit).
 
@@ -53,12 +54,17 @@ async def watch(download: Awaitable[Any], browser_of: Callable[[], Any], *, grac
 
     ``started_in`` is the browser the download starts in, counted until ``browser_of`` sees
     one: a crash within the first look's ``_POLL`` can clear the download's context before
-    it was ever seen, and the download then waited out the whole ``timeout`` (180 s).
+    it was ever seen, and the download then waited out the whole ``timeout`` (180 s). Gone
+    from it alone, a download gets ``unseen_grace`` (5 x ``grace``): after a relaunch the
+    contexts of the requests in flight are made again one at a time, and one far back in
+    that queue shows no browser of its own for a while, though nothing is wrong with it.
     """
     task = asyncio.ensure_future(download)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout if timeout else None
     browser: Any = started_in  # the last browser the download was seen using
+    own = False  # browser_of has seen one: the download's own, not only the one it started in
+    unseen_grace = 5 * grace if unseen_grace is None else unseen_grace
     gone_since: float | None = None
     try:
         while True:
@@ -67,14 +73,15 @@ async def watch(download: Awaitable[Any], browser_of: Callable[[], Any], *, grac
                 return task.result()
             now = loop.time()
             seen = browser_of()
+            own = own or (seen is not None and seen is not RELAUNCHING)
             if seen is RELAUNCHING:
                 gone_since = None
             elif (browser := seen or browser) is not None and not browser.is_connected():
                 gone_since = gone_since if gone_since is not None else now
-                if now - gone_since >= grace:
+                if now - gone_since >= (waited := grace if own else unseen_grace):
                     await _cancel(task)
                     raise BrowserGone(f"The browser disconnected under {url or 'a request'}, "
-                                      f"and the download was still waiting {grace:g} s later")
+                                      f"and the download was still waiting {waited:g} s later")
             else:
                 gone_since = None
             if deadline is not None and now >= deadline:

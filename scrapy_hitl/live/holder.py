@@ -42,7 +42,7 @@ from scrapy_hitl.classifier import Observation
 from scrapy_hitl.exceptions import CaptchaExpired, RequestAbandoned, RequestParked
 from scrapy_hitl.live import relay
 from scrapy_hitl.live.config import LiveConfig
-from scrapy_hitl.live.screencast import LivePage, read_settled
+from scrapy_hitl.live.screencast import LivePage, evaluate_settled, read_settled
 from scrapy_hitl.runtime import HitlRuntime, _open_with_artifacts
 from scrapy_hitl.state import interventions as interventions_service
 from scrapy_hitl.state.parking import ParkEntry
@@ -267,6 +267,8 @@ class LiveHolder:
             html, url = await read_settled(page)
         except Exception as exc:
             return {"ok": False, "error": "page_error", "message": f"could not read the page: {exc}"}
+        if held.future.done() or held.settling:  # it expired, or was resolved, while the page loaded
+            return {"ok": False, "error": "closed", "message": "this live page is closing"}
         verdict = self.rt.classifier.classify(self._observation(held, url, html))
         if verdict.action != "ok":
             self.stats.inc_value("hitl/live/continue_refused")
@@ -280,7 +282,7 @@ class LiveHolder:
         held.settling = True
         try:
             cookies = await page.context.cookies([url])
-            user_agent = await page.evaluate("() => navigator.userAgent")
+            user_agent = await evaluate_settled(page, "() => navigator.userAgent")
             response = HtmlResponse(url=url, status=held.status, body=html.encode("utf-8"), encoding="utf-8",
                                     headers={"Content-Type": "text/html; charset=utf-8"}, request=held.request,
                                     flags=["hitl_live"])

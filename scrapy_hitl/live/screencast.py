@@ -55,11 +55,25 @@ async def read_settled(page: Any, *, timeout: float = 10.0) -> tuple[str, str]:
     then, and reading it fails. Retry while that is the failure, for up to ``timeout``
     seconds; any other error is raised at once.
     """
+
+    async def read() -> tuple[str, str]:
+        return await page.content(), page.url
+
+    return await _settled(page, read, timeout)
+
+
+async def evaluate_settled(page: Any, expression: str, *, timeout: float = 10.0) -> Any:
+    """``page.evaluate(expression)``, retried as :func:`read_settled` is (a solved page that
+    redirects once more destroys the script context under it)."""
+    return await _settled(page, lambda: page.evaluate(expression), timeout)
+
+
+async def _settled(page: Any, call: Callable[[], Awaitable[Any]], timeout: float) -> Any:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
         try:
-            return await page.content(), page.url
+            return await call()
         except Exception as exc:
             if not any(marker in str(exc) for marker in _NAVIGATING) or loop.time() >= deadline:
                 raise

@@ -134,6 +134,20 @@ def test_a_download_that_started_in_a_dead_browser_and_moved_on_is_left_alone() 
     assert run(download, lambda: next(seen, Browser()), started_in=Browser(connected=False), grace=0.1) == "response"
 
 
+def test_gone_only_from_the_browser_it_started_in_a_download_gets_the_longer_grace() -> None:
+    # After a relaunch its context waits its turn to be made again: no browser of its own
+    # shows for longer than the grace (0.05 s), and it is still left alone within 5 x that...
+    async def download():
+        await asyncio.sleep(0.15)
+        return "response"
+
+    assert run(download, lambda: None, started_in=Browser(connected=False)) == "response"
+    # ... but not once a browser of its own was seen gone.
+    seen = iter([Browser(connected=False)])
+    with pytest.raises(BrowserGone, match="still waiting 0.05 s later"):
+        run(download, lambda: next(seen, None), started_in=Browser(connected=False))
+
+
 def test_a_dead_browser_counts_again_once_another_launch_is_over() -> None:
     # Another request's launch only holds the count: a call left waiting on the dead
     # browser still fails once the launch is over.

@@ -8,7 +8,7 @@ import concurrent.futures
 
 import pytest
 
-from scrapy_hitl.live.screencast import read_settled
+from scrapy_hitl.live.screencast import evaluate_settled, read_settled
 
 NAVIGATING = RuntimeError("Page.content: Unable to retrieve content because the page is navigating "
                           "and changing the content.")
@@ -29,6 +29,9 @@ class ScriptedPage:
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
+
+    async def evaluate(self, expression):
+        return "UA " + await self.content()
 
     async def wait_for_load_state(self, state, timeout):
         self.waits += 1
@@ -63,3 +66,9 @@ def test_a_page_that_keeps_navigating_fails_after_the_timeout():
     with pytest.raises(RuntimeError, match="navigating"):
         run(lambda: read_settled(page, timeout=0.3))
     assert 2 <= page.reads < 1000
+
+
+def test_a_script_run_as_the_page_redirects_once_more_is_run_again():
+    page = ScriptedPage([DESTROYED, "Chromium"])
+    assert run(lambda: evaluate_settled(page, "() => navigator.userAgent")) == "UA Chromium"
+    assert page.reads == 2
