@@ -106,11 +106,13 @@ def test_a_session_stored_meanwhile_is_replaced_not_an_error(state, backend):
         if backend == "postgres":  # until our INSERT waits for this one's
             # AUTOCOMMIT: pg_stat_activity is read once per transaction, each look needs its own
             with state.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watch:
-                for _ in range(1000):
+                for _ in range(3000):
                     if watch.scalar(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
                                          "AND datname = current_database()")):
                         break
                     time.sleep(0.01)
+                else:  # the race this test is about did not happen: passing would say nothing
+                    raise AssertionError("the other capture never waited for this one's lock within 30 s")
     thread.join(timeout=60)
     assert errors == []
     assert state.vault.get("a.example").cookies == (Cookie("new", "2", "a.example"),)
